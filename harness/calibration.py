@@ -1,0 +1,127 @@
+"""Post-hoc calibration fitted on the validation split: temperatures and ensemble weights.
+
+A backend's softmax can be over- or under-confident, and the seed's ensemble
+weights (training accuracy) are a guess. Both can instead be fitted to
+minimise negative log-likelihood on held-out validation data. Every fitting
+function here takes validation probabilities and validation labels and nothing
+else, so test data cannot leak into a fit by construction; apply the fitted
+values to test predictions afterwards.
+
+Pure numpy (no scipy): each fit is a small convex problem solved by a
+deterministic method with a stated tolerance.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from harness.metrics import DEFAULT_EPS, as_labels, as_member_stack, as_probs
+
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+"""Fitted temperatures are searched in this closed interval (and clamped to it)."""
+
+_BISECTION_STEPS = 80
+"""Halvings of the log-temperature interval; 80 reaches float64 resolution."""
+
+
+def _log_probs(probs: np.ndarray, eps: float) -> np.ndarray:
+    return np.log(np.clip(probs, eps, 1.0))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def apply_temperature(probs: Any, temperature: float, eps: float = DEFAULT_EPS) -> np.ndarray:
+    """Rescale predictions to ``softmax(log(p) / T)``: T > 1 softens them, T < 1 sharpens them.
+
+    ``log(p)`` equals the network's logits up to a per-row constant, which the
+    softmax ignores, so this is temperature scaling applied to saved
+    probabilities. The argmax (and so accuracy) never changes.
+    """
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive finite number; got {temperature}")
+    p = as_probs(probs)
+    return _softmax(_log_probs(p, eps) / temperature)
+
+
+def fit_temperature(val_probs: Any, val_labels: Any, eps: float = DEFAULT_EPS) -> float:
+    """The temperature in ``TEMPERATURE_BOUNDS`` minimising validation NLL of ``apply_temperature``.
+
+    With ``z = log p`` the NLL is ``mean(logsumexp(b * z) - b * z_true)`` for
+    ``b = 1 / T``, which is convex in ``b``: its derivative ``E_softmax(b z)[z]
+    - z_true`` (averaged over images) is non-decreasing. We bisect on the sign
+    of that derivative over ``log b`` for a fixed number of steps, which is
+    deterministic and reaches float64 resolution. If the optimum lies outside
+    the bounds (e.g. a member that is always right wants T -> 0), the nearest
+    bound is returned. A flat NLL (all-uniform predictions) returns T = 1.
+    """
+    p = as_probs(val_probs, "val_probs")
+    y = as_labels(val_labels, p.shape[0], p.shape[1], "val_labels")
+    z = _log_probs(p, eps)
+    z_true = z[np.arange(z.shape[0]), y]
+
+    def slope(log_b: float) -> float:
+        weights = _softmax(np.exp(log_b) * z)
+        return float(np.mean(np.sum(weights * z, axis=1) - z_true))
+
+    if np.allclose(z, z[:, :1]):
+        return 1.0
+    lo, hi = -np.log(TEMPERATURE_BOUNDS[1]), -np.log(TEMPERATURE_BOUNDS[0])
+    if slope(lo) >= 0:
+        return TEMPERATURE_BOUNDS[1]
+    if slope(hi) <= 0:
+        return TEMPERATURE_BOUNDS[0]
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        if slope(mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+    return float(np.exp(-0.5 * (lo + hi)))
+
+
+def fit_member_temperatures(
+    member_val_probs: Mapping[str, Any], val_labels: Any, eps: float = DEFAULT_EPS
+) -> dict[str, float]:
+    """Fit one temperature per member on the shared validation split: ``{name: T}``."""
+    return {name: fit_temperature(p, val_labels, eps) for name, p in member_val_probs.items()}
+
+
+def fit_weights(
+    member_val_probs: Any,
+    val_labels: Any,
+    tol: float = 1e-9,
+    max_iter: int = 200_000,
+    eps: float = DEFAULT_EPS,
+) -> np.ndarray:
+    """Simplex weights ``[m]`` minimising validation NLL of the weighted soft vote.
+
+    The NLL of ``sum_i w_i p_i`` depends only on each member's probability
+    for the true class, ``q_i``; it is convex in ``w``. We run the EM /
+    multiplicative update ``w_i <- w_i * g_i`` with ``g_i = mean(q_i / (w . q))``
+    from uniform weights: it stays on the simplex, never increases the NLL and
+    converges to the global minimum. We stop once ``log(max_i g_i) <= tol``,
+    which bounds how far the NLL is above its minimum (so ``tol`` is in nats).
+    A member that never helps has weight driven towards 0. ``q`` is clipped to
+    ``eps`` like ``metrics.nll``. Raises RuntimeError if ``max_iter`` updates
+    do not reach ``tol`` (not seen in practice; it would mean a bug).
+    """
+    stack = as_member_stack(member_val_probs, "member_val_probs")
+    m, n, k = stack.shape
+    y = as_labels(val_labels, n, k, "val_labels")
+    if tol <= 0:
+        raise ValueError(f"tol must be positive; got {tol}")
+    q = np.clip(stack[:, np.arange(n), y], eps, 1.0)
+    weights = np.full(m, 1.0 / m)
+    for _ in range(max_iter):
+        gradient_ratio = np.mean(q / (weights @ q), axis=1)
+        if np.log(gradient_ratio.max()) <= tol:
+            return weights
+        weights = weights * gradient_ratio
+        weights /= weights.sum()
+    raise RuntimeError(f"fit_weights did not reach tol={tol} in {max_iter} updates")

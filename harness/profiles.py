@@ -1,0 +1,88 @@
+"""Benchmark profiles: how much data, how many epochs, how long a job may take.
+
+Every backend of a run uses the same profile, so every backend sees the same
+images in the same order and the same number of optimisation steps.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from harness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The size of one benchmark run."""
+
+    name: str
+    description: str
+    n_train: int | None
+    """Training images (a seeded, stratified subset); ``None`` means all."""
+    n_val: int
+    """Images held out of the training set for validation (0: train on all)."""
+    n_test: int | None
+    """Test images (a seeded, stratified subset); ``None`` means all."""
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    """RMSprop's learning rate; the seed uses 1e-4."""
+    predict_batch_size: int
+    job_timeout_s: float
+    """A job still running after this long is killed and reported as timed out."""
+    seed: int = 20170318
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="smoke",
+            description="CI check: a few hundred images, one short epoch pair; seconds per job.",
+            n_train=600,
+            n_val=200,
+            n_test=500,
+            epochs=2,
+            batch_size=32,
+            learning_rate=1e-3,
+            predict_batch_size=100,
+            job_timeout_s=900,
+        ),
+        Profile(
+            name="default",
+            description="Every backend in a few minutes on a 2-core laptop.",
+            n_train=8000,
+            n_val=1000,
+            n_test=2000,
+            epochs=4,
+            batch_size=32,
+            learning_rate=1e-3,
+            predict_batch_size=100,
+            job_timeout_s=3600,
+        ),
+        Profile(
+            name="full",
+            description="The seed's setting: all 50,000 training images, the seed's optimiser, "
+            "enough epochs to reach its accuracy (hours per backend on a CPU).",
+            n_train=None,
+            n_val=0,
+            n_test=None,
+            epochs=50,
+            batch_size=32,
+            learning_rate=1e-4,
+            predict_batch_size=100,
+            job_timeout_s=7 * 24 * 3600,
+        ),
+    )
+}
+
+
+def get(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown profile {name!r}; choose from {', '.join(PROFILES)}"
+        ) from None

@@ -1,0 +1,95 @@
+"""``python -m harness.workload train|predict --shared DIR --run-id ID --backend NAME``
+
+Exit status: 0 done, 1 crashed, 2 bad usage, 3 bad input (retrying cannot
+help). On failure the last line on standard error starts with ``kbench-error:``
+and says what went wrong in one line.
+"""
+import time
+
+STARTED = time.time()  # before any heavy import: start-up time is measured from here
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+
+ERROR_PREFIX = "kbench-error: "
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m harness.workload",
+                                     description="Train or predict one Keras backend of a benchmark run.")
+    parser.add_argument("phase", choices=("train", "predict"))
+    parser.add_argument("--shared", required=True, help="the shared folder that holds runs/ and cache/")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--backend", required=True)
+    return parser.parse_args(argv)
+
+
+def _import_keras(backend):
+    from harness.workload import compat
+    from harness.workload.job import JobError
+
+    wanted = os.environ.get("KERAS_BACKEND")
+    if wanted and wanted != backend:
+        raise JobError("KERAS_BACKEND=%s but the job is for %s; let the harness set the environment"
+                       % (wanted, backend))
+    os.environ["KERAS_BACKEND"] = backend
+    compat.apply()
+    import keras
+
+    if keras.backend.backend() != backend:
+        raise JobError("keras %s loaded backend %r instead of %r; install %s in this environment"
+                       % (getattr(keras, "__version__", "?"), keras.backend.backend(), backend, backend))
+    keras.backend.set_image_data_format("channels_last")
+    from harness.workload import environment
+
+    environment.apply_threads(backend)
+    return keras
+
+
+def main(argv=None):
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    from harness.workload import data, events, layout
+    from harness.workload.job import Job, JobError, InputError
+
+    job = None
+    try:
+        job = Job(args.shared, args.run_id, args.backend, args.phase, STARTED)
+        job.events.emit(events.START, pid=os.getpid())
+        keras = _import_keras(args.backend)
+        if args.phase == "train":
+            from harness.workload import train as phase
+        else:
+            from harness.workload import predict as phase
+        result = phase.run(job, keras)
+        layout.atomic_write_json(job.path(layout.result_name(args.phase)), result)
+        job.events.emit(events.DONE, seconds=round(job.elapsed(), 3))
+        return 0
+    except (JobError, data.DataError) as err:
+        code = err.exit_code if isinstance(err, JobError) else InputError.exit_code
+        return _fail(job, str(err), code)
+    except KeyboardInterrupt:
+        return _fail(job, "interrupted", 130)
+    except MemoryError:
+        traceback.print_exc()
+        return _fail(job, "out of memory (MemoryError); give the job more memory or use a smaller profile", 1)
+    except Exception as err:
+        traceback.print_exc()
+        return _fail(job, "%s: %s" % (type(err).__name__, err), 1)
+
+
+def _fail(job, message, code):
+    message = " ".join(str(message).split())
+    if job is not None:
+        from harness.workload import events
+
+        job.events.emit(events.ERROR, message=message, exit_code=code)
+    sys.stdout.flush()
+    sys.stderr.write(ERROR_PREFIX + message + "\n")
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""What a result was measured on, and the in-process thread settings.
+
+Recorded in every result file so anyone can see the Python, Keras and backend
+versions, the thread settings and the CPU behind a number.
+"""
+import os
+import platform
+import resource
+import socket
+import sys
+
+THREAD_VARIABLES = ("KBENCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS", "TF_XLA_FLAGS",
+                    "THEANO_FLAGS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "TF_ENABLE_ONEDNN_OPTS")
+
+LIBRARY_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "theano": "theano",
+                   "cntk": "cntk"}
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count()
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def _version(module_name):
+    module = sys.modules.get(module_name)
+    if module is None:
+        try:
+            module = __import__(module_name)
+        except Exception:
+            return None
+    return getattr(module, "__version__", None)
+
+
+def describe(keras, backend_name):
+    """The environment of this job, as plain JSON."""
+    import numpy
+
+    library = LIBRARY_MODULES.get(backend_name, backend_name)
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable_cpus(),
+        "keras": getattr(keras, "__version__", None),
+        "keras_backend": keras.backend.backend(),
+        "backend_library": library,
+        "backend_version": _version(library),
+        "numpy": numpy.__version__,
+        "image_data_format": keras.backend.image_data_format(),
+        "floatx": keras.backend.floatx(),
+        "threads": threads_in_effect(backend_name),
+        "variables": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+    }
+
+
+def requested_threads():
+    try:
+        return max(1, int(os.environ.get("KBENCH_THREADS", "0")))
+    except ValueError:
+        return None
+
+
+def apply_threads(backend_name):
+    """Set the backend's own thread pools to ``KBENCH_THREADS`` where an API exists.
+
+    Environment variables (set by the executor) cover OpenMP, MKL, OpenBLAS and
+    XLA; TensorFlow and PyTorch also take an in-process call.
+    """
+    threads = requested_threads()
+    if not threads:
+        return
+    if backend_name == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass  # already initialised: the environment variables applied
+    elif backend_name == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+
+
+def threads_in_effect(backend_name):
+    found = {"requested": requested_threads()}
+    try:
+        if backend_name == "tensorflow":
+            import tensorflow as tf
+
+            found["intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
+            found["inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
+        elif backend_name == "torch":
+            import torch
+
+            found["intra_op"] = torch.get_num_threads()
+            found["inter_op"] = torch.get_num_interop_threads()
+    except Exception:
+        pass
+    return found

@@ -1,0 +1,124 @@
+"""``train``: fit the seed's CNN on the run's training split and record everything.
+
+Timings separate start-up (imports, data, model build) and the first epoch
+(which includes tracing and compilation) from steady-state work.
+"""
+import os
+import random
+import time
+
+import numpy as np
+
+from harness.workload import data, environment, events, layout, model
+from harness.workload.timing import StepTimer, steady_rate, summarise_epochs
+
+
+def _seed_everything(keras, seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    set_seed = getattr(getattr(keras, "utils", None), "set_random_seed", None)
+    if set_seed is not None:
+        set_seed(seed)
+
+
+def run(job, keras):
+    profile = job.profile
+    t = time.time()
+    arrays = data.load(job.settings["dataset"], job.shared, job.cache_dir, say=job.say)
+    prepared = data.prepare(arrays, profile)
+    data_s = time.time() - t
+    x_train, y_train = prepared.x["train"], prepared.y["train"]
+    n_classes = len(prepared.classes)
+    job.events.emit(events.DATA_LOADED, seconds=round(data_s, 3), n_train=len(y_train),
+                    n_val=len(prepared.y["val"]), n_test=len(prepared.y["test"]))
+
+    _seed_everything(keras, profile["seed"])
+    t = time.time()
+    net = model.build(keras, x_train.shape[1:], n_classes, profile["learning_rate"])
+    build_s = time.time() - t
+    startup_s = job.elapsed()
+    job.events.emit(events.MODEL_READY, seconds=round(build_s, 3), startup_s=round(startup_s, 3),
+                    parameters=int(net.count_params()))
+
+    y_train_1h = model.one_hot(keras, y_train, n_classes)
+    batch = profile["batch_size"]
+    steps = int(np.ceil(len(y_train) / float(batch)))
+    history, timers = [], []
+    for epoch in range(1, profile["epochs"] + 1):
+        order = np.random.RandomState(profile["seed"] + epoch).permutation(len(y_train))
+        x_epoch, y_epoch = x_train[order], y_train_1h[order]
+        timer = StepTimer(keras, job.events, epoch, steps, batch)
+        job.events.emit(events.EPOCH_START, epoch=epoch, steps=steps)
+        t = time.perf_counter()
+        fitted = net.fit(x_epoch, y_epoch, batch_size=batch, epochs=1, shuffle=False, verbose=0,
+                         callbacks=[timer.callback])
+        seconds = time.perf_counter() - t
+        logs = fitted.history
+        record = {
+            "epoch": epoch,
+            "seconds": round(seconds, 4),
+            "images": int(len(y_train)),
+            "images_per_s": round(len(y_train) / seconds, 2),
+            "loss": float(logs["loss"][-1]),
+            "accuracy": float(logs.get("accuracy", logs.get("acc"))[-1]),
+        }
+        if len(prepared.y["val"]):
+            val_loss, val_acc = _evaluate(keras, net, prepared, "val", profile, n_classes)
+            record.update(val_loss=val_loss, val_accuracy=val_acc)
+        history.append(record)
+        timers.append(timer)
+        job.events.emit(events.EPOCH_END, **record)
+
+    test_loss, test_acc = _evaluate(keras, net, prepared, "test", profile, n_classes)
+    job.events.emit(events.EVALUATED, split="test", loss=test_loss, accuracy=test_acc)
+    layout.atomic_save_npz(job.path(layout.WEIGHTS), net.get_weights())
+
+    final = history[-1]
+    result = {
+        "schema": layout.SCHEMA_VERSION,
+        "kind": "train",
+        "run_id": job.run_id,
+        "backend": job.backend,
+        "data": _data_record(prepared, job.settings),
+        "settings": {k: profile[k] for k in ("epochs", "batch_size", "learning_rate", "seed")},
+        "environment": environment.describe(keras, job.backend),
+        "history": history,
+        "final": {
+            "train_accuracy": final["accuracy"],
+            "train_loss": final["loss"],
+            "val_accuracy": final.get("val_accuracy"),
+            "val_loss": final.get("val_loss"),
+            "test_accuracy": test_acc,
+            "test_loss": test_loss,
+        },
+        "timing": dict(
+            summarise_epochs(history, timers),
+            startup_s=round(startup_s, 3),
+            data_load_s=round(data_s, 3),
+            model_build_s=round(build_s, 3),
+            total_s=round(job.elapsed(), 3),
+        ),
+        "model": {"parameters": int(net.count_params()), "input_shape": list(x_train.shape[1:]),
+                  "classes": prepared.classes},
+        "peak_rss_mb": environment.peak_rss_mb(),
+    }
+    result["timing"]["steady_images_per_s"] = steady_rate(history, timers)
+    return result
+
+
+def _evaluate(keras, net, prepared, split, profile, n_classes):
+    labels = model.one_hot(keras, prepared.y[split], n_classes)
+    loss, accuracy = net.evaluate(prepared.x[split], labels, batch_size=profile["predict_batch_size"],
+                                  verbose=0)[:2]
+    return float(loss), float(accuracy)
+
+
+def _data_record(prepared, settings):
+    return {
+        "fingerprint": prepared.fingerprint,
+        "source": settings["dataset"],
+        "cache_key": prepared.key,
+        "classes": prepared.classes,
+        "sizes": {split: int(len(idx)) for split, idx in prepared.indices.items()},
+        "image_shape": list(prepared.x["test"].shape[1:]),
+    }
