@@ -24,7 +24,11 @@ def names() -> list[str]:
 def executor_class(name: str) -> type[Executor]:
     if name not in _MODULES:
         raise ConfigError(f"unknown executor {name!r}; choose from {', '.join(_MODULES)}")
-    module = importlib.import_module(_MODULES[name])
+    try:
+        module = importlib.import_module(_MODULES[name])
+    except ImportError as err:
+        raise ConfigError(f"the {name} executor cannot be loaded ({err}); reinstall the harness with its "
+                          "dependencies (pip install -e .)") from None
     for value in vars(module).values():
         if isinstance(value, type) and issubclass(value, Executor) and getattr(value, "name", None) == name:
             return value

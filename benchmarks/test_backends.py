@@ -1,0 +1,27 @@
+"""The benchmark: train and predict on every backend, then ensemble them.
+
+``pytest benchmarks/ --backend all`` runs one job per (backend, phase) through
+the chosen executor. Each case records the job's wall time with
+pytest-benchmark and the figures measured inside the job (steady-state
+images/s, epoch times, inference latency) in the benchmark JSON.
+"""
+from harness.gather import job_figures
+from harness.pytest_plugin import fail_unless_ok, record_job_timing
+
+
+def test_train(backend_name, kbench, benchmark):
+    """The backend trains the seed's CNN on the profile's data and writes its weights."""
+    result = kbench.job(backend_name, "train")
+    fail_unless_ok(result)
+    figures = job_figures(kbench.result_json(backend_name, "train"), "train")
+    record_job_timing(benchmark, result, figures)
+    assert figures["steady_images_per_s"] and figures["steady_images_per_s"] > 0
+
+
+def test_predict(backend_name, kbench, benchmark):
+    """The backend loads its weights and writes softmax outputs for every test image."""
+    result = kbench.job(backend_name, "predict")
+    fail_unless_ok(result)
+    figures = job_figures(kbench.result_json(backend_name, "predict"), "predict")
+    record_job_timing(benchmark, result, figures)
+    assert figures["images_per_s"] and figures["images_per_s"] > 0

@@ -1,0 +1,117 @@
+"""A run's settings, typed and checked as they are read.
+
+The pytest plugin turns its options into a ``RunConfig`` through ``build``;
+every problem is a ``ConfigError`` whose message names the fix.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import backends as backend_registry
+from harness import profiles
+from harness.backends import Backend
+from harness.errors import ConfigError
+from harness.executors import executor_class
+from harness.profiles import Profile
+from harness.rundir import check_run_id, new_run_id
+
+DATASET_ENV = "KBENCH_DATASET"
+KERAS_NAMES = ("keras", "cifar10", "keras:cifar10")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one benchmark session was asked to do."""
+
+    backends: tuple[Backend, ...]
+    profile: Profile
+    executor: str
+    dataset: dict
+    """run.json form: ``{"kind": "keras"}`` or ``{"kind": "path", "path": <absolute>}``."""
+    shared_dir: Path
+    run_id: str
+    work_dir: Path
+    """Machine-local state: runtimes, staged workload code."""
+    reports_dir: Path
+    parallel: int | None = None
+    threads: int | None = None
+    job_timeout_s: float | None = None
+    ensemble_method: str = "seed"
+    executor_settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timeout_s(self) -> float:
+        return self.job_timeout_s or self.profile.job_timeout_s
+
+
+def parse_dataset(text: str | None, cwd: Path) -> dict:
+    """``keras`` (download CIFAR-10) or the path of an image-folder data set."""
+    text = (text or os.environ.get(DATASET_ENV) or "keras").strip()
+    if text.lower() in KERAS_NAMES:
+        return {"kind": "keras"}
+    path = (cwd / os.path.expanduser(text)).resolve()
+    if not path.exists():
+        raise ConfigError(
+            f"data set {text} does not exist; pass --dataset with an image-folder data set (a folder or "
+            ".tar.gz laid out train/<class>/*.jpg, test/<class>/*.jpg) or --dataset keras to download CIFAR-10")
+    if path.is_file() and not (path.name.endswith((".tar.gz", ".tgz", ".tar"))):
+        raise ConfigError(f"data set {text} is a file but not a .tar.gz or .tar archive; give a folder or an archive")
+    return {"kind": "path", "path": str(path)}
+
+
+def parse_positive_int(name: str, value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise ConfigError(f"{name} must be at least 1, not {number}")
+    return number
+
+
+def build(
+    *,
+    backend: str,
+    profile: str,
+    executor: str,
+    dataset: str | None,
+    shared_dir: str | Path,
+    run_id: str | None,
+    work_dir: str | Path,
+    reports_dir: str | Path,
+    cwd: Path,
+    parallel: Any = None,
+    threads: Any = None,
+    job_timeout: Any = None,
+    ensemble_method: str = "seed",
+    executor_settings: dict[str, Any] | None = None,
+) -> RunConfig:
+    executor_class(executor)  # an unknown executor fails here, listing the valid ones
+    timeout = None
+    if job_timeout not in (None, ""):
+        try:
+            timeout = float(job_timeout)
+        except ValueError:
+            raise ConfigError(f"--job-timeout must be a number of seconds, not {job_timeout!r}") from None
+        if timeout <= 0:
+            raise ConfigError("--job-timeout must be more than 0 seconds")
+    return RunConfig(
+        backends=tuple(backend_registry.parse_backends(backend)),
+        profile=profiles.get(profile),
+        executor=executor,
+        dataset=parse_dataset(dataset, cwd),
+        shared_dir=(cwd / Path(shared_dir).expanduser()).resolve(),
+        run_id=check_run_id(run_id) if run_id else new_run_id(),
+        work_dir=(cwd / Path(work_dir).expanduser()).resolve(),
+        reports_dir=(cwd / Path(reports_dir).expanduser()).resolve(),
+        parallel=parse_positive_int("--parallel", parallel),
+        threads=parse_positive_int("--threads", threads),
+        job_timeout_s=timeout,
+        ensemble_method=ensemble_method,
+        executor_settings=dict(executor_settings or {}),
+    )

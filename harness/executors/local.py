@@ -1,0 +1,313 @@
+"""The local executor: each job is a child process on this machine.
+
+Jobs run in their own process group with output to ``<backend>/<phase>.log``,
+a timeout, an optional memory limit, and a parent-death signal so that a killed
+harness does not leave them running. A failed job is a failed result with its
+exit status and the tail of its log, never a crash of the harness.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+from harness import runtimes
+from harness.backends import Backend
+from harness.errors import RuntimeSetupError
+from harness.executors.base import EventSink, Executor, JobResult, JobSpec, JobState, Option
+from harness.workload import events as workload_events
+from harness.workload import layout
+
+POLL_S = 0.2
+KILL_GRACE_S = 10.0
+LOG_TAIL_LINES = 20
+ERROR_PREFIX = "kbench-error: "
+WORKLOAD_SOURCE = Path(__file__).resolve().parent.parent  # the harness package
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+class LocalExecutor(Executor):
+    """Processes on this machine; the shared folder is a local directory."""
+
+    name = "local"
+    options = (
+        Option("--job-memory-mb", "kill a local job whose processes use more than this many MiB of "
+               "resident memory (default: no limit)", None, _positive_int, "MIB"),
+    )
+
+    def __init__(self, context, settings):
+        super().__init__(context, settings)
+        self._runtimes: dict[str, runtimes.Runtime] = {}
+        self._setup_errors: dict[str, str] = {}
+        self._procs: dict[int, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._code_dir: Path | None = None
+
+    # -- before running -------------------------------------------------------------
+    def runtime(self, backend: Backend) -> runtimes.Runtime:
+        if backend.runtime not in self._runtimes:
+            self._runtimes[backend.runtime] = runtimes.resolve(backend.runtime, self.context.work_dir)
+        return self._runtimes[backend.runtime]
+
+    def unavailable(self, backends: Sequence[Backend]) -> dict[str, str]:
+        reasons = {}
+        for backend in backends:
+            reason = self.runtime(backend).unavailable_reason
+            if reason:
+                reasons[backend.name] = f"{backend.name} cannot run on this machine: {reason}"
+        return reasons
+
+    def default_parallel(self, n_jobs: int) -> int:
+        return 1
+
+    def threads_per_job(self, parallel: int) -> int:
+        cpus = len(os.sched_getaffinity(0))
+        return max(1, cpus // max(1, parallel))
+
+    def prepare(self, backends: Sequence[Backend]) -> None:
+        self._code_dir = stage_workload(self.context.work_dir)
+        for backend in backends:
+            runtime = self.runtime(backend)
+            if runtime.spec.name in self._setup_errors or runtime.ready:
+                continue
+            try:
+                runtimes.ensure(runtime, say=self.context.say)
+            except RuntimeSetupError as err:
+                self._setup_errors[runtime.spec.name] = str(err)
+
+    # -- running ---------------------------------------------------------------------
+    def run(self, job: JobSpec, on_event: EventSink) -> JobResult:
+        started_at, start = time.time(), time.monotonic()
+        result = JobResult(job.backend.name, job.phase, JobState.FAILED, executor=self.name,
+                           started_at=started_at)
+        runtime = self.runtime(job.backend)
+        setup_error = self._setup_errors.get(runtime.spec.name) or runtime.unavailable_reason
+        if setup_error or not runtime.ready:
+            result.reason = setup_error or f"the {runtime.spec.name} runtime was not built; run prepare first"
+            return _finish(result, start)
+        if self.stop_requested.is_set():
+            result.state, result.reason = JobState.CANCELLED, "cancelled before it started"
+            return _finish(result, start)
+
+        folder = Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name))
+        folder.mkdir(parents=True, exist_ok=True)
+        log_path = folder / layout.log_name(job.phase)
+        events_path = folder / layout.events_name(job.phase)
+        result.details["log"] = str(log_path)
+        env = dict(os.environ)
+        env.update(job.env)
+        env.update(runtime.env)
+        env["PYTHONPATH"] = str(self._code_dir or stage_workload(self.context.work_dir))
+        argv = [str(runtime.python)] + job.workload_args(str(self.context.shared_dir))
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, cwd=str(folder), start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+        with self._lock:
+            self._procs[proc.pid] = proc
+        try:
+            ending = self._supervise(proc, job, start, events_path, on_event, result)
+        finally:
+            with self._lock:
+                self._procs.pop(proc.pid, None)
+        result.exit_code = proc.returncode
+        result.log_tail = tail(log_path, LOG_TAIL_LINES)
+        if ending:
+            result.state, result.reason = ending
+        elif proc.returncode == 0:
+            if (folder / layout.result_name(job.phase)).is_file():
+                result.state = JobState.SUCCEEDED
+            else:
+                result.reason = f"exited 0 but wrote no {layout.result_name(job.phase)}"
+        else:
+            result.reason = describe_exit(proc.returncode, log_path)
+        return _finish(result, start)
+
+    def _supervise(self, proc, job, start, events_path, on_event, result):
+        """Wait for the process; return (state, reason) if the harness ended it."""
+        follower = EventFollower(events_path)
+        limit_mb = self.settings.get("job_memory_mb")
+        peak_mb = 0.0
+        ending = None
+        while proc.poll() is None:
+            for event in follower.new_events():
+                on_event(job, event)
+            rss = _tree_rss_mb(proc.pid)
+            peak_mb = max(peak_mb, rss)
+            if self.stop_requested.is_set():
+                ending = (JobState.CANCELLED, "cancelled: the harness was interrupted")
+            elif time.monotonic() - start > job.timeout_s:
+                ending = (JobState.TIMED_OUT, f"timed out after {job.timeout_s:.0f} s; raise the profile's "
+                          "job timeout (--job-timeout) or use a smaller profile")
+            elif limit_mb and rss > limit_mb:
+                ending = (JobState.FAILED, f"used {rss:.0f} MiB, over the {limit_mb} MiB memory limit "
+                          "(--job-memory-mb); raise the limit or use a smaller profile")
+            if ending:
+                kill_group(proc)
+                break
+            time.sleep(POLL_S)
+        proc.wait()
+        for event in follower.new_events():
+            on_event(job, event)
+        result.details["peak_rss_mb"] = round(peak_mb, 1)
+        return ending
+
+    def cancel_all(self) -> None:
+        super().cancel_all()
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+
+
+def _finish(result: JobResult, start: float) -> JobResult:
+    result.wall_s = round(time.monotonic() - start, 3)
+    result.finished_at = time.time()
+    return result
+
+
+# -- process handling ---------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM if the harness thread that started it dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_group(proc: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None:
+    """SIGTERM the job's process group, then SIGKILL what is left after the grace period."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(proc, signal.SIGKILL)
+
+
+def _tree_rss_mb(pid: int) -> float:
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / (1024 * 1024)
+
+
+def describe_exit(code: int, log_path: Path) -> str:
+    """One line on why a job's process ended badly."""
+    message = last_error_line(log_path)
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        why = f"killed by {name}"
+        if -code == signal.SIGKILL:
+            why += " (the kernel's out-of-memory killer does this; check memory use)"
+        return why + (f"; last error: {message}" if message else "")
+    if message:
+        return f"exited with status {code}: {message}"
+    return f"exited with status {code}; see the log tail"
+
+
+def last_error_line(log_path: Path) -> str:
+    for line in reversed(tail(log_path, 200).splitlines()):
+        if line.startswith(ERROR_PREFIX):
+            return line[len(ERROR_PREFIX):].strip()
+    return ""
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last lines of a log, without progress-event lines."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 256 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    kept = [line for line in text.splitlines() if not line.startswith(workload_events.PREFIX)]
+    return "\n".join(kept[-lines:])
+
+
+class EventFollower:
+    """Reads the progress events a job appends to its events file, as they come."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.partial = ""
+
+    def new_events(self) -> list[dict]:
+        try:
+            with open(self.path) as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+                self.offset = handle.tell()
+        except OSError:
+            return []
+        text = self.partial + chunk
+        lines = text.split("\n")
+        self.partial = lines.pop()
+        found = []
+        for line in lines:
+            event = workload_events.parse_line(line)
+            if event is not None:
+                found.append(event)
+        return found
+
+
+# -- the code a job imports -----------------------------------------------------------
+def stage_workload(work_dir: Path) -> Path:
+    """Copy the workload (and only it) to a folder a job's PYTHONPATH can point at.
+
+    A runtime must import ``harness.workload`` without seeing the harness's own
+    environment (its numpy would shadow the runtime's).
+    """
+    files = [WORKLOAD_SOURCE / "__init__.py"] + sorted((WORKLOAD_SOURCE / "workload").glob("*.py"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    target = Path(work_dir) / "workload" / digest.hexdigest()[:12]
+    if (target / "harness" / "workload" / "__main__.py").exists():
+        return target
+    staging = Path(str(target) + f".partial-{os.getpid()}-{threading.get_ident()}")
+    (staging / "harness" / "workload").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(files[0], staging / "harness" / "__init__.py")
+    for path in files[1:]:
+        shutil.copy2(path, staging / "harness" / "workload" / path.name)
+    try:
+        os.rename(staging, target)
+    except OSError:  # another process staged the same code first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,182 @@
+"""Read a finished run back from its folder into plain Python and numpy.
+
+Everything downstream (the ensemble, baselines, the report) reads this model,
+never the raw job output. A member whose files are missing, corrupt, from
+another schema or from different data is left out with the reason, and the
+rest are still used.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.errors import ResultError
+from harness.executors.base import JobResult, JobState
+from harness.rundir import RunFolder, load_array
+
+
+@dataclass
+class Member:
+    """One backend of a run, usable or not."""
+
+    backend: str
+    usable: bool = False
+    reason: str = ""
+    """Why the backend is not in the ensemble (failed, skipped, bad files)."""
+    state: str = ""
+    """``ok``, ``failed`` or ``skipped``."""
+    train: dict | None = None
+    predict: dict | None = None
+    statuses: dict[str, JobResult] = field(default_factory=dict)
+    probs: dict[str, np.ndarray] = field(default_factory=dict)
+    """Softmax outputs by split (``test``, ``val``)."""
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def train_accuracy(self) -> float | None:
+        return (self.train or {}).get("final", {}).get("train_accuracy")
+
+    @property
+    def fingerprint(self) -> str | None:
+        return (self.predict or self.train or {}).get("data", {}).get("fingerprint")
+
+
+@dataclass
+class RunResults:
+    run_id: str
+    settings: dict
+    members: dict[str, Member]
+    labels: dict[str, np.ndarray]
+    """Labels shared by every usable member, by split."""
+    classes: list[str]
+    fingerprint: str | None
+
+    @property
+    def usable(self) -> dict[str, Member]:
+        return {name: m for name, m in self.members.items() if m.usable}
+
+    @property
+    def left_out(self) -> dict[str, str]:
+        return {name: m.reason for name, m in self.members.items() if not m.usable}
+
+
+def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str], JobResult],
+           skipped: dict[str, str] | None = None) -> RunResults:
+    """Load every backend's results; check they describe the same data."""
+    skipped = skipped or {}
+    settings = folder.read_settings() or {}
+    members = {}
+    for name in backends:
+        member = Member(name, statuses={p: s for (b, p), s in statuses.items() if b == name})
+        members[name] = member
+        if name in skipped:
+            member.state, member.reason = "skipped", skipped[name]
+            continue
+        failed = [s for s in member.statuses.values() if not s.ok]
+        if failed:
+            first = failed[0]
+            member.state = "skipped" if first.state is JobState.SKIPPED else "failed"
+            member.reason = f"{first.label} {first.state.value}: {first.reason}"
+            # a finished train is still worth showing in the report
+            member.train = _try(folder.read_result, name, "train")
+            continue
+        try:
+            _load_member(folder, member)
+            member.usable, member.state = True, "ok"
+        except ResultError as err:
+            member.state, member.reason = "failed", str(err)
+
+    fingerprint = _agree_on_data(members)
+    usable = [m for m in members.values() if m.usable]
+    labels = dict(usable[0].labels) if usable else {}
+    classes = (usable[0].predict or {}).get("data", {}).get("classes", []) if usable else []
+    return RunResults(folder.run_id, settings, members, labels, classes, fingerprint)
+
+
+def _load_member(folder: RunFolder, member: Member) -> None:
+    name = member.backend
+    member.train = folder.read_result(name, "train")
+    member.predict = folder.read_result(name, "predict")
+    for split, info in member.predict.get("outputs", {}).items():
+        probs = load_array(folder.file(name, info["probs"]))
+        labels = load_array(folder.file(name, info["labels"]))
+        if probs.ndim != 2 or len(probs) != len(labels) or len(probs) != info.get("rows", len(probs)):
+            raise ResultError(f"{folder.file(name, info['probs'])} has shape {probs.shape} but "
+                              f"{len(labels)} labels; run the predict job again")
+        if not np.all(np.isfinite(probs)):
+            raise ResultError(f"{folder.file(name, info['probs'])} holds NaN or infinite values; the model "
+                              "diverged: run train again (or lower the learning rate)")
+        member.probs[split] = probs.astype(np.float64)
+        member.labels[split] = labels.astype(np.int64)
+    if "test" not in member.probs:
+        raise ResultError(f"{name}'s predict.json lists no test outputs; run the predict job again")
+    if member.train.get("data", {}).get("fingerprint") != member.predict.get("data", {}).get("fingerprint"):
+        raise ResultError(f"{name} was trained and evaluated on different data (fingerprints differ); "
+                          "run both phases again")
+
+
+def _agree_on_data(members: dict[str, Member]) -> str | None:
+    """The data fingerprint of most usable members; others are left out, never silently used."""
+    usable = [m for m in members.values() if m.usable]
+    if not usable:
+        return None
+    common, _ = Counter(m.fingerprint for m in usable).most_common(1)[0]
+    reference = next(m for m in usable if m.fingerprint == common)
+    for member in usable:
+        if member.fingerprint != common:
+            member.usable, member.state = False, "failed"
+            member.reason = (f"its data fingerprint {str(member.fingerprint)[:12]} differs from the run's "
+                             f"{common[:12]}; it saw other images: re-run it in this run")
+        elif any(not np.array_equal(member.labels[s], reference.labels[s]) for s in reference.labels
+                 if s in member.labels):
+            member.usable, member.state = False, "failed"
+            member.reason = "its labels differ from the other members'; re-run its predict job"
+    return common
+
+
+def _try(read, *args) -> Any:
+    try:
+        return read(*args)
+    except ResultError:
+        return None
+
+
+def job_figures(result_json: dict | None, phase: str) -> dict[str, Any]:
+    """The figures measured inside a job, flat, for pytest-benchmark's extra_info."""
+    if not result_json:
+        return {}
+    timing = result_json.get("timing", {})
+    if phase == "train":
+        final = result_json.get("final", {})
+        return {
+            "steady_images_per_s": timing.get("steady_images_per_s"),
+            "epoch_seconds": timing.get("epoch_seconds"),
+            "first_epoch_s": timing.get("first_epoch_s"),
+            "warmup_s": timing.get("warmup_s"),
+            "startup_s": timing.get("startup_s"),
+            "data_load_s": timing.get("data_load_s"),
+            "train_accuracy": final.get("train_accuracy"),
+            "train_loss": final.get("train_loss"),
+            "test_accuracy": final.get("test_accuracy"),
+            "peak_rss_mb": result_json.get("peak_rss_mb"),
+            "data_fingerprint": result_json.get("data", {}).get("fingerprint"),
+        }
+    return {
+        "images_per_s": timing.get("images_per_s"),
+        "latency_p50_ms": timing.get("p50_ms"),
+        "latency_p90_ms": timing.get("p90_ms"),
+        "latency_p99_ms": timing.get("p99_ms"),
+        "warmup_s": timing.get("warmup_s"),
+        "startup_s": timing.get("startup_s"),
+        "test_accuracy": result_json.get("test", {}).get("accuracy"),
+        "peak_rss_mb": result_json.get("peak_rss_mb"),
+        "data_fingerprint": result_json.get("data", {}).get("fingerprint"),
+    }
+
+
+def result_json_or_none(folder: RunFolder, backend: str, phase: str) -> dict | None:
+    return _try(folder.read_result, backend, phase)
+

@@ -1,0 +1,235 @@
+"""pytest glue for ``pytest benchmarks/``: options, fixtures, parametrization, summary.
+
+Thin on purpose: the work is done by ``harness.session.BenchmarkSession`` and
+the modules it calls, which know nothing about pytest. Registered through the
+``pytest11`` entry point; it does nothing until a test asks for its fixtures.
+"""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import backends as backend_registry
+from harness import executors, profiles
+from harness.config import RunConfig, build
+from harness.errors import HarnessError
+from harness.executors.base import JobResult, JobState
+from harness.gather import result_json_or_none
+from harness.session import BenchmarkSession
+
+GROUP = "keras-multibackend"
+session_key = pytest.StashKey["KbenchRun"]()
+backends_key = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "Keras multi-backend benchmarks (pytest benchmarks/)")
+    group.addoption("--backend", default="all", metavar="NAMES",
+                    help=f"backends to run: one name, a comma list, or all ({backend_registry.valid_choices()})")
+    group.addoption("--executor", default="local", metavar="NAME",
+                    help=f"where jobs run: {', '.join(executors.names())} (default: local)")
+    group.addoption("--profile", default="default", metavar="NAME",
+                    help="benchmark size: " + "; ".join(f"{p.name}: {p.description}" for p in profiles.PROFILES.values()))
+    group.addoption("--dataset", default=None, metavar="PATH",
+                    help="image-folder data set (folder or .tar.gz with train/<class>/, test/<class>/), or "
+                         "'keras' to download CIFAR-10 (default: $KBENCH_DATASET, else keras)")
+    group.addoption("--shared-dir", default=None, metavar="DIR",
+                    help="shared folder holding runs/ and cache/ (default: <rootdir>/.kbench/shared)")
+    group.addoption("--run-id", default=None, metavar="ID",
+                    help="name of the run; an existing run is resumed, finished jobs are not re-run "
+                         "(default: a new timestamped id)")
+    group.addoption("--parallel", default=None, metavar="N", help="jobs to run at once (default: the executor's choice)")
+    group.addoption("--threads", default=None, metavar="N", help="CPU threads per job (default: cores / parallel jobs)")
+    group.addoption("--job-timeout", default=None, metavar="SECONDS", help="kill a job after this long (default: the profile's)")
+    group.addoption("--work-dir", default=None, metavar="DIR",
+                    help="machine-local state: runtimes, staged code (default: <rootdir>/.kbench)")
+    group.addoption("--reports-dir", default=None, metavar="DIR",
+                    help="where report.html and report.md are copied (default: <rootdir>/reports/out)")
+    group.addoption("--ensemble", default="seed", metavar="METHOD",
+                    help="ensemble weighting checked against the baseline: seed (training accuracy, default), "
+                         "uniform, val-accuracy, fitted, majority")
+    for name, cls in _loadable_executors():
+        for option in cls.options:
+            group.addoption(option.flag, dest=option.dest, default=option.default, type=option.parse,
+                            metavar=option.metavar, help=f"[{name} executor] {option.help}")
+
+
+def _loadable_executors() -> list[tuple[str, type]]:
+    """Executors whose module imports; choosing a broken one fails later with the reason."""
+    found = []
+    for name in executors.names():
+        try:
+            found.append((name, executors.executor_class(name)))
+        except HarnessError:
+            continue
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        config.stash[backends_key] = backend_registry.parse_backends(config.getoption("--backend"))
+        profiles.get(config.getoption("--profile"))
+        executors.executor_class(config.getoption("--executor"))
+    except HarnessError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_name" in metafunc.fixturenames:
+        names = [b.name for b in metafunc.config.stash[backends_key]]
+        metafunc.parametrize("backend_name", names, ids=names)
+
+
+def _run_config(config: pytest.Config) -> RunConfig:
+    root = Path(config.rootpath)
+    get = config.getoption
+    settings = {}
+    for _name, cls in _loadable_executors():
+        for option in cls.options:
+            settings[option.dest] = get(option.dest)
+    return build(
+        backend=get("--backend"), profile=get("--profile"), executor=get("--executor"),
+        dataset=get("--dataset"),
+        shared_dir=get("--shared-dir") or root / ".kbench" / "shared",
+        run_id=get("--run-id"),
+        work_dir=get("--work-dir") or root / ".kbench",
+        reports_dir=get("--reports-dir") or root / "reports" / "out",
+        cwd=Path(config.invocation_params.dir),
+        parallel=get("--parallel"), threads=get("--threads"), job_timeout=get("--job-timeout"),
+        ensemble_method=get("--ensemble"), executor_settings=settings,
+    )
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Check every option before the first test when benchmark cases were collected."""
+    if not any("kbench" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    try:
+        run_config = _run_config(config)
+    except HarnessError as err:
+        raise pytest.UsageError(str(err)) from None
+    config.stash[session_key] = KbenchRun(run_config, config)
+
+
+class KbenchRun:
+    """What the benchmark cases see: jobs by backend and phase, results, the report."""
+
+    def __init__(self, run_config: RunConfig, pytest_config: pytest.Config):
+        self.config = run_config
+        self._pytest_config = pytest_config
+        self.session = BenchmarkSession(run_config, say=self.say)
+        self.report_paths: list[Path] = []
+        self.summary_lines: list[str] = []
+        self._previous_sigterm: Any = None
+
+    def say(self, message: str) -> None:
+        """Print a line now, even while pytest captures the test's output."""
+        plugins = self._pytest_config.pluginmanager
+        reporter = plugins.get_plugin("terminalreporter")
+        capture = plugins.get_plugin("capturemanager")
+        if reporter is None:
+            print(message, flush=True)
+            return
+        if capture is None:
+            reporter.ensure_newline()
+            reporter.write_line(message)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.ensure_newline()
+            reporter.write_line(message)
+
+    def start(self) -> None:
+        if self.session.started:
+            return
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        try:
+            self.session.start()
+        except HarnessError as err:
+            self.session.close(cancel=True)
+            pytest.exit(f"keras-multibackend: {err}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    def job(self, backend: str, phase: str) -> JobResult:
+        """The ended job (run now if needed); skips or fails the calling test as it ended."""
+        self.start()
+        result = self.session.result(backend, phase)
+        if result.state is JobState.SKIPPED and backend in self.session.skipped:
+            pytest.skip(result.reason)
+        return result
+
+    def result_json(self, backend: str, phase: str) -> dict | None:
+        """The job's own result file (train.json / predict.json), if it is readable."""
+        return result_json_or_none(self.session.folder, backend, phase)
+
+    def close(self, cancel: bool) -> None:
+        self.session.close(cancel=cancel)
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+
+def _sigterm_to_interrupt(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@pytest.fixture(scope="session")
+def kbench(request: pytest.FixtureRequest) -> KbenchRun:
+    run = request.config.stash.get(session_key, None)
+    if run is None:
+        run = KbenchRun(_run_config(request.config), request.config)
+        request.config.stash[session_key] = run
+    yield run
+    run.close(cancel=False)
+
+
+def fail_unless_ok(result: JobResult) -> None:
+    """Fail the calling test with the job's one-line reason and its log tail."""
+    if result.ok:
+        return
+    text = f"{result.label} {result.state.value}: {result.reason}"
+    if result.log_tail:
+        text += "\n--- last lines of the job's log ---\n" + result.log_tail
+    pytest.fail(text, pytrace=False)
+
+
+def record_job_timing(benchmark: Any, result: JobResult, figures: dict[str, Any]) -> None:
+    """Give pytest-benchmark the job's own wall time, and the figures measured inside it.
+
+    The executor measured the job from submission to its end; jobs may run in
+    parallel, so timing the wait in this test would be wrong. pytest-benchmark
+    has no public way to record an external duration: we hand ``pedantic`` a
+    clock that reads the job's start and end (pinned pytest-benchmark 5.3.1;
+    ``tests/test_plugin_timing.py`` checks the saved JSON holds exactly this).
+    """
+    benchmark.extra_info.update({k: v for k, v in figures.items() if v is not None})
+    benchmark.extra_info["job_wall_s"] = result.wall_s
+    benchmark.extra_info["reused_from_earlier_session"] = result.reused
+    if result.wall_s is None:
+        return
+    readings = iter((0.0, float(result.wall_s)))
+    benchmark._timer = lambda: next(readings)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1, warmup_rounds=0)
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
+    pass  # the interrupted run is cancelled in pytest_unconfigure
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(session_key, None)
+    if run is not None:
+        run.close(cancel=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    run = config.stash.get(session_key, None)
+    if run is None or not run.session.started:
+        return
+    terminalreporter.section("keras-multibackend")
+    for line in run.summary_lines:
+        terminalreporter.write_line(line)
+    for path in run.report_paths:
+        terminalreporter.write_line(f"report: {path}")
+    terminalreporter.write_line(f"run folder: {run.session.folder.path}")

@@ -1,0 +1,190 @@
+"""One benchmark session, without pytest: prepare, run the jobs, gather the results.
+
+The pytest plugin drives this object; a notebook or the CLI could too.
+Order: check the executor and the shared folder before anything runs, hold
+the run folder, write run.json, reuse finished jobs of an earlier session of
+the same run, run the rest, then read everything back from the run folder.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import os
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import __version__, tuning
+from harness.backends import Backend
+from harness.config import RunConfig
+from harness.errors import ConfigError
+from harness.executors import executor_class
+from harness.executors.base import Executor, ExecutorContext, JobResult, JobSpec, JobState
+from harness.rundir import RunFolder
+from harness.scheduler import Scheduler
+from harness.workload import layout
+
+PHASES = layout.PHASES
+
+
+class BenchmarkSession:
+    def __init__(self, config: RunConfig, say: Callable[[str], None] = print):
+        self.config = config
+        self.say = say
+        self.executor: Executor | None = None
+        self.folder = RunFolder(config.shared_dir, config.run_id)
+        self.skipped: dict[str, str] = {}
+        self.scheduler: Scheduler | None = None
+        self.settings: dict = {}
+        self.started = False
+        self.parallel = 1
+        self.threads = 1
+
+    # -- set-up -----------------------------------------------------------------------
+    def start(self) -> None:
+        config = self.config
+        check_shared_dir(config.shared_dir)
+        context = ExecutorContext(config.shared_dir, config.work_dir, config.parallel, self.say)
+        self.executor = executor_class(config.executor)(context, config.executor_settings)
+        self.executor.check()
+        self.skipped = self.executor.unavailable(config.backends)
+        for name, reason in self.skipped.items():
+            self.say(f"skipping {name}: {reason}")
+        runnable = [b for b in config.backends if b.name not in self.skipped]
+        dataset = self.executor.stage_dataset(config.dataset)
+
+        self.folder.acquire()
+        self.settings = self.folder.write_settings(self._run_settings(dataset))
+        self.executor.prepare(runnable)
+
+        n_jobs = len(runnable) * len(PHASES)
+        self.parallel = config.parallel or self.executor.default_parallel(max(1, len(runnable)))
+        self.threads = config.threads or self.executor.threads_per_job(self.parallel)
+        jobs = [self._job(b, phase) for phase in PHASES for b in runnable]
+        done = self._reusable(runnable)
+        for job in jobs:
+            if job.key not in done:
+                self.folder.clear_phase(job.backend.name, job.phase)
+        if done:
+            self.say("reusing finished jobs of run %s: %s" % (config.run_id, ", ".join(f"{b}/{p}" for b, p in done)))
+        self.say(f"run {config.run_id}: {n_jobs - len(done)} jobs to run on the {config.executor} executor, "
+                 f"{self.parallel} at a time, {self.threads} thread(s) each; folder {self.folder.path}")
+        self.scheduler = Scheduler(self.executor, jobs, self.parallel, done=done,
+                                   on_event=self._on_event, on_result=self._on_result)
+        self.started = True
+
+    def _run_settings(self, dataset: dict) -> dict:
+        return {
+            "schema": layout.SCHEMA_VERSION,
+            "run_id": self.config.run_id,
+            "created_at": dt.datetime.now().isoformat(timespec="seconds"),
+            "harness_version": __version__,
+            "profile": self.config.profile.to_json(),
+            "dataset": dataset,
+            "backends": [b.name for b in self.config.backends],
+            "executor": self.config.executor,
+            "host": {"python": platform.python_version(), "platform": platform.platform(),
+                     "cpus": os.cpu_count(), "argv": sys.argv[1:]},
+        }
+
+    def _job(self, backend: Backend, phase: str) -> JobSpec:
+        return JobSpec(self.config.run_id, backend, phase, tuning.job_env(backend, self.threads),
+                       self.config.timeout_s, self.threads)
+
+    def _reusable(self, runnable: list[Backend]) -> dict[tuple[str, str], JobResult]:
+        done = {}
+        for backend in runnable:
+            train = self.folder.finished(backend.name, "train")
+            if train is None:
+                continue
+            done[(backend.name, "train")] = train
+            predict = self.folder.finished(backend.name, "predict")
+            if predict is not None:
+                done[(backend.name, "predict")] = predict
+        return done
+
+    # -- running ------------------------------------------------------------------------
+    def result(self, backend: str, phase: str) -> JobResult:
+        if backend in self.skipped:
+            return JobResult(backend, phase, JobState.SKIPPED, reason=self.skipped[backend],
+                             executor=self.config.executor)
+        assert self.scheduler is not None, "start() the session first"
+        return self.scheduler.result(backend, phase)
+
+    def run_all(self) -> dict[tuple[str, str], JobResult]:
+        assert self.scheduler is not None, "start() the session first"
+        return self.scheduler.run_all()
+
+    def _on_event(self, job: JobSpec, event: dict) -> None:
+        line = describe_event(event)
+        if line:
+            self.say(f"  [{job.label}] {line}")
+
+    def _on_result(self, result: JobResult) -> None:
+        if not result.reused:
+            self.folder.write_status(result)
+        took = f" in {result.wall_s:.1f} s" if result.wall_s is not None else ""
+        if result.ok:
+            self.say(f"  [{result.label}] {result.state.value}{took}")
+        else:
+            self.say(f"  [{result.label}] {result.state.value}{took}: {result.reason}")
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop what still runs (when cancelling), release the run folder."""
+        try:
+            if self.scheduler is not None and cancel:
+                self.scheduler.cancel()
+        finally:
+            if self.executor is not None:
+                self.executor.close()
+            self.folder.release()
+
+
+def describe_event(event: dict) -> str | None:
+    """A short progress line for the terminal, or None for events not worth a line."""
+    kind = event.get("event")
+    if kind == "step":
+        rate = event.get("images_per_s")
+        loss = event.get("loss")
+        return (f"epoch {event.get('epoch')} step {event.get('step')}/{event.get('steps')}"
+                + (f", {rate:.0f} img/s" if rate else "") + (f", loss {loss:.3f}" if loss is not None else ""))
+    if kind == "epoch_end":
+        text = (f"epoch {event.get('epoch')} done in {event.get('seconds', 0):.1f} s: "
+                f"accuracy {event.get('accuracy', 0):.3f}, loss {event.get('loss', 0):.3f}")
+        if event.get("val_accuracy") is not None:
+            text += f", val accuracy {event['val_accuracy']:.3f}"
+        return text
+    if kind == "data_loaded":
+        return f"data loaded in {event.get('seconds', 0):.2f} s"
+    if kind == "evaluated":
+        return f"test accuracy {event.get('accuracy', 0):.3f}"
+    if kind == "predicted":
+        return f"predicted {event.get('images')} images at {event.get('images_per_s', 0):.0f} img/s"
+    if kind == "error":
+        return f"error: {event.get('message')}"
+    return None
+
+
+def check_shared_dir(path: Path) -> None:
+    """Fail before anything runs if the shared folder cannot take the run's files."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the shared folder {path} ({err.strerror}); pass --shared-dir with a "
+                          "folder you can write") from None
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * 4096)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        hint = "it is full; free some space" if err.errno == errno.ENOSPC else "check its permissions"
+        raise ConfigError(f"cannot write to the shared folder {path} ({err.strerror}); {hint} or pass "
+                          "--shared-dir with another folder") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,30 @@
+"""Each backend's switches for a job: thread pools and quieter logs.
+
+The same environment is given to a job on every executor, and each result
+file records what was in effect, so anyone can see the configuration behind
+a number.
+"""
+from __future__ import annotations
+
+from harness.backends import Backend
+
+
+def job_env(backend: Backend, threads: int) -> dict[str, str]:
+    """Environment variables for one job of ``backend`` allowed ``threads`` CPU threads."""
+    n = str(max(1, threads))
+    env = {
+        "KERAS_BACKEND": backend.keras_backend,
+        "KBENCH_THREADS": n,
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONHASHSEED": "0",
+    }
+    if backend.name == "tensorflow":
+        env.update(TF_NUM_INTRAOP_THREADS=n, TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    elif backend.name == "jax":
+        env.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+        if threads <= 1:
+            env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return env
