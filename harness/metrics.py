@@ -11,6 +11,7 @@ with the same clear ``ValueError``.
 The predicted class of a row is its ``argmax``; an exact tie goes to the lowest
 class index (numpy's rule).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -38,7 +39,9 @@ def as_probs(probs: Any, name: str = "probs") -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array [n_images, n_classes]; got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must hold at least one image and one class; got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must hold at least one image and one class; got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     if np.any(arr < 0):
@@ -137,7 +140,7 @@ class ReliabilityBins:
 
 
 def reliability_bins(probs: Any, labels: Any, n_bins: int = DEFAULT_N_BINS) -> ReliabilityBins:
-    """Group images into equal-width confidence bins and report each bin's confidence and accuracy."""
+    """Sort images into equal-width confidence bins; report each bin's confidence and accuracy."""
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1; got {n_bins}")
     p, y = _probs_and_labels(probs, labels)
@@ -194,7 +197,9 @@ def confusion_matrix(pred_or_probs: Any, labels: Any, n_classes: int | None = No
         k = _checked_n_classes(n_classes, n_classes)
         pred = as_labels(arr, arr.shape[0], k, "predictions")
     else:
-        raise ValueError(f"pred_or_probs must be [n, k] probabilities or [n] classes; got {arr.shape}")
+        raise ValueError(
+            f"pred_or_probs must be [n, k] probabilities or [n] classes; got {arr.shape}"
+        )
     y = as_labels(labels, pred.shape[0], k)
     return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
 
@@ -203,7 +208,9 @@ def _checked_n_classes(n_classes: int | None, from_data: int) -> int:
     if n_classes is None:
         return from_data
     if n_classes < 1 or n_classes != from_data:
-        raise ValueError(f"n_classes={n_classes} does not match the predictions' {from_data} classes")
+        raise ValueError(
+            f"n_classes={n_classes} does not match the predictions' {from_data} classes"
+        )
     return n_classes
 
 
@@ -224,14 +231,18 @@ def mean_kl_divergence(p: Any, q: Any, eps: float = DEFAULT_EPS) -> float:
     return float(np.mean(np.sum(a * log_ratio, axis=1)))
 
 
-def _same_shape(a: Any, b: Any, name_a: str = "probs_a", name_b: str = "probs_b") -> tuple[np.ndarray, np.ndarray]:
+def _same_shape(
+    a: Any, b: Any, name_a: str = "probs_a", name_b: str = "probs_b"
+) -> tuple[np.ndarray, np.ndarray]:
     pa, pb = as_probs(a, name_a), as_probs(b, name_b)
     if pa.shape != pb.shape:
         raise ValueError(f"{name_a} has shape {pa.shape} but {name_b} has {pb.shape}")
     return pa, pb
 
 
-def pairwise(members: Mapping[str, Any], eps: float = DEFAULT_EPS) -> dict[tuple[str, str], dict[str, float]]:
+def pairwise(
+    members: Mapping[str, Any], eps: float = DEFAULT_EPS
+) -> dict[tuple[str, str], dict[str, float]]:
     """How much each pair of members differs, for every unordered pair once.
 
     Keys are ``(a, b)`` with ``a`` before ``b`` in ``members``' order. Values
@@ -256,4 +267,3 @@ def summary(probs: Any, labels: Any, n_bins: int = DEFAULT_N_BINS) -> dict[str, 
         "ece": expected_calibration_error(probs, labels, n_bins),
         "brier": brier_score(probs, labels),
     }
-
