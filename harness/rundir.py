@@ -111,6 +111,7 @@ class RunFolder:
             merged["backends"] = sorted(set(existing.get("backends", [])) | set(settings.get("backends", [])))
             merged["resumed_at"] = settings.get("created_at")
             settings = merged
+        self.path.mkdir(parents=True, exist_ok=True)
         layout.atomic_write_json(str(self.path / layout.RUN_JSON), settings)
         return settings
 

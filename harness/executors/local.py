@@ -162,6 +162,8 @@ class LocalExecutor(Executor):
                 break
             time.sleep(POLL_S)
         proc.wait()
+        if ending is None and proc.returncode != 0 and self.stop_requested.is_set():
+            ending = (JobState.CANCELLED, "cancelled: the harness was interrupted")
         for event in follower.new_events():
             on_event(job, event)
         result.details["peak_rss_mb"] = round(peak_mb, 1)

@@ -50,21 +50,24 @@ def _import_keras(backend):
 
 def main(argv=None):
     args = _parse(sys.argv[1:] if argv is None else argv)
-    from harness.workload import data, events, layout
+    from harness.workload import data, events, faults, layout
     from harness.workload.job import Job, JobError, InputError
 
     job = None
     try:
         job = Job(args.shared, args.run_id, args.backend, args.phase, STARTED)
         job.events.emit(events.START, pid=os.getpid())
+        faults.maybe_fail(args.backend, args.phase, "start")
         keras = _import_keras(args.backend)
         if args.phase == "train":
             from harness.workload import train as phase
         else:
             from harness.workload import predict as phase
         result = phase.run(job, keras)
-        layout.atomic_write_json(job.path(layout.result_name(args.phase)), result)
+        result_path = job.path(layout.result_name(args.phase))
+        layout.atomic_write_json(result_path, result)
         job.events.emit(events.DONE, seconds=round(job.elapsed(), 3))
+        faults.maybe_fail(args.backend, args.phase, "end", result_path)
         return 0
     except (JobError, data.DataError) as err:
         code = err.exit_code if isinstance(err, JobError) else InputError.exit_code

@@ -293,6 +293,14 @@ def stratified_pick(labels, count, rng, exclude=None):
 
 def subset_indices(y, n_train, n_val, n_test, seed):
     """{split: indices} for train, val (held out of the training set) and test."""
+    available_train, available_test = len(y["train"]), len(y["test"])
+    if (n_train or 0) + (n_val or 0) > available_train or (n_train is None and n_val >= available_train):
+        raise DataError("the profile asks for %s training and %d validation images but the data set has %d "
+                        "training images; use a larger data set or a smaller profile"
+                        % ("all" if n_train is None else n_train, n_val or 0, available_train))
+    if n_test is not None and n_test > available_test:
+        raise DataError("the profile asks for %d test images but the data set has %d; use a larger data set "
+                        "or a smaller profile" % (n_test, available_test))
     rng = np.random.RandomState(seed)
     val = stratified_pick(y["train"], n_val, rng) if n_val else np.zeros(0, dtype=np.int64)
     train = stratified_pick(y["train"], n_train, rng, exclude=val)

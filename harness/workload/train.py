@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from harness.workload import data, environment, events, layout, model
+from harness.workload import data, environment, events, faults, layout, model
 from harness.workload.timing import StepTimer, steady_rate, summarise_epochs
 
 
@@ -68,6 +68,7 @@ def run(job, keras):
         history.append(record)
         timers.append(timer)
         job.events.emit(events.EPOCH_END, **record)
+        faults.maybe_fail(job.backend, "train", "epoch-%d" % epoch)
 
     test_loss, test_acc = _evaluate(keras, net, prepared, "test", profile, n_classes)
     job.events.emit(events.EVALUATED, split="test", loss=test_loss, accuracy=test_acc)

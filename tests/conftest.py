@@ -1,0 +1,80 @@
+"""Shared fixtures: tiny real data sets and the machine's runtimes.
+
+Tests that train use real Keras on real (tiny) data in real subprocesses; the
+runtimes they need are built once under ``<repo>/.kbench`` (or
+``$KBENCH_WORK_DIR``) and shared with ``pytest benchmarks/``.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness import runtimes
+
+REPO = Path(__file__).resolve().parent.parent
+CLASSES = ("cat", "dog", "ship")
+
+
+def work_dir() -> Path:
+    return Path(os.environ.get("KBENCH_WORK_DIR", REPO / ".kbench"))
+
+
+def write_image_folder(root: Path, per_class: dict[str, int] | None = None, size: int = 32,
+                       classes=CLASSES, seed: int = 0) -> Path:
+    """An image-folder data set whose classes differ in colour, so a CNN can learn it."""
+    per_class = per_class or {"train": 12, "test": 6}
+    rng = np.random.RandomState(seed)
+    for split, count in per_class.items():
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = rng.randint(0, 60, size=(size, size, 3)).astype(np.uint8)
+                pixels[..., c % 3] += 150
+                Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+    return root
+
+
+def write_tarball(folder: Path, target: Path) -> Path:
+    with tarfile.open(target, "w:gz") as archive:
+        for path in sorted(folder.rglob("*")):
+            archive.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+    return target
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return write_image_folder(tmp_path / "images")
+
+
+@pytest.fixture
+def image_tarball(image_folder: Path, tmp_path: Path) -> Path:
+    return write_tarball(image_folder, tmp_path / "images.tar.gz")
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def runtime_for():
+    """Build (once) and return the runtime of a backend, or skip with the reason it cannot run."""
+    built: dict[str, runtimes.Runtime] = {}
+
+    def get(backend) -> runtimes.Runtime:
+        if backend.runtime not in built:
+            runtime = runtimes.resolve(backend.runtime, work_dir())
+            if runtime.unavailable_reason:
+                pytest.skip(f"{backend.name} cannot run on this machine: {runtime.unavailable_reason}")
+            built[backend.runtime] = runtimes.ensure(runtime, say=lambda line: None)
+        return built[backend.runtime]
+
+    return get

@@ -1,0 +1,110 @@
+"""The pytest plugin, run as a user would: in a separate pytest process (pytester).
+
+Option handling and timing need no training; the end-to-end case at the bottom
+trains TensorFlow on the smoke profile for real (marked slow).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytest_plugins = ["pytester"]
+
+CASES = """
+def test_train(backend_name, kbench):
+    pass
+"""
+SHARED_DATA = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makepyfile(test_cases=CASES)
+    return pytester
+
+
+def run(pytester, *args):
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+def test_options_are_listed_under_their_own_group_in_help(project):
+    result = run(project, "--help")
+    text = result.stdout.str()
+    assert "Keras multi-backend benchmarks (pytest benchmarks/):" in text
+    for flag in ("--backend=NAMES", "--executor=NAME", "--profile=NAME", "--dataset=PATH", "--shared-dir=DIR",
+                 "--run-id=ID", "--parallel=N", "--threads=N", "--job-memory-mb=MIB"):
+        assert flag in text, flag
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "tf2"], "unknown backend 'tf2'; choose from tensorflow, jax, torch, theano, cntk, or all"),
+    (["--backend", ","], "--backend is empty; choose from"),
+    (["--profile", "huge"], "unknown profile 'huge'; choose from smoke, default, full"),
+    (["--executor", "docker"], "unknown executor 'docker'; choose from local, kubernetes"),
+    (["--dataset", "/no/such/data"], "data set /no/such/data does not exist; pass --dataset"),
+    (["--run-id", "../escape"], "run id '../escape' is not a safe name"),
+    (["--parallel", "0"], "--parallel must be at least 1, not 0"),
+    (["--job-timeout", "soon"], "--job-timeout must be a number of seconds"),
+])
+def test_bad_options_are_a_usage_error_that_names_the_fix(project, args, message):
+    result = run(project, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_cases_are_parametrized_by_the_chosen_backends(project):
+    result = run(project, "--backend", "torch,jax", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["test_cases.py::test_train[[]jax[]]", "test_cases.py::test_train[[]torch[]]"])
+
+
+def test_the_plugin_stays_out_of_test_suites_that_do_not_use_it(pytester):
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = run(pytester, "--dataset", "/no/such/data")
+    result.assert_outcomes(passed=1)
+
+
+def test_the_benchmark_json_holds_the_jobs_own_wall_time_and_figures(pytester):
+    pytester.makepyfile(test_timing="""
+        from harness.executors.base import JobResult, JobState
+        from harness.pytest_plugin import record_job_timing
+
+        def test_job(benchmark):
+            result = JobResult("jax", "train", JobState.SUCCEEDED, wall_s=12.5)
+            record_job_timing(benchmark, result, {"steady_images_per_s": 812.0, "missing": None})
+    """)
+    result = run(pytester, "--benchmark-json", "out.json")
+    result.assert_outcomes(passed=1)
+    saved = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]
+    assert saved["stats"]["min"] == saved["stats"]["max"] == 12.5
+    assert saved["stats"]["rounds"] == 1
+    assert saved["extra_info"] == {"steady_images_per_s": 812.0, "job_wall_s": 12.5,
+                                   "reused_from_earlier_session": False}
+
+
+@pytest.mark.slow
+def test_a_smoke_run_trains_predicts_and_a_second_session_reuses_it(pytester, tmp_path):
+    """Real TensorFlow jobs on the shipped CIFAR-10 copy; the same --run-id again reuses them."""
+    if not SHARED_DATA.exists():
+        pytest.skip(f"{SHARED_DATA} is not on this machine")
+    pytester.makepyfile(test_backends=(REPO / "benchmarks" / "test_backends.py").read_text())
+    args = ["--backend", "tensorflow", "--profile", "smoke", "--dataset", str(SHARED_DATA),
+            "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(REPO / ".kbench"), "--run-id", "e2e",
+            "--benchmark-json", "first.json"]
+    first = run(pytester, *args)
+    first.assert_outcomes(passed=2)
+    first.stdout.fnmatch_lines(["*tensorflow/train*epoch 1 done in*", "*tensorflow/predict*succeeded in*"])
+    saved = json.loads((pytester.path / "first.json").read_text())["benchmarks"]
+    train = next(b for b in saved if b["name"] == "test_train[tensorflow]")
+    assert train["extra_info"]["steady_images_per_s"] > 0
+    assert train["stats"]["min"] == train["extra_info"]["job_wall_s"]
+
+    second = run(pytester, *args[:-1], "second.json")
+    second.assert_outcomes(passed=2)
+    second.stdout.fnmatch_lines(["*reusing finished jobs of run e2e: tensorflow/train, tensorflow/predict*"])
+    assert "epoch 1 done" not in second.stdout.str()
+    assert Path(tmp_path / "shared" / "runs" / "e2e" / "tensorflow" / "weights.npz").exists()
