@@ -19,9 +19,18 @@ def test_train(backend_name, kbench, benchmark):
 
 
 def test_predict(backend_name, kbench, benchmark):
-    """The backend loads its weights and writes softmax outputs for every test image."""
+    """The backend writes softmax outputs for every test image, as accurate as its baseline."""
     result = kbench.job(backend_name, "predict")
     fail_unless_ok(result)
     figures = job_figures(kbench.result_json(backend_name, "predict"), "predict")
     record_job_timing(benchmark, result, figures)
     assert figures["images_per_s"] and figures["images_per_s"] > 0
+    kbench.check_member(backend_name, figures["test_accuracy"])
+
+
+def test_ensemble(kbench):
+    """The seed's weighted ensemble of every backend that finished meets its baseline."""
+    analysis = kbench.check_ensemble()
+    ensemble = analysis["ensemble"]
+    assert abs(sum(ensemble["weights"].values()) - 1.0) < 1e-9
+    assert set(ensemble["members"]) == {name for name, row in analysis["members"].items() if row["state"] == "ok"}

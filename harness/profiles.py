@@ -40,11 +40,11 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile(
             name="smoke",
-            description="CI check: a few hundred images, one short epoch pair; seconds per job.",
-            n_train=600,
+            description="CI check: 1,000 training images, 3 epochs; seconds per job.",
+            n_train=1000,
             n_val=200,
             n_test=500,
-            epochs=2,
+            epochs=3,
             batch_size=32,
             learning_rate=1e-3,
             predict_batch_size=100,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness import backends as backend_registry
+from harness import baselines
 from harness import executors, profiles
 from harness.config import RunConfig, build
 from harness.errors import HarnessError
@@ -48,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="machine-local state: runtimes, staged code (default: <rootdir>/.kbench)")
     group.addoption("--reports-dir", default=None, metavar="DIR",
                     help="where report.html and report.md are copied (default: <rootdir>/reports/out)")
+    group.addoption("--baselines", default=None, metavar="DIR",
+                    help="folder of stored expectations, one <profile>.json each (default: <rootdir>/benchmarks/baselines)")
+    group.addoption("--record-baseline", action="store_true", default=False,
+                    help="write this run's measured accuracies as the profile's new baseline (checks are not applied)")
     group.addoption("--ensemble", default="seed", metavar="METHOD",
                     help="ensemble weighting checked against the baseline: seed (training accuracy, default), "
                          "uniform, val-accuracy, fitted, majority")
@@ -123,6 +128,7 @@ class KbenchRun:
         self.session = BenchmarkSession(run_config, say=self.say)
         self.report_paths: list[Path] = []
         self.summary_lines: list[str] = []
+        self.verdicts: list[baselines.Verdict] = []
         self._previous_sigterm: Any = None
 
     def say(self, message: str) -> None:
@@ -163,6 +169,66 @@ class KbenchRun:
         """The job's own result file (train.json / predict.json), if it is readable."""
         return result_json_or_none(self.session.folder, backend, phase)
 
+    # -- results and baselines ------------------------------------------------------------
+    def analysis(self) -> dict:
+        """Every job ended, gathered and ensembled (computed once)."""
+        self.start()
+        return self.session.finish()
+
+    @property
+    def recording(self) -> bool:
+        return bool(self._pytest_config.getoption("--record-baseline"))
+
+    @property
+    def baseline_path(self) -> Path:
+        folder = self._pytest_config.getoption("--baselines") or Path(self._pytest_config.rootpath) / "benchmarks" / "baselines"
+        return baselines.path_for(Path(folder), self.config.profile.name)
+
+    def baseline(self) -> dict:
+        try:
+            return baselines.load(self.baseline_path)
+        except HarnessError as err:
+            pytest.fail(str(err), pytrace=False)
+
+    def check_member(self, backend: str, measured: float) -> None:
+        """Fail the calling test if the backend's test accuracy is below its baseline."""
+        if self.recording:
+            return
+        try:
+            verdict = baselines.check_member(self.baseline(), self.baseline_path, backend, measured)
+        except HarnessError as err:
+            pytest.fail(str(err), pytrace=False)
+        self.verdicts.append(verdict)
+        assert verdict.passed, verdict.message
+
+    def check_ensemble(self) -> dict:
+        analysis = self.analysis()
+        if analysis.get("ensemble") is None:
+            left = "; ".join(f"{k}: {v}" for k, v in analysis["left_out"].items())
+            pytest.fail(f"no backend finished, so there is no ensemble ({left})", pytrace=False)
+        if self.recording:
+            return analysis
+        baseline = self.baseline()
+        measured = analysis["ensemble"]["test"]["accuracy"]
+        verdict = baselines.check_ensemble(baseline, measured)
+        self.verdicts.append(verdict)
+        assert verdict.passed, verdict.message
+        margin = baseline["ensemble"].get("max_gap_to_best_member", baselines.DEFAULT_MARGIN_TO_BEST)
+        best = analysis["best_member"]
+        assert measured >= best["accuracy"] - margin, (
+            f"the ensemble's test accuracy {measured:.4f} is more than {margin:.4f} below its best member "
+            f"{best['name']} ({best['accuracy']:.4f})")
+        return analysis
+
+    def record_baseline(self) -> None:
+        if not self.recording or self.session.analysis is None:
+            return
+        try:
+            baselines.record(self.baseline_path, self.config.profile.name, self.session.analysis)
+            self.summary_lines.append(f"recorded the baseline {self.baseline_path}")
+        except HarnessError as err:
+            self.summary_lines.append(f"could not record the baseline: {err}")
+
     def close(self, cancel: bool) -> None:
         self.session.close(cancel=cancel)
         if self._previous_sigterm is not None:
@@ -181,7 +247,12 @@ def kbench(request: pytest.FixtureRequest) -> KbenchRun:
         run = KbenchRun(_run_config(request.config), request.config)
         request.config.stash[session_key] = run
     yield run
-    run.close(cancel=False)
+    if run.session.started:
+        try:
+            run.analysis()
+            run.record_baseline()
+        finally:
+            run.close(cancel=False)
 
 
 def fail_unless_ok(result: JobResult) -> None:

@@ -18,14 +18,17 @@ from pathlib import Path
 from harness import __version__, tuning
 from harness.backends import Backend
 from harness.config import RunConfig
+from harness.analysis import analyse
 from harness.errors import ConfigError
 from harness.executors import executor_class
 from harness.executors.base import Executor, ExecutorContext, JobResult, JobSpec, JobState
+from harness.gather import gather
 from harness.rundir import RunFolder
 from harness.scheduler import Scheduler
 from harness.workload import layout
 
 PHASES = layout.PHASES
+ENSEMBLE_JSON = "ensemble.json"
 
 
 class BenchmarkSession:
@@ -40,6 +43,8 @@ class BenchmarkSession:
         self.started = False
         self.parallel = 1
         self.threads = 1
+        self.analysis: dict | None = None
+        self.results = None
 
     # -- set-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +120,23 @@ class BenchmarkSession:
     def run_all(self) -> dict[tuple[str, str], JobResult]:
         assert self.scheduler is not None, "start() the session first"
         return self.scheduler.run_all()
+
+    def finish(self) -> dict:
+        """Wait for every job, gather the run folder and write ensemble.json; returns the analysis."""
+        if self.analysis is not None:
+            return self.analysis
+        statuses = self.run_all() if self.scheduler is not None else {}
+        for name, reason in self.skipped.items():
+            for phase in PHASES:
+                statuses[(name, phase)] = JobResult(name, phase, JobState.SKIPPED, reason=reason,
+                                                    executor=self.config.executor)
+        results = gather(self.folder, [b.name for b in self.config.backends], statuses, self.skipped)
+        self.analysis = analyse(results, self.config.ensemble_method)
+        self.analysis["settings"] = self.settings
+        self.analysis["statuses"] = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
+        layout.atomic_write_json(str(self.folder.path / ENSEMBLE_JSON), self.analysis)
+        self.results = results
+        return self.analysis
 
     def _on_event(self, job: JobSpec, event: dict) -> None:
         line = describe_event(event)
