@@ -1,0 +1,128 @@
+"""The workload on every backend this machine can run: real Keras, real processes, tiny data.
+
+One session trains and predicts every available backend on a 3-class image
+folder (36 training images), through the real local executor and runtimes;
+the tests below check what it wrote. A backend that cannot run here is
+skipped with its reason.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.backends import BACKENDS
+from harness.config import RunConfig
+from harness.executors.base import JobState
+from harness.profiles import Profile
+from harness.session import BenchmarkSession
+from tests.conftest import work_dir, write_image_folder
+
+pytestmark = pytest.mark.slow
+
+TINY = Profile(name="tiny", description="tests", n_train=24, n_val=6, n_test=12, epochs=2, batch_size=8,
+               learning_rate=1e-3, predict_batch_size=4, job_timeout_s=900, seed=3)
+
+
+def make_config(shared, data, run_id="tiny") -> RunConfig:
+    return RunConfig(backends=tuple(BACKENDS.values()), profile=TINY, executor="local",
+                     dataset={"kind": "path", "path": str(data)}, shared_dir=shared, run_id=run_id,
+                     work_dir=work_dir(), reports_dir=shared / "reports", parallel=1, threads=2)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backends")
+    data = write_image_folder(root / "data")
+    session = BenchmarkSession(make_config(root / "shared", data), say=lambda line: None)
+    session.start()
+    try:
+        analysis = session.finish()
+    finally:
+        session.close()
+    return session, analysis, root, data
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request, finished):
+    session, _, _, _ = finished
+    if request.param in session.skipped:
+        pytest.skip(session.skipped[request.param])
+    return request.param
+
+
+def read(session, backend, name):
+    return json.loads((session.folder.backend_dir(backend) / name).read_text())
+
+
+def test_both_phases_succeed(finished, backend):
+    session, _, _, _ = finished
+    for phase in ("train", "predict"):
+        result = session.result(backend, phase)
+        assert result.state is JobState.SUCCEEDED, f"{backend}/{phase}: {result.reason}\n{result.log_tail}"
+
+
+def test_training_records_metrics_timings_and_environment(finished, backend):
+    session, _, _, _ = finished
+    train = read(session, backend, "train.json")
+    assert [h["epoch"] for h in train["history"]] == [1, 2]
+    assert 0.0 <= train["final"]["train_accuracy"] <= 1.0
+    assert np.isfinite(train["final"]["train_loss"])
+    timing = train["timing"]
+    assert timing["steady_images_per_s"] > 0 and len(timing["epoch_seconds"]) == 2
+    assert timing["startup_s"] > 0 and timing["warmup_s"] is not None
+    env = train["environment"]
+    line = BACKENDS[backend].keras_line
+    assert env["keras"].startswith("3." if line == "3" else "2.3.1")
+    assert env["keras_backend"] == backend and env["backend_version"]
+    assert env["cpu_model"] and env["python"]
+    assert env["variables"]["KBENCH_THREADS"] == "2"
+
+
+def test_prediction_writes_normalised_probabilities_and_latencies(finished, backend):
+    session, _, _, _ = finished
+    folder = session.folder.backend_dir(backend)
+    probs = np.load(folder / "probs_test.npy")
+    assert probs.shape == (12, 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert np.load(folder / "probs_val.npy").shape == (6, 3)
+    timing = read(session, backend, "predict.json")["timing"]
+    assert timing["images_per_s"] > 0 and timing["p50_ms"] <= timing["p99_ms"]
+
+
+def test_progress_events_cover_every_epoch(finished, backend):
+    session, _, _, _ = finished
+    lines = (session.folder.backend_dir(backend) / "train.events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["epoch"] for e in events if e["event"] == "epoch_end"] == [1, 2]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+
+
+def test_every_backend_saw_the_same_data(finished):
+    session, analysis, _, _ = finished
+    ran = [b for b in BACKENDS if b not in session.skipped]
+    prints = {read(session, b, "predict.json")["data"]["fingerprint"] for b in ran}
+    assert len(prints) == 1 and analysis["fingerprint"] in prints
+    labels = [np.load(session.folder.backend_dir(b) / "labels_test.npy") for b in ran]
+    assert all(np.array_equal(labels[0], other) for other in labels[1:])
+
+
+def test_the_ensemble_covers_every_backend_that_ran(finished):
+    session, analysis, _, _ = finished
+    ran = {b for b in BACKENDS if b not in session.skipped}
+    assert set(analysis["ensemble"]["members"]) == ran
+    assert set(analysis["left_out"]) == set(session.skipped)
+    assert (session.folder.path / "ensemble.json").exists()
+
+
+def test_a_second_session_of_the_same_run_reuses_every_finished_job(finished):
+    session, _, root, data = finished
+    again = BenchmarkSession(make_config(root / "shared", data), say=lambda line: None)
+    again.start()
+    try:
+        again.finish()
+        results = again.scheduler.results
+    finally:
+        again.close()
+    assert results and all(r.reused for r in results.values())
