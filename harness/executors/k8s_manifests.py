@@ -105,7 +105,7 @@ def container_env(job: JobSpec, settings: K8sSettings) -> list[tuple[str, str]]:
 
 def active_deadline_s(job: JobSpec, settings: K8sSettings) -> int:
     """The job's own timeout plus the time allowed to schedule the pod and pull its image."""
-    return int(math.ceil(job.timeout_s + settings.schedule_timeout_s))
+    return math.ceil(job.timeout_s + settings.schedule_timeout_s)
 
 
 def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -> dict[str, Any]:

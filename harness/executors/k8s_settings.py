@@ -196,7 +196,7 @@ class K8sSettings:
     @property
     def threads(self) -> int:
         """Whole CPU threads a job may use: its CPU limit, at least 1."""
-        return max(1, int(math.floor(self.cpu_cores)))
+        return max(1, math.floor(self.cpu_cores))
 
     def image_for(self, keras_line: str) -> str:
         return self.image if keras_line == "3" else self.legacy_image

@@ -1,0 +1,405 @@
+"""The one door to the Kubernetes API: configuration, bounded retries, our own errors.
+
+Every request the executor makes goes through ``KubeApi.call`` (or, for watch
+streams, ``KubeApi.watch_jobs``): transient failures (a dropped connection, a
+timeout, 429 and 5xx answers) are retried a bounded number of times with a
+log line per attempt; everything else becomes one of the ``KubeError`` types
+below, whose message says what to do. Objects come back as plain dicts (the
+JSON the server sent), so the rest of the executor never depends on the
+client's model classes.
+
+Imported only when a Kubernetes executor is built: the ``kubernetes`` client is
+not loaded by ``pytest --help`` or the local executor.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import urllib3
+from kubernetes import client, config
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.watch.watch import iter_resp_lines
+
+from harness.errors import ExecutorError
+
+log = logging.getLogger("harness.executors.kubernetes")
+
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
+RETRIES = 4
+"""Attempts per call after the first, for transient failures only."""
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+FIELD_MANAGER = "kbench-harness"
+
+
+# -- our errors ---------------------------------------------------------------------------
+class KubeError(ExecutorError):
+    """A request to the Kubernetes API failed; ``str()`` says why and what to do."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class ClusterUnreachable(KubeError):
+    """No answer from the API server (refused, timed out, dropped, TLS failure)."""
+
+
+class Forbidden(KubeError):
+    """401 or 403: the credentials are wrong or lack a permission."""
+
+
+class NotFound(KubeError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class AlreadyExists(KubeError):
+    """409 on create: an object of that name exists."""
+
+
+class Gone(KubeError):
+    """410: a watch's resourceVersion is too old; list again and watch from there."""
+
+
+class Rejected(KubeError):
+    """400 or 422, or the client's own validation: the request itself is wrong."""
+
+
+def _status_message(err: client.ApiException) -> tuple[str, str]:
+    """The API's own (reason, message) from an error answer, when it sent a Status."""
+    try:
+        body = json.loads(err.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return str(body.get("reason") or err.reason or ""), str(body.get("message") or err.reason or "").strip()
+
+
+def api_error(what: str, err: client.ApiException, host: str) -> KubeError:
+    """Turn a client ``ApiException`` into our error type with a message that names the fix."""
+    status = err.status or 0
+    reason, message = _status_message(err)
+    detail = f"{what}: {message}" if message else what
+    if status == 401:
+        return Forbidden(f"{detail} (401 Unauthorized at {host}); your credentials were refused: refresh them "
+                         "or check --k8s-context / --k8s-kubeconfig", status, reason)
+    if status == 403:
+        return Forbidden(f"{detail} (403 Forbidden); grant the harness's user the Role in k8s/base/role.yaml "
+                         "(kubectl apply -k k8s/nfs) or ask your cluster admin", status, reason)
+    if status == 404:
+        return NotFound(f"{detail} (404 Not Found)", status, reason)
+    if status == 409:
+        return AlreadyExists(f"{detail} (409 Conflict)", status, reason)
+    if status == 410:
+        return Gone(f"{detail} (410 Gone)", status, reason)
+    if status in (400, 422):
+        return Rejected(f"{detail} ({status} {reason or 'Invalid'}); fix the Job template "
+                        "(--k8s-template) or the option that fed it", status, reason)
+    return KubeError(f"{detail} ({status} {reason}) from the Kubernetes API at {host}", status, reason)
+
+
+def _connection_error(what: str, err: BaseException, host: str) -> ClusterUnreachable:
+    cause: BaseException = err
+    while isinstance(cause, urllib3.exceptions.MaxRetryError) and cause.reason is not None:
+        cause = cause.reason
+    text = str(cause)
+    if "Connection refused" in text or isinstance(cause, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(cause, (urllib3.exceptions.ConnectTimeoutError, socket.timeout, TimeoutError)):
+        why = "no answer (timed out)"
+    elif isinstance(cause, urllib3.exceptions.SSLError):
+        why = f"TLS failed ({text})"
+    elif isinstance(cause, urllib3.exceptions.NameResolutionError):
+        why = "its name does not resolve"
+    else:
+        why = f"{type(cause).__name__}: {text}"
+    return ClusterUnreachable(f"{what}: cannot reach the Kubernetes API at {host}: {why}; check --k8s-context "
+                              "or your kubeconfig, and that the cluster is running")
+
+
+# -- configuration ------------------------------------------------------------------------
+def load_configuration(kubeconfig: str | None, context: str | None) -> client.Configuration:
+    """A client configuration from a kubeconfig, or from the pod's service account in a cluster."""
+    configuration = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    first = os.path.expanduser(path.split(os.pathsep)[0])
+    in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
+    try:
+        if kubeconfig or Path(first).is_file() or not in_cluster:
+            if not Path(first).is_file():
+                raise ExecutorError(f"no kubeconfig at {first}; pass --k8s-kubeconfig, set KUBECONFIG, or run the "
+                                    "harness inside the cluster")
+            config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
+                                    persist_config=False)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except ConfigException as err:
+        where = f"context {context!r} of {first}" if context else first
+        raise ExecutorError(f"cannot use the Kubernetes configuration ({where}): {err}; check --k8s-context "
+                            "and --k8s-kubeconfig") from None
+    # The wrapper below retries; urllib3 must not retry on its own as well.
+    configuration.retries = False
+    configuration.connection_pool_maxsize = 32
+    return configuration
+
+
+# -- the wrapper ----------------------------------------------------------------------------
+class WatchHandle:
+    """Lets another thread end a running watch, or a pause between watches, at once (cancel_all)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self._stopped = threading.Event()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, but wake up as soon as ``stop`` is called."""
+        self._stopped.wait(seconds)
+
+    def attach(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+            if self.stopped:
+                _shutdown(response)
+
+    def detach(self) -> None:
+        with self._lock:
+            self._response = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            if self._response is not None:
+                _shutdown(self._response)
+
+
+def _shutdown(response: Any) -> None:
+    """Unblock a thread reading this response (closing alone may wait on the socket lock)."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class KubeApi:
+    """Every call the executor makes to the cluster, each through ``call``."""
+
+    def __init__(self, configuration: client.Configuration, namespace: str, retries: int = RETRIES,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.configuration = configuration
+        self.namespace = namespace
+        self.host = configuration.host
+        self.retries = retries
+        self._sleep = sleep
+        self.api_client = client.ApiClient(configuration)
+        self.core = client.CoreV1Api(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+        self.authz = client.AuthorizationV1Api(self.api_client)
+        self.versions = client.VersionApi(self.api_client)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # -- the door -------------------------------------------------------------------------
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, retries: int | None = None,
+             read_timeout_s: float = READ_TIMEOUT_S, **kwargs: Any) -> Any:
+        """Run one request and return its JSON as plain data (or text for logs).
+
+        ``what`` names the action for messages ("create Job x"). Retries only
+        what can heal by itself; raises a ``KubeError`` otherwise.
+        """
+        attempts = 1 + (self.retries if retries is None else retries)
+        for attempt in range(1, attempts + 1):
+            try:
+                response = fn(*args, _preload_content=False,
+                              _request_timeout=(CONNECT_TIMEOUT_S, read_timeout_s), **kwargs)
+                try:
+                    data = response.data
+                finally:
+                    response.release_conn()
+                log.debug("%s: ok (attempt %d)", what, attempt)
+                return _decode(data, response.headers.get("Content-Type", ""))
+            except client.ApiException as err:
+                error: KubeError = api_error(what, err, self.host)
+                transient = err.status in TRANSIENT_STATUSES
+                delay = _retry_after(err)
+            except pydantic.ValidationError as err:
+                raise Rejected(f"{what}: the client refused the request before sending it: "
+                               f"{_first_pydantic_error(err)}; fix the Job template (--k8s-template)") from err
+            except (urllib3.exceptions.HTTPError, OSError) as err:
+                error = _connection_error(what, err, self.host)
+                transient = True
+                delay = None
+            if not transient or attempt == attempts:
+                log.info("%s: failed after %d attempt(s): %s", what, attempt, error)
+                raise error
+            wait = delay if delay is not None else BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]
+            log.warning("%s: attempt %d of %d failed (%s); retrying in %.1f s", what, attempt, attempts,
+                        error, wait)
+            self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    # -- what the executor asks ----------------------------------------------------------
+    def server_version(self, retries: int = 1) -> dict:
+        return self.call("read the server version", self.versions.get_code, retries=retries,
+                         read_timeout_s=CONNECT_TIMEOUT_S)
+
+    def read_namespace(self) -> dict:
+        return self.call(f"read namespace {self.namespace}", self.core.read_namespace, self.namespace, retries=1)
+
+    def read_pvc(self, name: str) -> dict:
+        return self.call(f"read PersistentVolumeClaim {name}", self.core.read_namespaced_persistent_volume_claim,
+                         name, self.namespace, retries=1)
+
+    def can_i(self, verb: str, resource: str, group: str = "", subresource: str = "") -> bool:
+        """Ask the API server whether our credentials allow one action in the namespace."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"namespace": self.namespace, "verb": verb, "group": group,
+                                            "resource": resource, "subresource": subresource}},
+        }
+        answer = self.call(f"ask whether we may {verb} {resource}", self.authz.create_self_subject_access_review,
+                           review, retries=1)
+        return bool((answer.get("status") or {}).get("allowed"))
+
+    def create_job(self, manifest: dict, dry_run: bool = False) -> dict:
+        name = manifest["metadata"]["name"]
+        extra = {"dry_run": "All"} if dry_run else {}
+        return self.call(f"{'dry-run ' if dry_run else ''}create Job {name}", self.batch.create_namespaced_job,
+                         self.namespace, manifest, field_validation="Strict", field_manager=FIELD_MANAGER, **extra)
+
+    def read_job(self, name: str) -> dict:
+        return self.call(f"read Job {name}", self.batch.read_namespaced_job, name, self.namespace)
+
+    def list_jobs(self, label_selector: str | None = None, field_selector: str | None = None) -> dict:
+        return self.call("list Jobs", self.batch.list_namespaced_job, self.namespace,
+                         label_selector=label_selector, field_selector=field_selector)
+
+    def delete_job(self, name: str, propagation: str = "Foreground", retries: int | None = None) -> bool:
+        """Delete a Job and (by the propagation policy) its pods; False if it was already gone."""
+        try:
+            self.call(f"delete Job {name}", self.batch.delete_namespaced_job, name, self.namespace,
+                      propagation_policy=propagation, retries=retries)
+        except NotFound:
+            return False
+        return True
+
+    def list_pods(self, label_selector: str, retries: int | None = None) -> list[dict]:
+        answer = self.call("list pods", self.core.list_namespaced_pod, self.namespace, label_selector=label_selector,
+                           retries=retries)
+        return list(answer.get("items") or [])
+
+    def pod_log(self, name: str, container: str, limit_bytes: int = 16 << 20, retries: int | None = None) -> str:
+        return self.call(f"read the log of pod {name}", self.core.read_namespaced_pod_log, name, self.namespace,
+                         container=container, limit_bytes=limit_bytes, retries=retries)
+
+    def watch_jobs(self, field_selector: str, resource_version: str | None, timeout_s: float,
+                   handle: WatchHandle | None = None) -> Iterator[dict]:
+        """Stream watch events (plain dicts) of Jobs for up to about ``timeout_s`` seconds.
+
+        The server is asked to end the stream after ``timeout_s``; the client
+        gives up reading a little later, and this generator also stops once
+        that time has passed, so a caller regains control every window even
+        from a server that ignores the timeout. A watch that ends by time,
+        by the server or by ``handle.stop()`` simply ends; errors are our types.
+        """
+        what = "watch Jobs"
+        window = max(1, round(timeout_s))
+        deadline = time.monotonic() + timeout_s
+        kwargs: dict[str, Any] = {"field_selector": field_selector, "watch": True,
+                                  "timeout_seconds": window, "allow_watch_bookmarks": True}
+        if resource_version:
+            kwargs["resource_version"] = resource_version
+        try:
+            response = self.batch.list_namespaced_job(
+                self.namespace, _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT_S, timeout_s + min(2.0, timeout_s)), **kwargs)
+        except client.ApiException as err:
+            raise api_error(what, err, self.host) from err
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise _connection_error(what, err, self.host) from err
+        if handle is not None:
+            handle.attach(response)
+        try:
+            for line in iter_resp_lines(response):
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    log.warning("%s: skipped a line that is not JSON: %.200s", what, line)
+                    continue
+                if event.get("type") == "ERROR":
+                    raise _watch_error(what, event.get("object") or {}, self.host)
+                yield event
+                if time.monotonic() > deadline or (handle is not None and handle.stopped):
+                    return
+        except urllib3.exceptions.ReadTimeoutError:
+            return  # the client-side timeout: nothing happened in the window
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            if handle is not None and handle.stopped:
+                return
+            raise _connection_error(what + " (the stream broke)", err, self.host) from err
+        finally:
+            if handle is not None:
+                handle.detach()
+            response.close()
+            response.release_conn()
+
+
+def _watch_error(what: str, status: dict, host: str) -> KubeError:
+    code = int(status.get("code") or 500)
+    message = str(status.get("message") or status.get("reason") or "")
+    if code == 410:
+        return Gone(f"{what}: {message} (410 Gone)", code, str(status.get("reason") or "Expired"))
+    error = KubeError(f"{what}: the server ended the watch with {code}: {message}", code,
+                      str(status.get("reason") or ""))
+    return error
+
+
+def _decode(data: bytes, content_type: str) -> Any:
+    if not data:
+        return {}
+    text = data.decode("utf-8", errors="replace")
+    if "json" in content_type.lower() or (not content_type and text[:1] in "{["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _retry_after(err: client.ApiException) -> float | None:
+    try:
+        value = (err.headers or {}).get("Retry-After")
+        return min(30.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_pydantic_error(err: pydantic.ValidationError) -> str:
+    errors = err.errors()
+    if not errors:
+        return str(err)
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{where}: {first.get('msg')}"

@@ -1,0 +1,107 @@
+"""Checks before anything is submitted: is the cluster there, and may we do our work in it?
+
+Each check fails within seconds with a message that names the fix: an
+unreachable API server, a missing namespace, a permission the harness lacks
+(asked with SelfSubjectAccessReview, which every authenticated user may
+create), a missing PersistentVolumeClaim. A server-side dry run of a real Job
+then lets the API server and its admission (Pod Security "restricted", quotas,
+policies) judge the manifest without creating anything.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from harness.errors import ExecutorError
+from harness.executors.k8s_client import Forbidden, KubeApi, NotFound
+from harness.executors.k8s_settings import K8sSettings
+
+log = logging.getLogger("harness.executors.kubernetes")
+
+OLDEST_SUPPORTED = (1, 27)
+
+PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
+    # (verb, resource, group, subresource): what the executor does, nothing more (k8s/base/role.yaml)
+    ("create", "jobs", "batch", ""),
+    ("get", "jobs", "batch", ""),
+    ("list", "jobs", "batch", ""),
+    ("watch", "jobs", "batch", ""),
+    ("delete", "jobs", "batch", ""),
+    ("list", "pods", "", ""),
+    ("get", "pods", "", "log"),
+)
+
+
+def preflight(api: KubeApi, settings: K8sSettings, say: Callable[[str], None]) -> dict:
+    """Raise ``ExecutorError`` if jobs cannot run; return the server's version info."""
+    version = api.server_version()
+    _check_version(version, say)
+    _check_namespace(api)
+    _check_permissions(api)
+    _check_pvc(api, settings, say)
+    return version
+
+
+def _check_version(version: dict, say: Callable[[str], None]) -> None:
+    major = _number(version.get("major"))
+    minor = _number(version.get("minor"))
+    if major is None or minor is None:
+        return
+    if (major, minor) < OLDEST_SUPPORTED:
+        say(f"warning: the cluster runs Kubernetes {major}.{minor}; the harness's Jobs need "
+            f"{OLDEST_SUPPORTED[0]}.{OLDEST_SUPPORTED[1]} or newer (podFailurePolicy, DisruptionTarget)")
+
+
+def _number(text: object) -> int | None:
+    found = re.match(r"\d+", str(text or ""))
+    return int(found.group()) if found else None
+
+
+def _check_namespace(api: KubeApi) -> None:
+    try:
+        api.read_namespace()
+    except NotFound:
+        raise ExecutorError(f"namespace {api.namespace} does not exist; create it with `kubectl apply -k k8s/nfs` "
+                            "(or k8s/local on a laptop cluster), or pass --k8s-namespace") from None
+    except Forbidden:
+        log.info("may not read namespace %s; its existence is checked through the PVC instead", api.namespace)
+
+
+def _check_permissions(api: KubeApi) -> None:
+    try:
+        denied = [p for p in PERMISSIONS if not api.can_i(*p)]
+    except Forbidden:
+        log.info("SelfSubjectAccessReview is not allowed; permissions will show when jobs are created")
+        return
+    if denied:
+        what = ", ".join(f"{verb} {resource + ('/' + sub if sub else '')}" for verb, resource, _, sub in denied)
+        raise ExecutorError(f"forbidden: the harness may not {what} in namespace {api.namespace}; bind the Role "
+                            "in k8s/base/role.yaml to your user (see docs/kubernetes.md) or ask your cluster admin")
+
+
+def _check_pvc(api: KubeApi, settings: K8sSettings, say: Callable[[str], None]) -> None:
+    try:
+        claim = api.read_pvc(settings.pvc)
+    except NotFound:
+        raise ExecutorError(f"PersistentVolumeClaim {settings.pvc} does not exist in namespace {api.namespace}; "
+                            "create it with `kubectl apply -k k8s/nfs` (see docs/kubernetes.md) or pass --k8s-pvc")
+    except Forbidden:
+        log.info("may not read PersistentVolumeClaim %s; a missing claim will show as an unschedulable pod",
+                 settings.pvc)
+        return
+    modes = (claim.get("spec") or {}).get("accessModes") or []
+    if "ReadWriteMany" not in modes:
+        say(f"warning: PersistentVolumeClaim {settings.pvc} is {', '.join(modes) or 'without access modes'}, "
+            "not ReadWriteMany; jobs on different nodes cannot share it")
+    phase = (claim.get("status") or {}).get("phase")
+    if phase and phase != "Bound":
+        say(f"warning: PersistentVolumeClaim {settings.pvc} is {phase}, not Bound; pods wait until it binds")
+
+
+def dry_run(api: KubeApi, manifest: dict) -> None:
+    """Let the API server validate and admit a Job without creating it."""
+    try:
+        api.create_job(manifest, dry_run=True)
+    except NotFound as err:
+        raise ExecutorError(f"{err}; check --k8s-namespace") from None

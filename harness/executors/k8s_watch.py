@@ -1,0 +1,116 @@
+"""Follow one Job until it ends, through everything a real API server does to a watch.
+
+The pattern is the one client-go's informers use: list (to learn the current
+state and a resourceVersion), then watch from that resourceVersion. Each watch
+lasts one short window (the server is asked to end it, and the client stops
+reading soon after in case it does not), after which the caller gets control
+back to check pods, progress and cancellation, and the next window resumes
+from the last resourceVersion seen. A 410 Gone (the version was compacted)
+means list again; a dropped connection or a 5xx means reconnect after a short
+pause. Only a sustained outage gives up, with our ``ClusterUnreachable``.
+"""
+from __future__ import annotations
+
+import logging
+
+from harness.executors import k8s_status as status
+from harness.executors.k8s_client import (
+    TRANSIENT_STATUSES,
+    ClusterUnreachable,
+    Gone,
+    KubeApi,
+    KubeError,
+    WatchHandle,
+)
+
+log = logging.getLogger("harness.executors.kubernetes")
+
+MAX_CONSECUTIVE_FAILURES = 8
+"""Broken watches in a row (each followed by a growing pause, 30 s at most) before giving up."""
+
+
+class JobWatch:
+    """The latest known state of one Job, refreshed one window at a time."""
+
+    def __init__(self, api: KubeApi, name: str, window_s: float):
+        self.api = api
+        self.name = name
+        self.window_s = window_s
+        self.handle = WatchHandle()
+        self.job: dict | None = None
+        self.deleted = False
+        """True once the Job is gone (deleted by someone, or by its TTL)."""
+        self.resource_version: str | None = None
+        self.relists = 0
+        self.reconnects = 0
+        self._failures = 0
+
+    @property
+    def field_selector(self) -> str:
+        return f"metadata.name={self.name}"
+
+    def stop(self) -> None:
+        """End the current window at once (from another thread)."""
+        self.handle.stop()
+
+    def relist(self) -> None:
+        """Read the Job's current state and the resourceVersion to watch from."""
+        answer = self.api.list_jobs(field_selector=self.field_selector)
+        items = [item for item in answer.get("items") or [] if status.name_of(item) == self.name]
+        self.job = items[0] if items else None
+        self.deleted = self.job is None
+        self.resource_version = str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
+        self.relists += 1
+
+    def poll(self) -> dict | None:
+        """Wait up to one window for the Job to change; return its latest state (None when gone)."""
+        if self.handle.stopped:
+            return self.job
+        try:
+            if self.resource_version is None:
+                self.relist()
+                if status.finished(self.job) or self.deleted:
+                    return self.job
+            for event in self.api.watch_jobs(self.field_selector, self.resource_version, self.window_s,
+                                             self.handle):
+                self._apply(event)
+                if status.finished(self.job) or self.deleted:
+                    break
+            self._failures = 0
+        except Gone as err:
+            log.info("watch of Job %s expired (%s); listing again", self.name, err)
+            self.resource_version = None
+        except ClusterUnreachable as err:
+            self._broken(err)
+        except KubeError as err:
+            if err.status not in TRANSIENT_STATUSES:
+                raise
+            self._broken(err)
+        return self.job
+
+    def _apply(self, event: dict) -> None:
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        version = status.resource_version(obj)
+        if kind == "BOOKMARK":
+            self.resource_version = version or self.resource_version
+            return
+        if status.name_of(obj) != self.name:
+            return
+        self.resource_version = version or self.resource_version
+        if kind == "DELETED":
+            self.job, self.deleted = None, True
+        elif kind in ("ADDED", "MODIFIED"):
+            self.job, self.deleted = obj, False
+
+    def _broken(self, err: KubeError) -> None:
+        """A watch that broke: pause (longer each time), then the next poll reconnects."""
+        self._failures += 1
+        self.reconnects += 1
+        if self._failures > MAX_CONSECUTIVE_FAILURES:
+            raise ClusterUnreachable(f"lost the watch of Job {self.name} {self._failures} times in a row: {err}; "
+                                     f"the Job may still run (kubectl -n {self.api.namespace} get job {self.name})"
+                                     ) from err
+        pause = min(30.0, 0.25 * 2 ** (self._failures - 1))
+        log.warning("watch of Job %s broke (%s); reconnecting in %.2f s", self.name, err, pause)
+        self.handle.pause(pause)

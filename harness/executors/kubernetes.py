@@ -1,0 +1,429 @@
+"""The Kubernetes executor: each job is a batch/v1 Job in a cluster, its outputs on NFS.
+
+One Job per (backend, phase), rendered from ``k8s/job.yaml.j2``. The pods
+mount the PersistentVolumeClaim that holds the shared folder; this machine
+sees the same folder as ``--shared-dir`` (as the seed's master node mounts the
+NFS export), which is how run.json reaches the jobs and their results come
+back. While a Job runs the executor follows it with list-then-watch, checks its
+pods (to fail fast on a bad image or a pod nobody can schedule) and forwards
+the job's progress events from the shared folder. Once the Job has a final
+``Complete`` or ``Failed`` condition it keeps every pod's log in the run folder
+and says in one line how the job ended.
+
+The ``kubernetes`` client is imported only when the executor is built, so the
+pytest plugin can read ``options`` without it. ``--emit-manifests DIR`` writes
+the manifests instead of submitting them, with no cluster at all.
+
+Clean up everything of a run (also what a killed harness left behind)::
+
+    python -m harness.executors.kubernetes cleanup --run-id RUN [--k8s-namespace NS]
+    # or: kubectl -n NS delete jobs -l kbench.io/run-id=RUN --cascade=foreground
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.backends import Backend
+from harness.errors import ExecutorError, HarnessError
+from harness.executors import k8s_manifests as manifests
+from harness.executors import k8s_status as status
+from harness.executors.base import (
+    EventSink,
+    Executor,
+    ExecutorContext,
+    JobResult,
+    JobSpec,
+    JobState,
+)
+from harness.executors.k8s_settings import OPTIONS, K8sSettings
+from harness.workload import layout
+
+if TYPE_CHECKING:
+    from harness.executors.k8s_client import KubeApi
+    from harness.executors.k8s_watch import JobWatch
+
+log = logging.getLogger("harness.executors.kubernetes")
+
+DEADLINE_GRACE_S = 120.0
+"""How long past a Job's activeDeadlineSeconds the harness waits for the controller to fail it."""
+REPLACE_WAIT_S = 120.0
+"""How long to wait for a stale Job of the same name to go away before creating ours."""
+
+
+class KubernetesExecutor(Executor):
+    """Jobs in a Kubernetes cluster; the shared folder is an NFS-backed ReadWriteMany volume."""
+
+    name = "kubernetes"
+    options = OPTIONS
+
+    def __init__(self, context: ExecutorContext, settings: Mapping[str, Any]):
+        super().__init__(context, settings)
+        self.k8s = K8sSettings.from_settings(self.settings)
+        self.template = manifests.ManifestTemplate(self.k8s.template)
+        self._api: KubeApi | None = None
+        self._lock = threading.Lock()
+        self._watches: dict[str, JobWatch] = {}
+        self._run_ids: set[str] = set()
+        self._closed = False
+        atexit.register(self._at_exit)
+
+    # -- the cluster ---------------------------------------------------------------------------
+    @property
+    def api(self) -> KubeApi:
+        """The client wrapper, built on first use (imports the ``kubernetes`` client)."""
+        with self._lock:
+            if self._api is None:
+                from harness.executors.k8s_client import KubeApi, load_configuration
+
+                configuration = load_configuration(self.k8s.kubeconfig, self.k8s.context)
+                self._api = KubeApi(configuration, self.k8s.namespace)
+            return self._api
+
+    @property
+    def emitting(self) -> bool:
+        return self.k8s.emit_dir is not None
+
+    # -- before anything runs -------------------------------------------------------------------
+    def check(self) -> None:
+        if self.emitting:
+            self.context.say(f"--emit-manifests: writing Job manifests to {self.k8s.emit_dir}; nothing is submitted")
+            return
+        from harness.executors.k8s_preflight import preflight
+
+        version = preflight(self.api, self.k8s, self.context.say)
+        self.context.say(f"Kubernetes {version.get('gitVersion', '?')} at {self.api.host}, namespace "
+                         f"{self.k8s.namespace}, shared volume {self.k8s.pvc} (seen here as {self.context.shared_dir})")
+
+    def stage_dataset(self, dataset: Mapping[str, Any]) -> dict:
+        """Copy a data set on this machine into the shared folder, where every pod can read it."""
+        if dataset.get("kind") != "path" or self.emitting:
+            return dict(dataset)
+        source = Path(dataset["path"]).resolve()
+        shared = Path(self.context.shared_dir).resolve()
+        if source.is_relative_to(shared):
+            return {"kind": "shared", "path": source.relative_to(shared).as_posix()}
+        from harness.workload.data import DataError, source_key
+
+        try:
+            key = source_key("path", str(source))
+        except DataError as err:
+            raise ExecutorError(str(err)) from None
+        relative = f"inputs/{key}/{source.name}"
+        target = shared / relative
+        if not target.exists():
+            self.context.say(f"copying the data set {source} to the shared folder as {relative}")
+            _copy_atomically(source, target)
+        return {"kind": "shared", "path": relative}
+
+    def prepare(self, backends: Sequence[Backend]) -> None:
+        """Ask the API server to validate and admit one Job per image (a dry run: nothing is created)."""
+        if self.emitting or not backends:
+            return
+        from harness.executors.k8s_preflight import dry_run
+        from harness.tuning import job_env
+
+        tried: set[str] = set()
+        for backend in backends:
+            image = self.k8s.image_for(backend.keras_line)
+            if image in tried:
+                continue
+            tried.add(image)
+            sample = JobSpec("preflight", backend, "train", job_env(backend, self.k8s.threads), 60.0, self.k8s.threads)
+            dry_run(self.api, self.template.job_manifest(sample, self.k8s))
+
+    def default_parallel(self, n_jobs: int) -> int:
+        return max(1, n_jobs)
+
+    def threads_per_job(self, parallel: int) -> int:
+        return self.k8s.threads
+
+    # -- running ----------------------------------------------------------------------------------
+    def run(self, job: JobSpec, on_event: EventSink) -> JobResult:
+        start = time.monotonic()
+        name = manifests.job_name(job.run_id, job.backend.name, job.phase)
+        result = JobResult(job.backend.name, job.phase, JobState.FAILED, executor=self.name,
+                           started_at=time.time())
+        result.details.update(job=name, namespace=self.k8s.namespace,
+                              image=self.k8s.image_for(job.backend.keras_line))
+        try:
+            if self.emitting:
+                paths = self._emit(job)
+                result.state = JobState.SKIPPED
+                result.reason = f"not submitted (--emit-manifests): wrote {', '.join(str(p) for p in paths)}"
+                result.details["manifests"] = [str(p) for p in paths]
+            elif self.stop_requested.is_set():
+                result.state, result.reason = JobState.CANCELLED, "cancelled before it started"
+            else:
+                self._run_job(job, name, on_event, result)
+        except HarnessError as err:
+            result.state = JobState.CANCELLED if self.stop_requested.is_set() else JobState.FAILED
+            result.reason = status.one_line(str(err), 500)
+        result.wall_s = round(time.monotonic() - start, 3)
+        result.finished_at = time.time()
+        return result
+
+    def _emit(self, job: JobSpec) -> list[Path]:
+        """Write the job's manifest; a train job also writes its predict job's, which would never run."""
+        jobs = [job] + ([dataclasses.replace(job, phase="predict")] if job.phase == "train" else [])
+        return [manifests.write_manifest(self.k8s.emit_dir, self.template.job_manifest(j, self.k8s)) for j in jobs]
+
+    def _run_job(self, job: JobSpec, name: str, on_event: EventSink, result: JobResult) -> None:
+        from harness.executors.k8s_client import KubeError
+        from harness.executors.k8s_logs import save_pod_logs
+        from harness.executors.k8s_watch import JobWatch
+        from harness.executors.local import EventFollower
+
+        folder = Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name))
+        follower = EventFollower(folder / layout.events_name(job.phase))
+        watch = JobWatch(self.api, name, self.k8s.poll_s)
+        with self._lock:
+            self._watches[name] = watch
+            self._run_ids.add(job.run_id)
+        try:
+            submission = uuid.uuid4().hex
+            self._submit(job, self.template.job_manifest(job, self.k8s, submission), submission)
+            submitted = time.monotonic()
+            deadline = manifests.active_deadline_s(job, self.k8s) + DEADLINE_GRACE_S
+            pods: list[dict] = []
+            ending: tuple[JobState, str] | None = None
+            while True:
+                current = watch.poll()
+                for event in follower.new_events():
+                    on_event(job, event)
+                if self.stop_requested.is_set():
+                    ending = (JobState.CANCELLED, "cancelled: the harness was interrupted")
+                elif status.finished(current):
+                    break
+                elif watch.deleted:
+                    ending = (JobState.FAILED, (f"Job {name} was deleted before it finished (kubectl, a cleanup "
+                                               "or another harness?)"))
+                else:
+                    try:
+                        pods = self.api.list_pods(manifests.job_selector(name)) or pods
+                    except KubeError as err:
+                        log.warning("cannot list the pods of Job %s: %s", name, err)
+                    ending = self._stuck(pods, time.monotonic() - submitted, deadline)
+                if ending:
+                    try:
+                        self.api.delete_job(name, "Foreground", retries=1)
+                    except KubeError as err:
+                        log.warning("could not delete Job %s: %s", name, err)
+                    break
+            retries = 0 if ending and ending[0] is JobState.CANCELLED else None
+            try:
+                pods = self.api.list_pods(manifests.job_selector(name), retries=retries) or pods
+            except KubeError as err:
+                log.warning("cannot list the pods of Job %s: %s", name, err)
+            saved = save_pod_logs(self.api, pods, manifests.CONTAINER, folder, job.phase, retries=retries)
+            for event in follower.new_events():
+                on_event(job, event)
+            self._conclude(job, watch, pods, saved.final_text, ending, result)
+            result.details.update(
+                pods=[status.name_of(p) for p in status.sort_pods(pods)],
+                nodes=sorted({(p.get("spec") or {}).get("nodeName") for p in pods} - {None}),
+                logs=[str(p) for p in saved.paths], relists=watch.relists, reconnects=watch.reconnects)
+        finally:
+            with self._lock:
+                self._watches.pop(name, None)
+
+    def _stuck(self, pods: list[dict], waited_s: float, deadline_s: float) -> tuple[JobState, str] | None:
+        """A reason to stop waiting for a Job that is not over, or None."""
+        for pod in pods:
+            problem = status.cannot_start(pod, manifests.CONTAINER)
+            if problem:
+                return JobState.FAILED, problem
+        if waited_s > self.k8s.schedule_timeout_s:
+            pending = [status.unschedulable(p) for p in pods if (p.get("status") or {}).get("phase") == "Pending"]
+            pending = [message for message in pending if message]
+            if pending:
+                return JobState.FAILED, status.unschedulable_reason(pending[-1], waited_s)
+            if not pods:
+                return JobState.FAILED, (f"no pod was created within {waited_s:.0f} s; see `kubectl -n "
+                                         f"{self.k8s.namespace} describe job` for the reason (quota, admission)")
+        if waited_s > deadline_s:
+            return JobState.TIMED_OUT, (f"the Job did not end {DEADLINE_GRACE_S:.0f} s after its deadline; is the "
+                                        "cluster's Job controller running?")
+        return None
+
+    def _conclude(self, job: JobSpec, watch: JobWatch, pods: list[dict], final_log: str,
+                  ending: tuple[JobState, str] | None, result: JobResult) -> None:
+        newest = status.sort_pods(pods)[-1] if pods else {}
+        if ending:
+            result.state, result.reason = ending
+            result.exit_code = status.exit_code(newest, manifests.CONTAINER) if newest else None
+        else:
+            judged = status.verdict(watch.job or {}, pods, manifests.CONTAINER, final_log, self.k8s.memory)
+            result.state, result.reason, result.exit_code = judged.state, judged.reason, judged.exit_code
+            if judged.state is JobState.SUCCEEDED:
+                self._expect_result_file(job, result)
+        if not result.ok:
+            result.log_tail = status.log_tail(final_log)
+
+    def _expect_result_file(self, job: JobSpec, result: JobResult) -> None:
+        """A Complete Job counts only if its result file shows up here (NFS may lag)."""
+        path = Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name),
+                    layout.result_name(job.phase))
+        waited = time.monotonic()
+        while not path.is_file():
+            if time.monotonic() - waited > self.k8s.result_wait_s:
+                result.state = JobState.FAILED
+                result.reason = (f"the Job completed but {path} did not appear within {self.k8s.result_wait_s:.0f} s; "
+                                 f"--shared-dir must be this machine's mount of the volume behind PVC {self.k8s.pvc}")
+                return
+            try:  # listing the folder makes an NFS client revalidate its cached directory entries
+                os.listdir(path.parent)
+            except OSError:
+                pass
+            if self.stop_requested.wait(0.5):
+                result.state, result.reason = JobState.CANCELLED, "cancelled while waiting for the result file"
+                return
+
+    def _submit(self, job: JobSpec, manifest: dict, submission: str) -> None:
+        """Create the Job; replace one of the same name left by an earlier session of this run."""
+        from harness.executors.k8s_client import AlreadyExists, KubeError, NotFound
+
+        name = manifest["metadata"]["name"]
+        try:
+            self.api.create_job(manifest)
+            return
+        except AlreadyExists:
+            pass
+        try:
+            existing = self.api.read_job(name)
+        except NotFound:
+            existing = {}
+        metadata = existing.get("metadata") or {}
+        if (metadata.get("annotations") or {}).get(manifests.SUBMISSION_ANNOTATION) == submission:
+            return  # our own create, retried after its answer was lost
+        if existing and (metadata.get("labels") or {}).get(manifests.RUN_LABEL) != manifests.label_value(job.run_id):
+            raise KubeError(f"a Job named {name} already exists in namespace {self.k8s.namespace} and is not from "
+                            f"run {job.run_id}; delete it or choose another --run-id")
+        if existing:
+            log.info("replacing Job %s, left by an earlier session of run %s", name, job.run_id)
+            self.api.delete_job(name, "Foreground")
+            waited = time.monotonic()
+            while True:
+                try:
+                    self.api.read_job(name)
+                except NotFound:
+                    break
+                if time.monotonic() - waited > REPLACE_WAIT_S or self.stop_requested.wait(0.5):
+                    raise KubeError(f"the earlier Job {name} did not go away within {REPLACE_WAIT_S:.0f} s; delete "
+                                    f"it (kubectl -n {self.k8s.namespace} delete job {name}) and run again")
+        self.api.create_job(manifest)
+
+    # -- stopping ---------------------------------------------------------------------------------
+    def cancel_all(self) -> None:
+        """Stop waiting, and delete the run's unfinished Jobs with their pods (Foreground propagation)."""
+        super().cancel_all()
+        with self._lock:
+            watches = dict(self._watches)
+            run_ids = set(self._run_ids)
+            api = self._api
+        for watch in watches.values():
+            watch.stop()
+        if api is None or self.emitting:
+            return
+        names = set(watches)
+        for run_id in run_ids:
+            try:
+                listed = api.list_jobs(label_selector=manifests.run_selector(run_id)).get("items") or []
+            except HarnessError as err:
+                log.warning("cannot list the Jobs of run %s: %s", run_id, err)
+                continue
+            names.update(status.name_of(j) for j in listed if not status.finished(j))
+        for name in sorted(names):
+            try:
+                api.delete_job(name, "Foreground", retries=1)
+            except HarnessError as err:
+                self.context.say(f"could not delete Job {name}: {err}")
+
+    def _at_exit(self) -> None:
+        if not self._closed and self._watches:
+            self.cancel_all()
+
+    def close(self) -> None:
+        self._closed = True
+        atexit.unregister(self._at_exit)
+        with self._lock:
+            api, self._api = self._api, None
+        if api is not None:
+            api.close()
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Copy a file or folder to ``target`` (inside its own new folder) so that it appears complete or not at all."""
+    folder = target.parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}-{threading.get_ident()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        if source.is_dir():
+            shutil.copytree(source, staging / target.name)
+        else:
+            shutil.copy2(source, staging / target.name)
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if not target.exists():  # not a race with another harness that staged it first
+                raise
+    except OSError as err:
+        raise ExecutorError(f"cannot copy the data set {source} into the shared folder ({err}); check that "
+                            f"{folder.parent} is writable") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# -- cleanup command ---------------------------------------------------------------------------------
+def cleanup(run_id: str, settings: Mapping[str, Any], say: Any = print) -> list[str]:
+    """Delete every Job of a run (and, by Foreground propagation, their pods); return their names."""
+    from harness.executors.k8s_client import KubeApi, load_configuration
+
+    k8s = K8sSettings.from_settings(settings)
+    api = KubeApi(load_configuration(k8s.kubeconfig, k8s.context), k8s.namespace)
+    try:
+        listed = api.list_jobs(label_selector=manifests.run_selector(run_id)).get("items") or []
+        names = sorted(status.name_of(j) for j in listed)
+        for name in names:
+            api.delete_job(name, "Foreground")
+            say(f"deleted Job {name}")
+        if not names:
+            say(f"no Jobs of run {run_id} in namespace {k8s.namespace}")
+        return names
+    finally:
+        api.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.executors.kubernetes",
+                                     description="Delete every Job (and pod) of a benchmark run from the cluster.")
+    parser.add_argument("command", choices=("cleanup",))
+    parser.add_argument("--run-id", required=True)
+    for option in OPTIONS:
+        if option.flag in ("--k8s-kubeconfig", "--k8s-context", "--k8s-namespace"):
+            parser.add_argument(option.flag, dest=option.dest, default=option.default, type=option.parse,
+                                metavar=option.metavar, help=option.help)
+    args = parser.parse_args(argv)
+    try:
+        cleanup(args.run_id, vars(args))
+    except HarnessError as err:
+        print(f"kbench: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

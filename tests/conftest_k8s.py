@@ -1,0 +1,180 @@
+"""What happens to a Job in the fake cluster: the behaviours its fake controller and kubelet play.
+
+Each behaviour receives a ``JobRun`` (see ``k8s_fixtures``) and drives it the
+way a real Job controller and kubelet would, through the API: pods created
+from the Job's template, their status as they are scheduled, run, fail or are
+disrupted, and the Job's conditions at the end. The scripted ones stand for
+one situation each (an image that cannot be pulled, an OOM kill, an
+eviction...); ``runs_locally`` really runs the container command, for the
+end-to-end test.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from k8s_fixtures import Behaviour, JobRun, condition
+
+
+# -- scripted situations ------------------------------------------
+def succeeds(events: int = 2, hold_s: float = 0.0, log: str = "training...\n") -> Behaviour:
+    """One pod runs, emits progress events, writes its result and exits 0."""
+
+    def behave(run: JobRun) -> None:
+        pod = run.new_pod()
+        run.running(pod)
+        run.write_events({"event": "start"}, *({"event": "epoch_end", "epoch": i + 1} for i in range(events)))
+        run.write_result()
+        run.log(pod, log + ":::KBENCH {\"event\": \"done\"}\n")
+        run.terminated(pod, 0)
+        run.complete(hold_s=hold_s)
+
+    return behave
+
+
+def exits(code: int, log: str, job_reason: str = "BackoffLimitExceeded", attempts: int = 1) -> Behaviour:
+    """Every pod exits with ``code``; then the Job fails for ``job_reason``."""
+
+    def behave(run: JobRun) -> None:
+        for _ in range(attempts):
+            pod = run.new_pod()
+            run.running(pod)
+            run.log(pod, log)
+            run.terminated(pod, code, message=log[-200:])
+        run.fail(job_reason, "Job has reached the specified backoff limit")
+
+    return behave
+
+
+def oom_killed() -> Behaviour:
+    def behave(run: JobRun) -> None:
+        pod = run.new_pod()
+        run.running(pod)
+        run.log(pod, "epoch 1 ...\n")
+        run.terminated(pod, 137, reason="OOMKilled")
+        run.fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+
+    return behave
+
+
+def image_cannot_be_pulled() -> Behaviour:
+    """The kubelet cannot pull the image; the controller waits forever (the executor must not)."""
+
+    def behave(run: JobRun) -> None:
+        pod = run.new_pod()
+        run.waiting(pod, "ErrImagePull", f'failed to pull image "{run.container["image"]}": not found')
+        time.sleep(0.2)
+        run.waiting(pod, "ImagePullBackOff", f'Back-off pulling image "{run.container["image"]}"')
+        run.wait_deleted()
+
+    return behave
+
+
+def unschedulable(message: str = "0/3 nodes are available: 3 Insufficient cpu.") -> Behaviour:
+    def behave(run: JobRun) -> None:
+        pod = run.new_pod()
+        run.unschedulable(pod, message)
+        run.wait_deleted()
+
+    return behave
+
+
+def deadline_exceeded() -> Behaviour:
+    def behave(run: JobRun) -> None:
+        pod = run.new_pod()
+        run.running(pod)
+        run.log(pod, "epoch 1 ...\nepoch 2 ...\n")
+        run.terminated(pod, 137, reason="Error", conditions=[condition("DisruptionTarget", "DeadlineExceeded")])
+        run.fail("DeadlineExceeded", "Job was active longer than specified deadline")
+
+    return behave
+
+
+def disrupted_then(reason: str, then: str, pod_reason: str = "", message: str = "") -> Behaviour:
+    """The first pod is disrupted (evicted, preempted); the next one succeeds or the Job fails."""
+
+    def behave(run: JobRun) -> None:
+        first = run.new_pod()
+        run.running(first)
+        run.log(first, "epoch 1 ...\n")
+        conditions = [condition("DisruptionTarget", reason, message)] if reason else []
+        run.terminated(first, 137, conditions=conditions, pod_reason=pod_reason, pod_message=message)
+        if then == "succeeds":
+            succeeds()(run)
+        else:
+            run.fail(then, "Job has reached the specified backoff limit")
+
+    return behave
+
+
+# -- the end-to-end kubelet: run the container command here ---------------------------------------
+def runs_locally(images: dict[str, Any], work_dir: Path, scratch: Path) -> Behaviour:
+    """Run each pod's container command as a local process with the harness's local runtimes.
+
+    ``images`` maps an image to the built ``harness.runtimes.Runtime`` that
+    stands in for it (its interpreter is the image's ``python``); the code the
+    images copy is staged under ``work_dir`` as the local executor stages it;
+    each pod's /tmp emptyDir is a fresh folder under ``scratch``. The Job's
+    backoffLimit, podFailurePolicy exit codes and activeDeadlineSeconds are
+    honoured as the Job controller does; a deleted Job kills its process.
+    """
+    from harness.executors.local import kill_group, stage_workload
+
+    code_dir = stage_workload(work_dir)  # what the images copy to /opt/kbench
+
+    def behave(run: JobRun) -> None:
+        spec = run.job["spec"]
+        runtime = images[run.container["image"]]
+        rules = spec.get("podFailurePolicy", {}).get("rules", [])
+        fail_codes = {c for r in rules if r["action"] == "FailJob" for c in r.get("onExitCodes", {}).get("values", [])}
+        started = time.monotonic()
+        for _attempt in range(spec.get("backoffLimit", 6) + 1):
+            pod = run.new_pod()
+            run.running(pod, node=f"node-{len(run.pods)}")
+            tmp = scratch / pod / "tmp"  # the pod's /tmp emptyDir
+            tmp.mkdir(parents=True)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            env.update({k: v.replace("/tmp", str(tmp), 1) if v.startswith("/tmp") else v for k, v in run.env.items()})
+            env.update(runtime.env)
+            env["PYTHONPATH"] = str(code_dir)
+            argv = [str(runtime.python)] + run.command[1:]
+            log_path = tmp / "container.log"
+            with open(log_path, "wb") as log:
+                log.write(f"$ {shlex.join(run.command)}\n".encode())
+                log.flush()
+                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=env, cwd=str(tmp), start_new_session=True)
+                ending = ""
+                while proc.poll() is None:
+                    run.log(pod, log_path.read_text(errors="replace"))
+                    if not run.side.pod_exists(pod):
+                        ending = "deleted"
+                    elif time.monotonic() - started > spec["activeDeadlineSeconds"]:
+                        ending = "DeadlineExceeded"
+                    if ending:
+                        kill_group(proc, grace_s=5)
+                        break
+                    time.sleep(0.2)
+            text = log_path.read_text(errors="replace")
+            run.log(pod, text)
+            if ending == "deleted":
+                return
+            run.terminated(pod, proc.returncode if proc.returncode >= 0 else 128 - proc.returncode,
+                           message=text[-2048:] if proc.returncode else "")
+            if ending == "DeadlineExceeded":
+                run.fail("DeadlineExceeded", "Job was active longer than specified deadline")
+                return
+            if proc.returncode == 0:
+                run.complete()
+                return
+            if proc.returncode in fail_codes:
+                run.fail("PodFailurePolicy", f"Container {run.container['name']} for pod {pod} failed with exit "
+                         f"code {proc.returncode} matching FailJob rule at index 1")
+                return
+        run.fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+
+    return behave

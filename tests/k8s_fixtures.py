@@ -1,0 +1,555 @@
+"""What stands in for a Kubernetes cluster in the executor's tests.
+
+There is no cluster here. Two stand-ins take its place:
+
+* ``EmulatedApiServer``: kmock's ``KubernetesEmulator``, a Kubernetes API
+  emulator that serves the real REST and watch protocol over HTTP on
+  localhost, so the official ``kubernetes`` client talks to it unchanged.
+  kmock has known gaps, filled here in the fixture, never in the product:
+  it generates no metadata (we add uid, resourceVersion, creationTimestamp),
+  ignores label and field selectors (we apply equality selectors), ignores
+  ``dryRun`` (we answer without storing), has no SelfSubjectAccessReview or
+  pod log endpoint (we answer both), cannot parse the namespace collection's
+  path (we answer ``GET /api/v1/namespaces/<name>``), does not serve
+  ``/version/`` (we answer as Kubernetes 1.31) and has no garbage collector
+  (deleting a Job with a propagation policy deletes its pods here). Faults a
+  test asks for are injected here too: a 410 Gone or a dropped connection in
+  the next watch of Jobs, a 403 for one action, or an answer lost on the way
+  back.
+* ``FakeJobController``: a thread that plays the Job controller and kubelet.
+  It notices each new Job and runs a *behaviour* for it (``conftest_k8s``): a
+  scripted sequence of pod and Job statuses written back through the API (as
+  a real controller and kubelet would), or, for the end-to-end test, the
+  Job's container command run as a local process with the harness's local
+  runtimes.
+
+The volume: tests pass ``--k8s-mount-path`` equal to the shared folder on this
+machine, so the container command's ``--shared`` path exists here as it would
+inside a pod (the seed mounts its NFS export at the same path everywhere).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+from kubernetes import client
+
+NAMESPACE = "kbench"
+PVC = "kbench-shared"
+CONTEXT = "emulator"
+SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.4-emulated", "platform": "linux/amd64"}
+RESOURCES = {
+    "batch/v1/jobs": {"kind": "Job", "namespaced": True, "subresources": ["status"]},
+    "v1/pods": {"kind": "Pod", "namespaced": True, "subresources": ["status", "log"]},
+    "v1/persistentvolumeclaims": {"kind": "PersistentVolumeClaim", "namespaced": True},
+    "authorization.k8s.io/v1/selfsubjectaccessreviews": {"kind": "SelfSubjectAccessReview", "namespaced": False},
+}
+
+
+# -- the API server ----------------------------------------------------------------------------
+def selector_matches(labels: dict[str, str], selector: str | None) -> bool:
+    """Equality-based label selectors (``a=b,c!=d,e,!f``): all the product uses."""
+    for term in filter(None, (t.strip() for t in (selector or "").split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif re.fullmatch(r"[\w./-]+", term):
+            if term not in labels:
+                return False
+        else:
+            raise ValueError(f"the test API server supports equality selectors only, not {term!r}")
+    return True
+
+
+def fields_match(obj: dict, selector: str | None) -> bool:
+    metadata = obj.get("metadata") or {}
+    for term in filter(None, (t.strip() for t in (selector or "").split(","))):
+        key, value = term.replace("==", "=").split("=", 1)
+        field = {"metadata.name": metadata.get("name"), "metadata.namespace": metadata.get("namespace")}[key]
+        if field != value:
+            return False
+    return True
+
+
+def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
+    return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+                                      "code": code, "reason": reason, "message": message}, status=code)
+
+
+@attrs.define(kw_only=True)
+class EmulatedApiServer(kmock.KubernetesEmulator):
+    """kmock's emulator with the gaps this suite needs filled (see the module docstring)."""
+
+    namespaces: set[str] = attrs.field(factory=set)
+    """Namespaces that exist: kmock cannot parse the namespace collection's path, so they are kept here."""
+    pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    denied: set[tuple[str, str, str]] = attrs.field(factory=set)
+    """(verb, resource, subresource) that SelfSubjectAccessReview answers "not allowed"."""
+    forbidden: list[tuple[str, str]] = attrs.field(factory=list)
+    """(HTTP method, path regex) answered 403 Forbidden."""
+    lost_answers: list[tuple[str, str]] = attrs.field(factory=list)
+    """(HTTP method, path regex): do the request, then cut the connection instead of answering (once each)."""
+    watch_faults: list[str] = attrs.field(factory=list)
+    """"gone" or "drop", consumed by the next watches of Jobs in order."""
+    _version: int = attrs.field(default=100, init=False)
+
+    def _next_version(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path
+        for method, pattern in self.forbidden:
+            if request.method.value.upper() == method.upper() and re.search(pattern, path):
+                return _status(403, "Forbidden", f"{method} {path} is forbidden for this test user")
+        if path.rstrip("/") == "/version":  # the client asks for /version/, which kmock does not serve
+            return aiohttp.web.json_response(dict(SERVER_VERSION))
+        found = re.fullmatch(r"/api/v1/namespaces/([^/]+)", path)
+        if found and request.method.value.upper() == "GET":
+            if found.group(1) not in self.namespaces:
+                return _status(404, "NotFound", f'namespaces "{found.group(1)}" not found')
+            return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Namespace",
+                                              "metadata": {"name": found.group(1)}, "status": {"phase": "Active"}})
+        if request.resource is not None and request.resource.plural == "selfsubjectaccessreviews":
+            attributes = (request.data or {}).get("spec", {}).get("resourceAttributes", {})
+            key = (attributes.get("verb"), attributes.get("resource"), attributes.get("subresource") or "")
+            answer = dict(request.data, status={"allowed": key not in self.denied})
+            return aiohttp.web.json_response(answer, status=201)
+        if request.subresource == "log" and request.resource is not None and request.resource.plural == "pods":
+            text = self.pod_logs.get((request.namespace, request.name))
+            if text is None:
+                return _status(404, "NotFound", f'pods "{request.name}" not found')
+            return aiohttp.web.Response(text=text, content_type="text/plain")
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            metadata = request.data.setdefault("metadata", {})
+            metadata.setdefault("namespace", request.namespace)
+            metadata.setdefault("uid", secrets.token_hex(16))
+            metadata.setdefault("creationTimestamp", dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            metadata["resourceVersion"] = self._next_version()
+            if request.params.get("dryRun"):
+                return aiohttp.web.json_response(request.data, status=201)
+        elif request.action == kmock.action.UPDATE and isinstance(request.data, dict):
+            request.data.setdefault("metadata", {}).update(namespace=request.namespace,
+                                                           resourceVersion=self._next_version())
+        response = await super()._handle(request)
+        for rule in list(self.lost_answers):
+            method, pattern = rule
+            if request.method.value.upper() == method.upper() and re.search(pattern, path):
+                self.lost_answers.remove(rule)
+                request._raw_request.transport.abort()
+                break
+        if (request.action == kmock.action.DELETE and request.resource is not None
+                and request.resource.plural == "jobs"
+                and request.params.get("propagationPolicy") in ("Foreground", "Background")):
+            await self._collect_pods(request.namespace, request.name)
+        return response
+
+    async def _collect_pods(self, namespace: str, job: str) -> None:
+        """The garbage collector: a Job deleted with propagation takes its pods with it."""
+        async with self._lock:
+            for (resource, ns, name), obj in list(self._objects.items()):
+                raw = obj.raw if not obj.deleted else {}
+                labels = (raw.get("metadata") or {}).get("labels") or {}
+                if resource.plural == "pods" and ns == namespace and labels.get("job-name") == job:
+                    obj.delete()
+                    await self._buses[resource].put({"type": "DELETED", "object": raw})
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        answer = await super()._serve_list(request)
+        answer["items"] = [item for item in answer["items"] if self._selected(request, item)]
+        answer["metadata"]["resourceVersion"] = str(self._version)
+        return answer
+
+    def _selected(self, request: kmock.Request, obj: dict) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return (selector_matches(labels, request.params.get("labelSelector"))
+                and fields_match(obj, request.params.get("fieldSelector")))
+
+    async def _serve_watch(self, request: kmock.Request) -> Any:
+        fault = None
+        if request.resource.plural == "jobs" and self.watch_faults:
+            fault = self.watch_faults.pop(0)
+        if fault == "gone":
+            yield {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                               "code": 410, "reason": "Expired",
+                                               "message": "too old resource version: 1 (4242)"}}
+            return
+        async for event in super()._serve_watch(request):
+            if isinstance(event, dict) and not self._selected(request, event.get("object") or {}):
+                continue
+            yield event
+            if fault == "drop" and isinstance(event, dict):
+                yield b'{"type": "MODIFIED", "object": {"metadata": {"na'  # half an event, then the wire is cut
+                await asyncio.sleep(0.05)
+                transport = request._raw_request.transport
+                if transport is not None:
+                    transport.abort()
+                return
+
+
+class ApiServerThread:
+    """Runs an ``EmulatedApiServer`` on 127.0.0.1 in its own event loop thread."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self.server: EmulatedApiServer | None = None
+        self.url = ""
+        self._thread = threading.Thread(target=self._main, name="k8s-api-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError("the Kubernetes API emulator did not start")
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+        self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with EmulatedApiServer() as server, kmock.Server(server) as http:
+            for key, info in RESOURCES.items():
+                server.resources[key] = info
+            self.server = server
+            self.url = str(http.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def requests(self) -> list[kmock.Request]:
+        return list(self.server)
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(20)
+
+
+def write_kubeconfig(path: Path, url: str, namespace: str = NAMESPACE) -> Path:
+    """A kubeconfig with one context, ``emulator``, pointing at the emulator."""
+    document = {
+        "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT,
+        "clusters": [{"name": CONTEXT, "cluster": {"server": url}}],
+        "users": [{"name": "tester", "user": {"token": "test-token"}}],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "tester", "namespace": namespace}}],
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+# -- acting as the cluster: a client of our own, independent of the product's wrapper ---------------
+class ClusterSide:
+    """What the controller and kubelet stand-ins do through the API."""
+
+    def __init__(self, url: str, namespace: str = NAMESPACE):
+        configuration = client.Configuration()
+        configuration.host = url
+        self.api_client = client.ApiClient(configuration)
+        self.core = client.CoreV1Api(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+        self.namespace = namespace
+
+    @staticmethod
+    def _json(response: Any) -> Any:
+        try:
+            return json.loads(response.data or b"{}")
+        finally:
+            response.release_conn()
+
+    def jobs(self) -> list[dict]:
+        return self._json(self.batch.list_namespaced_job(self.namespace, _preload_content=False))["items"]
+
+    def job(self, name: str) -> dict | None:
+        try:
+            return self._json(self.batch.read_namespaced_job(name, self.namespace, _preload_content=False))
+        except client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def pods(self, job: str) -> list[dict]:
+        items = self._json(self.core.list_namespaced_pod(self.namespace, _preload_content=False,
+                                                         label_selector=f"job-name={job}"))["items"]
+        return sorted(items, key=lambda p: p["metadata"]["creationTimestamp"])
+
+    def pod_exists(self, name: str) -> bool:
+        try:
+            self._json(self.core.read_namespaced_pod(name, self.namespace, _preload_content=False))
+            return True
+        except client.ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+
+    def create_pvc(self, name: str, modes: tuple[str, ...] = ("ReadWriteMany",)) -> None:
+        body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": {"accessModes": list(modes), "storageClassName": "",
+                         "resources": {"requests": {"storage": "10Gi"}}},
+                "status": {"phase": "Bound"}}
+        self.core.create_namespaced_persistent_volume_claim(self.namespace, body, _preload_content=False).release_conn()
+
+    def create_pod(self, job: dict, attempt: int) -> str:
+        """A pod from the Job's template, labelled and owned as the Job controller does."""
+        template = job["spec"]["template"]
+        name = f"{job['metadata']['name'][:50]}-{attempt}{secrets.token_hex(2)}"
+        labels = dict(template["metadata"].get("labels") or {})
+        labels.update({"job-name": job["metadata"]["name"], "batch.kubernetes.io/job-name": job["metadata"]["name"],
+                       "controller-uid": job["metadata"]["uid"]})
+        body = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": self.namespace, "labels": labels,
+                             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "controller": True,
+                                                  "name": job["metadata"]["name"], "uid": job["metadata"]["uid"]}]},
+                "spec": template["spec"]}
+        self.core.create_namespaced_pod(self.namespace, body, _preload_content=False).release_conn()
+        self.pod_status(name, phase="Pending", conditions=[])
+        return name
+
+    def pod_status(self, name: str, **fields: Any) -> None:
+        body = {"metadata": {"namespace": self.namespace}, "status": fields}
+        self.core.patch_namespaced_pod_status(name, self.namespace, body, _preload_content=False).release_conn()
+
+    def job_status(self, name: str, **fields: Any) -> None:
+        body = {"metadata": {"namespace": self.namespace}, "status": fields}
+        self.batch.patch_namespaced_job_status(name, self.namespace, body, _preload_content=False).release_conn()
+
+    def close(self) -> None:
+        self.api_client.close()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(kind: str, reason: str = "", message: str = "", status: str = "True") -> dict:
+    return {"type": kind, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": now(), "lastProbeTime": now()}
+
+
+class JobRun:
+    """One Job as the fake controller and kubelet see it; a behaviour drives it."""
+
+    def __init__(self, side: ClusterSide, server: EmulatedApiServer, job: dict):
+        self.side = side
+        self.server = server
+        self.job = job
+        self.name = job["metadata"]["name"]
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        self.container = container
+        self.command: list[str] = list(container.get("command") or []) + list(container.get("args") or [])
+        self.env = {e["name"]: e.get("value", "") for e in container.get("env") or []}
+        self.pods: list[str] = []
+
+    def arg(self, flag: str) -> str:
+        return self.command[self.command.index(flag) + 1]
+
+    @property
+    def phase(self) -> str:
+        return self.command[self.command.index("harness.workload") + 1]
+
+    @property
+    def backend_dir(self) -> Path:
+        return Path(self.arg("--shared"), "runs", self.arg("--run-id"), self.arg("--backend"))
+
+    # pods ------------------------------------------------------------------------------
+    def new_pod(self) -> str:
+        name = self.side.create_pod(self.job, len(self.pods) + 1)
+        self.pods.append(name)
+        self.job_status(active=1)
+        return name
+
+    def waiting(self, pod: str, reason: str, message: str = "") -> None:
+        self.side.pod_status(pod, phase="Pending", containerStatuses=[{
+            "name": self.container["name"], "image": self.container["image"], "ready": False, "restartCount": 0,
+            "imageID": "", "state": {"waiting": {"reason": reason, "message": message}}}])
+
+    def unschedulable(self, pod: str, message: str) -> None:
+        self.side.pod_status(pod, phase="Pending", conditions=[
+            condition("PodScheduled", "Unschedulable", message, status="False")])
+
+    def running(self, pod: str, node: str = "node-1") -> None:
+        self.side.core.patch_namespaced_pod(pod, self.side.namespace, {"spec": {"nodeName": node}},
+                                            _preload_content=False).release_conn()
+        self.side.pod_status(pod, phase="Running", conditions=[condition("PodScheduled")], containerStatuses=[{
+            "name": self.container["name"], "image": self.container["image"], "ready": True, "restartCount": 0,
+            "imageID": "sha256:0", "state": {"running": {"startedAt": now()}}}])
+
+    def terminated(self, pod: str, exit_code: int, reason: str = "", message: str = "",
+                   conditions: list[dict] | None = None, pod_reason: str = "", pod_message: str = "") -> None:
+        fields: dict[str, Any] = {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "containerStatuses": [{
+                "name": self.container["name"], "image": self.container["image"], "ready": False,
+                "restartCount": 0, "imageID": "sha256:0",
+                "state": {"terminated": {"exitCode": exit_code, "reason": reason or (
+                    "Completed" if exit_code == 0 else "Error"), "message": message, "finishedAt": now()}}}]}
+        if conditions is not None:
+            fields["conditions"] = conditions
+        if pod_reason:
+            fields.update(reason=pod_reason, message=pod_message)
+        self.side.pod_status(pod, **fields)
+
+    def log(self, pod: str, text: str) -> None:
+        self.server.pod_logs[(self.side.namespace, pod)] = text
+
+    # the Job ---------------------------------------------------------------------------
+    def job_status(self, **fields: Any) -> None:
+        self.side.job_status(self.name, **fields)
+
+    def complete(self, hold_s: float = 0.0) -> None:
+        """Success as 1.31+ reports it: SuccessCriteriaMet first, Complete ``hold_s`` later."""
+        self.job_status(conditions=[condition("SuccessCriteriaMet", "CompletionsReached")], active=0, succeeded=1)
+        time.sleep(hold_s)
+        self.job_status(conditions=[condition("SuccessCriteriaMet", "CompletionsReached"),
+                                    condition("Complete", "CompletionsReached")], completionTime=now())
+
+    def fail(self, reason: str, message: str = "", hold_s: float = 0.0) -> None:
+        self.job_status(conditions=[condition("FailureTarget", reason, message)], active=0)
+        time.sleep(hold_s)
+        self.job_status(conditions=[condition("FailureTarget", reason, message),
+                                    condition("Failed", reason, message)], failed=len(self.pods))
+
+    def still_exists(self) -> bool:
+        """False once this Job was deleted (a new Job of the same name is another Job)."""
+        current = self.side.job(self.name)
+        return current is not None and current["metadata"]["uid"] == self.job["metadata"]["uid"]
+
+    def wait_deleted(self, timeout_s: float = 30.0) -> bool:
+        limit = time.monotonic() + timeout_s
+        while time.monotonic() < limit:
+            if not self.still_exists():
+                return True
+            time.sleep(0.05)
+        return False
+
+    # files on the shared volume -----------------------------------------------------------
+    def write_events(self, *events: dict) -> None:
+        self.backend_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.backend_dir / f"{self.phase}.events.jsonl", "a") as handle:
+            for event in events:
+                record = {"v": 1, "t": time.time(), "backend": self.arg("--backend"), "phase": self.phase}
+                record.update(event)
+                handle.write(json.dumps(record) + "\n")
+
+    def write_result(self) -> None:
+        self.backend_dir.mkdir(parents=True, exist_ok=True)
+        (self.backend_dir / f"{self.phase}.json").write_text(json.dumps({"schema": 1, "phase": self.phase}))
+
+
+Behaviour = Callable[[JobRun], None]
+
+
+class FakeJobController:
+    """Plays the Job controller and kubelet: runs a behaviour for every new Job."""
+
+    def __init__(self, url: str, server: EmulatedApiServer, behaviour: Behaviour | None = None):
+        self.side = ClusterSide(url)
+        self.server = server
+        self.behaviour = behaviour
+        self.runs: dict[str, JobRun] = {}
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._loop, name="fake-job-controller", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        seen: set[str] = set()
+        while not self._stop.is_set():
+            try:
+                jobs = self.side.jobs()
+            except Exception:  # noqa: BLE001 - the server is going away at teardown
+                jobs = []
+            for job in jobs:
+                uid = job["metadata"]["uid"]
+                if uid in seen or self.behaviour is None:
+                    continue
+                seen.add(uid)
+                run = JobRun(self.side, self.server, job)
+                self.runs[run.name] = run
+                thread = threading.Thread(target=self._drive, args=(run,), name=f"fake-kubelet-{run.name}",
+                                          daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._stop.wait(0.05)
+
+    def _drive(self, run: JobRun) -> None:
+        try:
+            self.behaviour(run)
+        except Exception as err:  # noqa: BLE001 - reported by the fixture at teardown
+            deleted = isinstance(err, client.ApiException) and err.status == 404 and not run.still_exists()
+            if not self._stop.is_set() and not deleted:  # a deleted Job's kubelet just stops
+                self.errors.append(err)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        for thread in self._threads:
+            thread.join(10)
+        self.side.close()
+
+
+# -- the whole stand-in ---------------------------------------------------------------------------------
+class FakeCluster:
+    """An API emulator with a namespace and a PVC, and a fake controller waiting for Jobs."""
+
+    def __init__(self, tmp_path: Path):
+        self.api = ApiServerThread()
+        self.server: EmulatedApiServer = self.api.server
+        self.url = self.api.url
+        self.kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", self.url)
+        self.side = ClusterSide(self.url)
+        self.server.namespaces.add(NAMESPACE)
+        self.side.create_pvc(PVC)
+        self.controller = FakeJobController(self.url, self.server)
+
+    def behave(self, behaviour: Behaviour) -> None:
+        self.controller.behaviour = behaviour
+
+    def requests(self, method: str | None = None, pattern: str = "") -> list[kmock.Request]:
+        return [r for r in self.api.requests()
+                if (method is None or r.method.value.upper() == method.upper()) and re.search(pattern, r.url.path)]
+
+    def jobs(self) -> list[dict]:
+        return self.side.jobs()
+
+    def close(self) -> None:
+        self.controller.close()
+        self.side.close()
+        self.api.close()
+
+
+@contextlib.contextmanager
+def running_fake_cluster(tmp_path: Path) -> Iterator[FakeCluster]:
+    """A fake cluster for one test; re-raises what went wrong in its controller threads.
+
+    Test modules wrap it in their own ``fake_cluster`` fixture.
+    """
+    cluster = FakeCluster(tmp_path)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+    if cluster.controller.errors:
+        raise cluster.controller.errors[0]

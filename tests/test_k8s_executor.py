@@ -1,0 +1,460 @@
+"""The Kubernetes executor against an emulated cluster.
+
+What stands in for the cluster (see ``k8s_fixtures``): kmock's Kubernetes API
+emulator serving the real HTTP and watch protocol to the real ``kubernetes``
+client, and a fake Job controller and kubelet that answer each Job with a
+scripted sequence of pod and Job statuses written back through that API. The
+shared NFS folder is a temporary folder, mounted "in the pod" at the same path.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest_k8s import (
+    deadline_exceeded,
+    disrupted_then,
+    exits,
+    image_cannot_be_pulled,
+    oom_killed,
+    succeeds,
+    unschedulable,
+)
+from k8s_fixtures import (
+    CONTEXT,
+    NAMESPACE,
+    JobRun,
+    condition,
+    running_fake_cluster,
+    write_kubeconfig,
+)
+
+from harness.backends import get
+from harness.errors import ExecutorError
+from harness.executors.base import ExecutorContext, JobSpec, JobState
+from harness.executors.k8s_manifests import job_name
+from harness.executors.kubernetes import KubernetesExecutor, main
+
+RUN = "run-1"
+
+
+@pytest.fixture
+def fake_cluster(tmp_path: Path):
+    with running_fake_cluster(tmp_path) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def make_executor(fake_cluster, shared, tmp_path):
+    """Build executors that talk to the emulator through a kubeconfig, as a user's would."""
+    built: list[KubernetesExecutor] = []
+
+    def make(said: list[str] | None = None, **options) -> KubernetesExecutor:
+        settings = {"k8s_kubeconfig": str(fake_cluster.kubeconfig), "k8s_context": CONTEXT,
+                    "k8s_mount_path": str(shared), "k8s_poll_interval": 0.2, "k8s_schedule_timeout": 1.0,
+                    "k8s_result_wait": 1.0}
+        settings.update(options)
+        sink = said if said is not None else []
+        executor = KubernetesExecutor(ExecutorContext(shared, tmp_path / "work", None, sink.append), settings)
+        built.append(executor)
+        return executor
+
+    yield make
+    for executor in built:
+        executor.close()
+
+
+def spec(backend: str = "tensorflow", phase: str = "train", run_id: str = RUN, timeout_s: float = 60) -> JobSpec:
+    return JobSpec(run_id, get(backend), phase, {"KERAS_BACKEND": get(backend).keras_backend}, timeout_s, 2)
+
+
+def run(executor: KubernetesExecutor, job: JobSpec | None = None):
+    events: list[dict] = []
+    result = executor.run(job or spec(), lambda _job, event: events.append(event))
+    return result, events
+
+
+# -- the happy path ------------------------------------------------------------------------------------
+def test_a_completed_job_succeeds_with_its_events_forwarded_and_its_log_kept(fake_cluster, make_executor, shared):
+    """One Job is created with strict field validation; its events reach the caller; its log is kept."""
+    fake_cluster.behave(succeeds(events=2, log="hello from the pod\n"))
+    result, events = run(make_executor())
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    assert result.exit_code == 0 and result.executor == "kubernetes"
+    assert [e["event"] for e in events] == ["start", "epoch_end", "epoch_end"]
+    assert (shared / "runs" / RUN / "tensorflow" / "train.log").read_text().startswith("hello from the pod")
+    assert result.details["job"] == job_name(RUN, "tensorflow", "train")
+    creates = fake_cluster.requests("POST", r"/namespaces/kbench/jobs$")
+    assert len(creates) == 1
+    assert creates[0].params["fieldValidation"] == "Strict"
+    body = creates[0].data
+    assert body["metadata"]["labels"]["kbench.io/run-id"] == RUN
+    assert body["metadata"]["labels"]["kbench.io/backend"] == "tensorflow"
+    assert body["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_results_are_read_only_after_the_complete_condition(fake_cluster, make_executor):
+    """SuccessCriteriaMet (1.31+) comes while pods may still write to NFS: only Complete ends the wait."""
+    moments: dict[str, float] = {}
+
+    def slow_to_complete(job: JobRun) -> None:
+        pod = job.new_pod()
+        job.running(pod)
+        job.log(pod, "done\n")
+        job.terminated(pod, 0)
+        job.job_status(conditions=[condition("SuccessCriteriaMet", "CompletionsReached")], active=0, succeeded=1)
+        time.sleep(1.0)
+        job.write_result()
+        moments["complete"] = time.time()
+        job.job_status(conditions=[condition("SuccessCriteriaMet", "CompletionsReached"),
+                                   condition("Complete", "CompletionsReached")])
+
+    fake_cluster.behave(slow_to_complete)
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    assert result.finished_at >= moments["complete"]
+
+
+def test_a_complete_job_whose_result_never_reaches_the_shared_folder_fails(fake_cluster, make_executor):
+    """The executor trusts the shared folder, not the exit code: no result file, no success."""
+
+    def forgets_its_result(job: JobRun) -> None:
+        pod = job.new_pod()
+        job.log(pod, "")
+        job.terminated(pod, 0)
+        job.complete()
+
+    fake_cluster.behave(forgets_its_result)
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.FAILED
+    assert "did not appear" in result.reason and "--shared-dir" in result.reason
+
+
+# -- creating: names and duplicates ----------------------------------------------------------------------
+def test_a_job_left_by_an_earlier_session_of_the_run_is_replaced(fake_cluster, make_executor):
+    """409 on create: the stale Job of the same run is deleted (with its pods), then ours is created."""
+    executor = make_executor()
+    stale = executor.template.job_manifest(spec(), executor.k8s)
+    fake_cluster.side.batch.create_namespaced_job(NAMESPACE, stale, _preload_content=False).release_conn()
+    fake_cluster.behave(succeeds())
+
+    result, _ = run(executor)
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    creates = fake_cluster.requests("POST", r"/jobs$")
+    assert len(creates) == 3  # the stale one, our refused one (409), ours again
+    deletes = fake_cluster.requests("DELETE", r"/jobs/")
+    assert [d.params.get("propagationPolicy") for d in deletes] == ["Foreground"]
+
+
+def test_a_job_of_the_same_name_from_another_run_is_left_alone(fake_cluster, make_executor):
+    """A name clash with a Job this run did not make is reported, not deleted."""
+    executor = make_executor()
+    other = executor.template.job_manifest(spec(), executor.k8s)
+    other["metadata"]["labels"]["kbench.io/run-id"] = "someone-else"
+    fake_cluster.side.batch.create_namespaced_job(NAMESPACE, other, _preload_content=False).release_conn()
+
+    result, _ = run(executor)
+
+    assert result.state is JobState.FAILED
+    assert "already exists" in result.reason and "not from run run-1" in result.reason
+    assert not fake_cluster.requests("DELETE")
+
+
+def test_a_create_whose_answer_was_lost_recognises_its_own_job(fake_cluster, make_executor):
+    """The connection drops after the server created the Job: the retry's 409 is ours, not a stale Job."""
+    fake_cluster.server.lost_answers.append(("POST", r"/jobs$"))
+    fake_cluster.behave(succeeds())
+
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    assert len(fake_cluster.requests("POST", r"/jobs$")) == 2
+    assert not fake_cluster.requests("DELETE")
+
+
+# -- failures, each said in one line --------------------------------------------------------------------
+TRACEBACK = "Traceback (most recent call last):\n  File \"train.py\"\nValueError: boom\n"
+
+
+@pytest.mark.parametrize(("behaviour", "state", "words"), [
+    pytest.param(exits(1, TRACEBACK + "kbench-error: ValueError: boom\n"), JobState.FAILED,
+                 ["exit code 1: ValueError: boom"], id="non-zero-exit"),
+    pytest.param(exits(3, "kbench-error: cannot read run.json\n", job_reason="PodFailurePolicy"), JobState.FAILED,
+                 ["exit code 3: cannot read run.json", "not retried"], id="exit-code-retrying-cannot-fix"),
+    pytest.param(oom_killed(), JobState.FAILED, ["OOMKilled", "4Gi", "--k8s-memory"], id="oom-killed"),
+    pytest.param(image_cannot_be_pulled(), JobState.FAILED, ["cannot pull image kbench-keras3:0.1.0",
+                                                             "ImagePullBackOff"], id="image-pull"),
+    pytest.param(unschedulable(), JobState.FAILED, ["not scheduled within", "3 Insufficient cpu",
+                                                    "--k8s-cpu"], id="unschedulable"),
+    pytest.param(deadline_exceeded(), JobState.TIMED_OUT, ["ran past its deadline"], id="deadline"),
+    pytest.param(disrupted_then("", "BackoffLimitExceeded", pod_reason="Evicted",
+                                message="The node was low on resource: memory."), JobState.FAILED,
+                 ["evicted from node node-1: The node was low on resource: memory."], id="evicted"),
+    pytest.param(disrupted_then("PreemptionByScheduler", "DeadlineExceeded",
+                                message="Preempted in order to admit critical pod"), JobState.TIMED_OUT,
+                 ["ran past its deadline", "preempted by the scheduler"], id="preempted"),
+])
+def test_a_failed_job_says_why_in_one_line(fake_cluster, make_executor, behaviour, state, words):
+    """Each failure reason is read from the pod's (or Job's) status and reported in one line."""
+    fake_cluster.behave(behaviour)
+    result, _ = run(make_executor())
+
+    assert result.state is state
+    assert "\n" not in result.reason
+    for word in words:
+        assert word in result.reason
+
+
+def test_a_crash_reports_the_log_tail(fake_cluster, make_executor):
+    fake_cluster.behave(exits(1, TRACEBACK + "kbench-error: ValueError: boom\n"))
+    result, _ = run(make_executor())
+
+    assert result.exit_code == 1
+    assert "ValueError: boom" in result.log_tail and "Traceback" in result.log_tail
+
+
+@pytest.mark.parametrize("behaviour", [image_cannot_be_pulled(), unschedulable()], ids=["image-pull", "unschedulable"])
+def test_a_job_that_cannot_start_is_deleted_with_its_pods(fake_cluster, make_executor, behaviour):
+    """The executor gives up on a stuck Job and deletes it so that it does not linger in the cluster."""
+    fake_cluster.behave(behaviour)
+    run(make_executor())
+
+    deletes = fake_cluster.requests("DELETE", r"/jobs/")
+    assert deletes and deletes[0].params["propagationPolicy"] == "Foreground"
+    assert fake_cluster.jobs() == []
+
+
+def test_a_disrupted_pod_is_replaced_and_every_pods_log_is_kept(fake_cluster, make_executor, shared):
+    """An eviction does not fail the Job (podFailurePolicy Ignore): the next pod runs; both logs are kept."""
+    fake_cluster.behave(disrupted_then("EvictionByEvictionAPI", "succeeds", message="Eviction API: evicting"))
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    folder = shared / "runs" / RUN / "tensorflow"
+    assert (folder / "train.pod-1.log").read_text() == "epoch 1 ...\n"
+    assert (folder / "train.log").read_text().startswith("training...")
+    assert len(result.details["pods"]) == 2
+
+
+def test_a_job_deleted_by_someone_else_fails(fake_cluster, make_executor):
+    def deleted_by_a_user(job: JobRun) -> None:
+        pod = job.new_pod()
+        job.running(pod)
+        time.sleep(0.3)
+        job.side.batch.delete_namespaced_job(job.name, NAMESPACE, propagation_policy="Background",
+                                             _preload_content=False).release_conn()
+
+    fake_cluster.behave(deleted_by_a_user)
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.FAILED
+    assert "was deleted before it finished" in result.reason
+
+
+# -- watching through the real world -----------------------------------------------------------------
+def test_the_watch_lists_again_after_410_gone(fake_cluster, make_executor):
+    """The first watch answers 410 Gone (its resourceVersion was compacted): list again, watch on."""
+    fake_cluster.server.watch_faults.append("gone")
+    fake_cluster.behave(succeeds(hold_s=0.5))
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    assert result.details["relists"] >= 2
+    lists = [r for r in fake_cluster.requests("GET", r"/jobs$") if "watch" not in r.params
+             and r.params.get("fieldSelector")]
+    assert len(lists) >= 2
+
+
+def test_the_watch_reconnects_after_a_dropped_connection(fake_cluster, make_executor):
+    """The connection is cut mid-event: reconnect from the last resourceVersion, never crash."""
+    fake_cluster.server.watch_faults.append("drop")
+    fake_cluster.behave(succeeds(hold_s=0.5))
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    assert result.details["reconnects"] >= 1
+    watches = [r for r in fake_cluster.requests("GET", r"/jobs$") if r.params.get("watch") == "true"]
+    assert len(watches) >= 2 and all(w.params.get("resourceVersion") for w in watches)
+
+
+def test_a_sustained_outage_ends_the_watch_with_a_clear_error(tmp_path, monkeypatch):
+    """The API server is gone for good (nothing listens): after a bounded number of reconnects, a clear error."""
+    import socket
+
+    from harness.executors import k8s_watch
+    from harness.executors.k8s_client import ClusterUnreachable, KubeApi, load_configuration
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = write_kubeconfig(tmp_path / "gone", f"http://127.0.0.1:{port}")
+    api = KubeApi(load_configuration(str(kubeconfig), CONTEXT), NAMESPACE, retries=0)
+    monkeypatch.setattr(k8s_watch, "MAX_CONSECUTIVE_FAILURES", 3)
+    watch = k8s_watch.JobWatch(api, "kbench-run-1-jax-train", window_s=0.2)
+    monkeypatch.setattr(watch.handle, "pause", lambda seconds: None)
+    with pytest.raises(ClusterUnreachable, match="lost the watch of Job kbench-run-1-jax-train 4 times in a row"):
+        for _ in range(10):
+            watch.poll()
+    assert watch.reconnects == 4
+    api.close()
+
+
+# -- stopping ----------------------------------------------------------------------------------------------
+def test_cancel_deletes_the_running_job_and_its_pods(fake_cluster, make_executor):
+    """Ctrl-C: cancel_all returns the running job as CANCELLED promptly and deletes it, pods included."""
+
+    def runs_until_deleted(job: JobRun) -> None:
+        pod = job.new_pod()
+        job.running(pod)
+        job.wait_deleted()
+
+    fake_cluster.behave(runs_until_deleted)
+    executor = make_executor(k8s_poll_interval=2.0)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(run(executor)[0]))
+    worker.start()
+    limit = time.monotonic() + 10
+    while time.monotonic() < limit and not any(fake_cluster.side.pods(j["metadata"]["name"])
+                                               for j in fake_cluster.jobs()):
+        time.sleep(0.05)
+    cancelled_at = time.monotonic()
+    executor.cancel_all()
+    worker.join(10)
+
+    assert results and results[0].state is JobState.CANCELLED
+    assert time.monotonic() - cancelled_at < 5
+    deletes = fake_cluster.requests("DELETE", r"/jobs/")
+    assert deletes and {d.params["propagationPolicy"] for d in deletes} == {"Foreground"}
+    assert fake_cluster.jobs() == []
+    assert fake_cluster.side.pods(job_name(RUN, "tensorflow", "train")) == []
+
+
+def test_cleanup_deletes_every_job_of_a_run_and_nothing_else(fake_cluster, make_executor, capsys):
+    """``python -m harness.executors.kubernetes cleanup --run-id`` selects by the run's label."""
+    executor = make_executor()
+    for job in (spec("tensorflow"), spec("jax"), spec("torch", run_id="other-run")):
+        manifest = executor.template.job_manifest(job, executor.k8s)
+        fake_cluster.side.batch.create_namespaced_job(NAMESPACE, manifest, _preload_content=False).release_conn()
+
+    code = main(["cleanup", "--run-id", RUN, "--k8s-kubeconfig", str(fake_cluster.kubeconfig),
+                 "--k8s-context", CONTEXT])
+
+    assert code == 0
+    left = sorted(j["metadata"]["name"] for j in fake_cluster.jobs())
+    assert left == [job_name("other-run", "torch", "train")]
+    assert {d.params["propagationPolicy"] for d in fake_cluster.requests("DELETE")} == {"Foreground"}
+    assert "deleted Job" in capsys.readouterr().out
+
+
+# -- before anything is submitted ---------------------------------------------------------------------------
+def test_check_passes_and_names_the_cluster(make_executor):
+    said: list[str] = []
+    make_executor(said).check()
+    assert any("Kubernetes v1.31" in line and "namespace kbench" in line for line in said)
+
+
+def test_an_unreachable_api_is_a_clear_error_within_seconds(tmp_path, shared):
+    """Nothing listens on the port: check() fails fast and says what to check."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{port}")
+    executor = KubernetesExecutor(ExecutorContext(shared, tmp_path, None, print),
+                                  {"k8s_kubeconfig": str(kubeconfig), "k8s_context": CONTEXT})
+    started = time.monotonic()
+    with pytest.raises(ExecutorError, match=rf"cannot reach the Kubernetes API at http://127.0.0.1:{port}: "
+                                            "connection refused; check --k8s-context"):
+        executor.check()
+    assert time.monotonic() - started < 10
+    executor.close()
+
+
+def test_a_missing_kubeconfig_is_a_clear_error(tmp_path, shared, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    executor = KubernetesExecutor(ExecutorContext(shared, tmp_path, None, print),
+                                  {"k8s_kubeconfig": str(tmp_path / "nope")})
+    with pytest.raises(ExecutorError, match="no kubeconfig at .*nope; pass --k8s-kubeconfig"):
+        executor.check()
+
+
+def test_an_unknown_context_is_a_clear_error(fake_cluster, make_executor):
+    with pytest.raises(ExecutorError, match="check --k8s-context"):
+        make_executor(k8s_context="no-such-context").check()
+
+
+def test_a_missing_namespace_is_named(make_executor):
+    with pytest.raises(ExecutorError, match="namespace elsewhere does not exist; create it with"):
+        make_executor(k8s_namespace="elsewhere").check()
+
+
+def test_a_missing_pvc_is_named(make_executor):
+    with pytest.raises(ExecutorError, match="PersistentVolumeClaim no-such-claim does not exist in namespace kbench"):
+        make_executor(k8s_pvc="no-such-claim").check()
+
+
+def test_missing_permissions_are_listed(fake_cluster, make_executor):
+    """SelfSubjectAccessReview says which actions the credentials lack, before anything is created."""
+    fake_cluster.server.denied.update({("create", "jobs", ""), ("get", "pods", "log")})
+    with pytest.raises(ExecutorError, match=r"forbidden: the harness may not create jobs, get pods/log in "
+                                            "namespace kbench; bind the Role"):
+        make_executor().check()
+    assert not fake_cluster.requests("POST", r"/jobs$")
+
+
+def test_a_forbidden_job_fails_the_dry_run_and_the_job_not_the_harness(fake_cluster, make_executor):
+    """A 403 (RBAC, or admission such as Pod Security) stops prepare(); in run() it is a failed job."""
+    fake_cluster.server.forbidden.append(("POST", r"/jobs$"))
+    executor = make_executor()
+    with pytest.raises(ExecutorError, match="403 Forbidden"):
+        executor.prepare([get("tensorflow")])
+    result, _ = run(executor)
+    assert result.state is JobState.FAILED
+    assert "create Job" in result.reason and "403 Forbidden" in result.reason
+
+
+def test_prepare_dry_runs_one_job_per_image_and_creates_nothing(fake_cluster, make_executor):
+    make_executor().prepare([get("tensorflow"), get("jax"), get("theano"), get("cntk")])
+
+    dry = fake_cluster.requests("POST", r"/jobs$")
+    assert [r.params.get("dryRun") for r in dry] == ["All", "All"]
+    assert sorted(r.data["spec"]["template"]["spec"]["containers"][0]["image"] for r in dry) == [
+        "kbench-keras2:0.1.0", "kbench-keras3:0.1.0"]
+    assert fake_cluster.jobs() == []
+
+
+# -- the data set ------------------------------------------------------------------------------------------
+def test_a_local_data_set_is_copied_into_the_shared_folder(make_executor, shared, tmp_path):
+    archive = tmp_path / "cifar-mini.tar.gz"
+    archive.write_bytes(b"not really a tarball, but the executor only copies it")
+    folder = tmp_path / "images"
+    (folder / "train" / "cat").mkdir(parents=True)
+    (folder / "train" / "cat" / "1.png").write_bytes(b"png")
+    executor = make_executor()
+
+    staged_file = executor.stage_dataset({"kind": "path", "path": str(archive)})
+    staged_again = executor.stage_dataset({"kind": "path", "path": str(archive)})
+    staged_folder = executor.stage_dataset({"kind": "path", "path": str(folder)})
+
+    assert staged_file["kind"] == "shared" and staged_file == staged_again
+    assert (shared / staged_file["path"]).read_bytes() == archive.read_bytes()
+    assert (shared / staged_folder["path"] / "train" / "cat" / "1.png").read_bytes() == b"png"
+    assert staged_file["path"].startswith("inputs/")
+    assert executor.stage_dataset({"kind": "keras"}) == {"kind": "keras"}
+    inside = shared / "data.tar"
+    inside.write_bytes(b"x")
+    assert executor.stage_dataset({"kind": "path", "path": str(inside)}) == {"kind": "shared", "path": "data.tar"}

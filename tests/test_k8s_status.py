@@ -1,0 +1,114 @@
+"""Reading Job and pod status: when a Job is over and how to say why it failed.
+
+Nothing stands in for a cluster here: the inputs are hand-written statuses in
+the shape the API server returns (the same JSON the executor receives).
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness.executors import k8s_status as status
+from harness.executors.base import JobState
+
+
+def job(*conditions: tuple[str, str, str], deadline: int = 1200) -> dict:
+    return {"metadata": {"name": "j"}, "spec": {"activeDeadlineSeconds": deadline},
+            "status": {"conditions": [{"type": t, "status": s, "reason": r, "message": f"{r} happened"}
+                                      for t, s, r in conditions]}}
+
+
+def pod(name: str = "p", created: str = "2026-01-01T00:00:00Z", phase: str = "Failed", exit_code: int | None = None,
+        reason: str = "", waiting: str = "", conditions: list[dict] | None = None, pod_reason: str = "",
+        **status_fields) -> dict:
+    state: dict = {}
+    if exit_code is not None:
+        state = {"terminated": {"exitCode": exit_code, "reason": reason or "Error"}}
+    if waiting:
+        state = {"waiting": {"reason": waiting, "message": "it did not work"}}
+    if pod_reason:
+        status_fields["reason"] = pod_reason
+    return {"metadata": {"name": name, "creationTimestamp": created}, "spec": {"nodeName": "node-7"},
+            "status": {"phase": phase, "conditions": conditions or [], **status_fields,
+                       "containerStatuses": [{"name": "workload", "image": "img:1", "state": state}]}}
+
+
+@pytest.mark.parametrize(("conditions", "expected"), [
+    ([], None),
+    ([("SuccessCriteriaMet", "True", "CompletionsReached")], None),
+    ([("FailureTarget", "True", "BackoffLimitExceeded")], None),
+    ([("Complete", "False", "")], None),
+    ([("SuccessCriteriaMet", "True", ""), ("Complete", "True", "")], "Complete"),
+    ([("FailureTarget", "True", ""), ("Failed", "True", "DeadlineExceeded")], "Failed"),
+])
+def test_a_job_is_over_only_with_a_true_complete_or_failed_condition(conditions, expected):
+    assert status.finished(job(*conditions)) == expected
+
+
+def test_the_workloads_own_error_line_is_found_among_the_log():
+    log = ":::KBENCH {\"event\": \"start\"}\nTraceback...\nkbench-error: out of memory (MemoryError)\n"
+    assert status.error_line(log) == "out of memory (MemoryError)"
+    assert status.log_tail(log) == "Traceback...\nkbench-error: out of memory (MemoryError)"
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"])
+def test_an_image_that_cannot_be_pulled_stops_the_wait(reason):
+    said = status.cannot_start(pod(phase="Pending", waiting=reason), "workload")
+    assert said.startswith("cannot pull image img:1") and reason in said and "--k8s-image" in said
+
+
+def test_a_container_that_cannot_be_created_stops_the_wait():
+    assert "CreateContainerConfigError" in status.cannot_start(
+        pod(phase="Pending", waiting="CreateContainerConfigError"), "workload")
+    assert status.cannot_start(pod(phase="Pending", waiting="ContainerCreating"), "workload") is None
+
+
+def test_an_unschedulable_pod_is_recognised():
+    stuck = pod(phase="Pending", conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                              "message": "0/3 nodes are available: 3 Insufficient memory."}])
+    assert status.unschedulable(stuck) == "0/3 nodes are available: 3 Insufficient memory."
+    assert status.unschedulable(pod(phase="Running")) is None
+
+
+def test_the_newest_pod_explains_a_failed_job():
+    pods = [pod("old", "2026-01-01T00:00:00Z", exit_code=137, reason="OOMKilled"),
+            pod("new", "2026-01-01T00:05:00Z", exit_code=1)]
+    verdict = status.verdict(job(("Failed", "True", "BackoffLimitExceeded")), pods, "workload",
+                             "kbench-error: ValueError: bad\n", "4Gi")
+    assert verdict == status.Verdict(JobState.FAILED, "exit code 1: ValueError: bad (2 pods)", 1)
+
+
+def test_a_pod_failure_policy_failure_says_it_was_not_retried():
+    verdict = status.verdict(job(("Failed", "True", "PodFailurePolicy")), [pod(exit_code=3)], "workload",
+                             "kbench-error: data set missing\n", "4Gi")
+    assert verdict.state is JobState.FAILED
+    assert verdict.reason == "exit code 3: data set missing (not retried: the input or usage is wrong)"
+
+
+def test_a_deadline_is_a_timeout_and_names_a_pod_that_never_started():
+    stuck = pod(phase="Pending", conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                              "message": "0/1 nodes are available"}])
+    verdict = status.verdict(job(("Failed", "True", "DeadlineExceeded"), deadline=60), [stuck], "workload", "", "1Gi")
+    assert verdict.state is JobState.TIMED_OUT
+    assert verdict.reason == ("ran past its deadline of 60 s (activeDeadlineSeconds); its pod was never scheduled: "
+                              "0/1 nodes are available")
+
+
+@pytest.mark.parametrize(("failed_pod", "words"), [
+    (pod(exit_code=137, reason="OOMKilled"), "OOMKilled: used more than its memory limit of 4Gi"),
+    (pod(pod_reason="Evicted", message="The node was low on resource: ephemeral-storage."),
+     "evicted from node node-7: The node was low on resource: ephemeral-storage."),
+    (pod(exit_code=137, conditions=[{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                                     "message": "Preempted by a higher priority pod"}]),
+     "preempted by the scheduler for a higher-priority pod: Preempted by a higher priority pod"),
+    (pod(exit_code=137), "killed (exit code 137, SIGKILL) without being OOMKilled"),
+    (pod(exit_code=2), "exit code 2"),
+])
+def test_pod_failures_in_one_phrase(failed_pod, words):
+    said = status.pod_failure(failed_pod, "workload", "", "4Gi")
+    assert words in said and "\n" not in said
+
+
+def test_a_complete_job_succeeds_even_after_failed_attempts():
+    pods = [pod("a", exit_code=1), pod("b", "2026-01-01T01:00:00Z", phase="Succeeded", exit_code=0)]
+    verdict = status.verdict(job(("Complete", "True", "")), pods, "workload", "", "4Gi")
+    assert verdict == status.Verdict(JobState.SUCCEEDED, "", 0)
