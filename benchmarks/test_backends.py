@@ -9,21 +9,21 @@ from harness.gather import job_figures
 from harness.pytest_plugin import fail_unless_ok, record_job_timing
 
 
-def test_train(backend_name, kbench, benchmark):
+def test_train(backend_name, kbench, request):
     """The backend trains the seed's CNN on the profile's data and writes its weights."""
     result = kbench.job(backend_name, "train")
     fail_unless_ok(result)
     figures = job_figures(kbench.result_json(backend_name, "train"), "train")
-    record_job_timing(benchmark, result, figures)
+    record_job_timing(request, result, figures)
     assert figures["steady_images_per_s"] and figures["steady_images_per_s"] > 0
 
 
-def test_predict(backend_name, kbench, benchmark):
+def test_predict(backend_name, kbench, request):
     """The backend writes softmax outputs for every test image, as accurate as its baseline."""
     result = kbench.job(backend_name, "predict")
     fail_unless_ok(result)
     figures = job_figures(kbench.result_json(backend_name, "predict"), "predict")
-    record_job_timing(benchmark, result, figures)
+    record_job_timing(request, result, figures)
     assert figures["images_per_s"] and figures["images_per_s"] > 0
     kbench.check_member(backend_name, figures["test_accuracy"])
 

@@ -149,6 +149,13 @@ def job_figures(result_json: dict | None, phase: str) -> dict[str, Any]:
     if not result_json:
         return {}
     timing = result_json.get("timing", {})
+    cost = result_json.get("flops", {})
+    common = {
+        "matmul_gflops": cost.get("matmul_gflops"),
+        "model_flop_utilisation": cost.get("model_flop_utilisation"),
+        "peak_rss_mb": result_json.get("peak_rss_mb"),
+        "data_fingerprint": result_json.get("data", {}).get("fingerprint"),
+    }
     if phase == "train":
         final = result_json.get("final", {})
         return {
@@ -161,8 +168,8 @@ def job_figures(result_json: dict | None, phase: str) -> dict[str, Any]:
             "train_accuracy": final.get("train_accuracy"),
             "train_loss": final.get("train_loss"),
             "test_accuracy": final.get("test_accuracy"),
-            "peak_rss_mb": result_json.get("peak_rss_mb"),
-            "data_fingerprint": result_json.get("data", {}).get("fingerprint"),
+            "train_flops_per_image": cost.get("train"),
+            **common,
         }
     return {
         "images_per_s": timing.get("images_per_s"),
@@ -172,11 +179,7 @@ def job_figures(result_json: dict | None, phase: str) -> dict[str, Any]:
         "warmup_s": timing.get("warmup_s"),
         "startup_s": timing.get("startup_s"),
         "test_accuracy": result_json.get("test", {}).get("accuracy"),
-        "peak_rss_mb": result_json.get("peak_rss_mb"),
-        "data_fingerprint": result_json.get("data", {}).get("fingerprint"),
+        "forward_flops_per_image": cost.get("forward"),
+        **common,
     }
-
-
-def result_json_or_none(folder: RunFolder, backend: str, phase: str) -> dict | None:
-    return _try(folder.read_result, backend, phase)
 

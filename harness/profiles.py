@@ -5,7 +5,9 @@ images in the same order and the same number of optimisation steps.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from harness.errors import ConfigError
 
@@ -80,9 +82,33 @@ PROFILES: dict[str, Profile] = {
 
 
 def get(name: str) -> Profile:
-    try:
+    """A profile by name, or from a JSON file holding every ``Profile`` field."""
+    if name in PROFILES:
         return PROFILES[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown profile {name!r}; choose from {', '.join(PROFILES)}"
-        ) from None
+    if name.endswith(".json"):
+        return from_file(Path(name))
+    raise ConfigError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}, or give a .json file")
+
+
+def from_file(path: Path) -> Profile:
+    fix = f"give every field of a profile ({', '.join(f.name for f in fields(Profile))})"
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"profile file {path} does not exist; {fix} in a JSON file") from None
+    except ValueError as err:
+        raise ConfigError(f"profile file {path} is not valid JSON ({err}); {fix}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"profile file {path} must hold a JSON object; {fix}")
+    known = {f.name for f in fields(Profile)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"profile file {path} has unknown field(s) {', '.join(unknown)}; {fix}")
+    try:
+        profile = Profile(**values)
+    except TypeError as err:
+        raise ConfigError(f"profile file {path} is incomplete ({err}); {fix}") from None
+    for key in ("epochs", "batch_size", "predict_batch_size"):
+        if not isinstance(getattr(profile, key), int) or getattr(profile, key) < 1:
+            raise ConfigError(f"profile file {path}: {key} must be a whole number of at least 1")
+    return profile

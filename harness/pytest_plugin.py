@@ -13,12 +13,10 @@ from typing import Any
 import pytest
 
 from harness import backends as backend_registry
-from harness import baselines
-from harness import executors, profiles
+from harness import baselines, executors, profiles
 from harness.config import RunConfig, build
 from harness.errors import HarnessError
 from harness.executors.base import JobResult, JobState
-from harness.gather import result_json_or_none
 from harness.session import BenchmarkSession
 
 GROUP = "keras-multibackend"
@@ -33,7 +31,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--executor", default="local", metavar="NAME",
                     help=f"where jobs run: {', '.join(executors.names())} (default: local)")
     group.addoption("--profile", default="default", metavar="NAME",
-                    help="benchmark size: " + "; ".join(f"{p.name}: {p.description}" for p in profiles.PROFILES.values()))
+                    help="benchmark size: " + "; ".join(f"{p.name}: {p.description}" for p in profiles.PROFILES.values())
+                    + "; or a .json file with every profile field")
     group.addoption("--dataset", default=None, metavar="PATH",
                     help="image-folder data set (folder or .tar.gz with train/<class>/, test/<class>/), or "
                          "'keras' to download CIFAR-10 (default: $KBENCH_DATASET, else keras)")
@@ -129,6 +128,7 @@ class KbenchRun:
         self.report_paths: list[Path] = []
         self.summary_lines: list[str] = []
         self.verdicts: list[baselines.Verdict] = []
+        self.interrupted = False
         self._previous_sigterm: Any = None
 
     def say(self, message: str) -> None:
@@ -161,13 +161,18 @@ class KbenchRun:
         """The ended job (run now if needed); skips or fails the calling test as it ended."""
         self.start()
         result = self.session.result(backend, phase)
-        if result.state is JobState.SKIPPED and backend in self.session.skipped:
+        if result.state is JobState.SKIPPED:
+            # not run: the backend cannot run here, its train failed (that case fails), or
+            # --emit-manifests only wrote what would be submitted
             pytest.skip(result.reason)
         return result
 
-    def result_json(self, backend: str, phase: str) -> dict | None:
-        """The job's own result file (train.json / predict.json), if it is readable."""
-        return result_json_or_none(self.session.folder, backend, phase)
+    def result_json(self, backend: str, phase: str) -> dict:
+        """The job's own result file (train.json / predict.json); fails the test if it is unusable."""
+        try:
+            return self.session.folder.read_result(backend, phase)
+        except HarnessError as err:
+            pytest.fail(f"{backend}/{phase} ended but its result cannot be used: {err}", pytrace=False)
 
     # -- results and baselines ------------------------------------------------------------
     def analysis(self) -> dict:
@@ -203,6 +208,9 @@ class KbenchRun:
 
     def check_ensemble(self) -> dict:
         analysis = self.analysis()
+        states = {status["state"] for status in analysis.get("statuses", {}).values()}
+        if analysis.get("ensemble") is None and states <= {JobState.SKIPPED.value}:
+            pytest.skip("no job ran, so there is nothing to ensemble")
         if analysis.get("ensemble") is None:
             left = "; ".join(f"{k}: {v}" for k, v in analysis["left_out"].items())
             pytest.fail(f"no backend finished, so there is no ensemble ({left})", pytrace=False)
@@ -247,7 +255,7 @@ def kbench(request: pytest.FixtureRequest) -> KbenchRun:
         run = KbenchRun(_run_config(request.config), request.config)
         request.config.stash[session_key] = run
     yield run
-    if run.session.started:
+    if run.session.started and not run.interrupted:
         try:
             run.analysis()
             run.record_baseline()
@@ -265,15 +273,19 @@ def fail_unless_ok(result: JobResult) -> None:
     pytest.fail(text, pytrace=False)
 
 
-def record_job_timing(benchmark: Any, result: JobResult, figures: dict[str, Any]) -> None:
+def record_job_timing(request: pytest.FixtureRequest, result: JobResult, figures: dict[str, Any]) -> None:
     """Give pytest-benchmark the job's own wall time, and the figures measured inside it.
 
     The executor measured the job from submission to its end; jobs may run in
     parallel, so timing the wait in this test would be wrong. pytest-benchmark
     has no public way to record an external duration: we hand ``pedantic`` a
     clock that reads the job's start and end (pinned pytest-benchmark 5.3.1;
-    ``tests/test_plugin_timing.py`` checks the saved JSON holds exactly this).
+    ``tests/test_plugin.py`` checks the saved JSON holds exactly this).
+
+    The ``benchmark`` fixture is requested here, only for a job that ran, so a
+    failed or skipped job leaves no "fixture was not used" warning behind.
     """
+    benchmark = request.getfixturevalue("benchmark")
     benchmark.extra_info.update({k: v for k, v in figures.items() if v is not None})
     benchmark.extra_info["job_wall_s"] = result.wall_s
     benchmark.extra_info["reused_from_earlier_session"] = result.reused
@@ -284,8 +296,20 @@ def record_job_timing(benchmark: Any, result: JobResult, figures: dict[str, Any]
     benchmark.pedantic(lambda: None, rounds=1, iterations=1, warmup_rounds=0)
 
 
-def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
-    pass  # the interrupted run is cancelled in pytest_unconfigure
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """On Ctrl-C or SIGTERM, stop every job before fixtures are torn down.
+
+    Runs before pytest tears down the session fixture, which would otherwise
+    wait for the remaining jobs. The run folder stays resumable: finished jobs
+    keep their results, the rest restart clean on the next session.
+    """
+    run = session.config.stash.get(session_key, None)
+    if run is not None and exitstatus == pytest.ExitCode.INTERRUPTED:
+        run.interrupted = True
+        run.say("interrupted: stopping every job; run again with --run-id "
+                f"{run.config.run_id} to resume")
+        run.close(cancel=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -63,7 +63,7 @@ class RunFolder:
     def acquire(self) -> None:
         """Hold the run for this process; a second harness on the same run is refused."""
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / ".lock", "a+")
+        handle = open(self.path / ".lock", "a+")  # noqa: SIM115 (held open: it is the lock)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -175,6 +175,16 @@ class RunFolder:
         log = folder / layout.log_name(phase)
         if log.exists():
             shutil.move(str(log), str(log) + ".previous")
+
+
+def result_file_problem(path: Path) -> str | None:
+    """Why a job's result file cannot be trusted (missing, corrupt, other schema), or None."""
+    try:
+        data = read_json(path)
+        check_schema(data, path)
+    except ResultError as err:
+        return str(err)
+    return None
 
 
 def read_json(path: Path) -> dict:

@@ -156,7 +156,7 @@ def resolve(name: str, work_dir: Path) -> Runtime:
     """Find the interpreter and the environment folder; builds nothing."""
     spec = SPECS[name]
     if spec.python_version is None:
-        base, version = _base_python(), "%d.%d" % sys.version_info[:2]
+        base, version = _base_python(), "{}.{}".format(*sys.version_info[:2])
     else:
         base, version = find_python(spec.python_version), spec.python_version
     root = Path(work_dir) / "runtimes" / f"{name}-{_digest(spec, version)}"

@@ -95,7 +95,7 @@ class Scheduler:
     def _work(self, job: JobSpec) -> None:
         try:
             result = self.executor.run(job, lambda spec, event: self._inbox.put(("event", spec, event)))
-        except Exception as err:  # an executor bug must not hang the session
+        except Exception as err:  # noqa: BLE001 (an executor bug must not hang the session)
             result = JobResult(job.backend.name, job.phase, JobState.FAILED, executor=self.executor.name,
                                reason=f"the {self.executor.name} executor failed: {type(err).__name__}: {err}")
         self._inbox.put(("done", job, result))

@@ -16,16 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import __version__, tuning
+from harness.analysis import analyse
 from harness.backends import Backend
 from harness.config import RunConfig
-from harness.analysis import analyse
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 from harness.executors import executor_class
 from harness.executors.base import Executor, ExecutorContext, JobResult, JobSpec, JobState
 from harness.gather import gather
 from harness.rundir import RunFolder
 from harness.scheduler import Scheduler
-from harness.workload import layout
+from harness.workload import data, layout
 
 PHASES = layout.PHASES
 ENSEMBLE_JSON = "ensemble.json"
@@ -58,6 +58,7 @@ class BenchmarkSession:
             self.say(f"skipping {name}: {reason}")
         runnable = [b for b in config.backends if b.name not in self.skipped]
         dataset = self.executor.stage_dataset(config.dataset)
+        check_dataset(dataset, config, self.say)
 
         self.folder.acquire()
         self.settings = self.folder.write_settings(self._run_settings(dataset))
@@ -72,7 +73,8 @@ class BenchmarkSession:
             if job.key not in done:
                 self.folder.clear_phase(job.backend.name, job.phase)
         if done:
-            self.say("reusing finished jobs of run %s: %s" % (config.run_id, ", ".join(f"{b}/{p}" for b, p in done)))
+            reused = ", ".join(f"{b}/{p}" for b, p in done)
+            self.say(f"reusing finished jobs of run {config.run_id}: {reused}")
         self.say(f"run {config.run_id}: {n_jobs - len(done)} jobs to run on the {config.executor} executor, "
                  f"{self.parallel} at a time, {self.threads} thread(s) each; folder {self.folder.path}")
         self.scheduler = Scheduler(self.executor, jobs, self.parallel, done=done,
@@ -186,6 +188,23 @@ def describe_event(event: dict) -> str | None:
     if kind == "error":
         return f"error: {event.get('message')}"
     return None
+
+
+def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) -> None:
+    """Decode the data set into the shared cache now, so a bad one is one clear message.
+
+    Jobs then only read the cache. A ``keras`` download needs Keras, which the
+    harness does not import; the first job fetches it instead.
+    """
+    if dataset.get("kind") == "keras":
+        return
+    cache = config.shared_dir / layout.CACHE
+    try:
+        arrays = data.load(dataset, str(config.shared_dir), str(cache),
+                           say=lambda line: say(f"{line} (first use of this data set)"))
+        data.prepare(arrays, config.profile.to_json(), splits=())
+    except data.DataError as err:
+        raise DataError(str(err)) from None
 
 
 def check_shared_dir(path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, work_dir
 
 pytest_plugins = ["pytester"]
 
@@ -43,7 +43,7 @@ def test_options_are_listed_under_their_own_group_in_help(project):
 @pytest.mark.parametrize("args, message", [
     (["--backend", "tf2"], "unknown backend 'tf2'; choose from tensorflow, jax, torch, theano, cntk, or all"),
     (["--backend", ","], "--backend is empty; choose from"),
-    (["--profile", "huge"], "unknown profile 'huge'; choose from smoke, default, full"),
+    (["--profile", "huge"], "unknown profile 'huge'; choose from smoke, default, full, or give a .json file"),
     (["--executor", "docker"], "unknown executor 'docker'; choose from local, kubernetes"),
     (["--dataset", "/no/such/data"], "data set /no/such/data does not exist; pass --dataset"),
     (["--run-id", "../escape"], "run id '../escape' is not a safe name"),
@@ -73,9 +73,9 @@ def test_the_benchmark_json_holds_the_jobs_own_wall_time_and_figures(pytester):
         from harness.executors.base import JobResult, JobState
         from harness.pytest_plugin import record_job_timing
 
-        def test_job(benchmark):
+        def test_job(request):
             result = JobResult("jax", "train", JobState.SUCCEEDED, wall_s=12.5)
-            record_job_timing(benchmark, result, {"steady_images_per_s": 812.0, "missing": None})
+            record_job_timing(request, result, {"steady_images_per_s": 812.0, "missing": None})
     """)
     result = run(pytester, "--benchmark-json", "out.json")
     result.assert_outcomes(passed=1)
@@ -93,10 +93,10 @@ def test_a_smoke_run_trains_predicts_and_a_second_session_reuses_it(pytester, tm
         pytest.skip(f"{SHARED_DATA} is not on this machine")
     pytester.makepyfile(test_backends=(REPO / "benchmarks" / "test_backends.py").read_text())
     args = ["--backend", "tensorflow", "--profile", "smoke", "--dataset", str(SHARED_DATA),
-            "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(REPO / ".kbench"), "--run-id", "e2e",
-            "--benchmark-json", "first.json"]
+            "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(work_dir()), "--run-id", "e2e",
+            "--baselines", str(REPO / "benchmarks" / "baselines"), "--benchmark-json", "first.json"]
     first = run(pytester, *args)
-    first.assert_outcomes(passed=2)
+    first.assert_outcomes(passed=3)
     first.stdout.fnmatch_lines(["*tensorflow/train*epoch 1 done in*", "*tensorflow/predict*succeeded in*"])
     saved = json.loads((pytester.path / "first.json").read_text())["benchmarks"]
     train = next(b for b in saved if b["name"] == "test_train[tensorflow]")
@@ -104,7 +104,7 @@ def test_a_smoke_run_trains_predicts_and_a_second_session_reuses_it(pytester, tm
     assert train["stats"]["min"] == train["extra_info"]["job_wall_s"]
 
     second = run(pytester, *args[:-1], "second.json")
-    second.assert_outcomes(passed=2)
+    second.assert_outcomes(passed=3)
     second.stdout.fnmatch_lines(["*reusing finished jobs of run e2e: tensorflow/train, tensorflow/predict*"])
     assert "epoch 1 done" not in second.stdout.str()
     assert Path(tmp_path / "shared" / "runs" / "e2e" / "tensorflow" / "weights.npz").exists()

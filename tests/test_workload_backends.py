@@ -117,7 +117,7 @@ def test_the_ensemble_covers_every_backend_that_ran(finished):
 
 
 def test_a_second_session_of_the_same_run_reuses_every_finished_job(finished):
-    session, _, root, data = finished
+    _, _, root, data = finished
     again = BenchmarkSession(make_config(root / "shared", data), say=lambda line: None)
     again.start()
     try:

@@ -48,6 +48,7 @@ from harness.executors.base import (
     JobState,
 )
 from harness.executors.k8s_settings import OPTIONS, K8sSettings
+from harness.rundir import result_file_problem
 from harness.workload import layout
 
 if TYPE_CHECKING:
@@ -289,6 +290,10 @@ class KubernetesExecutor(Executor):
             if self.stop_requested.wait(0.5):
                 result.state, result.reason = JobState.CANCELLED, "cancelled while waiting for the result file"
                 return
+        problem = result_file_problem(path)
+        if problem:
+            result.state = JobState.FAILED
+            result.reason = f"the Job completed but its result is unusable: {problem}"
 
     def _submit(self, job: JobSpec, manifest: dict, submission: str) -> None:
         """Create the Job; replace one of the same name left by an earlier session of this run."""

@@ -24,6 +24,7 @@ from harness import runtimes
 from harness.backends import Backend
 from harness.errors import RuntimeSetupError
 from harness.executors.base import EventSink, Executor, JobResult, JobSpec, JobState, Option
+from harness.rundir import result_file_problem
 from harness.workload import events as workload_events
 from harness.workload import layout
 
@@ -117,7 +118,7 @@ class LocalExecutor(Executor):
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=str(folder), start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=_die_with_parent)  # noqa: PLW1509 (prctl only; async-signal-safe)
         with self._lock:
             self._procs[proc.pid] = proc
         try:
@@ -130,10 +131,13 @@ class LocalExecutor(Executor):
         if ending:
             result.state, result.reason = ending
         elif proc.returncode == 0:
-            if (folder / layout.result_name(job.phase)).is_file():
-                result.state = JobState.SUCCEEDED
-            else:
+            result_path = folder / layout.result_name(job.phase)
+            if not result_path.is_file():
                 result.reason = f"exited 0 but wrote no {layout.result_name(job.phase)}"
+            elif problem := result_file_problem(result_path):
+                result.reason = f"exited 0 but its result is unusable: {problem}"
+            else:
+                result.state = JobState.SUCCEEDED
         else:
             result.reason = describe_exit(proc.returncode, log_path)
         return _finish(result, start)
@@ -152,11 +156,11 @@ class LocalExecutor(Executor):
             if self.stop_requested.is_set():
                 ending = (JobState.CANCELLED, "cancelled: the harness was interrupted")
             elif time.monotonic() - start > job.timeout_s:
-                ending = (JobState.TIMED_OUT, f"timed out after {job.timeout_s:.0f} s; raise the profile's "
-                          "job timeout (--job-timeout) or use a smaller profile")
+                ending = (JobState.TIMED_OUT, (f"timed out after {job.timeout_s:.0f} s; raise the profile's "
+                          "job timeout (--job-timeout) or use a smaller profile"))
             elif limit_mb and rss > limit_mb:
-                ending = (JobState.FAILED, f"used {rss:.0f} MiB, over the {limit_mb} MiB memory limit "
-                          "(--job-memory-mb); raise the limit or use a smaller profile")
+                ending = (JobState.FAILED, (f"used {rss:.0f} MiB, over the {limit_mb} MiB memory limit "
+                          "(--job-memory-mb); raise the limit or use a smaller profile"))
             if ending:
                 kill_group(proc)
                 break

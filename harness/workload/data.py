@@ -334,7 +334,6 @@ def prepare(arrays, profile, splits=("train", "val", "test")):
     for split in splits:
         source = SOURCE_SPLIT[split]
         idx = indices[split]
-        x[split] = np.asarray(arrays.x[source][idx], dtype=np.float32)
-        x[split] /= 255.0
+        x[split] = np.multiply(arrays.x[source][idx], np.float32(1.0 / 255.0), dtype=np.float32)
         y[split] = arrays.y[source][idx]
     return Prepared(x, y, arrays.classes, digest.hexdigest(), arrays.key, indices)

@@ -8,9 +8,10 @@ import time
 
 import numpy as np
 
-from harness.workload import data, environment, events, layout, model
+from harness.workload import data, environment, events, flops, layout, model
 from harness.workload.job import InputError
 from harness.workload.timing import percentiles
+from harness.workload.train import utilisation
 
 
 def run(job, keras):
@@ -35,6 +36,8 @@ def run(job, keras):
     except (OSError, ValueError, KeyError) as err:
         raise InputError("weights %s do not fit the model (%s); run the train phase again" % (weights_path, err))
     load_s = time.time() - t
+    cost = flops.per_image(net, prepared.x["test"].shape[1:])
+    ceiling = flops.matmul_gflops(seconds=0.5)
     startup_s = job.elapsed()
     job.events.emit(events.MODEL_READY, seconds=round(load_s, 3), startup_s=round(startup_s, 3))
 
@@ -89,6 +92,8 @@ def run(job, keras):
             images_per_s=round(len(x_test) / infer_s, 2),
             total_s=round(job.elapsed(), 3),
         ),
+        "flops": dict(cost, matmul_gflops=ceiling,
+                      model_flop_utilisation=utilisation(len(x_test) / infer_s, cost["forward"], ceiling)),
         "peak_rss_mb": environment.peak_rss_mb(),
     }
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from harness.workload import data, environment, events, faults, layout, model
+from harness.workload import data, environment, events, faults, flops, layout, model
 from harness.workload.timing import StepTimer, steady_rate, summarise_epochs
 
 
@@ -36,6 +36,8 @@ def run(job, keras):
     t = time.time()
     net = model.build(keras, x_train.shape[1:], n_classes, profile["learning_rate"])
     build_s = time.time() - t
+    cost = flops.per_image(net, x_train.shape[1:])
+    ceiling = flops.matmul_gflops(seconds=0.5)
     startup_s = job.elapsed()
     job.events.emit(events.MODEL_READY, seconds=round(build_s, 3), startup_s=round(startup_s, 3),
                     parameters=int(net.count_params()))
@@ -103,8 +105,18 @@ def run(job, keras):
                   "classes": prepared.classes},
         "peak_rss_mb": environment.peak_rss_mb(),
     }
-    result["timing"]["steady_images_per_s"] = steady_rate(history, timers)
+    steady = steady_rate(history, timers)
+    result["timing"]["steady_images_per_s"] = steady
+    result["flops"] = dict(cost, matmul_gflops=ceiling,
+                           model_flop_utilisation=utilisation(steady, cost["train"], ceiling))
     return result
+
+
+def utilisation(images_per_s, flops_per_image, ceiling_gflops):
+    """Share of the measured matmul rate the model's FLOPs reach (None if unmeasured)."""
+    if not images_per_s or not ceiling_gflops:
+        return None
+    return round(images_per_s * flops_per_image / (ceiling_gflops * 1e9), 4)
 
 
 def _evaluate(keras, net, prepared, split, profile, n_classes):
