@@ -175,10 +175,10 @@ class KbenchRun:
             pytest.fail(f"{backend}/{phase} ended but its result cannot be used: {err}", pytrace=False)
 
     # -- results and baselines ------------------------------------------------------------
-    def analysis(self) -> dict:
-        """Every job ended, gathered and ensembled (computed once)."""
+    def analysis(self, run_remaining: bool = True) -> dict:
+        """Jobs ended, gathered and ensembled (computed once); see ``BenchmarkSession.finish``."""
         self.start()
-        return self.session.finish()
+        return self.session.finish(run_remaining=run_remaining)
 
     @property
     def recording(self) -> bool:
@@ -257,7 +257,7 @@ def kbench(request: pytest.FixtureRequest) -> KbenchRun:
     yield run
     if run.session.started and not run.interrupted:
         try:
-            run.analysis()
+            run.analysis(run_remaining=False)
             run.record_baseline()
         finally:
             run.close(cancel=False)

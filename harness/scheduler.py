@@ -56,6 +56,16 @@ class Scheduler:
             self.result(*job.key)
         return self.results
 
+    def drain(self, reason: str = "not selected in this session") -> dict[Key, JobResult]:
+        """Let running jobs end and start no more; jobs never started are skipped."""
+        while self._running:
+            self._pump(timeout=0.5)
+        for job in self.jobs:
+            if job.key not in self.results:
+                self.results[job.key] = JobResult(job.backend.name, job.phase, JobState.SKIPPED, reason=reason,
+                                                  executor=self.executor.name)
+        return self.results
+
     def cancel(self, join_s: float = 30.0) -> None:
         """Stop every running job and mark the ones not started as cancelled."""
         self._cancelled = True

@@ -11,6 +11,8 @@ import datetime as dt
 import errno
 import os
 import platform
+import resource
+import time
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,9 +47,12 @@ class BenchmarkSession:
         self.threads = 1
         self.analysis: dict | None = None
         self.results = None
+        self.timings: dict[str, float] = {}
+        """Seconds the harness itself spent: set-up before the first job, gathering after the last."""
 
     # -- set-up -----------------------------------------------------------------------
     def start(self) -> None:
+        started = time.perf_counter()
         config = self.config
         check_shared_dir(config.shared_dir)
         context = ExecutorContext(config.shared_dir, config.work_dir, config.parallel, self.say)
@@ -80,6 +85,7 @@ class BenchmarkSession:
         self.scheduler = Scheduler(self.executor, jobs, self.parallel, done=done,
                                    on_event=self._on_event, on_result=self._on_result)
         self.started = True
+        self.timings["setup_s"] = round(time.perf_counter() - started, 3)
 
     def _run_settings(self, dataset: dict) -> dict:
         return {
@@ -123,11 +129,19 @@ class BenchmarkSession:
         assert self.scheduler is not None, "start() the session first"
         return self.scheduler.run_all()
 
-    def finish(self) -> dict:
-        """Wait for every job, gather the run folder and write ensemble.json; returns the analysis."""
+    def finish(self, run_remaining: bool = True) -> dict:
+        """Gather the run folder, ensemble it and write ensemble.json; returns the analysis.
+
+        With ``run_remaining`` every planned job runs first; without it (a
+        session whose selected tests did not need every job), jobs never
+        started are left for a later session and reported as not selected.
+        """
         if self.analysis is not None:
             return self.analysis
-        statuses = self.run_all() if self.scheduler is not None else {}
+        statuses: dict = {}
+        if self.scheduler is not None:
+            statuses = dict(self.run_all() if run_remaining else self.scheduler.drain())
+        started = time.perf_counter()
         for name, reason in self.skipped.items():
             for phase in PHASES:
                 statuses[(name, phase)] = JobResult(name, phase, JobState.SKIPPED, reason=reason,
@@ -136,6 +150,10 @@ class BenchmarkSession:
         self.analysis = analyse(results, self.config.ensemble_method)
         self.analysis["settings"] = self.settings
         self.analysis["statuses"] = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
+        self.timings["gather_analyse_s"] = round(time.perf_counter() - started, 3)
+        self.analysis["harness"] = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
+                                    "threads_per_job": self.threads, "executor": self.config.executor,
+                                    "timings": dict(self.timings)}
         layout.atomic_write_json(str(self.folder.path / ENSEMBLE_JSON), self.analysis)
         self.results = results
         return self.analysis
@@ -163,6 +181,11 @@ class BenchmarkSession:
             if self.executor is not None:
                 self.executor.close()
             self.folder.release()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of the harness process so far, in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def describe_event(event: dict) -> str | None:

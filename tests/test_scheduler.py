@@ -112,3 +112,13 @@ def test_events_and_results_are_delivered_on_the_waiting_thread():
                           on_result=lambda r: seen.append(("result", threading.current_thread() is waiting)))
     scheduler.run_all()
     assert seen and all(on_waiting_thread for _, on_waiting_thread in seen)
+
+
+def test_draining_runs_nothing_new_and_marks_the_rest_not_selected():
+    ex = ScriptedExecutor()
+    scheduler = Scheduler(ex, plan("tensorflow", "jax"), parallel=1)
+    scheduler.result("tensorflow", "train")
+    results = scheduler.drain()
+    assert ex.order == ["tensorflow/train"]
+    assert results[("jax", "predict")].state is JobState.SKIPPED
+    assert results[("jax", "predict")].reason == "not selected in this session"

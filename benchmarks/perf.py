@@ -1,0 +1,316 @@
+"""Measure every performance goal in one run and print a table: figure, goal, measured.
+
+    .venv/bin/python benchmarks/perf.py --profile default --dataset ../shared/datasets/cifar10-jpeg.tar.gz
+
+What it does, in order (all on the local executor, on this machine):
+
+1. the float32 matrix-multiply ceiling (numpy's BLAS, all cores and one core);
+2. ``pytest benchmarks/ --backend all`` one job at a time (threads = cores), and
+   again with two jobs at once (one thread each), side by side: session wall
+   time, CPU run-queue length while it ran, each backend's training images/s
+   and model FLOP utilisation (MFU) against the ceiling;
+3. the harness's own cost: one backend's training job through
+   ``pytest benchmarks/`` against the same workload command run directly,
+   alternated over ``--rounds`` rounds;
+4. loading all of CIFAR-10 from the shared cache with five jobs starting at once;
+5. gathering, ensembling and reporting five members on 10,000 test images;
+6. peak resident memory of every job and of the harness.
+
+Goals are not assertions: the table says met or not, and why numbers are what
+they are belongs in the notes. Results also go to ``<out>/perf.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from harness import backends as registry  # noqa: E402
+from harness import runtimes, tuning  # noqa: E402
+from harness.workload import data, flops, layout  # noqa: E402
+
+PYTHON = sys.executable
+
+
+# -- helpers ---------------------------------------------------------------------------
+class RunQueue:
+    """Samples how many threads are runnable (``procs_running``) while something runs."""
+
+    def __init__(self, every_s: float = 0.5):
+        self.every_s = every_s
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            with open("/proc/stat") as handle:
+                for line in handle:
+                    if line.startswith("procs_running"):
+                        self.samples.append(int(line.split()[1]) - 1)  # less this sampler
+                        break
+
+    def __enter__(self) -> RunQueue:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float:
+        return round(statistics.fmean(self.samples), 2) if self.samples else float("nan")
+
+
+def bench(args, run_id: str, *extra: str) -> tuple[float, subprocess.CompletedProcess]:
+    command = [PYTHON, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider",
+               "--profile", args.profile, "--dataset", args.dataset, "--shared-dir", str(args.shared),
+               "--run-id", run_id, *extra]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        print(done.stdout[-3000:], done.stderr[-2000:], sep="\n")
+        print(f"warning: {' '.join(command[3:])} exited {done.returncode}")
+    return wall, done
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def run_dir(args, run_id: str) -> Path:
+    return args.shared / layout.RUNS / run_id
+
+
+# -- the measurements ----------------------------------------------------------------------
+def ceiling() -> dict:
+    """numpy float32 matmul rate at every core and at one core (threads set in fresh processes)."""
+    out = {}
+    code = "from harness.workload import flops; print(flops.matmul_gflops(size=2048, seconds=3.0))"
+    for threads in (os.cpu_count(), 1):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+                   PYTHONPATH=str(REPO))
+        value = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, check=True)
+        out[threads] = float(value.stdout.strip())
+    return out
+
+
+def session(args, run_id: str, parallel: int, threads: int) -> dict:
+    with RunQueue() as queue:
+        wall, _ = bench(args, run_id, "--backend", args.backends, "--parallel", str(parallel),
+                        "--threads", str(threads))
+    folder = run_dir(args, run_id)
+    members = {}
+    analysis = read(folder / "ensemble.json") if (folder / "ensemble.json").exists() else {}
+    for backend in registry.parse_backends(args.backends):
+        train_path = folder / backend.name / "train.json"
+        if not train_path.exists():
+            continue
+        train = read(train_path)
+        predict = read(folder / backend.name / "predict.json") if (folder / backend.name / "predict.json").exists() else {}
+        status = read(folder / backend.name / "train.status.json")
+        members[backend.name] = {
+            "train_images_per_s": train["timing"]["steady_images_per_s"],
+            "train_flops_per_image": train["flops"]["train"],
+            "job_matmul_gflops": train["flops"]["matmul_gflops"],
+            "job_mfu": train["flops"]["model_flop_utilisation"],
+            "test_accuracy": train["final"]["test_accuracy"],
+            "train_wall_s": status.get("wall_s"),
+            "peak_rss_mb_train": max(train.get("peak_rss_mb") or 0, status.get("details", {}).get("peak_rss_mb") or 0),
+            "peak_rss_mb_predict": predict.get("peak_rss_mb"),
+            "inference_images_per_s": predict.get("timing", {}).get("images_per_s"),
+        }
+    return {"wall_s": round(wall, 1), "parallel": parallel, "threads": threads, "run_queue_mean": queue.mean,
+            "members": members, "harness": analysis.get("harness", {})}
+
+
+def overhead(args, backend_name: str) -> dict:
+    """One backend's training through pytest benchmarks/ against the workload command run directly."""
+    backend = registry.get(backend_name)
+    runtime = runtimes.resolve(backend.runtime, REPO / ".kbench")
+    from harness.executors.local import stage_workload
+
+    code_dir = stage_workload(REPO / ".kbench")
+    threads = os.cpu_count()
+    through, direct, fixed = [], [], []
+    template = None
+    for i in range(args.rounds):
+        run_id = f"{args.tag}-ovh-h{i}"
+        wall, _ = bench(args, run_id, "--backend", backend_name, "-k", "test_train", "--parallel", "1",
+                        "--threads", str(threads))
+        through.append(wall)
+        status = read(run_dir(args, run_id) / backend_name / "train.status.json")
+        fixed.append(wall - status["wall_s"])
+        template = template or read(run_dir(args, run_id) / layout.RUN_JSON)
+
+        direct_id = f"{args.tag}-ovh-d{i}"
+        folder = run_dir(args, direct_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        layout.atomic_write_json(str(folder / layout.RUN_JSON), dict(template, run_id=direct_id))
+        env = dict(os.environ, **tuning.job_env(backend, threads), **runtime.env, PYTHONPATH=str(code_dir))
+        command = [str(runtime.python), "-m", "harness.workload", "train", "--shared", str(args.shared),
+                   "--run-id", direct_id, "--backend", backend_name]
+        started = time.perf_counter()
+        subprocess.run(command, env=env, capture_output=True, check=True)
+        direct.append(time.perf_counter() - started)
+    a, b = statistics.median(through), statistics.median(direct)
+    return {"backend": backend_name, "rounds": args.rounds, "through_pytest_s": [round(x, 2) for x in through],
+            "direct_s": [round(x, 2) for x in direct], "median_through_s": round(a, 2),
+            "median_direct_s": round(b, 2), "overhead_pct": round(100 * (a - b) / b, 2),
+            "fixed_cost_s": round(a - b, 2), "outside_job_s": [round(x, 2) for x in fixed]}
+
+
+def data_load(args) -> dict:
+    """All of CIFAR-10 from the shared cache, five jobs at once; the first decode is timed apart."""
+    spec = {"kind": "path", "path": str(Path(args.dataset).resolve())}
+    cache = args.shared / layout.CACHE
+    started = time.perf_counter()
+    data.load(spec, str(args.shared), str(cache))
+    first = time.perf_counter() - started
+    code = (
+        "import json, sys, time; t=time.perf_counter();"
+        "from harness.workload import data;"
+        f"a=data.load({spec!r}, {str(args.shared)!r}, {str(cache)!r});"
+        "p=data.prepare(a, {'n_train': None, 'n_val': 0, 'n_test': None, 'seed': 1});"
+        "print(json.dumps({'seconds': time.perf_counter()-t, 'train': len(p.y['train'])}))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([PYTHON, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(5)]
+    results = [json.loads(p.communicate()[0]) for p in procs]
+    return {"first_use_s": round(first, 2), "concurrent_s": [round(r["seconds"], 3) for r in results],
+            "max_s": round(max(r["seconds"] for r in results), 3), "images": results[0]["train"] + 10000}
+
+
+def gather_cost(args, source_run: Path) -> dict:
+    """Gather + ensemble + report for five members on 10,000 test images (synthetic outputs)."""
+    from harness.analysis import analyse
+    from harness.executors.base import JobResult, JobState
+    from harness.gather import gather
+    from harness.rundir import RunFolder
+
+    run_id = f"{args.tag}-gather"
+    folder = run_dir(args, run_id)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source_run, folder, ignore=shutil.ignore_patterns("*.log*", "*.jsonl", "weights.npz", ".lock"))
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 10_000).astype(np.int64)
+    names = [p.name for p in folder.iterdir() if (p / "predict.json").exists()]
+    for name in names:
+        probs = rng.dirichlet(np.ones(10), size=10_000).astype(np.float32)
+        np.save(folder / name / "probs_test.npy", probs)
+        np.save(folder / name / "labels_test.npy", labels)
+        predict = read(folder / name / "predict.json")
+        predict["outputs"]["test"]["rows"] = 10_000
+        (folder / name / "predict.json").write_text(json.dumps(predict))
+    statuses = {(n, p): JobResult(n, p, JobState.SUCCEEDED) for n in names for p in ("train", "predict")}
+    started = time.perf_counter()
+    results = gather(RunFolder(args.shared, run_id), names, statuses)
+    analysis = analyse(results)
+    rendered = []
+    try:
+        from harness import report
+    except ImportError:
+        report = None
+    if report is not None and hasattr(report, "write_reports"):
+        rendered = report.write_reports(analysis, folder, folder / "out", history=[])
+    took = time.perf_counter() - started
+    return {"members": len(names), "test_images": 10_000, "seconds": round(took, 3),
+            "report_written": bool(rendered)}
+
+
+# -- the table ---------------------------------------------------------------------------------
+def table(results: dict) -> list[tuple[str, str, str, str]]:
+    rows = []
+    top = results["ceiling_gflops"]
+    cores = os.cpu_count()
+    rows.append(("float32 matmul ceiling", "measured each run", f"{top[cores]:.0f} GFLOP/s on {cores} cores, "
+                 f"{top[1]:.0f} on one", "-"))
+    seq, par = results["sequential"], results["parallel"]
+    for name, m in seq["members"].items():
+        mfu = m["train_images_per_s"] * m["train_flops_per_image"] / (top[cores] * 1e9)
+        goal = ">= 50% of ceiling" if registry.get(name).keras_line == "3" else "(no target)"
+        met = "yes" if mfu >= 0.5 else ("no" if registry.get(name).keras_line == "3" else "-")
+        rows.append((f"{name} training", goal, f"{m['train_images_per_s']:.0f} img/s = {100 * mfu:.0f}% MFU "
+                     f"(job's own ceiling {m['job_matmul_gflops']:.0f})", met))
+    if "overhead" in results:
+        o = results["overhead"]
+        rows.append((f"harness cost ({o['backend']} training, {o['rounds']} rounds)", "<= 3%",
+                     f"{o['overhead_pct']:+.1f}% ({o['median_through_s']:.1f} s vs {o['median_direct_s']:.1f} s; "
+                     f"{o['fixed_cost_s']:.1f} s fixed)", "yes" if o["overhead_pct"] <= 3 else "no"))
+    rows.append(("--backend all, jobs at once vs one at a time", "parallel <= sequential",
+                 f"{par['wall_s']:.0f} s ({par['parallel']}x{par['threads']} threads) vs {seq['wall_s']:.0f} s "
+                 f"({seq['parallel']}x{seq['threads']})", "yes" if par["wall_s"] <= seq["wall_s"] else "no"))
+    rows.append(("runnable threads while running", f"<= {cores} cores",
+                 f"{seq['run_queue_mean']} one at a time, {par['run_queue_mean']} in parallel",
+                 "yes" if max(seq["run_queue_mean"], par["run_queue_mean"]) <= cores + 0.5 else "no"))
+    d = results["data_load"]
+    rows.append((f"data load, all CIFAR-10 ({d['images']} images), 5 jobs at once", "< 1 s each, one decode",
+                 f"max {d['max_s']:.2f} s (first decode {d['first_use_s']:.1f} s)", "yes" if d["max_s"] < 1 else "no"))
+    g = results["gather"]
+    rows.append((f"gather + ensemble + report, {g['members']} members x {g['test_images']} images", "< 2 s",
+                 f"{g['seconds']:.2f} s" + ("" if g["report_written"] else " (no report renderer)"),
+                 "yes" if g["seconds"] < 2 else "no"))
+    rss = {name: (m["peak_rss_mb_train"], m["peak_rss_mb_predict"]) for name, m in seq["members"].items()}
+    rows.append(("peak memory per job (train / predict, MiB)", "recorded",
+                 ", ".join(f"{n} {t:.0f}/{p or 0:.0f}" for n, (t, p) in rss.items())
+                 + f"; harness {seq['harness'].get('peak_rss_mb', 0):.0f}", "yes"))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--dataset", default=os.environ.get("KBENCH_DATASET", "keras"))
+    parser.add_argument("--backends", default="all")
+    parser.add_argument("--overhead-backend", default="tensorflow")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "out" / "perf")
+    parser.add_argument("--skip", default="", help="comma list of: overhead, parallel")
+    args = parser.parse_args()
+    args.tag = "perf-" + time.strftime("%Y%m%d-%H%M%S").lower()
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.shared = args.out / "shared"
+    skip = set(filter(None, args.skip.split(",")))
+    cores = os.cpu_count()
+
+    results: dict = {"profile": args.profile, "cores": cores, "ceiling_gflops": ceiling()}
+    print(f"ceiling: {results['ceiling_gflops']}", flush=True)
+    results["data_load"] = data_load(args)
+    print(f"data load: {results['data_load']}", flush=True)
+    results["sequential"] = session(args, f"{args.tag}-seq", parallel=1, threads=cores)
+    print(f"sequential: {results['sequential']['wall_s']} s", flush=True)
+    if "parallel" not in skip:
+        results["parallel"] = session(args, f"{args.tag}-par", parallel=cores, threads=1)
+        print(f"parallel: {results['parallel']['wall_s']} s", flush=True)
+    else:
+        results["parallel"] = results["sequential"]
+    if "overhead" not in skip:
+        results["overhead"] = overhead(args, args.overhead_backend)
+        print(f"overhead: {results['overhead']}", flush=True)
+    results["gather"] = gather_cost(args, run_dir(args, f"{args.tag}-seq"))
+    (args.out / "perf.json").write_text(json.dumps(results, indent=2))
+
+    rows = table(results)
+    widths = [max(len(r[i]) for r in rows + [("figure", "goal", "measured", "met")]) for i in range(4)]
+    for row in [("figure", "goal", "measured", "met"), tuple("-" * w for w in widths)] + rows:
+        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    print(f"\nfull results: {args.out / 'perf.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
