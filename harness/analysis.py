@@ -1,19 +1,47 @@
-"""Turn a gathered run into the numbers people want: members, ensembles, rescues.
+"""Turn a gathered run into the numbers people want: members, ensemble variants, rescues.
 
 Pure: takes ``RunResults`` (numpy arrays and parsed result files) and returns
 plain JSON-ready data, written to ``<run>/ensemble.json`` and read by the
-baseline checks and the report.
+baseline checks, the run history and the report (which never open the job
+files themselves). The layout, by key:
+
+* ``members[name]``: state, reason, training figures and learning curve,
+  timings, environment; for a usable member its test (and validation)
+  metrics, per-class accuracy, confusion matrix, reliability bins, and its
+  own temperature fitted on the validation split with the test metrics after it;
+* ``variants[name]`` (see ``harness.variants``): weights, temperature, test
+  and validation metrics, reliability bins (before and after a temperature),
+  gain over the best member; ``unavailable_variants[name]``: why not;
+* ``ensemble``: the variant chosen by ``method`` (what the baseline checks),
+  with its per-class accuracy and confusion matrix;
+* ``recommendation``: the variant the validation split favours, and why;
+* ``rescue``: the seed's observation counted, with example images;
+* ``table``: the first test images in the seed's per-image format.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
-from harness import ensemble, metrics
+from harness import calibration, ensemble, metrics, variants
 from harness.gather import Member, RunResults
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+TABLE_IMAGES = 10
+"""Test images in the per-image table by default (the seed showed 10)."""
+MAX_TABLE_IMAGES = 200
+EXAMPLES_PER_CASE = 4
+"""Example images kept for each rescue case."""
+FLOP_FIGURES = {
+    "train_flops_per_image": ("train", "train"),
+    "forward_flops_per_image": ("predict", "forward"),
+    "train_mfu": ("train", "model_flop_utilisation"),
+    "inference_mfu": ("predict", "model_flop_utilisation"),
+    "matmul_gflops": ("train", "matmul_gflops"),
+}
+"""Figures from a job's ``flops`` object (when it wrote one): name -> (phase, key)."""
 
 
 def member_outputs(member: Member) -> ensemble.MemberOutputs:
@@ -25,69 +53,221 @@ def member_outputs(member: Member) -> ensemble.MemberOutputs:
     )
 
 
+def _plain(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
+def _history(train: dict) -> list[dict[str, Any]]:
+    keys = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "seconds", "images_per_s")
+    return [{k: row.get(k) for k in keys if row.get(k) is not None}
+            for row in train.get("history", []) if isinstance(row, dict)]
+
+
+def _flop_figures(train: dict, predict: dict) -> dict[str, float]:
+    """Model FLOPs and utilisation, when the jobs measured them (older results lack them)."""
+    found = {}
+    for name, (phase, key) in FLOP_FIGURES.items():
+        cost = (train if phase == "train" else predict).get("flops")
+        value = cost.get(key) if isinstance(cost, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[name] = float(value)
+    return found
+
+
 def describe_member(member: Member, labels: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One member's figures; test metrics only when its predictions are usable."""
     train, predict = member.train or {}, member.predict or {}
+    train_timing, predict_timing = train.get("timing", {}), predict.get("timing", {})
     row: dict[str, Any] = {
         "state": member.state,
         "reason": member.reason,
         "train_accuracy": train.get("final", {}).get("train_accuracy"),
         "train_loss": train.get("final", {}).get("train_loss"),
-        "train_images_per_s": train.get("timing", {}).get("steady_images_per_s"),
-        "epoch_seconds": train.get("timing", {}).get("epoch_seconds"),
-        "inference_images_per_s": predict.get("timing", {}).get("images_per_s"),
-        "latency_p50_ms": predict.get("timing", {}).get("p50_ms"),
-        "latency_p99_ms": predict.get("timing", {}).get("p99_ms"),
-        "environment": (predict or train).get("environment"),
+        "train_images_per_s": train_timing.get("steady_images_per_s"),
+        "epoch_seconds": train_timing.get("epoch_seconds"),
+        "train_seconds": train_timing.get("train_seconds"),
+        "inference_images_per_s": predict_timing.get("images_per_s"),
+        "latency_p50_ms": predict_timing.get("p50_ms"),
+        "latency_p90_ms": predict_timing.get("p90_ms"),
+        "latency_p99_ms": predict_timing.get("p99_ms"),
+        "peak_rss_mb": {"train": train.get("peak_rss_mb"), "predict": predict.get("peak_rss_mb")},
+        "parameters": train.get("model", {}).get("parameters"),
+        "environment": predict.get("environment") or train.get("environment"),
+        "history": _history(train),
+        "flops": _flop_figures(train, predict),
     }
     if member.usable:
-        row["test"] = metrics.summary(member.probs["test"], labels["test"])
-        if "val" in member.probs and "val" in labels:
-            row["val"] = metrics.summary(member.probs["val"], labels["val"])
+        test_probs, test_labels = member.probs["test"], labels["test"]
+        row["test"] = metrics.summary(test_probs, test_labels)
+        row["per_class"] = _plain(metrics.per_class_accuracy(test_probs, test_labels))
+        row["confusion"] = metrics.confusion_matrix(test_probs, test_labels).tolist()
+        row["reliability"] = metrics.reliability_bins(test_probs, test_labels).to_dict()
+        val_probs, val_labels = member.probs.get("val"), labels.get("val")
+        if val_probs is not None and val_labels is not None and len(val_labels):
+            row["val"] = metrics.summary(val_probs, val_labels)
+            temperature = calibration.fit_temperature(val_probs, val_labels)
+            row["temperature"] = temperature
+            row["test_calibrated"] = metrics.summary(
+                calibration.apply_temperature(test_probs, temperature), test_labels)
     return row
 
 
-def available_methods(members: dict[str, Member]) -> list[str]:
-    """Methods whose inputs every usable member has (val methods need a validation split)."""
-    have_val = all("val" in m.probs and len(m.labels.get("val", [])) for m in members.values())
-    return [m for m in ensemble.METHODS if have_val or m not in ("val-accuracy", "fitted")]
+def describe_variant(variant: variants.Variant, labels: dict[str, np.ndarray],
+                     best_accuracy: float, unscaled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A variant's numbers; ``unscaled`` is its rule's row, reused as the "before T" figures."""
+    test = metrics.summary(variant.test_probs, labels["test"])
+    row: dict[str, Any] = {
+        "weights": variant.weights,
+        "members": list(variant.weights),
+        "temperature": variant.temperature,
+        "test": test,
+        "val": (metrics.summary(variant.val_probs, labels["val"])
+                if variant.val_probs is not None else None),
+        "reliability": metrics.reliability_bins(variant.test_probs, labels["test"]).to_dict(),
+        "gain_over_best": test["accuracy"] - best_accuracy,
+    }
+    if variant.temperature is not None:
+        if unscaled is None:
+            unscaled = describe_variant(dataclasses.replace(
+                variant, temperature=None, test_probs=variant.unscaled_test_probs, val_probs=None),
+                {"test": labels["test"]}, best_accuracy)
+        row["reliability_before"] = unscaled["reliability"]
+        row["test_before"] = unscaled["test"]
+    return row
 
 
-def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD) -> dict[str, Any]:
-    """Every member's metrics and the ensemble of the usable ones, by each method that applies."""
-    if method not in ensemble.METHODS:
-        raise ValueError(f"unknown ensemble method {method!r}; choose from {', '.join(ensemble.METHODS)}")
+def versus_best(test: dict[str, float], best: dict[str, float]) -> dict[str, Any]:
+    """An ensemble's test metrics against the best member's: better on each, and on all three?"""
+    better = {"accuracy": test["accuracy"] > best["accuracy"], "nll": test["nll"] < best["nll"],
+              "ece": test["ece"] < best["ece"]}
+    return {"better": better, "all_three": all(better.values())}
+
+
+def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
+            table_images: int = TABLE_IMAGES) -> dict[str, Any]:
+    """Every member's metrics and every ensemble variant of the usable ones.
+
+    ``method`` names the variant the baseline checks (``harness.variants``
+    names; an unknown name raises ValueError). If the run cannot make it (a
+    fitted variant in a seed-faithful run), ``ensemble`` is None and
+    ``ensemble_unavailable`` says why; everything else is still filled in.
+    """
+    method = variants.canonical(method)
     usable = results.usable
+    profile = results.settings.get("profile", {}) if isinstance(results.settings, dict) else {}
     out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "run_id": results.run_id,
         "method": method,
         "fingerprint": results.fingerprint,
         "classes": results.classes,
-        "n_test": int(len(results.labels.get("test", []))),
+        "n_test": len(results.labels.get("test", [])),
+        "n_val": len(results.labels.get("val", [])),
+        "data": _data_description(results),
         "members": {name: describe_member(m, results.labels) for name, m in results.members.items()},
         "left_out": results.left_out,
         "variants": {},
+        "unavailable_variants": {},
         "ensemble": None,
     }
     if not usable:
+        out["validation"] = {"available": False, "seed_faithful": profile.get("n_val") == 0,
+                             "reason": "no backend finished"}
         return out
-    labels = results.labels["test"]
+    labels = results.labels
     outputs = {name: member_outputs(m) for name, m in usable.items()}
-    for name in available_methods(usable):
-        combined = ensemble.combine(name, outputs)
-        out["variants"][name] = {"weights": combined.weights, "members": list(combined.members),
-                                 "test": metrics.summary(combined.probs, labels)}
-    if method not in out["variants"]:
-        raise ValueError(f"the {method} ensemble needs a validation split, which profile "
-                         f"{results.settings.get('profile', {}).get('name')} does not hold; pick another method")
-    chosen = ensemble.combine(method, outputs)
+    with_val = variants.has_validation(outputs)
+    seed_faithful = profile.get("n_val") == 0
+    out["validation"] = {
+        "available": with_val,
+        "seed_faithful": seed_faithful,
+        "reason": "" if with_val else variants.NO_VALIDATION if seed_faithful else (
+            "a member wrote no predictions on the validation split; re-run its predict job"),
+    }
+    built, out["unavailable_variants"] = variants.build(outputs)
     best_name = max(usable, key=lambda n: out["members"][n]["test"]["accuracy"])
     best_accuracy = out["members"][best_name]["test"]["accuracy"]
-    ens_accuracy = out["variants"][method]["test"]["accuracy"]
-    out["ensemble"] = dict(out["variants"][method], method=method)
     out["best_member"] = {"name": best_name, "accuracy": best_accuracy}
-    out["gain_over_best"] = ens_accuracy - best_accuracy
+    for name, variant in built.items():  # NAMES order: a rule comes before its +T variant
+        out["variants"][name] = describe_variant(
+            variant, labels, best_accuracy, out["variants"].get(variants.base_rule(name)))
+    for row in out["variants"].values():
+        row["versus_best_member"] = versus_best(row["test"], out["members"][best_name]["test"])
+    out["recommendation"] = variants.recommend(built, outputs)
+
     member_probs = {name: m.probs["test"] for name, m in usable.items()}
-    out["rescue"] = ensemble.rescue_analysis(member_probs, chosen.probs, labels)
-    out["pairwise"] = [{"a": a, "b": b, **values} for (a, b), values in metrics.pairwise(member_probs).items()]
+    out["pairwise"] = [{"a": a, "b": b, **values}
+                       for (a, b), values in metrics.pairwise(member_probs).items()]
+    if method not in built:
+        out["ensemble_unavailable"] = (f"the {method} ensemble is unavailable in this run: "
+                                       f"{out['unavailable_variants'].get(method, 'unknown reason')}")
+        return out
+    chosen = built[method]
+    out["ensemble"] = dict(out["variants"][method], method=method,
+                           per_class=_plain(metrics.per_class_accuracy(chosen.test_probs, labels["test"])),
+                           confusion=metrics.confusion_matrix(chosen.test_probs, labels["test"]).tolist())
+    out["gain_over_best"] = out["ensemble"]["gain_over_best"]
+    out["rescue"] = ensemble.rescue_analysis(member_probs, chosen.test_probs, labels["test"],
+                                             max_examples=EXAMPLES_PER_CASE)
+    out["rescue"]["examples"] = _examples(out["rescue"], member_probs, chosen.test_probs, labels["test"])
+    out["table"] = _table(chosen, member_probs, labels["test"], table_images)
     return out
+
+
+def _data_description(results: RunResults) -> dict[str, Any]:
+    for member in results.members.values():
+        data = (member.predict or member.train or {}).get("data")
+        if isinstance(data, dict) and member.usable:
+            return {key: data.get(key) for key in ("cache_key", "sizes", "source", "fingerprint")}
+    return {"fingerprint": results.fingerprint}
+
+
+def _prediction(probs: np.ndarray) -> dict[str, Any]:
+    return {"class": int(probs.argmax()), "p": float(probs.max())}
+
+
+def _examples(rescue: dict, member_probs: dict[str, np.ndarray], ens: np.ndarray,
+              labels: np.ndarray) -> list[dict[str, Any]]:
+    """Each rescue case's example images with every member's and the ensemble's prediction."""
+    examples = []
+    for case in ("ensemble_right_all_members_wrong", "ensemble_right_majority_wrong",
+                 "ensemble_wrong_majority_right"):
+        for index in rescue[f"indices_{case}"]:
+            if any(e["index"] == index for e in examples):
+                continue
+            examples.append({
+                "index": int(index), "case": case, "label": int(labels[index]),
+                "members": {name: _prediction(p[index]) for name, p in member_probs.items()},
+                "ensemble": _prediction(ens[index]),
+            })
+    return examples
+
+
+def _round(values: np.ndarray) -> list:
+    return np.round(values, 7).tolist()
+
+
+def _table(chosen: variants.Variant, member_probs: dict[str, np.ndarray], labels: np.ndarray,
+           count: int) -> dict[str, Any]:
+    """The first test images in the seed's format: p_i per member, w_i p_i, the ensemble."""
+    count = max(0, min(int(count), MAX_TABLE_IMAGES, labels.shape[0]))
+    rows = slice(0, count)
+    soft = chosen.name != "majority"
+    names = list(member_probs)
+    stack = np.stack([member_probs[n][rows] for n in names]) if names else np.zeros((0, count, 0))
+    table: dict[str, Any] = {
+        "variant": chosen.name,
+        "indices": list(range(count)),
+        "labels": labels[rows].tolist(),
+        "weights": chosen.weights,
+        "temperature": chosen.temperature,
+        "soft": soft,
+        "members": {n: _round(stack[i]) for i, n in enumerate(names)},
+        "ensemble": _round(chosen.test_probs[rows]),
+    }
+    if soft and count:
+        weights = [chosen.weights[n] for n in names]
+        table["contributions"] = {n: _round(part) for n, part in
+                                  zip(names, ensemble.weighted_contributions(stack, weights), strict=True)}
+        table["combined"] = _round(chosen.unscaled_test_probs[rows])
+    return table

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import backends as backend_registry
-from harness import profiles
+from harness import profiles, variants
 from harness.backends import Backend
 from harness.errors import ConfigError
 from harness.executors import executor_class
@@ -40,6 +40,11 @@ class RunConfig:
     threads: int | None = None
     job_timeout_s: float | None = None
     ensemble_method: str = "seed"
+    """The ensemble variant shown as "the ensemble" and recorded by --record-baseline."""
+    history_dir: Path | None = None
+    """The run history store; None means ``<shared_dir>/history``."""
+    report_images: int = 10
+    """Test images in the report's per-image table."""
     executor_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,6 +94,8 @@ def build(
     threads: Any = None,
     job_timeout: Any = None,
     ensemble_method: str = "seed",
+    history_dir: str | Path | None = None,
+    report_images: Any = None,
     executor_settings: dict[str, Any] | None = None,
 ) -> RunConfig:
     executor_class(executor)  # an unknown executor fails here, listing the valid ones
@@ -112,6 +119,16 @@ def build(
         parallel=parse_positive_int("--parallel", parallel),
         threads=parse_positive_int("--threads", threads),
         job_timeout_s=timeout,
-        ensemble_method=ensemble_method,
+        ensemble_method=parse_ensemble(ensemble_method),
+        history_dir=(cwd / Path(history_dir).expanduser()).resolve() if history_dir else None,
+        report_images=parse_positive_int("--report-images", report_images) or 10,
         executor_settings=dict(executor_settings or {}),
     )
+
+
+def parse_ensemble(name: str) -> str:
+    """An ensemble variant's standard name (``fitted+temperature`` -> ``fitted+T``)."""
+    try:
+        return variants.canonical(name)
+    except ValueError as err:
+        raise ConfigError(f"--ensemble: {err}") from None

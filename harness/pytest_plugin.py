@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness import backends as backend_registry
-from harness import baselines, executors, profiles
+from harness import baselines, executors, history, profiles, publish, variants
 from harness.config import RunConfig, build
 from harness.errors import HarnessError
 from harness.executors.base import JobResult, JobState
@@ -52,9 +52,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder of stored expectations, one <profile>.json each (default: <rootdir>/benchmarks/baselines)")
     group.addoption("--record-baseline", action="store_true", default=False,
                     help="write this run's measured accuracies as the profile's new baseline (checks are not applied)")
-    group.addoption("--ensemble", default="seed", metavar="METHOD",
-                    help="ensemble weighting checked against the baseline: seed (training accuracy, default), "
-                         "uniform, val-accuracy, fitted, majority")
+    group.addoption("--ensemble", default="seed", metavar="VARIANT",
+                    help="the ensemble variant reported as 'the ensemble' and recorded by --record-baseline "
+                         "(a baseline checks the variant it names): " + ", ".join(variants.NAMES)
+                         + "; seed = training-accuracy weights (default), +T = then a temperature fitted "
+                         "on the validation split")
+    group.addoption("--history-dir", default=None, metavar="DIR",
+                    help="run history store, one <profile>.jsonl each (default: <shared-dir>/history)")
+    group.addoption("--report-images", default=None, metavar="N",
+                    help="test images in the report's per-image table (default: 10)")
     for name, cls in _loadable_executors():
         for option in cls.options:
             group.addoption(option.flag, dest=option.dest, default=option.default, type=option.parse,
@@ -103,7 +109,8 @@ def _run_config(config: pytest.Config) -> RunConfig:
         reports_dir=get("--reports-dir") or root / "reports" / "out",
         cwd=Path(config.invocation_params.dir),
         parallel=get("--parallel"), threads=get("--threads"), job_timeout=get("--job-timeout"),
-        ensemble_method=get("--ensemble"), executor_settings=settings,
+        ensemble_method=get("--ensemble"), history_dir=get("--history-dir"),
+        report_images=get("--report-images"), executor_settings=settings,
     )
 
 
@@ -211,31 +218,51 @@ class KbenchRun:
         states = {status["state"] for status in analysis.get("statuses", {}).values()}
         if analysis.get("ensemble") is None and states <= {JobState.SKIPPED.value}:
             pytest.skip("no job ran, so there is nothing to ensemble")
+        if analysis.get("ensemble") is None and analysis.get("ensemble_unavailable"):
+            pytest.fail(analysis["ensemble_unavailable"], pytrace=False)  # e.g. --ensemble fitted, no val split
         if analysis.get("ensemble") is None:
             left = "; ".join(f"{k}: {v}" for k, v in analysis["left_out"].items())
             pytest.fail(f"no backend finished, so there is no ensemble ({left})", pytrace=False)
         if self.recording:
             return analysis
         baseline = self.baseline()
-        measured = analysis["ensemble"]["test"]["accuracy"]
-        verdict = baselines.check_ensemble(baseline, measured)
+        try:  # the baseline names the variant it checks (seed when it names none)
+            verdict = baselines.check_ensemble_variant(baseline, self.baseline_path, analysis)
+        except HarnessError as err:
+            pytest.fail(str(err), pytrace=False)
         self.verdicts.append(verdict)
         assert verdict.passed, verdict.message
-        margin = baseline["ensemble"].get("max_gap_to_best_member", baselines.DEFAULT_MARGIN_TO_BEST)
-        best = analysis["best_member"]
-        assert measured >= best["accuracy"] - margin, (
-            f"the ensemble's test accuracy {measured:.4f} is more than {margin:.4f} below its best member "
-            f"{best['name']} ({best['accuracy']:.4f})")
+        margin = baselines.gap_margin(baseline, self.config.profile.name)
+        gap = baselines.check_gap(analysis, baselines.ensemble_variant(baseline), margin)
+        assert gap.passed, gap.message
         return analysis
+
+    @property
+    def history_dir(self) -> Path:
+        return self.config.history_dir or history.default_dir(self.config.shared_dir)
 
     def record_baseline(self) -> None:
         if not self.recording or self.session.analysis is None:
             return
         try:
-            baselines.record(self.baseline_path, self.config.profile.name, self.session.analysis)
+            earlier = history.load(self.history_dir, self.config.profile.name).entries
+            baselines.record(self.baseline_path, self.config.profile.name, self.session.analysis,
+                             history=earlier)
             self.summary_lines.append(f"recorded the baseline {self.baseline_path}")
         except HarnessError as err:
             self.summary_lines.append(f"could not record the baseline: {err}")
+
+    def publish_reports(self) -> None:
+        """Keep the run in the history, write report.html / report.md (also when backends failed)."""
+        if self.session.analysis is None:
+            return
+        try:
+            self.report_paths = publish.publish(
+                self.session.analysis, self.session.folder.path, self.config.reports_dir,
+                shared_dir=self.config.shared_dir, history_dir=self.history_dir,
+                baseline_path=self.baseline_path, recording=self.recording, say=self.say)
+        except (HarnessError, OSError) as err:
+            self.summary_lines.append(f"could not write the report: {err}")
 
     def close(self, cancel: bool) -> None:
         self.session.close(cancel=cancel)
@@ -259,6 +286,7 @@ def kbench(request: pytest.FixtureRequest) -> KbenchRun:
         try:
             run.analysis(run_remaining=False)
             run.record_baseline()
+            run.publish_reports()
         finally:
             run.close(cancel=False)
 

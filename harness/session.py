@@ -147,7 +147,8 @@ class BenchmarkSession:
                 statuses[(name, phase)] = JobResult(name, phase, JobState.SKIPPED, reason=reason,
                                                     executor=self.config.executor)
         results = gather(self.folder, [b.name for b in self.config.backends], statuses, self.skipped)
-        self.analysis = analyse(results, self.config.ensemble_method)
+        self.analysis = analyse(results, self.config.ensemble_method,
+                                table_images=self.config.report_images)
         self.analysis["settings"] = self.settings
         self.analysis["statuses"] = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
         self.timings["gather_analyse_s"] = round(time.perf_counter() - started, 3)

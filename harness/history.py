@@ -1,0 +1,157 @@
+"""The run history: one JSON line per finished run, one file per profile.
+
+Each finished session appends a short summary of its analysis (accuracy,
+calibration and speed per backend and for the ensemble) to
+``<history-dir>/<profile>.jsonl`` (by default ``<shared>/history/``), so the
+report can show how accuracy and speed moved across earlier runs. Only runs
+of the same profile are comparable, hence one file each.
+
+The store is append-only text: a run that is finished again (a resumed run)
+appends a newer line that replaces the older one when read. A line that cannot
+be read (a torn write, a hand edit, another schema) is skipped, and the reader
+is told which line and why; it never stops the report.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+DEFAULT_LIMIT = 30
+"""Most recent runs ``load`` returns: enough for a trend, few enough to read."""
+HISTORY_DIR = "history"
+"""Folder under the shared folder that holds the store by default."""
+
+
+@dataclass
+class History:
+    """The earlier runs of one profile, oldest first, and any lines that were skipped."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """One sentence per skipped line: which file and line, and why."""
+    path: Path | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def path_for(directory: Path, profile: str) -> Path:
+    return Path(directory) / f"{profile}.jsonl"
+
+
+def default_dir(shared_dir: Path) -> Path:
+    return Path(shared_dir) / HISTORY_DIR
+
+
+def _mean(values: Any) -> float | None:
+    if not isinstance(values, list) or not values:
+        return None
+    return float(sum(values) / len(values))
+
+
+def entry(analysis: dict[str, Any], recorded_at: dt.datetime | None = None) -> dict[str, Any]:
+    """The one-line summary of a run's analysis that the history keeps."""
+    settings = analysis.get("settings") or {}
+    ensemble = analysis.get("ensemble") or {}
+    recommended = (analysis.get("recommendation") or {}).get("variant")
+    members = {}
+    for name, row in analysis.get("members", {}).items():
+        test = row.get("test") or {}
+        members[name] = {
+            "state": row.get("state"),
+            "test_accuracy": test.get("accuracy"),
+            "nll": test.get("nll"),
+            "ece": test.get("ece"),
+            "train_accuracy": row.get("train_accuracy"),
+            "train_images_per_s": row.get("train_images_per_s"),
+            "epoch_s": _mean(row.get("epoch_seconds")),
+            "inference_images_per_s": row.get("inference_images_per_s"),
+            "latency_p50_ms": row.get("latency_p50_ms"),
+        }
+    recommended_test = (analysis.get("variants", {}).get(recommended) or {}).get("test") or {}
+    return {
+        "schema": SCHEMA_VERSION,
+        "run_id": analysis.get("run_id"),
+        "profile": (settings.get("profile") or {}).get("name"),
+        "created_at": settings.get("created_at"),
+        "recorded_at": (recorded_at or dt.datetime.now()).isoformat(timespec="seconds"),
+        "fingerprint": analysis.get("fingerprint"),
+        "executor": settings.get("executor"),
+        "method": analysis.get("method"),
+        "ensemble": {key: (ensemble.get("test") or {}).get(key) for key in ("accuracy", "nll", "ece")},
+        "best_member": analysis.get("best_member"),
+        "gain_over_best": analysis.get("gain_over_best"),
+        "recommended": {"variant": recommended, **{key: recommended_test.get(key)
+                                                   for key in ("accuracy", "nll", "ece")}},
+        "members": members,
+    }
+
+
+def append(directory: Path, analysis: dict[str, Any], profile: str | None = None) -> Path:
+    """Add the run to its profile's history file; returns the file."""
+    line = entry(analysis)
+    profile = profile or line["profile"]
+    if not profile:
+        raise ValueError("the analysis names no profile (no settings); pass profile=")
+    path = path_for(directory, profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(line, sort_keys=True, allow_nan=False) + "\n"
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            handle.seek(0, 2)
+            if handle.tell():
+                handle.seek(-1, 2)
+                if handle.read(1) != b"\n":  # a torn earlier write: keep ours on its own line
+                    text = "\n" + text
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return path
+
+
+def load(directory: Path, profile: str, limit: int = DEFAULT_LIMIT) -> History:
+    """The profile's most recent ``limit`` runs, oldest first; unreadable lines are skipped and named."""
+    path = path_for(directory, profile)
+    history = History(path=path)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return history
+    except OSError as err:
+        history.problems.append(f"cannot read the history file {path} ({err.strerror}); "
+                                "the trend is not shown")
+        return history
+    by_run: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        problem = None
+        try:
+            data = json.loads(line)
+        except ValueError:
+            problem = "is not valid JSON (a torn write or a hand edit?)"
+        else:
+            if not isinstance(data, dict):
+                problem = "is not a JSON object"
+            elif data.get("schema") != SCHEMA_VERSION:
+                problem = f"has schema {data.get('schema')!r}, not {SCHEMA_VERSION}"
+            elif not isinstance(data.get("run_id"), str) or not isinstance(data.get("members"), dict):
+                problem = "lacks a run_id or members"
+        if problem:
+            history.problems.append(f"{path} line {number} {problem}; skipped it")
+            continue
+        by_run.pop(data["run_id"], None)  # a re-finished run moves to its latest place
+        by_run[data["run_id"]] = data
+    history.entries = list(by_run.values())[-limit:] if limit > 0 else []
+    return history

@@ -1,0 +1,457 @@
+"""The report's content as plain rows and sentences, shared by the HTML and markdown templates.
+
+``build_view`` reads only the analysis (``ensemble.json``'s data), the
+baseline assessment, the run history and optional thumbnails, and formats
+every number here, so the templates only lay things out. Strings that come
+from a run (backend names, reasons, paths, log lines) are passed through as
+they are: escaping them is the templates' job (autoescaped HTML, escaped
+markdown), never this module's.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness import variants
+
+DASH = "–"
+LOG_TAIL_LINES = 40
+LOG_TAIL_CHARS = 4000
+MFU_COLUMNS = {"train_mfu": "Train MFU", "inference_mfu": "Infer MFU"}
+"""Model FLOP utilisation: the model's FLOPs per second over the job's measured matmul rate."""
+CASE_TEXT = {
+    "ensemble_right_all_members_wrong": "ensemble right, every backend wrong",
+    "ensemble_right_majority_wrong": "ensemble right, most backends wrong",
+    "ensemble_wrong_majority_right": "ensemble wrong, most backends right",
+}
+
+
+# -- number formatting -----------------------------------------------------------------
+def pct(value: Any, digits: int = 1) -> str:
+    return DASH if not _is_number(value) else f"{100 * value:.{digits}f}%"
+
+
+def num(value: Any, digits: int = 3) -> str:
+    return DASH if not _is_number(value) else f"{value:.{digits}f}"
+
+
+def general(value: Any) -> str:
+    return DASH if not _is_number(value) else f"{value:.3g}"
+
+
+def rate(value: Any) -> str:
+    return DASH if not _is_number(value) else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def points(value: Any) -> str:
+    """An accuracy difference in percentage points, signed."""
+    if not _is_number(value):
+        return DASH
+    return f"{100 * value:+.1f} pts".replace("-", "−")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _mean(values: Any) -> float | None:
+    return sum(values) / len(values) if isinstance(values, list) and values else None
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def class_name(classes: Sequence[str], index: int) -> str:
+    return classes[index] if 0 <= index < len(classes) else str(index)
+
+
+# -- sections -------------------------------------------------------------------------
+def what_ran(analysis: dict[str, Any]) -> list[tuple[str, str]]:
+    settings = analysis.get("settings") or {}
+    profile = settings.get("profile") or {}
+    dataset = settings.get("dataset") or {}
+    host = settings.get("host") or {}
+    data = analysis.get("data") or {}
+    sizes = data.get("sizes") or {}
+
+    def count(key: str) -> str:
+        value = sizes.get(key, profile.get(f"n_{key}"))
+        return "all" if value is None else f"{value:,}"
+
+    facts = [
+        ("Run", str(analysis.get("run_id"))),
+        ("Profile", (f"{profile.get('name', DASH)}: {count('train')} training, {count('val')} "
+                     f"validation, {count('test')} test images; {profile.get('epochs', DASH)} "
+                     f"epochs, batch {profile.get('batch_size', DASH)}, learning rate "
+                     f"{profile.get('learning_rate', DASH)}, seed {profile.get('seed', DASH)}")),
+        ("Model", _model_text(analysis)),
+        ("Data set", dataset.get("path") or dataset.get("kind") or DASH),
+        ("Data fingerprint", str(analysis.get("fingerprint") or DASH)),
+        ("Executor", str(settings.get("executor") or DASH)),
+        ("Harness", (f"version {settings.get('harness_version', DASH)}, Python "
+                     f"{host.get('python', DASH)} on {host.get('platform', DASH)}, "
+                     f"{host.get('cpus', DASH)} CPUs")),
+        ("Started", str(settings.get("created_at") or DASH)
+         + (f" (resumed {settings['resumed_at']})" if settings.get("resumed_at") else "")),
+        ("Ensemble checked", f"{analysis.get('method')}: {variants.DESCRIPTIONS.get(analysis.get('method'), '')}"),
+    ]
+    return facts
+
+
+def _model_text(analysis: dict[str, Any]) -> str:
+    for member in analysis.get("members", {}).values():
+        flops = member.get("flops") or {}
+        if member.get("parameters") or flops:
+            parts = [f"{member['parameters']:,} parameters" if member.get("parameters") else None,
+                     f"{flops['forward_flops_per_image'] / 1e6:,.1f} MFLOP per image to infer"
+                     if "forward_flops_per_image" in flops else None,
+                     f"{flops['train_flops_per_image'] / 1e6:,.1f} MFLOP to train on"
+                     if "train_flops_per_image" in flops else None]
+            return ", ".join(p for p in parts if p)
+    return DASH
+
+
+def environments(analysis: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, member in analysis.get("members", {}).items():
+        env = member.get("environment") or {}
+        threads = env.get("threads") or {}
+        rows.append([name, str(env.get("python", DASH)), str(env.get("keras", DASH)),
+                     f"{env.get('backend_library', name)} {env.get('backend_version', '')}".strip(),
+                     str(env.get("numpy", DASH)), str(env.get("cpu_model", DASH)),
+                     str(threads.get("requested", DASH)),
+                     general((member.get("flops") or {}).get("matmul_gflops")),
+                     str(env.get("hostname", DASH))])
+    return rows
+
+
+def results(analysis: dict[str, Any], verdicts: dict[str, dict]) -> dict[str, Any]:
+    """The seed's table (backend, training accuracy, loss) extended with test and speed figures."""
+    members = analysis.get("members", {})
+    utilisation = [key for key in ("train_mfu", "inference_mfu")
+                   if any(key in (m.get("flops") or {}) for m in members.values())]
+    columns = ["Backend", "State", "Train acc.", "Train loss", "Test acc.", "NLL", "ECE", "Brier",
+               "Train img/s", "Epoch s", "Infer img/s", "Latency p50 / p99 ms", "Peak RSS MB",
+               *(MFU_COLUMNS[key] for key in utilisation), "Baseline"]
+    rows = []
+    best = (analysis.get("best_member") or {}).get("name")
+    for name, m in members.items():
+        test = m.get("test") or {}
+        verdict = verdicts.get(name)
+        rss = (m.get("peak_rss_mb") or {}).get("train")
+        rows.append({
+            "name": name, "state": m.get("state") or DASH, "best": name == best,
+            "ok": m.get("state") == "ok",
+            "cells": [pct(m.get("train_accuracy")), num(m.get("train_loss")), pct(test.get("accuracy")),
+                      num(test.get("nll")), num(test.get("ece")), num(test.get("brier")),
+                      rate(m.get("train_images_per_s")), num(_mean(m.get("epoch_seconds")), 1),
+                      rate(m.get("inference_images_per_s")),
+                      f"{num(m.get('latency_p50_ms'), 0)} / {num(m.get('latency_p99_ms'), 0)}",
+                      rate(rss),
+                      *(pct((m.get("flops") or {}).get(key)) for key in utilisation)],
+            "verdict": _verdict_text(verdict),
+            "verdict_passed": None if verdict is None else verdict.get("passed"),
+        })
+    return {"columns": columns, "rows": rows}
+
+
+def _verdict_text(verdict: dict | None) -> str:
+    if verdict is None:
+        return DASH
+    if verdict.get("passed") is None:
+        return "no entry"
+    bound = verdict["expected"] - verdict["tolerance"]
+    word = "pass" if verdict["passed"] else "FAIL"
+    return f"{word} (≥ {pct(bound)})"
+
+
+def ensemble_variants(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    scores = (analysis.get("recommendation") or {}).get("scores") or {}
+    recommended = (analysis.get("recommendation") or {}).get("variant")
+    rows = []
+    for name, v in analysis.get("variants", {}).items():
+        test = v["test"]
+        better = (v.get("versus_best_member") or {}).get("better", {})
+        rows.append({
+            "name": name, "description": variants.DESCRIPTIONS.get(name, ""),
+            "checked": name == analysis.get("method"), "recommended": name == recommended,
+            "cells": [num(v.get("temperature"), 3) if v.get("temperature") is not None else DASH,
+                      pct(test["accuracy"]), num(test["nll"]), num(test["ece"]), num(test["brier"]),
+                      points(v.get("gain_over_best")), _marks(better), num(scores.get(name), 4)],
+            "better": better,
+            "all_three": (v.get("versus_best_member") or {}).get("all_three"),
+        })
+    for name, reason in analysis.get("unavailable_variants", {}).items():
+        rows.append({"name": name, "description": variants.DESCRIPTIONS.get(name, ""),
+                     "unavailable": reason, "cells": [], "checked": name == analysis.get("method"),
+                     "recommended": False, "better": {}, "all_three": None})
+    order = {name: i for i, name in enumerate(variants.NAMES)}
+    rows.sort(key=lambda row: order.get(row["name"], len(order)))
+    return rows
+
+
+def _marks(better: dict[str, bool]) -> str:
+    """✓/✗ for beating the best backend on accuracy, NLL and ECE, in that order."""
+    if not better:
+        return DASH
+    return " ".join("✓" if better.get(key) else "✗" for key in ("accuracy", "nll", "ece"))
+
+
+def _beats(better: dict[str, bool]) -> str:
+    """A phrase like 'is better on NLL and ECE, not on accuracy' from ``versus_best_member``."""
+    names = {"accuracy": "accuracy", "nll": "NLL", "ece": "ECE"}
+    wins = [names[k] for k in names if better.get(k)]
+    losses = [names[k] for k in names if not better.get(k)]
+
+    def join(items: list[str]) -> str:
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+    if not losses:
+        return "is better on all three: accuracy, NLL and ECE"
+    if not wins:
+        return "is better on none of accuracy, NLL and ECE"
+    return f"is better on {join(wins)}, not on {join(losses)}"
+
+
+def weights(analysis: dict[str, Any]) -> dict[str, Any]:
+    """Each member's weight under each weighted variant, and its own fitted temperature."""
+    shown = [n for n in ("seed", "uniform", "val-accuracy", "fitted") if n in analysis.get("variants", {})]
+    rows = []
+    for name, m in analysis.get("members", {}).items():
+        if m.get("state") != "ok":
+            continue
+        before, after = m.get("test") or {}, m.get("test_calibrated") or {}
+        rows.append({"name": name, "cells": [
+            num(analysis["variants"][v]["weights"].get(name), 3) for v in shown] + [
+            num(m.get("temperature"), 3), f"{num(before.get('ece'))} → {num(after.get('ece'))}"
+            if after else DASH, f"{num(before.get('nll'))} → {num(after.get('nll'))}" if after else DASH]})
+    return {"columns": [*(f"w ({v})" for v in shown), "own T", "ECE before → after T",
+                        "NLL before → after T"], "rows": rows}
+
+
+def reliability_panels(analysis: dict[str, Any]) -> tuple[list[tuple[str, dict]], str | None]:
+    """The two reliability diagrams worth showing: a scaled variant before and after its temperature."""
+    found = analysis.get("variants", {})
+    recommended = (analysis.get("recommendation") or {}).get("variant")
+    pick = next((n for n in (recommended, "fitted+T", "seed+T", "uniform+T")
+                 if n and variants.is_scaled(n) and n in found), None)
+    if pick is None:
+        name = analysis.get("method") if analysis.get("method") in found else next(iter(found), None)
+        if name is None:
+            return [], None
+        v = found[name]
+        return [(f"{name}: ECE {num(v['test']['ece'])}", v["reliability"])], name
+    v, base = found[pick], variants.base_rule(pick)
+    before = v.get("test_before") or {}
+    return [(f"{base}, before T: ECE {num(before.get('ece'))}", v["reliability_before"]),
+            (f"{pick} (T = {num(v['temperature'], 2)}): ECE {num(v['test']['ece'])}",
+             v["reliability"])], pick
+
+
+def per_class(analysis: dict[str, Any]) -> dict[str, Any]:
+    classes = analysis.get("classes") or []
+    rows = [{"name": name, "cells": [pct(v, 0) for v in m["per_class"]]}
+            for name, m in analysis.get("members", {}).items() if m.get("per_class")]
+    ens = analysis.get("ensemble") or {}
+    if ens.get("per_class"):
+        rows.append({"name": f"ensemble ({ens.get('method')})", "ensemble": True,
+                     "cells": [pct(v, 0) for v in ens["per_class"]]})
+    return {"classes": classes, "rows": rows}
+
+
+def pairwise(analysis: dict[str, Any]) -> list[list[str]]:
+    return [[row["a"], row["b"], pct(row["disagreement"]), num(row["kl_ab"]), num(row["kl_ba"])]
+            for row in analysis.get("pairwise", [])]
+
+
+def _cells(probs: Sequence[float], digits: int = 3) -> list[str]:
+    return [f"{100 * p:.{digits}f}%" for p in probs]
+
+
+def image_table(analysis: dict[str, Any], thumbs: Mapping[int, str], limit: int | None = None
+                ) -> dict[str, Any] | None:
+    """The seed's per-image table: per backend p_i (and its share w_i p_i), the ensemble, the answer."""
+    table = analysis.get("table")
+    if not table or not table.get("indices"):
+        return None
+    classes = analysis.get("classes") or []
+    names = list(table["members"])
+    count = len(table["indices"]) if limit is None else min(limit, len(table["indices"]))
+    images = []
+    for row in range(count):
+        index, label = table["indices"][row], table["labels"][row]
+        ensemble = table["ensemble"][row]
+        members = []
+        for name in names:
+            probs = table["members"][name][row]
+            shares = (table.get("contributions") or {}).get(name)
+            members.append({"name": name, "weight": num(table["weights"].get(name), 3),
+                            "top": max(range(len(probs)), key=probs.__getitem__),
+                            "cells": _cells(probs),
+                            "shares": _cells(shares[row], 2) if shares else None})
+        predicted = max(range(len(ensemble)), key=ensemble.__getitem__)
+        images.append({
+            "number": index + 1, "index": index, "label": label,
+            "label_name": class_name(classes, label), "thumb": thumbs.get(index),
+            "members": members,
+            "combined": (_cells(table["combined"][row])
+                         if table.get("combined") and table.get("temperature") is not None else None),
+            "ensemble": _cells(ensemble), "top": predicted,
+            "correct": predicted == label, "predicted_name": class_name(classes, predicted),
+        })
+    return {"variant": table["variant"], "soft": table.get("soft", True),
+            "temperature": table.get("temperature"), "classes": classes,
+            "class_numbers": list(range(len(classes))), "images": images,
+            "total": len(table["indices"]), "shown": count}
+
+
+def rescue(analysis: dict[str, Any], thumbs: Mapping[int, str]) -> dict[str, Any] | None:
+    found = analysis.get("rescue")
+    if not found:
+        return None
+    classes = analysis.get("classes") or []
+    examples = []
+    for e in found.get("examples", []):
+        examples.append({
+            "index": e["index"], "number": e["index"] + 1, "case": CASE_TEXT.get(e["case"], e["case"]),
+            "label_name": class_name(classes, e["label"]), "thumb": thumbs.get(e["index"]),
+            "ensemble": f"{class_name(classes, e['ensemble']['class'])} {pct(e['ensemble']['p'], 0)}",
+            "ensemble_right": e["ensemble"]["class"] == e["label"],
+            "members": [{"name": n, "text": f"{class_name(classes, p['class'])} {pct(p['p'], 0)}",
+                         "right": p["class"] == e["label"]} for n, p in e["members"].items()],
+        })
+    return {"n_images": found["n_images"], "n_members": found["n_members"],
+            "counts": [(CASE_TEXT[c], found[f"n_{c}"]) for c in CASE_TEXT],
+            "examples": examples}
+
+
+def left_out(analysis: dict[str, Any]) -> list[dict[str, str]]:
+    statuses = analysis.get("statuses") or {}
+    rows = []
+    for name, m in analysis.get("members", {}).items():
+        if m.get("state") == "ok":
+            continue
+        tails = []
+        for phase in ("train", "predict"):
+            status = statuses.get(f"{name}/{phase}") or {}
+            if status.get("log_tail") and status.get("state") not in ("succeeded", "skipped"):
+                lines = status["log_tail"].splitlines()[-LOG_TAIL_LINES:]
+                tails.append({"phase": phase, "text": "\n".join(lines)[-LOG_TAIL_CHARS:]})
+        rows.append({"name": name, "state": m.get("state") or "failed",
+                     "reason": m.get("reason") or "no reason was recorded", "logs": tails})
+    return rows
+
+
+def baseline_view(assessment: dict[str, Any] | None) -> dict[str, Any]:
+    if not assessment:
+        return {"state": "missing", "message": "no baseline was assessed", "rows": [], "gap": None}
+    rows = []
+    for verdict in [*assessment.get("members", []), assessment.get("ensemble")]:
+        if not verdict:
+            continue
+        rows.append({"subject": verdict["subject"], "passed": verdict.get("passed"),
+                     "cells": [pct(verdict.get("measured")), pct(verdict.get("expected")),
+                               pct(verdict.get("tolerance")),
+                               pct(verdict.get("spread")) if verdict.get("spread") is not None else DASH],
+                     "message": verdict.get("message", "")})
+    return {"state": assessment.get("state"), "message": assessment.get("message", ""),
+            "path": assessment.get("path"), "variant": assessment.get("variant"), "rows": rows,
+            "gap": assessment.get("gap")}
+
+
+def history_rows(entries: Sequence[dict[str, Any]], current: str | None,
+                 order: Sequence[str] = ()) -> dict[str, Any]:
+    """Earlier runs, newest first; backends in ``order`` (this run's), then any others."""
+    members = list(dict.fromkeys([*order, *(name for e in entries for name in e.get("members", {}))]))
+    rows = []
+    for e in reversed(list(entries)):
+        ens = e.get("ensemble") or {}
+        rows.append({"run_id": e.get("run_id"), "current": e.get("run_id") == current,
+                     "cells": [str(e.get("created_at") or e.get("recorded_at") or DASH),
+                               f"{pct(ens.get('accuracy'))} ({e.get('method') or DASH})",
+                               points(e.get("gain_over_best")),
+                               *(pct(((e.get("members") or {}).get(n) or {}).get("test_accuracy"))
+                                 for n in members),
+                               *(rate(((e.get("members") or {}).get(n) or {}).get("train_images_per_s"))
+                                 for n in members)]})
+    return {"columns": ["Run", "Started", "Ensemble acc.", "Gain", *(f"{n} acc." for n in members),
+                        *(f"{n} img/s" for n in members)], "rows": rows, "members": members}
+
+
+# -- headline ------------------------------------------------------------------------
+def headline(analysis: dict[str, Any]) -> list[str]:
+    """A few plain sentences: what the run says, before any table."""
+    lines = []
+    members = analysis.get("members", {})
+    ok = [n for n, m in members.items() if m.get("state") == "ok"]
+    missing = ", ".join(f"{n} ({members[n].get('state')})" for n in members if n not in ok)
+    lines.append(f"{len(ok)} of {len(members)} backends finished"
+                 + (f"; left out: {missing}." if missing else "."))
+    ens = analysis.get("ensemble")
+    best = analysis.get("best_member")
+    if ens and best:
+        gain = analysis.get("gain_over_best", 0.0)
+        relation = (f"{100 * gain:.1f} points above" if gain > 0 else
+                    f"{-100 * gain:.1f} points below" if gain < 0 else "level with")
+        lines.append(f"The {ens['method']} ensemble of {len(ens['members'])} backends reaches "
+                     f"{pct(ens['test']['accuracy'])} test accuracy, {relation} the best "
+                     f"backend, {best['name']} ({pct(best['accuracy'])}).")
+    elif analysis.get("ensemble_unavailable"):
+        lines.append(analysis["ensemble_unavailable"] + ".")
+    else:
+        lines.append("No backend finished, so there is no ensemble.")
+    rec = analysis.get("recommendation")
+    if rec and rec.get("variant") in analysis.get("variants", {}):
+        v = analysis["variants"][rec["variant"]]
+        better = (v.get("versus_best_member") or {}).get("better") or {}
+        lines.append(f"Recommended variant: {rec['variant']} ({pct(v['test']['accuracy'])}, NLL "
+                     f"{num(v['test']['nll'])}, ECE {num(v['test']['ece'])}); against the best "
+                     f"backend it {_beats(better)}.")
+    validation = analysis.get("validation") or {}
+    if validation.get("seed_faithful"):
+        lines.append("Seed-faithful run: no validation split was held out, so the calibrated and "
+                     "fitted variants are not available.")
+    return lines
+
+
+def build_view(analysis: dict[str, Any], history: Sequence[dict[str, Any]] = (),
+               history_problems: Sequence[str] = (), thumbnails: Mapping[int, bytes] | None = None,
+               thumbnails_unavailable: str | None = None, baseline: dict[str, Any] | None = None,
+               now: dt.datetime | None = None) -> dict[str, Any]:
+    """Everything both templates show, formatted; charts are added by the renderer."""
+    thumbs = {int(i): data_uri(png) for i, png in (thumbnails or {}).items()}
+    verdicts = {v["subject"]: v for v in (baseline or {}).get("members", [])}
+    reliability, reliability_variant = reliability_panels(analysis)
+    ens = analysis.get("ensemble") or {}
+    return {
+        "run_id": analysis.get("run_id"),
+        "generated_at": (now or dt.datetime.now()).isoformat(timespec="seconds"),
+        "headline": headline(analysis),
+        "what_ran": what_ran(analysis),
+        "environments": environments(analysis),
+        "results": results(analysis, verdicts),
+        "ensemble": ens,
+        "method": analysis.get("method"),
+        "variants": ensemble_variants(analysis),
+        "weights": weights(analysis),
+        "recommendation": analysis.get("recommendation") or {},
+        "validation": analysis.get("validation") or {},
+        "reliability_variant": reliability_variant,
+        "reliability_panels": reliability,
+        "per_class": per_class(analysis),
+        "pairwise": pairwise(analysis),
+        "table": image_table(analysis, thumbs),
+        "rescue": rescue(analysis, thumbs),
+        "left_out": left_out(analysis),
+        "baseline": baseline_view(baseline),
+        "history": history_rows(history, analysis.get("run_id"), list(analysis.get("members", {}))),
+        "history_entries": list(history),
+        "history_problems": list(history_problems),
+        "images_note": thumbnails_unavailable,
+        "classes": analysis.get("classes") or [],
+        "charts": {},
+    }

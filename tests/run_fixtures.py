@@ -1,0 +1,199 @@
+"""Synthetic finished runs, written in the real run-folder layout, for analysis and report tests.
+
+``write_run`` lays out ``<shared>/runs/<run-id>/`` the way jobs and the
+harness do (run.json, per-backend train.json / predict.json / probs / labels /
+status files), with made-up but plausible numbers, so ``gather`` ->
+``analyse`` -> the report run on it exactly as on a real run, in milliseconds.
+``write_cache`` adds a decoded data-set cache whose fingerprint matches, for
+the report's thumbnails.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.executors.base import JobResult, JobState
+from harness.rundir import RunFolder
+from harness.workload import layout
+from harness.workload.data import subset_indices
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+BACKENDS = ("tensorflow", "jax", "torch", "theano", "cntk")
+CACHE_KEY = "synthetic-cifar-0123456789abcdef"
+CONTENT_SHA = "c0ffee" * 10 + "c0ff"
+
+
+@dataclass
+class RunSpec:
+    """What ``write_run`` should produce; the defaults give a healthy five-backend smoke run."""
+
+    run_id: str = "synthetic1"
+    backends: tuple[str, ...] = BACKENDS
+    n_train: int = 300
+    n_val: int = 120
+    n_test: int = 150
+    pool_train: int = 600
+    """Training images in the (synthetic) source data set the subsets are cut from."""
+    pool_test: int = 300
+    seed: int = 7
+    profile: str = "smoke"
+    failed: dict[str, str] = field(default_factory=dict)
+    """backend -> log tail of a train job that failed."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """backend -> reason it was skipped."""
+    scale: dict[str, float] = field(default_factory=dict)
+    """backend -> logit scale (> 1 over-confident, < 1 under-confident); default varies."""
+    noise: dict[str, float] = field(default_factory=dict)
+    """backend -> noise added to the shared logits (more noise, less accurate)."""
+    test_labels: np.ndarray | None = None
+    """Override the test labels written for every backend (the true ones are drawn)."""
+    executor: str = "local"
+    extra_train: dict[str, dict] = field(default_factory=dict)
+    """backend -> keys merged into train.json (replacing the defaults' keys)."""
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def source_labels(spec: RunSpec) -> dict[str, np.ndarray]:
+    """Labels of the synthetic source data set: balanced, in a seeded order."""
+    rng = np.random.RandomState(spec.seed)
+    return {"train": rng.permutation(np.arange(spec.pool_train) % len(CLASSES)),
+            "test": rng.permutation(np.arange(spec.pool_test) % len(CLASSES))}
+
+
+def fingerprint(spec: RunSpec) -> str:
+    """The data fingerprint the workload would compute for these subsets (see data.prepare)."""
+    indices = subset_indices(source_labels(spec), spec.n_train, spec.n_val, spec.n_test, spec.seed)
+    digest = hashlib.sha256(CONTENT_SHA.encode("ascii"))
+    for split in ("train", "val", "test"):
+        digest.update(split.encode("ascii"))
+        digest.update(indices[split].astype("<i8").tobytes())
+    return digest.hexdigest()
+
+
+def write_cache(shared: Path, spec: RunSpec) -> Path:
+    """A decoded data-set cache like the workload's: uint8 images, labels, meta.json."""
+    folder = Path(shared) / layout.CACHE / "datasets" / CACHE_KEY
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = source_labels(spec)
+    for split, y in labels.items():
+        x = np.zeros((len(y), 32, 32, 3), dtype=np.uint8)
+        for i, c in enumerate(y):  # a colour per class, a stripe per image
+            x[i, ..., c % 3] = 80 + 17 * c
+            x[i, i % 32, :, :] = 255
+        np.save(folder / f"x_{split}.npy", x)
+        np.save(folder / f"y_{split}.npy", y.astype(np.int64))
+    meta = {"format": 1, "classes": CLASSES, "content_sha256": CONTENT_SHA,
+            "shapes": {s: [len(y), 32, 32, 3] for s, y in labels.items()}}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def write_run(shared: Path, spec: RunSpec | None = None) -> Path:
+    """Write a finished run under ``<shared>/runs/<run-id>``; returns the run folder."""
+    spec = spec or RunSpec()
+    folder = RunFolder(Path(shared), spec.run_id)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    profile = {"name": spec.profile, "description": "synthetic", "n_train": spec.n_train,
+               "n_val": spec.n_val, "n_test": spec.n_test, "epochs": 3, "batch_size": 32,
+               "learning_rate": 1e-3, "predict_batch_size": 100, "job_timeout_s": 900,
+               "seed": spec.seed}
+    folder.write_settings({
+        "schema": layout.SCHEMA_VERSION, "run_id": spec.run_id, "created_at": "2026-01-02T03:04:05",
+        "harness_version": "0.1.0", "profile": profile,
+        "dataset": {"kind": "path", "path": "/data/cifar10-jpeg.tar.gz"},
+        "backends": list(spec.backends), "executor": spec.executor,
+        "host": {"python": "3.11.7", "platform": "Linux-test", "cpus": 2, "argv": []},
+    })
+    indices = subset_indices(source_labels(spec), spec.n_train, spec.n_val, spec.n_test, spec.seed)
+    labels = {"test": source_labels(spec)["test"][indices["test"]],
+              "val": source_labels(spec)["train"][indices["val"]]}
+    rng = np.random.default_rng(spec.seed)
+    shared_logits = {}
+    for split, y in labels.items():
+        logits = rng.normal(0.0, 1.0, size=(len(y), len(CLASSES)))
+        logits[np.arange(len(y)), y] += 1.6
+        shared_logits[split] = logits
+    data = {"cache_key": CACHE_KEY, "classes": CLASSES, "fingerprint": fingerprint(spec),
+            "sizes": {"train": spec.n_train, "val": spec.n_val, "test": spec.n_test},
+            "source": {"kind": "path", "path": "/data/cifar10-jpeg.tar.gz"}}
+    for i, backend in enumerate(spec.backends):
+        _write_backend(folder, spec, backend, i, rng, shared_logits, labels, data)
+    return folder.path
+
+
+def _environment(backend: str) -> dict:
+    keras2 = backend in ("theano", "cntk")
+    return {"python": "3.6.15" if backend == "cntk" else "3.11.7",
+            "keras": "2.3.1" if keras2 else "3.15.1", "backend_library": backend,
+            "backend_version": {"tensorflow": "2.21.0", "jax": "0.7.1", "torch": "2.9.0",
+                                "theano": "1.0.5", "cntk": "2.7"}.get(backend, "1.0"),
+            "cpu_model": "AMD EPYC", "cpu_count": 2, "platform": "Linux-test",
+            "threads": {"requested": 2}, "variables": {"KERAS_BACKEND": backend}}
+
+
+def _status(folder: RunFolder, backend: str, phase: str, state: JobState, reason: str = "",
+            log_tail: str = "") -> None:
+    folder.write_status(JobResult(backend, phase, state, reason=reason, log_tail=log_tail,
+                                  exit_code=0 if state is JobState.SUCCEEDED else 1,
+                                  wall_s=12.5, executor="local"))
+
+
+def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, shared_logits,
+                   labels, data) -> None:
+    if backend in spec.skipped:
+        for phase in layout.PHASES:
+            _status(folder, backend, phase, JobState.SKIPPED, spec.skipped[backend])
+        return
+    folder.backend_dir(backend).mkdir(parents=True, exist_ok=True)
+    epochs = [{"epoch": e + 1, "accuracy": 0.2 + 0.1 * e + 0.01 * i, "loss": 2.2 - 0.2 * e,
+               "val_accuracy": 0.18 + 0.09 * e, "val_loss": 2.25 - 0.18 * e,
+               "seconds": 3.0 - 0.3 * e + i, "images": spec.n_train,
+               "images_per_s": 300.0 + 40 * e - 20 * i} for e in range(3)]
+    train = {"schema": layout.SCHEMA_VERSION, "kind": "train", "backend": backend,
+             "run_id": spec.run_id, "data": data, "environment": _environment(backend),
+             "final": {"train_accuracy": 0.4 + 0.02 * i, "train_loss": 1.8 - 0.03 * i,
+                       "val_accuracy": 0.36, "val_loss": 1.9},
+             "history": epochs, "model": {"parameters": 1250858},
+             "timing": {"steady_images_per_s": 400.0 - 30 * i,
+                        "epoch_seconds": [e["seconds"] for e in epochs], "train_seconds": 8.0 + i},
+             "flops": {"forward": 40_000_000, "train": 118_000_000, "matmul_gflops": 90.0 + i,
+                       "model_flop_utilisation": round((400.0 - 30 * i) * 118e6 / ((90.0 + i) * 1e9), 4)},
+             "peak_rss_mb": 1000.0 + 10 * i, **spec.extra_train.get(backend, {})}
+    layout.atomic_write_json(str(folder.file(backend, layout.result_name("train"))), train)
+    if backend in spec.failed:
+        _status(folder, backend, "train", JobState.FAILED, "the job exited with status 1",
+                spec.failed[backend])
+        _status(folder, backend, "predict", JobState.SKIPPED, "its train job failed")
+        return
+    _status(folder, backend, "train", JobState.SUCCEEDED)
+    scale = spec.scale.get(backend, (0.7, 1.0, 1.4, 0.9, 1.2)[i % 5])
+    noise = spec.noise.get(backend, 0.8 + 0.15 * i)
+    outputs = {}
+    for split, y in labels.items():
+        if split == "val" and spec.n_val == 0:
+            continue
+        logits = shared_logits[split] + rng.normal(0.0, noise, size=shared_logits[split].shape)
+        probs = _softmax(scale * logits).astype(np.float32)
+        written = y if split != "test" or spec.test_labels is None else spec.test_labels
+        np.save(folder.file(backend, layout.probs_name(split)), probs)
+        np.save(folder.file(backend, layout.labels_name(split)), np.asarray(written, dtype=np.int64))
+        outputs[split] = {"probs": layout.probs_name(split), "labels": layout.labels_name(split),
+                          "rows": len(y)}
+    predict = {"schema": layout.SCHEMA_VERSION, "kind": "predict", "backend": backend,
+               "run_id": spec.run_id, "data": data, "environment": _environment(backend),
+               "outputs": outputs, "test": {"accuracy": 0.3, "loss": 2.0},
+               "timing": {"images_per_s": 2000.0 - 300 * i, "p50_ms": 40.0 + 10 * i,
+                          "p90_ms": 50.0 + 10 * i, "p99_ms": 60.0 + 10 * i},
+               "flops": {"forward": 40_000_000, "train": 118_000_000, "matmul_gflops": 91.0,
+                         "model_flop_utilisation": 0.5},
+               "peak_rss_mb": 800.0 + 5 * i}
+    layout.atomic_write_json(str(folder.file(backend, layout.result_name("predict"))), predict)
+    _status(folder, backend, "predict", JobState.SUCCEEDED)
