@@ -50,7 +50,7 @@ class Bench:
     def args(self, run_id: str, *extra: str) -> list[str]:
         return ["-p", "no:cacheprovider", "--backend", BACKENDS, "--profile", str(self.profile),
                 "--dataset", str(self.data), "--shared-dir", str(self.shared), "--work-dir", str(work_dir()),
-                "--baselines", str(self.baselines), "--run-id", run_id, *extra]
+                "--baselines", str(self.baselines), "--run-id", run_id, "--parallel", "2", "--threads", "1", *extra]
 
     def run(self, run_id: str, *extra: str, fault: str = "") -> pytest.RunResult:
         if fault:
@@ -134,9 +134,8 @@ def test_a_truncated_result_file_is_reported_and_never_reused(bench):
 def test_a_harness_killed_mid_run_resumes_without_retraining_finished_backends(bench):
     proc = bench.start("r1", fault="torch/train:hang@epoch-1")
     try:
-        wait_for(lambda: (bench.run_dir("r1") / "torch" / "train.events.jsonl").exists()
-                 and "epoch_end" in (bench.run_dir("r1") / "torch" / "train.events.jsonl").read_text(),
-                 300, "torch to finish an epoch")
+        wait_for(lambda: _finished(bench, "r1", "tensorflow", "train") and _epoch_done(bench, "r1", "torch"),
+                 300, "tensorflow to finish training while torch hangs")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -157,7 +156,8 @@ def test_ctrl_c_stops_every_job_and_the_run_resumes(bench):
     proc = bench.start("r1", fault="torch/train:hang@epoch-1")
     events = bench.run_dir("r1") / "torch" / "train.events.jsonl"
     try:
-        wait_for(lambda: events.exists() and "epoch_end" in events.read_text(), 300, "torch to finish an epoch")
+        wait_for(lambda: _finished(bench, "r1", "tensorflow", "train") and _epoch_done(bench, "r1", "torch"),
+                 300, "tensorflow to finish training while torch hangs")
         torch_pid = next(json.loads(line)["pid"] for line in events.read_text().splitlines() if '"start"' in line)
         os.kill(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
@@ -199,6 +199,16 @@ def test_no_secret_from_the_environment_lands_in_the_run_folder(bench):
     for path in bench.run_dir("r1").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def _finished(bench: Bench, run_id: str, backend: str, phase: str) -> bool:
+    path = bench.run_dir(run_id) / backend / f"{phase}.status.json"
+    return path.exists() and json.loads(path.read_text())["state"] == "succeeded"
+
+
+def _epoch_done(bench: Bench, run_id: str, backend: str) -> bool:
+    events = bench.run_dir(run_id) / backend / "train.events.jsonl"
+    return events.exists() and "epoch_end" in events.read_text()
 
 
 def _report_files(folder: Path) -> list[str]:

@@ -323,8 +323,11 @@ class Prepared(object):
 SOURCE_SPLIT = {"train": "train", "val": "train", "test": "test"}
 
 
-def prepare(arrays, profile, splits=("train", "val", "test")):
-    """Cut the profile's subsets; the fingerprint names the exact images and order."""
+def prepare(arrays, profile, splits=("train", "val", "test"), channels_first=False):
+    """Cut the profile's subsets; the fingerprint names the exact images and order.
+
+    Images come as NHWC, or NCHW with ``channels_first`` (same pixels, same order).
+    """
     indices = subset_indices(arrays.y, profile["n_train"], profile["n_val"], profile["n_test"], profile["seed"])
     digest = hashlib.sha256(arrays.content_hash.encode("ascii"))
     for split in ("train", "val", "test"):
@@ -335,5 +338,7 @@ def prepare(arrays, profile, splits=("train", "val", "test")):
         source = SOURCE_SPLIT[split]
         idx = indices[split]
         x[split] = np.multiply(arrays.x[source][idx], np.float32(1.0 / 255.0), dtype=np.float32)
+        if channels_first:
+            x[split] = np.ascontiguousarray(x[split].transpose(0, 3, 1, 2))
         y[split] = arrays.y[source][idx]
     return Prepared(x, y, arrays.classes, digest.hexdigest(), arrays.key, indices)

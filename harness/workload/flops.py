@@ -21,9 +21,15 @@ def _conv_out(size, kernel, stride, padding):
     return (size - kernel) // stride + 1
 
 
-def layer_costs(model, input_shape):
-    """[(layer name, forward FLOPs per image, input-gradient FLOPs per image)] in model order."""
+def layer_costs(model, input_shape, data_format="channels_last"):
+    """[(layer name, forward FLOPs per image, input-gradient FLOPs per image)] in model order.
+
+    Shapes are followed as (height, width, channels) whatever the layout, which
+    changes where the numbers sit in memory, not how many there are.
+    """
     shape = tuple(input_shape)
+    if data_format == "channels_first" and len(shape) == 3:
+        shape = (shape[1], shape[2], shape[0])
     costs = []
     for layer in model.layers:
         kind = layer.__class__.__name__
@@ -61,9 +67,9 @@ def layer_costs(model, input_shape):
     return costs
 
 
-def per_image(model, input_shape):
+def per_image(model, input_shape, data_format="channels_last"):
     """{"forward": FLOPs to infer one image, "train": FLOPs to train on one image}."""
-    costs = layer_costs(model, input_shape)
+    costs = layer_costs(model, input_shape, data_format)
     forward = sum(c[1] for c in costs)
     weighted = [c for c in costs if c[2]]
     first_input_grad = weighted[0][2] if weighted else 0

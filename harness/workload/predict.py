@@ -22,7 +22,8 @@ def run(job, keras):
                          % (weights_path, job.backend))
     t = time.time()
     arrays = data.load(job.settings["dataset"], job.shared, job.cache_dir, say=job.say)
-    prepared = data.prepare(arrays, profile, splits=("val", "test"))
+    prepared = data.prepare(arrays, profile, splits=("val", "test"),
+                            channels_first=keras.backend.image_data_format() == "channels_first")
     data_s = time.time() - t
     job.events.emit(events.DATA_LOADED, seconds=round(data_s, 3), n_val=len(prepared.y["val"]),
                     n_test=len(prepared.y["test"]))
@@ -36,7 +37,7 @@ def run(job, keras):
     except (OSError, ValueError, KeyError) as err:
         raise InputError("weights %s do not fit the model (%s); run the train phase again" % (weights_path, err))
     load_s = time.time() - t
-    cost = flops.per_image(net, prepared.x["test"].shape[1:])
+    cost = flops.per_image(net, prepared.x["test"].shape[1:], keras.backend.image_data_format())
     ceiling = flops.matmul_gflops(seconds=0.5)
     startup_s = job.elapsed()
     job.events.emit(events.MODEL_READY, seconds=round(load_s, 3), startup_s=round(startup_s, 3))

@@ -25,7 +25,7 @@ def run(job, keras):
     profile = job.profile
     t = time.time()
     arrays = data.load(job.settings["dataset"], job.shared, job.cache_dir, say=job.say)
-    prepared = data.prepare(arrays, profile)
+    prepared = data.prepare(arrays, profile, channels_first=_channels_first(keras))
     data_s = time.time() - t
     x_train, y_train = prepared.x["train"], prepared.y["train"]
     n_classes = len(prepared.classes)
@@ -36,7 +36,7 @@ def run(job, keras):
     t = time.time()
     net = model.build(keras, x_train.shape[1:], n_classes, profile["learning_rate"])
     build_s = time.time() - t
-    cost = flops.per_image(net, x_train.shape[1:])
+    cost = flops.per_image(net, x_train.shape[1:], keras.backend.image_data_format())
     ceiling = flops.matmul_gflops(seconds=0.5)
     startup_s = job.elapsed()
     job.events.emit(events.MODEL_READY, seconds=round(build_s, 3), startup_s=round(startup_s, 3),
@@ -117,6 +117,10 @@ def utilisation(images_per_s, flops_per_image, ceiling_gflops):
     if not images_per_s or not ceiling_gflops:
         return None
     return round(images_per_s * flops_per_image / (ceiling_gflops * 1e9), 4)
+
+
+def _channels_first(keras):
+    return keras.backend.image_data_format() == "channels_first"
 
 
 def _evaluate(keras, net, prepared, split, profile, n_classes):
