@@ -110,6 +110,48 @@ def ceiling() -> dict:
     return out
 
 
+def gemm_rate(m: int, k: int, n: int, repeats: int = 15) -> float:
+    a = np.random.rand(m, k).astype(np.float32)
+    b = np.random.rand(k, n).astype(np.float32)
+    a @ b
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = max(best, 2.0 * m * k * n / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def model_shape_ceiling(batch: int = 32) -> dict:
+    """The same BLAS on the GEMMs this model's layers become at this batch size.
+
+    Each convolution is an (batch*out_h*out_w x kh*kw*c_in) by (kh*kw*c_in x filters)
+    product (im2col); training adds the two gradient products of the same sizes.
+    Few channels make these products thin, and thin products run well below the
+    square-matrix rate: this is the best a framework could do with this model.
+    Measured on one thread, as each job runs.
+    """
+    layers = {  # name: (M, K, N) of the forward product, from the seed CNN on 32x32x3 images
+        "conv2d 3->32": (batch * 32 * 32, 27, 32), "conv2d 32->32": (batch * 30 * 30, 288, 32),
+        "conv2d 32->64": (batch * 15 * 15, 288, 64), "conv2d 64->64": (batch * 13 * 13, 576, 64),
+        "dense 2304->512": (batch, 2304, 512), "dense 512->10": (batch, 512, 10),
+    }
+    code = ("import json, sys; sys.path.insert(0, %r); from benchmarks.perf import gemm_rate; layers = %r;"
+            "out = {}\n"
+            "for name, (m, k, n) in layers.items():\n"
+            "    out[name] = [gemm_rate(m, k, n), gemm_rate(m, n, k), gemm_rate(k, m, n)]\n"
+            "out['square 1024'] = [gemm_rate(1024, 1024, 1024)] * 3\n"
+            "print(json.dumps(out))") % (str(REPO), layers)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    rates = json.loads(subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True,
+                                      check=True, cwd=REPO).stdout)
+    flops_fwd = {name: 2 * m * k * n for name, (m, k, n) in layers.items()}
+    seconds = sum(flops_fwd[name] * (1 / r[0] + 1 / r[1] + 1 / r[2]) for name, r in rates.items() if name in layers)
+    effective = 3 * sum(flops_fwd.values()) / seconds
+    return {"per_layer_gflops": {k: [round(x, 1) for x in v] for k, v in rates.items()},
+            "effective_training_gflops": round(effective, 1), "square_gflops": round(rates["square 1024"][0], 1)}
+
+
 def session(args, run_id: str, parallel: int, threads: int) -> dict:
     with RunQueue() as queue:
         wall, _ = bench(args, run_id, "--backend", args.backends, "--parallel", str(parallel),
@@ -240,6 +282,10 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
     cores = os.cpu_count()
     rows.append(("float32 matmul ceiling", "measured each run",
                  f"{top[cores]:.0f} GFLOP/s on {cores} cores, {top[1]:.0f} on one", "-"))
+    shapes = results["model_shapes"]
+    rows.append(("the same BLAS on this model's GEMM shapes (batch 32, 1 thread)", "why MFU stops short",
+                 f"{shapes['effective_training_gflops']:.0f} GFLOP/s vs {shapes['square_gflops']:.0f} square "
+                 f"= {100 * shapes['effective_training_gflops'] / shapes['square_gflops']:.0f}%", "-"))
     seq, par = results["sequential"], results["parallel"]
     for name, m in seq["members"].items():
         mfu = m["train_images_per_s"] * m["train_flops_per_image"] / (top[cores] * 1e9)
@@ -291,8 +337,9 @@ def main() -> int:
     skip = set(filter(None, args.skip.split(",")))
     cores = os.cpu_count()
 
-    results: dict = {"profile": args.profile, "cores": cores, "ceiling_gflops": ceiling()}
-    print(f"ceiling: {results['ceiling_gflops']}", flush=True)
+    results: dict = {"profile": args.profile, "cores": cores, "ceiling_gflops": ceiling(),
+                     "model_shapes": model_shape_ceiling()}
+    print(f"ceiling: {results['ceiling_gflops']}; at the model's GEMM shapes: {results['model_shapes']}", flush=True)
     results["data_load"] = data_load(args)
     print(f"data load: {results['data_load']}", flush=True)
     results["sequential"] = session(args, f"{args.tag}-seq", parallel=1, threads=cores)

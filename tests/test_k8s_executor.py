@@ -458,3 +458,21 @@ def test_a_local_data_set_is_copied_into_the_shared_folder(make_executor, shared
     inside = shared / "data.tar"
     inside.write_bytes(b"x")
     assert executor.stage_dataset({"kind": "path", "path": str(inside)}) == {"kind": "shared", "path": "data.tar"}
+
+
+def test_no_credential_from_the_kubeconfig_reaches_the_run_folder_or_the_terminal(fake_cluster, make_executor,
+                                                                                   shared):
+    """The emulator's kubeconfig carries a bearer token; nothing the executor writes or says may hold it."""
+    fake_cluster.behave(succeeds(events=1, log="pod output\n"))
+    said: list[str] = []
+    executor = make_executor(said)
+    executor.check()
+    result, _ = run(executor)
+    assert result.state is JobState.SUCCEEDED, result.reason
+    token = "test-token"
+    assert token in fake_cluster.kubeconfig.read_text()
+    assert not any(token in line for line in said)
+    assert token not in repr(result.to_json())
+    for path in shared.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
