@@ -77,12 +77,21 @@ def test_subsets_are_stratified_disjoint_and_the_same_every_time(image_folder, t
     assert a.fingerprint == b.fingerprint
     for split in ("train", "val", "test"):
         np.testing.assert_array_equal(a.indices[split], b.indices[split])
-        np.testing.assert_array_equal(a.x[split], b.x[split])
+        np.testing.assert_array_equal(a.floats(split), b.floats(split))
     assert np.bincount(a.y["train"]).tolist() == [6, 6, 6]
     assert np.bincount(a.y["val"]).tolist() == [2, 2, 2]
     assert np.bincount(a.y["test"]).tolist() == [3, 3, 3]
     assert not set(a.indices["train"]) & set(a.indices["val"])
-    assert a.x["train"].dtype == np.float32 and 0.0 <= a.x["train"].min() and a.x["train"].max() <= 1.0
+    floats = a.floats("train")
+    assert floats.dtype == np.float32 and 0.0 <= floats.min() and floats.max() <= 1.0
+    np.testing.assert_array_equal(a.floats("train", [2, 0])[0], floats[2])
+
+
+def test_channels_first_gives_the_same_pixels_transposed(image_folder, tmp_path):
+    arrays = load(image_folder, tmp_path / "cache")
+    last, first = data.prepare(arrays, PROFILE), data.prepare(arrays, PROFILE, channels_first=True)
+    assert first.input_shape() == (3, 32, 32) and last.input_shape() == (32, 32, 3)
+    np.testing.assert_array_equal(first.floats("test"), last.floats("test").transpose(0, 3, 1, 2))
 
 
 def test_a_different_seed_or_size_changes_the_fingerprint(image_folder, tmp_path):

@@ -150,6 +150,8 @@ def _read_cache(folder, key):
         if meta.get("format") != CACHE_FORMAT:
             raise DataError("data cache %s has format %r, expected %d; delete that folder and run again"
                             % (folder, meta.get("format"), CACHE_FORMAT))
+        # memory-mapped: jobs on one machine share the page cache instead of each
+        # holding a copy, and a job reads only the images its profile uses
         x = {s: np.load(os.path.join(folder, "x_%s.npy" % s), mmap_mode="r") for s in SPLITS}
         y = {s: np.load(os.path.join(folder, "y_%s.npy" % s)) for s in SPLITS}
     except (OSError, ValueError) as err:
@@ -309,15 +311,43 @@ def subset_indices(y, n_train, n_val, n_test, seed):
 
 
 class Prepared(object):
-    """The run's splits as float32 images in [0, 1] and integer labels."""
+    """The run's splits: uint8 pixels and integer labels, floats made when asked.
 
-    def __init__(self, x, y, classes, fingerprint, key, indices):
-        self.x = x
+    Loading stays cheap: nothing is copied until a split is used. The float32
+    images a model needs are made per use, for training in the epoch's
+    shuffled order, where a copy was needed anyway.
+    """
+
+    def __init__(self, sources, y, classes, fingerprint, key, indices, channels_first=False):
+        self.sources = sources
+        """{split: (the whole decoded array it is cut from, indices into it)}"""
         self.y = y
         self.classes = classes
         self.fingerprint = fingerprint
         self.key = key
         self.indices = indices
+        self.channels_first = channels_first
+        self._floats = {}
+
+    def input_shape(self):
+        height, width, channels = next(iter(self.sources.values()))[0].shape[1:]
+        return (channels, height, width) if self.channels_first else (height, width, channels)
+
+    def pixels(self, split, order=None):
+        """uint8 NHWC images of a split, in ``order`` (positions within the split) if given."""
+        whole, idx = self.sources[split]
+        return whole[idx if order is None else idx[np.asarray(order)]]
+
+    def floats(self, split, order=None):
+        """float32 images in [0, 1] in the model's layout, in ``order`` if given."""
+        if order is None and split in self._floats:
+            return self._floats[split]
+        out = np.multiply(self.pixels(split, order), np.float32(1.0 / 255.0), dtype=np.float32)
+        if self.channels_first:
+            out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        if order is None:
+            self._floats[split] = out
+        return out
 
 
 SOURCE_SPLIT = {"train": "train", "val": "train", "test": "test"}
@@ -326,19 +356,16 @@ SOURCE_SPLIT = {"train": "train", "val": "train", "test": "test"}
 def prepare(arrays, profile, splits=("train", "val", "test"), channels_first=False):
     """Cut the profile's subsets; the fingerprint names the exact images and order.
 
-    Images come as NHWC, or NCHW with ``channels_first`` (same pixels, same order).
+    ``channels_first``: ``floats`` gives NCHW images (same pixels, same order).
     """
     indices = subset_indices(arrays.y, profile["n_train"], profile["n_val"], profile["n_test"], profile["seed"])
     digest = hashlib.sha256(arrays.content_hash.encode("ascii"))
     for split in ("train", "val", "test"):
         digest.update(split.encode("ascii"))
         digest.update(indices[split].astype("<i8").tobytes())
-    x, y = {}, {}
+    sources, y = {}, {}
     for split in splits:
         source = SOURCE_SPLIT[split]
-        idx = indices[split]
-        x[split] = np.multiply(arrays.x[source][idx], np.float32(1.0 / 255.0), dtype=np.float32)
-        if channels_first:
-            x[split] = np.ascontiguousarray(x[split].transpose(0, 3, 1, 2))
-        y[split] = arrays.y[source][idx]
-    return Prepared(x, y, arrays.classes, digest.hexdigest(), arrays.key, indices)
+        sources[split] = (arrays.x[source], indices[split])
+        y[split] = arrays.y[source][indices[split]]
+    return Prepared(sources, y, arrays.classes, digest.hexdigest(), arrays.key, indices, channels_first)

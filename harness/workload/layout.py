@@ -71,12 +71,12 @@ def _temp_beside(path):
     return fd, tmp
 
 
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+def _atomic(path, write):
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place."""
     fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o664)
@@ -84,6 +84,11 @@ def atomic_write_bytes(path, data):
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+    _atomic(path, lambda handle: handle.write(data))
 
 
 def atomic_write_json(path, obj):
@@ -95,34 +100,14 @@ def atomic_save_npy(path, array):
     """``numpy.save`` through a temporary file."""
     import numpy as np
 
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o664)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    _atomic(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def atomic_save_npz(path, arrays):
     """``numpy.savez`` of a list of arrays through a temporary file."""
     import numpy as np
 
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, *arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o664)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    _atomic(path, lambda handle: np.savez(handle, *arrays))
 
 
 def remove_stale_temporaries(folder):

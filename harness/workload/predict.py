@@ -29,7 +29,7 @@ def run(job, keras):
                     n_test=len(prepared.y["test"]))
 
     t = time.time()
-    net = model.build(keras, prepared.x["test"].shape[1:], len(prepared.classes), profile["learning_rate"])
+    net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"])
     try:
         with np.load(weights_path) as stored:
             weights = [stored["arr_%d" % i] for i in range(len(stored.files))]
@@ -37,13 +37,13 @@ def run(job, keras):
     except (OSError, ValueError, KeyError) as err:
         raise InputError("weights %s do not fit the model (%s); run the train phase again" % (weights_path, err))
     load_s = time.time() - t
-    cost = flops.per_image(net, prepared.x["test"].shape[1:], keras.backend.image_data_format())
+    cost = flops.per_image(net, prepared.input_shape(), keras.backend.image_data_format())
     ceiling = flops.matmul_gflops(seconds=0.5)
     startup_s = job.elapsed()
     job.events.emit(events.MODEL_READY, seconds=round(load_s, 3), startup_s=round(startup_s, 3))
 
     batch = profile["predict_batch_size"]
-    x_test = prepared.x["test"]
+    x_test = prepared.floats("test")
     t = time.perf_counter()
     np.asarray(net.predict_on_batch(x_test[:batch]))
     warmup_s = time.perf_counter() - t
@@ -61,7 +61,7 @@ def run(job, keras):
 
     splits = {"test": probs_test}
     if len(prepared.y["val"]):
-        splits["val"] = _predict_all(net, prepared.x["val"], batch)
+        splits["val"] = _predict_all(net, prepared.floats("val"), batch)
     for split, probs in splits.items():
         layout.atomic_save_npy(job.path(layout.probs_name(split)), probs)
         layout.atomic_save_npy(job.path(layout.labels_name(split)), prepared.y[split].astype(np.int64))

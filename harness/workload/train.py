@@ -27,16 +27,17 @@ def run(job, keras):
     arrays = data.load(job.settings["dataset"], job.shared, job.cache_dir, say=job.say)
     prepared = data.prepare(arrays, profile, channels_first=_channels_first(keras))
     data_s = time.time() - t
-    x_train, y_train = prepared.x["train"], prepared.y["train"]
+    y_train = prepared.y["train"]
+    input_shape = prepared.input_shape()
     n_classes = len(prepared.classes)
     job.events.emit(events.DATA_LOADED, seconds=round(data_s, 3), n_train=len(y_train),
                     n_val=len(prepared.y["val"]), n_test=len(prepared.y["test"]))
 
     _seed_everything(keras, profile["seed"])
     t = time.time()
-    net = model.build(keras, x_train.shape[1:], n_classes, profile["learning_rate"])
+    net = model.build(keras, input_shape, n_classes, profile["learning_rate"])
     build_s = time.time() - t
-    cost = flops.per_image(net, x_train.shape[1:], keras.backend.image_data_format())
+    cost = flops.per_image(net, input_shape, keras.backend.image_data_format())
     ceiling = flops.matmul_gflops(seconds=0.5)
     startup_s = job.elapsed()
     job.events.emit(events.MODEL_READY, seconds=round(build_s, 3), startup_s=round(startup_s, 3),
@@ -48,7 +49,7 @@ def run(job, keras):
     history, timers = [], []
     for epoch in range(1, profile["epochs"] + 1):
         order = np.random.RandomState(profile["seed"] + epoch).permutation(len(y_train))
-        x_epoch, y_epoch = x_train[order], y_train_1h[order]
+        x_epoch, y_epoch = prepared.floats("train", order), y_train_1h[order]
         timer = StepTimer(keras, job.events, epoch, steps, batch)
         job.events.emit(events.EPOCH_START, epoch=epoch, steps=steps)
         t = time.perf_counter()
@@ -101,7 +102,7 @@ def run(job, keras):
             model_build_s=round(build_s, 3),
             total_s=round(job.elapsed(), 3),
         ),
-        "model": {"parameters": int(net.count_params()), "input_shape": list(x_train.shape[1:]),
+        "model": {"parameters": int(net.count_params()), "input_shape": list(input_shape),
                   "classes": prepared.classes},
         "peak_rss_mb": environment.peak_rss_mb(),
     }
@@ -125,7 +126,7 @@ def _channels_first(keras):
 
 def _evaluate(keras, net, prepared, split, profile, n_classes):
     labels = model.one_hot(keras, prepared.y[split], n_classes)
-    loss, accuracy = net.evaluate(prepared.x[split], labels, batch_size=profile["predict_batch_size"],
+    loss, accuracy = net.evaluate(prepared.floats(split), labels, batch_size=profile["predict_batch_size"],
                                   verbose=0)[:2]
     return float(loss), float(accuracy)
 
@@ -137,5 +138,5 @@ def _data_record(prepared, settings):
         "cache_key": prepared.key,
         "classes": prepared.classes,
         "sizes": {split: int(len(idx)) for split, idx in prepared.indices.items()},
-        "image_shape": list(prepared.x["test"].shape[1:]),
+        "image_shape": list(prepared.input_shape()),
     }
