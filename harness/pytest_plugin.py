@@ -7,13 +7,14 @@ the modules it calls, which know nothing about pytest. Registered through the
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness import backends as backend_registry
-from harness import baselines, executors, history, profiles, publish, variants
+from harness import baselines, executors, history, profiles, variants
 from harness.config import RunConfig, build
 from harness.errors import HarnessError
 from harness.executors.base import JobResult, JobState
@@ -256,6 +257,9 @@ class KbenchRun:
         """Keep the run in the history, write report.html / report.md (also when backends failed)."""
         if self.session.analysis is None:
             return
+        from harness import publish  # imports matplotlib: only when a report is written
+
+        started = time.perf_counter()
         try:
             self.report_paths = publish.publish(
                 self.session.analysis, self.session.folder.path, self.config.reports_dir,
@@ -263,6 +267,10 @@ class KbenchRun:
                 baseline_path=self.baseline_path, recording=self.recording, say=self.say)
         except (HarnessError, OSError) as err:
             self.summary_lines.append(f"could not write the report: {err}")
+        took = time.perf_counter() - started
+        self.summary_lines.append(f"harness time: set-up {self.session.timings.get('setup_s', 0):.2f} s, "
+                                  f"gather + ensemble {self.session.timings.get('gather_analyse_s', 0):.2f} s, "
+                                  f"report {took:.2f} s")
 
     def close(self, cancel: bool) -> None:
         self.session.close(cancel=cancel)

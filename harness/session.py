@@ -72,6 +72,7 @@ class BenchmarkSession:
         n_jobs = len(runnable) * len(PHASES)
         self.parallel = config.parallel or self.executor.default_parallel(max(1, len(runnable)))
         self.threads = config.threads or self.executor.threads_per_job(self.parallel)
+        self.executor.set_concurrency(self.parallel, self.threads)
         jobs = [self._job(b, phase) for phase in PHASES for b in slowest_first(runnable)]
         done = self._reusable(runnable)
         for job in jobs:

@@ -185,3 +185,26 @@ def test_jobs_die_with_a_harness_that_is_killed(tmp_path):
         if harness.poll() is None:
             harness.kill()
             harness.wait()
+
+
+def test_parallel_jobs_are_pinned_to_their_own_cores(executor):
+    """Two one-thread slots on a machine with two or more cores: each job keeps to its core."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two cores to share out")
+    executor.set_concurrency(2, 1)
+    seen = []
+
+    def on_event(job_spec, event):
+        if event["event"] == "start":
+            seen.append(psutil.Process(event["pid"]).cpu_affinity())
+
+    first = executor.run(job("hang", timeout_s=2), on_event)
+    assert first.details["cpus"] in ([cpus[0]], [cpus[1]])
+    assert seen == [first.details["cpus"]]
+
+
+def test_jobs_that_do_not_fit_the_cores_are_not_pinned(executor):
+    executor.set_concurrency(len(os.sched_getaffinity(0)) + 1, 1)
+    result = run(executor, job("exit-1"))
+    assert "cpus" not in result.details

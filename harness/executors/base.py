@@ -178,6 +178,9 @@ class Executor(ABC):
         """CPU threads each job may use when ``parallel`` jobs run at once."""
         return 1
 
+    def set_concurrency(self, parallel: int, threads: int) -> None:
+        """Told once before jobs run: at most ``parallel`` at once, ``threads`` each."""
+
     # -- running ----------------------------------------------------------------
     @abstractmethod
     def run(self, job: JobSpec, on_event: EventSink) -> JobResult:

@@ -40,6 +40,13 @@ def peak_rss_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
+def cpu_use(wall_s):
+    """CPU seconds this process used and the average number of cores it kept busy."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    seconds = usage.ru_utime + usage.ru_stime
+    return {"cpu_seconds": round(seconds, 2), "busy_cores": round(seconds / wall_s, 2) if wall_s > 0 else None}
+
+
 def _version(module_name):
     module = sys.modules.get(module_name)
     if module is None:

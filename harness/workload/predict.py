@@ -96,6 +96,7 @@ def run(job, keras):
         "flops": dict(cost, matmul_gflops=ceiling,
                       model_flop_utilisation=utilisation(len(x_test) / infer_s, cost["forward"], ceiling)),
         "peak_rss_mb": environment.peak_rss_mb(),
+        "cpu": environment.cpu_use(job.elapsed()),
     }
 
 

@@ -105,6 +105,7 @@ def run(job, keras):
         "model": {"parameters": int(net.count_params()), "input_shape": list(input_shape),
                   "classes": prepared.classes},
         "peak_rss_mb": environment.peak_rss_mb(),
+        "cpu": environment.cpu_use(job.elapsed()),
     }
     steady = steady_rate(history, timers)
     result["timing"]["steady_images_per_s"] = steady
