@@ -6,7 +6,9 @@ the modules it calls, which know nothing about pytest. Registered through the
 """
 from __future__ import annotations
 
+import importlib
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,9 @@ class KbenchRun:
         if self.session.started:
             return
         self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        # the report's imports (matplotlib: ~0.5 s) load while the jobs run, not after
+        threading.Thread(target=importlib.import_module, args=("harness.publish",), daemon=True,
+                         name="import-report").start()
         try:
             self.session.start()
         except HarnessError as err:

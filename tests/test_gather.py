@@ -1,0 +1,83 @@
+"""Reading a run back: a damaged member is left out with its reason, never silently used."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.executors.base import JobResult, JobState
+from harness.gather import gather
+from harness.rundir import RunFolder
+from tests.run_fixtures import RunSpec, write_run
+
+BACKENDS = ["tensorflow", "jax", "torch"]
+
+
+@pytest.fixture
+def run(tmp_path):
+    write_run(tmp_path, RunSpec(backends=tuple(BACKENDS)))
+    return RunFolder(tmp_path, "synthetic1")
+
+
+def read_back(folder: RunFolder):
+    statuses = {(b, p): JobResult(b, p, JobState.SUCCEEDED) for b in BACKENDS for p in ("train", "predict")}
+    return gather(folder, BACKENDS, statuses)
+
+
+def edit_json(path, **changes):
+    data = json.loads(path.read_text())
+    for dotted, value in changes.items():
+        target = data
+        *parents, last = dotted.split("__")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    path.write_text(json.dumps(data))
+
+
+def test_a_healthy_run_uses_every_member(run):
+    results = read_back(run)
+    assert set(results.usable) == set(BACKENDS) and results.left_out == {}
+
+
+def test_a_member_that_saw_other_data_is_left_out_and_named(run):
+    for phase in ("train", "predict"):
+        edit_json(run.file("torch", f"{phase}.json"), data__fingerprint="0" * 64)
+    results = read_back(run)
+    assert set(results.usable) == {"tensorflow", "jax"}
+    assert "data fingerprint 000000000000 differs from the run's" in results.left_out["torch"]
+
+
+def test_a_truncated_probability_file_is_reported(run):
+    path = run.file("jax", "probs_test.npy")
+    path.write_bytes(path.read_bytes()[:100])
+    results = read_back(run)
+    assert "jax" not in results.usable
+    assert "probs_test.npy is truncated or corrupt" in results.left_out["jax"]
+
+
+def test_probabilities_with_nan_are_reported_as_a_diverged_model(run):
+    path = run.file("tensorflow", "probs_test.npy")
+    probs = np.load(path)
+    probs[0, 0] = np.nan
+    np.save(path, probs)
+    assert "NaN or infinite values; the model diverged" in read_back(run).left_out["tensorflow"]
+
+
+def test_a_result_from_another_schema_is_reported(run):
+    edit_json(run.file("jax", "predict.json"), schema=7)
+    assert "schema version 7 but this harness reads version 1" in read_back(run).left_out["jax"]
+
+
+def test_train_and_predict_of_different_data_are_reported(run):
+    edit_json(run.file("torch", "train.json"), data__fingerprint="f" * 64)
+    assert "trained and evaluated on different data" in read_back(run).left_out["torch"]
+
+
+def test_a_failed_job_leaves_its_member_out_with_the_jobs_reason(run):
+    statuses = {(b, p): JobResult(b, p, JobState.SUCCEEDED) for b in BACKENDS for p in ("train", "predict")}
+    statuses[("jax", "train")] = JobResult("jax", "train", JobState.FAILED, reason="killed by SIGKILL")
+    results = gather(run, BACKENDS, statuses)
+    assert results.left_out["jax"] == "jax/train failed: killed by SIGKILL"
+    assert results.members["jax"].state == "failed"
