@@ -13,7 +13,7 @@ import pytest
 
 from harness import baselines
 from harness.publish import publish, reanalyse
-from harness.report import ReportError, write_reports
+from harness.report import ReportError, charts, write_reports
 from harness.report.render import MARKDOWN_LIMIT, md_escape, md_pre
 from harness.report.tables import pct
 from tests.run_fixtures import BACKENDS, RunSpec, write_cache, write_run
@@ -305,3 +305,16 @@ def test_markdown_escaping(text, escaped) -> None:
 
 def test_preformatted_markdown_escapes_html() -> None:
     assert md_pre("x </pre><script>") == "<pre>x &lt;/pre&gt;&lt;script&gt;</pre>"
+
+
+def test_a_history_of_training_only_runs_draws_throughput_without_an_empty_legend() -> None:
+    """Runs of ``-k test_train`` have throughput but no test accuracy; warnings are errors here."""
+    runs = ["nightly-1", "nightly-2"]
+    drawn = charts.history(runs, accuracy={"tensorflow": [None, None]},
+                           throughput={"tensorflow": [300.0, 310.0]}, colour={})
+    assert drawn is not None and drawn.startswith("data:image/png;base64,")
+
+
+def test_a_history_with_nothing_measured_draws_no_chart() -> None:
+    assert charts.history(["a", "b"], accuracy={"jax": [None, None]}, throughput={"jax": [None, None]},
+                          colour={}) is None

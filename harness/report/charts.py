@@ -187,6 +187,8 @@ def history(runs: Sequence[str], accuracy: Mapping[str, list[float | None]],
     """Test accuracy and training throughput per backend (and ensemble accuracy) over runs."""
     if len(runs) < 2:
         return None
+    if not any(v is not None for values in [*accuracy.values(), *throughput.values()] for v in values):
+        return None  # nothing measured in any run (only training selected, say): no empty chart
     fig, (acc_ax, rate_ax) = _figure(9, 2.9, 2)
     x = np.arange(len(runs))
     for ax, series, title in ((acc_ax, accuracy, "test accuracy"),
@@ -202,5 +204,8 @@ def history(runs: Sequence[str], accuracy: Mapping[str, list[float | None]],
         ax.set_title(title)
         step = max(1, len(runs) // 8)
         ax.set_xticks(x[::step], [r[-14:] for r in runs][::step], rotation=30, ha="right")
-    acc_ax.legend(fontsize=7, frameon=False)
+    for ax in (acc_ax, rate_ax):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, frameon=False)
+            break
     return _uri(fig, left=0.06, bottom=0.3)
