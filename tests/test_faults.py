@@ -28,6 +28,13 @@ TINY = Profile(name="tiny", description="fault tests", n_train=24, n_val=6, n_te
 BACKENDS = "tensorflow,torch"
 
 
+PYTEST_AS_AT_A_TERMINAL = (
+    "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.exit(pytest.console_main())")
+"""``python -m pytest`` with Ctrl-C live: a shell starts background commands (CI's, say) with SIGINT
+ignored, and Python then keeps ignoring it; at a terminal it raises KeyboardInterrupt."""
+
+
 class Bench:
     """A throwaway benchmark project: the real cases, tiny data, a baseline that any result meets."""
 
@@ -62,7 +69,7 @@ class Bench:
     def start(self, run_id: str, *extra: str, fault: str = "") -> subprocess.Popen:
         env = dict(os.environ, KBENCH_FAULT=fault) if fault else {k: v for k, v in os.environ.items()
                                                                   if k != "KBENCH_FAULT"}
-        return subprocess.Popen([sys.executable, "-m", "pytest", *self.args(run_id, *extra)],
+        return subprocess.Popen([sys.executable, "-c", PYTEST_AS_AT_A_TERMINAL, *self.args(run_id, *extra)],
                                 cwd=self.pytester.path, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -163,7 +170,8 @@ def test_ctrl_c_stops_every_job_and_the_run_resumes(bench):
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         proc.stdout.close()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED
     assert "Traceback" not in output
