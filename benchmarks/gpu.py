@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from harness import metrics, profiles
 from harness.rundir import RunFolder
-from harness.workload import layout
+from harness.workload import flops, layout
 
 MATMUL_PROBE = r"""
 import json, time, torch
@@ -204,8 +204,9 @@ def table(summary: dict) -> str:
              "", "| backend | train img/s | share fp32 | share TF32 | infer img/s | p50 ms | train acc | test acc |",
              "|---|---|---|---|---|---|---|---|"]
 
-    def share(rate, flops, peak):
-        return f"{rate * flops / (peak * 1e12):.2%}" if rate and flops and peak else "-"
+    def share(rate, flops_per_image, peak_tflops):
+        mfu = flops.utilisation(rate, flops_per_image, peak_tflops * 1000 if peak_tflops else None)
+        return "-" if mfu is None else f"{mfu:.2%}"
 
     for backend, row in summary.get("backends", {}).items():
         train, pred = row.get("train", {}), row.get("predict", {})

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from harness import backends as registry
 from harness import runtimes, tuning
-from harness.workload import data, layout
+from harness.workload import data, flops, layout
 
 PYTHON = sys.executable
 NO_TEST_PLUGINS = ("-p", "no:kmock", "-p", "no:hypothesispytest")
@@ -314,7 +314,7 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
                  measured, "-"))
     per_job_ceiling = top[1] * default["threads"] if default["threads"] < cores else top[cores]
     for name, m in default["members"].items():
-        mfu = m["train_images_per_s"] * m["train_flops_per_image"] / (per_job_ceiling * 1e9)
+        mfu = flops.utilisation(m["train_images_per_s"], m["train_flops_per_image"], per_job_ceiling) or 0.0
         keras3 = registry.get(name).keras_line == "3"
         measured = (f"{m['train_images_per_s']:.0f} img/s on {default['threads']} thread(s) = {100 * mfu:.0f}% "
                     f"of {per_job_ceiling:.0f} GFLOP/s (job's own matmul: {m['job_matmul_gflops']:.0f})")

@@ -77,6 +77,13 @@ def per_image(model, input_shape, data_format="channels_last"):
     return {"forward": int(forward), "train": int(train)}
 
 
+def utilisation(images_per_s, flops_per_image, ceiling_gflops):
+    """Share of the measured matmul rate the model's FLOPs reach (None if unmeasured)."""
+    if not images_per_s or not flops_per_image or not ceiling_gflops:
+        return None
+    return round(images_per_s * flops_per_image / (ceiling_gflops * 1e9), 4)
+
+
 def matmul_gflops(size=1024, seconds=1.0):
     """float32 matrix-multiply rate of this process (numpy's BLAS, this job's threads)."""
     rng = np.random.RandomState(0)

@@ -11,7 +11,6 @@ import numpy as np
 from harness.workload import data, environment, events, flops, layout, model
 from harness.workload.job import InputError
 from harness.workload.timing import percentiles
-from harness.workload.train import utilisation
 
 
 def run(job, keras):
@@ -94,7 +93,7 @@ def run(job, keras):
             total_s=round(job.elapsed(), 3),
         ),
         "flops": dict(cost, matmul_gflops=ceiling,
-                      model_flop_utilisation=utilisation(len(x_test) / infer_s, cost["forward"], ceiling)),
+                      model_flop_utilisation=flops.utilisation(len(x_test) / infer_s, cost["forward"], ceiling)),
         "peak_rss_mb": environment.peak_rss_mb(),
         "cpu": environment.cpu_use(job.elapsed()),
     }

@@ -110,15 +110,8 @@ def run(job, keras):
     steady = steady_rate(history, timers)
     result["timing"]["steady_images_per_s"] = steady
     result["flops"] = dict(cost, matmul_gflops=ceiling,
-                           model_flop_utilisation=utilisation(steady, cost["train"], ceiling))
+                           model_flop_utilisation=flops.utilisation(steady, cost["train"], ceiling))
     return result
-
-
-def utilisation(images_per_s, flops_per_image, ceiling_gflops):
-    """Share of the measured matmul rate the model's FLOPs reach (None if unmeasured)."""
-    if not images_per_s or not ceiling_gflops:
-        return None
-    return round(images_per_s * flops_per_image / (ceiling_gflops * 1e9), 4)
 
 
 def _channels_first(keras):
