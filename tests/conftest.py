@@ -21,6 +21,15 @@ REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("cat", "dog", "ship")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Every warning is an error in the harness's own tests, and only here.
+
+    Set here rather than in pyproject.toml so that it does not reach
+    ``pytest benchmarks/``: a library's warning must never fail a user's benchmark.
+    """
+    config.addinivalue_line("filterwarnings", "error")
+
+
 def work_dir() -> Path:
     return Path(os.environ.get("KBENCH_WORK_DIR", REPO / ".kbench"))
 
