@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import __version__, tuning
+from harness import __version__, keras_dataset, tuning
 from harness.analysis import analyse
 from harness.backends import Backend
 from harness.config import RunConfig
@@ -230,11 +230,16 @@ def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) 
     """Decode the data set into the shared cache now, so a bad one is one clear message.
 
     Jobs then only read the cache. A ``keras`` download needs Keras, which the
-    harness does not import; the first job fetches it instead.
+    harness does not import; the first job fetches it instead, so here the
+    harness only checks that it can be had (on this machine: a cluster's pods
+    have their own network).
     """
-    if dataset.get("kind") == "keras":
-        return
     cache = config.shared_dir / layout.CACHE
+    if dataset.get("kind") == "keras":
+        if config.executor == "local":
+            source = keras_dataset.check_available(cache / "datasets" / data.source_key("keras", None))
+            say(f"data set: CIFAR-10 through keras.datasets, from {source}")
+        return
     try:
         arrays = data.load(dataset, str(config.shared_dir), str(cache),
                            say=lambda line: say(f"{line} (first use of this data set)"))
