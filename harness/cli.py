@@ -1,0 +1,208 @@
+"""``kbench``: the harness's command line, for what happens around a benchmark run.
+
+The benchmark itself is ``pytest benchmarks/`` (``./dev bench``); these
+subcommands work on runs it left behind:
+
+* ``kbench report RUN``: analyse a finished run folder again and rewrite its report;
+* ``kbench history``: the runs kept in the history store, newest last;
+* ``kbench compare RUN_A RUN_B``: two runs side by side, with each change's direction and size;
+* ``kbench cleanup --run-id ID``: delete a run's Jobs and pods from a Kubernetes cluster.
+
+A run is named by its folder (``<shared>/runs/<run-id>``) or by its id, looked
+up under ``--shared-dir``. Every problem is one line on stderr and exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import compare as comparison
+from harness import history
+from harness.errors import HarnessError
+from harness.executors.k8s_settings import OPTIONS as K8S_OPTIONS
+from harness.workload import layout
+
+DEFAULT_SHARED = Path(".kbench") / "shared"
+ENSEMBLE_JSON = "ensemble.json"
+
+
+class CliError(HarnessError):
+    """A problem with what was asked on the command line."""
+
+
+def run_folder(text: str, shared_dir: Path) -> Path:
+    """A run's folder from its path or its id (under ``<shared>/runs/``)."""
+    path = Path(text).expanduser()
+    if path.is_dir() and (path / layout.RUN_JSON).is_file():
+        return path.resolve()
+    by_id = shared_dir.expanduser() / layout.RUNS / text
+    if by_id.is_dir():
+        return by_id.resolve()
+    raise CliError(f"no run folder {text!r} (looked for a folder holding {layout.RUN_JSON}, and for "
+                   f"{by_id}); give the run's folder or its id with --shared-dir")
+
+
+def read_analysis(folder: Path) -> dict:
+    path = folder / ENSEMBLE_JSON
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CliError(f"{path} does not exist: the run never reached its ensemble; run "
+                       f"`kbench report {folder}` to analyse what it finished") from None
+    except (OSError, ValueError) as err:
+        raise CliError(f"{path} cannot be read ({err}); run `kbench report {folder} --write-analysis` "
+                       "to write it again") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{path} is not a JSON object; run `kbench report {folder} --write-analysis`")
+    return data
+
+
+# -- subcommands --------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness import baselines, publish  # the report's imports (matplotlib) only when used
+
+    folder = run_folder(args.run, args.shared_dir)
+    analysis = publish.reanalyse(folder, args.ensemble, args.images)
+    if args.write_analysis:
+        layout.atomic_write_json(str(folder / ENSEMBLE_JSON), analysis)
+    profile = ((analysis.get("settings") or {}).get("profile") or {}).get("name") or "unknown"
+    baseline = baselines.path_for(args.baselines, profile) if args.baselines else None
+    paths = publish.publish(analysis, folder, args.out, history_dir=args.history_dir,
+                            baseline_path=baseline, say=print)
+    for path in paths:
+        print(f"report: {path}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    directory = args.history_dir or history.default_dir(args.shared_dir)
+    profiles = [args.profile] if args.profile else sorted(p.stem for p in Path(directory).glob("*.jsonl"))
+    if not profiles:
+        raise CliError(f"no run history in {directory}; runs are added when `pytest benchmarks/` "
+                       "finishes (pass --shared-dir or --history-dir to look elsewhere)")
+    for profile in profiles:
+        past = history.load(Path(directory), profile, limit=args.limit)
+        print(f"profile {profile}: {len(past)} run(s) in {past.path}")
+        for problem in past.problems[:3]:
+            print(f"  (skipped: {problem})")
+        if len(past.problems) > 3:
+            print(f"  (and {len(past.problems) - 3} more unreadable lines)")
+        for entry in past.entries:
+            print("  " + history_line(entry))
+    return 0
+
+
+def history_line(entry: dict) -> str:
+    """One run of the history as a line: when, id, executor, each member's and the ensemble's test accuracy."""
+    members = entry.get("members") or {}
+    parts = []
+    for name in sorted(members):
+        accuracy = (members[name] or {}).get("test_accuracy")
+        parts.append(f"{name} {_percent(accuracy)}")
+    ensemble = (entry.get("ensemble") or {}).get("accuracy")
+    return (f"{entry.get('recorded_at') or '?'}  {entry.get('run_id')}  [{entry.get('executor') or '?'}]  "
+            + ", ".join(parts) + f"; ensemble ({entry.get('method') or '?'}) {_percent(ensemble)}")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    folders = [run_folder(text, args.shared_dir) for text in (args.first, args.second)]
+    first, second = (history.entry(read_analysis(folder)) for folder in folders)
+    print(f"comparing run {first.get('run_id')} (A) with run {second.get('run_id')} (B)")
+    for note in comparison.differences_in_setup(first, second):
+        print(f"note: {note}")
+    print("one run each: no spread is measured here, so a small change may be noise\n")
+    rows = comparison.compare(first, second)
+    header = ("", "figure", "A", "B", "change B vs A")
+    table = [header] + [(r.subject, r.figure, _figure(r.before, r.figure), _figure(r.after, r.figure), r.change)
+                        for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from harness.executors import kubernetes  # the Kubernetes client only when asked for
+
+    settings = {key: value for key, value in vars(args).items() if key.startswith("k8s_")}
+    kubernetes.cleanup(args.run_id, settings)
+    return 0
+
+
+def _percent(value: object) -> str:
+    return f"{value * 100:.1f}%" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _figure(value: float | None, label: str) -> str:
+    if value is None:
+        return "-"
+    if "accuracy" in label or "ECE" in label:
+        return f"{value * 100:.2f}%"
+    if "NLL" in label:
+        return f"{value:.4f}"
+    return f"{value:,.1f}"
+
+
+# -- the parser ---------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="kbench", description=(
+        "Work with the runs that `pytest benchmarks/` (./dev bench) leaves in the shared folder."))
+    main.add_argument("--shared-dir", type=Path, default=DEFAULT_SHARED,
+                      help="the shared folder holding runs/ and history/ (default: .kbench/shared)")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    report = commands.add_parser("report", help="analyse a finished run again and rewrite its report",
+                                 description="Analyse a finished run folder again (no training) and write "
+                                             "report.html and report.md, e.g. after a template change.")
+    report.add_argument("run", help="the run's folder (<shared>/runs/<run-id>) or its id")
+    report.add_argument("--out", type=Path, default=None, help="also copy the reports to OUT/<run-id>/")
+    report.add_argument("--baselines", type=Path, default=None,
+                        help="folder of <profile>.json baselines to judge the run against")
+    report.add_argument("--ensemble", default="seed", help="the ensemble variant to check (default: seed)")
+    report.add_argument("--history-dir", type=Path, default=None,
+                        help="history store (default: <shared>/history); the run is appended to it")
+    report.add_argument("--images", type=int, default=10, help="test images in the per-image table (default: 10)")
+    report.add_argument("--write-analysis", action="store_true", help=f"also rewrite the run's {ENSEMBLE_JSON}")
+    report.set_defaults(handler=cmd_report)
+
+    past = commands.add_parser("history", help="list the runs kept in the history store",
+                               description="List earlier runs per profile, oldest first, with each "
+                                           "backend's and the ensemble's test accuracy.")
+    past.add_argument("--profile", default=None, help="only this profile (default: every profile)")
+    past.add_argument("--history-dir", type=Path, default=None, help="history store (default: <shared>/history)")
+    past.add_argument("--limit", type=int, default=history.DEFAULT_LIMIT,
+                      help=f"most recent runs per profile (default: {history.DEFAULT_LIMIT})")
+    past.set_defaults(handler=cmd_history)
+
+    diff = commands.add_parser("compare", help="two runs side by side: speed and accuracy, and each change",
+                               description="Show each backend's and the ensemble's figures in two runs, "
+                                           "with the direction and size of every change (B against A).")
+    diff.add_argument("first", metavar="RUN_A", help="the earlier run: folder or id")
+    diff.add_argument("second", metavar="RUN_B", help="the later run: folder or id")
+    diff.set_defaults(handler=cmd_compare)
+
+    cleanup = commands.add_parser("cleanup", help="delete a run's Jobs and pods from a Kubernetes cluster",
+                                  description="Delete every Job (and its pods) of a benchmark run.")
+    cleanup.add_argument("--run-id", required=True, help="the run whose Jobs to delete")
+    for option in K8S_OPTIONS:
+        if option.flag in ("--k8s-kubeconfig", "--k8s-context", "--k8s-namespace"):
+            cleanup.add_argument(option.flag, dest=option.dest, default=option.default, type=option.parse,
+                                 metavar=option.metavar, help=option.help)
+    cleanup.set_defaults(handler=cmd_cleanup)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (HarnessError, OSError) as err:
+        print(f"kbench: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
