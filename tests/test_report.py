@@ -88,7 +88,7 @@ def test_reports_go_to_the_run_folder_and_a_copy_per_run(tmp_path: Path) -> None
 
 
 def test_an_analysis_of_another_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match="schema 1.*python -m harness.publish"):
+    with pytest.raises(ReportError, match="schema 1.*kbench report"):
         write_reports({"schema": 1, "run_id": "x"}, tmp_path)
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.executors.base import Option
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_TEMPLATE = REPO_ROOT / "k8s" / "job.yaml.j2"
+DEFAULT_TEMPLATE = Path(__file__).parent / "job.yaml.j2"
+"""Packaged with the harness; in the repository a link to k8s/job.yaml.j2, where it is edited."""
 
 DEFAULT_NAMESPACE = "kbench"
 DEFAULT_IMAGE = "kbench-keras3:0.1.0"

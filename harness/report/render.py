@@ -30,7 +30,8 @@ from harness.workload.layout import atomic_write_bytes
 if TYPE_CHECKING:
     from harness.thumbnails import Thumbnails
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
+TEMPLATES = Path(__file__).parent / "templates"
+"""Packaged with the harness; in the repository a link to reports/templates, where they are edited."""
 HTML_TEMPLATE, MARKDOWN_TEMPLATE = "report.html.j2", "report.md.j2"
 HTML_NAME, MARKDOWN_NAME = "report.html", "report.md"
 MARKDOWN_LIMIT = 60_000
@@ -137,10 +138,10 @@ def _check(analysis: dict[str, Any]) -> None:
     if schema not in SUPPORTED_SCHEMAS:
         raise ReportError(f"the analysis has schema {schema!r}, but this report renders schema "
                           f"{', '.join(map(str, SUPPORTED_SCHEMAS))}; re-run the analysis of the run "
-                          "with this harness (python -m harness.publish <run folder>)")
+                          "with this harness (kbench report <run folder> --write-analysis)")
     if not (TEMPLATES / HTML_TEMPLATE).is_file():
-        raise ReportError(f"the report templates are missing from {TEMPLATES}; run from a checkout "
-                          "of the repository (they live in reports/templates)")
+        raise ReportError(f"the report templates are missing from {TEMPLATES}; reinstall the harness "
+                          "(pip install .) from a checkout of the repository")
 
 
 def write_reports(analysis: dict[str, Any], run_dir: Path, out_dir: Path | None = None, *,
