@@ -263,8 +263,8 @@ def data_load(args) -> dict:
 def gather_cost(args, source_run: Path) -> dict:
     """Gather + ensemble + report for five members on 10,000 test images (synthetic outputs)."""
     from harness.analysis import analyse
-    from harness.executors.base import JobResult, JobState
     from harness.gather import gather
+    from harness.jobs import JobResult, JobState
     from harness.rundir import RunFolder
 
     run_id = f"{args.tag}-gather"

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.workload import layout
+
 SCHEMA_VERSION = 1
 DEFAULT_LIMIT = 30
 """Most recent runs ``load`` returns: enough for a trend, few enough to read."""
-HISTORY_DIR = "history"
-"""Folder under the shared folder that holds the store by default."""
 
 
 @dataclass
@@ -49,7 +49,7 @@ def path_for(directory: Path, profile: str) -> Path:
 
 
 def default_dir(shared_dir: Path) -> Path:
-    return Path(shared_dir) / HISTORY_DIR
+    return Path(layout.history_dir(str(shared_dir)))
 
 
 def _mean(values: Any) -> float | None:

@@ -18,13 +18,11 @@ from typing import Any
 from harness import baselines, history, thumbnails
 from harness.analysis import TABLE_IMAGES, analyse
 from harness.errors import HarnessError
-from harness.executors.base import JobResult, JobState
 from harness.gather import RunResults, gather
+from harness.jobs import JobResult, JobState
 from harness.report import write_reports
 from harness.rundir import RunFolder
 from harness.workload import layout
-
-ENSEMBLE_JSON = "ensemble.json"
 
 
 def publish(analysis: dict[str, Any], run_dir: Path, reports_dir: Path | None, *,
@@ -39,7 +37,7 @@ def publish(analysis: dict[str, Any], run_dir: Path, reports_dir: Path | None, *
     with the history or the thumbnails are shown in the report, never raised.
     """
     run_dir = Path(run_dir)
-    shared_dir = Path(shared_dir) if shared_dir else run_dir.parent.parent
+    shared_dir = Path(shared_dir) if shared_dir else Path(layout.shared_of(str(run_dir)))
     history_dir = Path(history_dir) if history_dir else history.default_dir(shared_dir)
     profile = ((analysis.get("settings") or {}).get("profile") or {}).get("name") or "unknown"
     problems = []
@@ -62,12 +60,16 @@ def publish(analysis: dict[str, Any], run_dir: Path, reports_dir: Path | None, *
 def load_run(run_dir: Path) -> RunResults:
     """Gather a finished run folder as the session would, from the files it left."""
     run_dir = Path(run_dir).resolve()
-    folder = RunFolder(run_dir.parent.parent, run_dir.name)
+    try:
+        shared = layout.shared_of(str(run_dir))
+    except ValueError as err:
+        raise HarnessError(f"{err}; give the folder of a run") from None
+    folder = RunFolder(Path(shared), run_dir.name)
     settings = folder.read_settings()
     if settings is None:
         raise HarnessError(f"{run_dir} has no {layout.RUN_JSON}; give the folder of a run "
                            "(<shared>/runs/<run-id>)")
-    earlier = _read_json(run_dir / ENSEMBLE_JSON).get("statuses", {})
+    earlier = _read_json(run_dir / layout.ENSEMBLE_JSON).get("statuses", {})
     backends = settings.get("backends", [])
     statuses: dict[tuple[str, str], JobResult] = {}
     skipped = {}
@@ -117,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=TABLE_IMAGES,
                         help=f"test images in the per-image table (default {TABLE_IMAGES})")
     parser.add_argument("--write-analysis", action="store_true",
-                        help=f"also rewrite the run's {ENSEMBLE_JSON}")
+                        help=f"also rewrite the run's {layout.ENSEMBLE_JSON}")
     args = parser.parse_args(argv)
     try:
         analysis = reanalyse(args.run_dir, args.ensemble, args.images)
         if args.write_analysis:
-            layout.atomic_write_json(str(args.run_dir / ENSEMBLE_JSON), analysis)
+            layout.atomic_write_json(str(args.run_dir / layout.ENSEMBLE_JSON), analysis)
         profile = ((analysis.get("settings") or {}).get("profile") or {}).get("name") or "unknown"
         baseline = baselines.path_for(args.baselines, profile) if args.baselines else None
         paths = publish(analysis, args.run_dir, args.out, history_dir=args.history_dir,

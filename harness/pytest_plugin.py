@@ -19,7 +19,7 @@ from harness import backends as backend_registry
 from harness import baselines, executors, history, profiles, variants
 from harness.config import RunConfig, build
 from harness.errors import HarnessError
-from harness.executors.base import JobResult, JobState
+from harness.jobs import JobResult, JobState
 from harness.session import BenchmarkSession
 
 GROUP = "keras-multibackend"

@@ -21,16 +21,16 @@ from harness import __version__, tuning
 from harness.analysis import analyse
 from harness.backends import Backend
 from harness.config import RunConfig
-from harness.errors import ConfigError, DataError
+from harness.errors import ConfigError
 from harness.executors import executor_class
-from harness.executors.base import Executor, ExecutorContext, JobResult, JobSpec, JobState
+from harness.executors.base import Executor, ExecutorContext
 from harness.gather import gather
+from harness.jobs import JobResult, JobSpec, JobState
 from harness.rundir import RunFolder
 from harness.scheduler import Scheduler
 from harness.workload import data, layout
 
 PHASES = layout.PHASES
-ENSEMBLE_JSON = "ensemble.json"
 
 
 class BenchmarkSession:
@@ -46,7 +46,6 @@ class BenchmarkSession:
         self.parallel = 1
         self.threads = 1
         self.analysis: dict | None = None
-        self.results = None
         self.timings: dict[str, float] = {}
         """Seconds the harness itself spent: set-up before the first job, gathering after the last."""
 
@@ -156,8 +155,7 @@ class BenchmarkSession:
         self.analysis["harness"] = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
                                     "threads_per_job": self.threads, "executor": self.config.executor,
                                     "timings": dict(self.timings)}
-        layout.atomic_write_json(str(self.folder.path / ENSEMBLE_JSON), self.analysis)
-        self.results = results
+        layout.atomic_write_json(str(self.folder.path / layout.ENSEMBLE_JSON), self.analysis)
         return self.analysis
 
     def _on_event(self, job: JobSpec, event: dict) -> None:
@@ -234,13 +232,10 @@ def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) 
     """
     if dataset.get("kind") == "keras":
         return
-    cache = config.shared_dir / layout.CACHE
-    try:
-        arrays = data.load(dataset, str(config.shared_dir), str(cache),
-                           say=lambda line: say(f"{line} (first use of this data set)"))
-        data.prepare(arrays, config.profile.to_json(), splits=())
-    except data.DataError as err:
-        raise DataError(str(err)) from None
+    cache = layout.cache_dir(str(config.shared_dir))
+    arrays = data.load(dataset, str(config.shared_dir), cache,
+                       say=lambda line: say(f"{line} (first use of this data set)"))
+    data.prepare(arrays, config.profile.to_json(), splits=())
 
 
 def check_shared_dir(path: Path) -> None:

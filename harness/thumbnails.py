@@ -10,7 +10,6 @@ instead of pictures, never a wrong picture or an error.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.workload import layout
-from harness.workload.data import subset_indices
+from harness.workload.data import fingerprint, subset_indices
 
 
 @dataclass
@@ -40,7 +39,7 @@ def wanted_positions(analysis: dict[str, Any]) -> list[int]:
 
 
 def cache_folder(shared_dir: Path, cache_key: str) -> Path:
-    return Path(shared_dir) / layout.CACHE / "datasets" / cache_key
+    return Path(layout.dataset_cache_dir(layout.cache_dir(str(shared_dir)), cache_key))
 
 
 def load(analysis: dict[str, Any], shared_dir: Path) -> Thumbnails:
@@ -58,7 +57,7 @@ def load(analysis: dict[str, Any], shared_dir: Path) -> Thumbnails:
         labels = {split: np.load(folder / f"y_{split}.npy") for split in ("train", "test")}
         indices = subset_indices(labels, profile["n_train"], profile["n_val"], profile["n_test"],
                                  profile["seed"])
-        if _fingerprint(meta["content_sha256"], indices) != analysis.get("fingerprint"):
+        if fingerprint(meta["content_sha256"], indices) != analysis.get("fingerprint"):
             return Thumbnails(unavailable=f"images are unavailable: the data cache {folder} holds "
                                           "other images than this run used (fingerprints differ)")
         pixels = np.load(folder / "x_test.npy", mmap_mode="r")
@@ -71,15 +70,6 @@ def load(analysis: dict[str, Any], shared_dir: Path) -> Thumbnails:
         return Thumbnails(unavailable=f"images are unavailable: the data cache {folder} could not "
                                       f"be read ({err})")
     return Thumbnails(images)
-
-
-def _fingerprint(content_sha256: str, indices: dict[str, np.ndarray]) -> str:
-    """The workload's data fingerprint (``harness.workload.data.prepare``) from the cache's hash."""
-    digest = hashlib.sha256(content_sha256.encode("ascii"))
-    for split in ("train", "val", "test"):
-        digest.update(split.encode("ascii"))
-        digest.update(np.asarray(indices[split]).astype("<i8").tobytes())
-    return digest.hexdigest()
 
 
 def _png(pixels: np.ndarray) -> bytes:

@@ -9,16 +9,16 @@ the report's thumbnails.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from harness.executors.base import JobResult, JobState
+from harness.jobs import JobResult, JobState
 from harness.rundir import RunFolder
 from harness.workload import layout
+from harness.workload.data import fingerprint as data_fingerprint
 from harness.workload.data import subset_indices
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -71,16 +71,12 @@ def source_labels(spec: RunSpec) -> dict[str, np.ndarray]:
 def fingerprint(spec: RunSpec) -> str:
     """The data fingerprint the workload would compute for these subsets (see data.prepare)."""
     indices = subset_indices(source_labels(spec), spec.n_train, spec.n_val, spec.n_test, spec.seed)
-    digest = hashlib.sha256(CONTENT_SHA.encode("ascii"))
-    for split in ("train", "val", "test"):
-        digest.update(split.encode("ascii"))
-        digest.update(indices[split].astype("<i8").tobytes())
-    return digest.hexdigest()
+    return data_fingerprint(CONTENT_SHA, indices)
 
 
 def write_cache(shared: Path, spec: RunSpec) -> Path:
     """A decoded data-set cache like the workload's: uint8 images, labels, meta.json."""
-    folder = Path(shared) / layout.CACHE / "datasets" / CACHE_KEY
+    folder = Path(layout.dataset_cache_dir(layout.cache_dir(str(shared)), CACHE_KEY))
     folder.mkdir(parents=True, exist_ok=True)
     labels = source_labels(spec)
     for split, y in labels.items():

@@ -70,7 +70,7 @@ def test_the_plugin_stays_out_of_test_suites_that_do_not_use_it(pytester):
 
 def test_the_benchmark_json_holds_the_jobs_own_wall_time_and_figures(pytester):
     pytester.makepyfile(test_timing="""
-        from harness.executors.base import JobResult, JobState
+        from harness.jobs import JobResult, JobState
         from harness.pytest_plugin import record_job_timing
 
         def test_job(request):

@@ -14,7 +14,7 @@ import pytest
 
 from harness.backends import BACKENDS
 from harness.config import RunConfig
-from harness.executors.base import JobState
+from harness.jobs import JobState
 from harness.profiles import Profile
 from harness.session import BenchmarkSession
 from tests.conftest import work_dir, write_image_folder

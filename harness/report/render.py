@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 
 from harness.errors import HarnessError
 from harness.report import charts, tables
+from harness.workload import layout
 from harness.workload.layout import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 HTML_TEMPLATE, MARKDOWN_TEMPLATE = "report.html.j2", "report.md.j2"
-HTML_NAME, MARKDOWN_NAME = "report.html", "report.md"
+HTML_NAME, MARKDOWN_NAME = layout.REPORT_HTML, layout.REPORT_MD
 MARKDOWN_LIMIT = 60_000
 """Bytes a markdown report may take: GitHub job summaries accept up to 1 MiB, PR comments 64 KiB."""
 SUPPORTED_SCHEMAS = (2,)
