@@ -31,6 +31,6 @@ def test_predict(backend_name, kbench, request):
 def test_ensemble(kbench):
     """The seed's weighted ensemble of every backend that finished meets its baseline."""
     analysis = kbench.check_ensemble()
-    ensemble = analysis["ensemble"]
-    assert abs(sum(ensemble["weights"].values()) - 1.0) < 1e-9
-    assert set(ensemble["members"]) == {name for name, row in analysis["members"].items() if row["state"] == "ok"}
+    ensemble = analysis.ensemble
+    assert abs(sum(ensemble.weights.values()) - 1.0) < 1e-9
+    assert set(ensemble.members) == {name for name, row in analysis.members.items() if row.ok}

@@ -26,6 +26,7 @@ from harness.executors import executor_class
 from harness.executors.base import Executor, ExecutorContext
 from harness.gather import gather
 from harness.jobs import JobResult, JobSpec, JobState
+from harness.run_analysis import RunAnalysis
 from harness.rundir import RunFolder
 from harness.scheduler import Scheduler
 from harness.workload import data, layout
@@ -45,7 +46,7 @@ class BenchmarkSession:
         self.started = False
         self.parallel = 1
         self.threads = 1
-        self.analysis: dict | None = None
+        self.analysis: RunAnalysis | None = None
         self.timings: dict[str, float] = {}
         """Seconds the harness itself spent: set-up before the first job, gathering after the last."""
 
@@ -129,7 +130,7 @@ class BenchmarkSession:
         assert self.scheduler is not None, "start() the session first"
         return self.scheduler.run_all()
 
-    def finish(self, run_remaining: bool = True) -> dict:
+    def finish(self, run_remaining: bool = True) -> RunAnalysis:
         """Gather the run folder, ensemble it and write ensemble.json; returns the analysis.
 
         With ``run_remaining`` every planned job runs first; without it (a
@@ -147,15 +148,15 @@ class BenchmarkSession:
                 statuses[(name, phase)] = JobResult(name, phase, JobState.SKIPPED, reason=reason,
                                                     executor=self.config.executor)
         results = gather(self.folder, [b.name for b in self.config.backends], statuses, self.skipped)
-        self.analysis = analyse(results, self.config.ensemble_method,
-                                table_images=self.config.report_images)
-        self.analysis["settings"] = self.settings
-        self.analysis["statuses"] = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
+        analysis = analyse(results, self.config.ensemble_method, table_images=self.config.report_images)
+        analysis.settings = self.settings
+        analysis.statuses = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
         self.timings["gather_analyse_s"] = round(time.perf_counter() - started, 3)
-        self.analysis["harness"] = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
-                                    "threads_per_job": self.threads, "executor": self.config.executor,
-                                    "timings": dict(self.timings)}
-        layout.atomic_write_json(str(self.folder.path / layout.ENSEMBLE_JSON), self.analysis)
+        analysis.harness = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
+                            "threads_per_job": self.threads, "executor": self.config.executor,
+                            "timings": dict(self.timings)}
+        layout.atomic_write_json(str(self.folder.path / layout.ENSEMBLE_JSON), analysis.to_json())
+        self.analysis = analysis
         return self.analysis
 
     def _on_event(self, job: JobSpec, event: dict) -> None:

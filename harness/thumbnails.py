@@ -14,11 +14,11 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from harness.errors import DataError
+from harness.run_analysis import RunAnalysis
 from harness.workload import layout
 from harness.workload.data import fingerprint, subset_indices
 
@@ -31,10 +31,10 @@ class Thumbnails:
     unavailable: str | None = None
 
 
-def wanted_positions(analysis: dict[str, Any]) -> list[int]:
+def wanted_positions(analysis: RunAnalysis) -> list[int]:
     """Test positions the report shows: the per-image table's and the rescue examples'."""
-    table = (analysis.get("table") or {}).get("indices", [])
-    examples = [e["index"] for e in (analysis.get("rescue") or {}).get("examples", [])]
+    table = (analysis.table or {}).get("indices", [])
+    examples = [e["index"] for e in (analysis.rescue or {}).get("examples", [])]
     return sorted({int(i) for i in list(table) + examples})
 
 
@@ -42,13 +42,13 @@ def cache_folder(shared_dir: Path, cache_key: str) -> Path:
     return Path(layout.dataset_cache_dir(layout.cache_dir(str(shared_dir)), cache_key))
 
 
-def load(analysis: dict[str, Any], shared_dir: Path) -> Thumbnails:
+def load(analysis: RunAnalysis, shared_dir: Path) -> Thumbnails:
     """The pictures for ``wanted_positions(analysis)`` from the run's data-set cache."""
     positions = wanted_positions(analysis)
     if not positions:
         return Thumbnails()
-    key = (analysis.get("data") or {}).get("cache_key")
-    profile = (analysis.get("settings") or {}).get("profile")
+    key = analysis.data.get("cache_key")
+    profile = analysis.settings.get("profile")
     if not key or not isinstance(profile, dict):
         return Thumbnails(unavailable="images are unavailable: the run does not name its data cache")
     folder = cache_folder(shared_dir, key)
@@ -57,7 +57,7 @@ def load(analysis: dict[str, Any], shared_dir: Path) -> Thumbnails:
         labels = {split: np.load(folder / f"y_{split}.npy") for split in ("train", "test")}
         indices = subset_indices(labels, profile["n_train"], profile["n_val"], profile["n_test"],
                                  profile["seed"])
-        if fingerprint(meta["content_sha256"], indices) != analysis.get("fingerprint"):
+        if fingerprint(meta["content_sha256"], indices) != analysis.fingerprint:
             return Thumbnails(unavailable=f"images are unavailable: the data cache {folder} holds "
                                           "other images than this run used (fingerprints differ)")
         pixels = np.load(folder / "x_test.npy", mmap_mode="r")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.jobs import JobResult, JobState
+from harness.run_analysis import RunAnalysis
 from harness.rundir import RunFolder
 from harness.workload import layout
 from harness.workload.data import fingerprint as data_fingerprint
@@ -193,3 +194,14 @@ def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, 
                "peak_rss_mb": 800.0 + 5 * i}
     layout.atomic_write_json(str(folder.file(backend, layout.result_name("predict"))), predict)
     _status(folder, backend, "predict", JobState.SUCCEEDED)
+
+
+def end_run(analysis: RunAnalysis, folder: Path, reports_dir: Path | None = None, *,
+            baseline: Path | None = None, history_dir: Path | None = None) -> list[Path]:
+    """The end of a run (``harness.run_end.finish``) for a run folder written here; returns the report paths."""
+    from harness.run_end import EndSettings, finish
+
+    shared = Path(layout.shared_of(str(folder)))
+    settings = EndSettings(shared_dir=shared, history_dir=history_dir or Path(layout.history_dir(str(shared))),
+                           reports_dir=reports_dir, baseline_path=baseline)
+    return finish(analysis, folder, settings).report_paths

@@ -107,10 +107,10 @@ def test_a_data_error_from_the_workloads_code_does_not_escape_the_thumbnails(tmp
     spec = RunSpec()
     write_run(tmp_path, spec)
     write_cache(tmp_path, spec)
-    from harness.publish import reanalyse
+    from harness.run_end import reanalyse
 
     analysis = reanalyse(layout.run_dir(str(tmp_path), spec.run_id))
-    analysis["settings"]["profile"]["n_test"] = 10 ** 6  # more than the cache holds: subset_indices raises
+    analysis.settings["profile"]["n_test"] = 10 ** 6  # more than the cache holds: subset_indices raises
     found = thumbnails.load(analysis, tmp_path)
     assert found.images == {}
     assert "could not be read" in found.unavailable and "asks for 1000000 test images" in found.unavailable
