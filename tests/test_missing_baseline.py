@@ -45,7 +45,8 @@ NO_BASELINE_LINE = "no baseline for profile mine (no file {path}); accuracy is n
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, tmp_path: Path) -> dict:
+def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)  # the cases choose --require-baseline themselves
     run_dir = write_run(tmp_path / "shared", RunSpec(run_id="mine-1", profile="mine", backends=BACKENDS))
     profile = json.loads((run_dir / layout.RUN_JSON).read_text())["profile"]
     (tmp_path / "mine.json").write_text(json.dumps(profile))
