@@ -262,10 +262,10 @@ def data_load(args) -> dict:
 
 def gather_cost(args, source_run: Path) -> dict:
     """Gather + ensemble + report for five members on 10,000 test images (synthetic outputs)."""
-    from harness.analysis import analyse
-    from harness.gather import gather
     from harness.jobs import JobResult, JobState
     from harness.rundir import RunFolder
+    from harness.scoring.analysis import analyse
+    from harness.scoring.gather import gather
 
     run_id = f"{args.tag}-gather"
     folder = run_dir(args, run_id)

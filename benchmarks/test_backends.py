@@ -5,8 +5,8 @@ the chosen executor. Each case records the job's wall time with
 pytest-benchmark and the figures measured inside the job (steady-state
 images/s, epoch times, inference latency) in the benchmark JSON.
 """
-from harness.gather import job_figures
 from harness.pytest_plugin import fail_unless_ok, record_job_timing
+from harness.scoring.gather import job_figures
 
 
 def test_train(backend_name, kbench, request):

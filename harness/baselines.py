@@ -6,7 +6,7 @@ that still passes. Values are recorded from a real run on request (never
 automatically) with ``--record-baseline``.
 
 The ensemble entry names the variant it checks (``"method"``, or
-``"variant"``: a ``harness.variants`` name such as ``seed`` or ``fitted+T``;
+``"variant"``: a ``harness.scoring.variants`` name such as ``seed`` or ``fitted+T``;
 ``seed`` when absent), how far below its best member the ensemble may fall
 (``max_gap_to_best_member``), and optionally, like each member, the spread of
 test accuracy seen across repeated runs (``spread``, shown in the report).
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import variants
 from harness.errors import BaselineError
-from harness.run_analysis import RunAnalysis
+from harness.scoring import variants
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload.layout import atomic_write_json
 
 SCHEMA_VERSION = 1

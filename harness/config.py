@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import backends as backend_registry
-from harness import profiles, variants
+from harness import profiles
 from harness.backends import Backend
 from harness.errors import ConfigError
 from harness.executors import executor_class
 from harness.profiles import Profile
 from harness.rundir import check_run_id, new_run_id
+from harness.scoring import variants
 from harness.workload import layout
 
 DATASET_ENV = "KBENCH_DATASET"

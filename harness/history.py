@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.run_analysis import Metrics, RunAnalysis
+from harness.scoring.run_analysis import Metrics, RunAnalysis
 from harness.workload import layout
 
 SCHEMA_VERSION = 1

@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.analysis import TABLE_IMAGES
 from harness.errors import HarnessError
 from harness.run_end import load_run, reanalyse, rerender
+from harness.scoring.analysis import TABLE_IMAGES
 from harness.workload import layout
 
 __all__ = ["load_run", "main", "reanalyse"]

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from harness import backends as backend_registry
-from harness import baselines, executors, profiles, variants
+from harness import baselines, executors, profiles
 from harness.config import RunConfig, build
 from harness.errors import HarnessError
 from harness.jobs import JobResult, JobState
-from harness.run_analysis import RunAnalysis
+from harness.scoring import variants
+from harness.scoring.run_analysis import RunAnalysis
 from harness.session import BenchmarkSession
 
 GROUP = "keras-multibackend"

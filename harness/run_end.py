@@ -18,15 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import baselines, history, thumbnails
-from harness.analysis import TABLE_IMAGES, analyse
+from harness import baselines, history
 from harness.baselines import Assessment
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.gather import RunResults, gather
 from harness.jobs import JobResult, JobState
-from harness.run_analysis import RunAnalysis, read_analysis
+from harness.report import thumbnails
 from harness.rundir import RunFolder, read_json
+from harness.scoring.analysis import TABLE_IMAGES, analyse
+from harness.scoring.gather import RunResults, gather
+from harness.scoring.run_analysis import RunAnalysis, read_analysis
 from harness.workload import layout
 
 

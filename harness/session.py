@@ -18,17 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import __version__, tuning
-from harness.analysis import analyse
 from harness.backends import Backend
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.executors import executor_class
 from harness.executors.base import Executor, ExecutorContext
-from harness.gather import gather
 from harness.jobs import JobResult, JobSpec, JobState
-from harness.run_analysis import RunAnalysis
 from harness.rundir import RunFolder
 from harness.scheduler import Scheduler
+from harness.scoring.analysis import analyse
+from harness.scoring.gather import gather
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload import data, layout
 
 PHASES = layout.PHASES

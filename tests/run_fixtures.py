@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.jobs import JobResult, JobState
-from harness.run_analysis import RunAnalysis
 from harness.rundir import RunFolder
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload import layout
 from harness.workload.data import fingerprint as data_fingerprint
 from harness.workload.data import subset_indices

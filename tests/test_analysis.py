@@ -1,4 +1,4 @@
-"""``harness.analysis`` on synthetic run folders: members, variants, left-out backends, the table."""
+"""``harness.scoring.analysis`` on synthetic run folders: members, variants, left-out backends, the table."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import ensemble, metrics, variants
-from harness.analysis import analyse as analyse_model
 from harness.run_end import load_run
 from harness.run_end import reanalyse as reanalyse_model
+from harness.scoring import ensemble, metrics, variants
+from harness.scoring.analysis import analyse as analyse_model
 from tests.run_fixtures import BACKENDS, RunSpec, write_run
 
 

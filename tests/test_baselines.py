@@ -8,8 +8,8 @@ import pytest
 
 from harness import baselines
 from harness.errors import BaselineError
-from harness.run_analysis import RunAnalysis
 from harness.run_end import load_run, reanalyse
+from harness.scoring.run_analysis import RunAnalysis
 from tests.run_fixtures import RunSpec, write_run
 
 
@@ -136,7 +136,7 @@ def test_recording_writes_a_baseline_that_loads_and_passes(tmp_path: Path, analy
 
 
 def test_recording_a_scaled_variant_names_it(tmp_path: Path) -> None:
-    from harness.analysis import analyse
+    from harness.scoring.analysis import analyse
     scaled = analyse(load_run(write_run(tmp_path)), "fitted+T")
     data = baselines.record(tmp_path / "b.json", "smoke", scaled)
     assert data["ensemble"]["method"] == "fitted+T"

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from harness import calibration, variants
-from harness.analysis import analyse as analyse_model
-from harness.ensemble import MemberOutputs
 from harness.run_end import load_run
+from harness.scoring import calibration, variants
+from harness.scoring.analysis import analyse as analyse_model
+from harness.scoring.ensemble import MemberOutputs
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import history
-from harness.run_analysis import RunAnalysis
 from harness.run_end import reanalyse
+from harness.scoring.run_analysis import RunAnalysis
 from tests.run_fixtures import RunSpec, write_run
 
 

@@ -13,10 +13,8 @@ import pytest
 
 HARNESS = Path(__file__).resolve().parent.parent / "harness"
 EXECUTORS = "harness.executors"
-NOT_FOR_EXECUTORS = ("harness.analysis", "harness.baselines", "harness.calibration", "harness.ensemble",
-                     "harness.gather", "harness.history", "harness.metrics", "harness.publish",
-                     "harness.pytest_plugin", "harness.report", "harness.session", "harness.thumbnails",
-                     "harness.variants", "harness.run_analysis", "harness.run_end")
+NOT_FOR_EXECUTORS = ("harness.scoring", "harness.report", "harness.baselines", "harness.history",
+                     "harness.run_end", "harness.publish", "harness.session", "harness.pytest_plugin")
 
 
 def module_name(path: Path) -> str:

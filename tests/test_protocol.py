@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import errors, history, thumbnails
+from harness import errors, history
 from harness.executors import job_output, k8s_status
-from harness.report import render
+from harness.report import render, thumbnails
 from harness.workload import data, events, layout
 from harness.workload.errors import DataError
 from tests.run_fixtures import CACHE_KEY, RunSpec, write_cache, write_run

@@ -16,8 +16,8 @@ from harness import baselines
 from harness.report import ReportError, charts, write_reports
 from harness.report.render import MARKDOWN_LIMIT, md_escape, md_pre
 from harness.report.tables import pct
-from harness.run_analysis import RunAnalysis
 from harness.run_end import load_run, reanalyse
+from harness.scoring.run_analysis import RunAnalysis
 from tests.run_fixtures import BACKENDS, RunSpec, end_run, write_cache, write_run
 
 HOSTILE_NAME = "<script>alert(1)</script>"
@@ -202,7 +202,7 @@ def markdown_tables(markdown: str) -> list[list[list[str]]]:
 def test_a_long_per_image_table_is_cut_to_fit(tmp_path: Path) -> None:
     spec = RunSpec(n_test=200)
     folder = write_run(tmp_path, spec)
-    from harness.analysis import analyse
+    from harness.scoring.analysis import analyse
     analysis = analyse(load_run(folder), table_images=200)
     analysis.settings, analysis.statuses = load_run(folder).settings, {}
     paths = write_reports(analysis, folder)

@@ -1,4 +1,4 @@
-"""``harness.thumbnails``: the report's pictures come from the run's own images, or not at all."""
+"""``harness.report.thumbnails``: the report's pictures come from the run's own images, or not at all."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import thumbnails
-from harness.run_analysis import RunAnalysis
+from harness.report import thumbnails
 from harness.run_end import reanalyse
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload import data
 from harness.workload.data import subset_indices
 from tests.run_fixtures import (

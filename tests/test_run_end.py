@@ -18,7 +18,7 @@ import pytest
 from harness import run_end
 from harness.errors import ResultError
 from harness.publish import main as publish_main
-from harness.run_analysis import RunAnalysis, from_json, read_analysis
+from harness.scoring.run_analysis import RunAnalysis, from_json, read_analysis
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
 

@@ -25,12 +25,12 @@ from markupsafe import Markup, escape
 
 from harness.errors import HarnessError
 from harness.report import charts, tables
-from harness.run_analysis import READABLE_SCHEMAS, RunAnalysis
+from harness.scoring.run_analysis import READABLE_SCHEMAS, RunAnalysis
 from harness.workload import layout
 from harness.workload.layout import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from harness.thumbnails import Thumbnails
+    from harness.report.thumbnails import Thumbnails
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 HTML_TEMPLATE, MARKDOWN_TEMPLATE = "report.html.j2", "report.md.j2"
@@ -150,7 +150,7 @@ def write_reports(analysis: RunAnalysis, run_dir: Path, out_dir: Path | None = N
                   ) -> list[Path]:
     """Write report.html and report.md into ``run_dir`` and copies into ``out_dir/<run-id>/``.
 
-    ``images`` is a ``harness.thumbnails.Thumbnails`` (or None: no pictures);
+    ``images`` is a ``harness.report.thumbnails.Thumbnails`` (or None: no pictures);
     ``baseline`` is ``harness.baselines.assess(...)``'s result; ``history`` the
     profile's earlier runs (``harness.history.load(...).entries``) including
     this one. Returns the written paths, run folder first.

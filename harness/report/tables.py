@@ -15,9 +15,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness import variants
 from harness.baselines import NO_BASELINE
-from harness.run_analysis import RunAnalysis
+from harness.scoring import variants
+from harness.scoring.run_analysis import RunAnalysis
 
 DASH = "–"
 LOG_TAIL_LINES = 40

@@ -1,6 +1,6 @@
 """The run analysis as a typed model: what ``ensemble.json`` holds and everything after it reads.
 
-``harness.analysis.analyse`` builds a ``RunAnalysis``; the end of a run adds
+``harness.scoring.analysis.analyse`` builds a ``RunAnalysis``; the end of a run adds
 the run's settings, job statuses and the harness's own figures; the baseline
 checks, the run history, the thumbnails and the report read it by attribute.
 On disk it is ``<run>/ensemble.json``: ``to_json`` writes the same keys the
@@ -75,7 +75,7 @@ def _records(kind: type[_Record]) -> Callable[[Mapping[str, Any]], dict[str, Any
 
 @dataclass
 class Metrics(_Record):
-    """One set of predictions scored against the labels (``harness.metrics.summary``)."""
+    """One set of predictions scored against the labels (``harness.scoring.metrics.summary``)."""
 
     accuracy: float
     nll: float | None = None
@@ -130,7 +130,7 @@ class MemberFigures(_Record):
 
 @dataclass
 class VariantFigures(_Record):
-    """One ensemble variant (``harness.variants``) of the usable members."""
+    """One ensemble variant (``harness.scoring.variants``) of the usable members."""
 
     weights: dict[str, float] = field(default_factory=dict)
     members: list[str] = field(default_factory=list)

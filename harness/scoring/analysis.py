@@ -1,7 +1,7 @@
 """Turn a gathered run into the numbers people want: members, ensemble variants, rescues.
 
 Pure: takes ``RunResults`` (numpy arrays and parsed result files) and returns
-a ``harness.run_analysis.RunAnalysis``, written to ``<run>/ensemble.json`` and
+a ``harness.scoring.run_analysis.RunAnalysis``, written to ``<run>/ensemble.json`` and
 read by the baseline checks, the run history and the report (which never open
 the job files themselves). Its parts:
 
@@ -9,7 +9,7 @@ the job files themselves). Its parts:
   timings, environment; for a usable member its test (and validation)
   metrics, per-class accuracy, confusion matrix, reliability bins, and its
   own temperature fitted on the validation split with the test metrics after it;
-* ``variants[name]`` (see ``harness.variants``): weights, temperature, test
+* ``variants[name]`` (see ``harness.scoring.variants``): weights, temperature, test
   and validation metrics, reliability bins (before and after a temperature),
   gain over the best member; ``unavailable_variants[name]``: why not;
 * ``ensemble``: the variant chosen by ``method`` (what the baseline checks),
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from harness import calibration, ensemble, metrics, variants
-from harness.gather import Member, RunResults
-from harness.run_analysis import (
+from harness.scoring import calibration, ensemble, metrics, variants
+from harness.scoring.gather import Member, RunResults
+from harness.scoring.run_analysis import (
     BestMember,
     EnsembleFigures,
     MemberFigures,
@@ -157,7 +157,7 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
             table_images: int = TABLE_IMAGES) -> RunAnalysis:
     """Every member's metrics and every ensemble variant of the usable ones.
 
-    ``method`` names the variant the baseline checks (``harness.variants``
+    ``method`` names the variant the baseline checks (``harness.scoring.variants``
     names; an unknown name raises ValueError). If the run cannot make it (a
     fitted variant in a seed-faithful run), ``ensemble`` is None and
     ``ensemble_unavailable`` says why; everything else is still filled in.
