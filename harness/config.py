@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import backends as backend_registry
-from harness import profiles
+from harness import history, profiles
 from harness.backends import Backend
 from harness.errors import ConfigError
 from harness.executors import executor_class
 from harness.profiles import Profile
 from harness.rundir import check_run_id, new_run_id
 from harness.scoring import variants
-from harness.workload import layout
 
 DATASET_ENV = "KBENCH_DATASET"
 KERAS_NAMES = ("keras", "cifar10", "keras:cifar10")
@@ -62,7 +61,7 @@ class RunConfig:
     @property
     def history_store(self) -> Path:
         """The run history folder: ``--history-dir``, else ``<shared>/history``."""
-        return self.history_dir or Path(layout.history_dir(str(self.shared_dir)))
+        return self.history_dir or history.default_dir(self.shared_dir)
 
     @property
     def baseline_path(self) -> Path | None:

@@ -182,7 +182,7 @@ def rerender(run_dir: Path, *, reports_dir: Path | None = None, baselines_dir: P
         layout.atomic_write_json(str(run_dir / layout.ENSEMBLE_JSON), analysis.to_json())
     profile = analysis.profile_name or "unknown"
     settings = EndSettings(
-        shared_dir=shared, history_dir=Path(history_dir) if history_dir else Path(layout.history_dir(str(shared))),
+        shared_dir=shared, history_dir=Path(history_dir) if history_dir else history.default_dir(shared),
         reports_dir=reports_dir,
         baseline_path=baselines.path_for(baselines_dir, profile) if baselines_dir else None)
     return finish(analysis, run_dir, settings, say)

@@ -199,9 +199,10 @@ def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, 
 def end_run(analysis: RunAnalysis, folder: Path, reports_dir: Path | None = None, *,
             baseline: Path | None = None, history_dir: Path | None = None) -> list[Path]:
     """The end of a run (``harness.run_end.finish``) for a run folder written here; returns the report paths."""
+    from harness import history
     from harness.run_end import EndSettings, finish
 
     shared = Path(layout.shared_of(str(folder)))
-    settings = EndSettings(shared_dir=shared, history_dir=history_dir or Path(layout.history_dir(str(shared))),
+    settings = EndSettings(shared_dir=shared, history_dir=history_dir or history.default_dir(shared),
                            reports_dir=reports_dir, baseline_path=baseline)
     return finish(analysis, folder, settings).report_paths
