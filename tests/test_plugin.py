@@ -49,6 +49,7 @@ def test_options_are_listed_under_their_own_group_in_help(project):
     (["--run-id", "../escape"], "run id '../escape' is not a safe name"),
     (["--parallel", "0"], "--parallel must be at least 1, not 0"),
     (["--job-timeout", "soon"], "--job-timeout must be a number of seconds"),
+    (["--record-baseline", "--require-baseline"], "pass only one of them"),
 ])
 def test_bad_options_are_a_usage_error_that_names_the_fix(project, args, message):
     result = run(project, *args)

@@ -8,6 +8,7 @@ stored file today must give the same report, apart from when it was generated.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -18,7 +19,7 @@ import pytest
 from harness import run_end
 from harness.errors import ResultError
 from harness.publish import main as publish_main
-from harness.scoring.run_analysis import RunAnalysis, from_json, read_analysis
+from harness.scoring.run_analysis import RunAnalysis, Validation, from_json, read_analysis
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
 
@@ -53,6 +54,28 @@ def test_an_older_ensemble_json_re_renders_the_report_it_rendered(tmp_path: Path
     assert end.assessment.state == "checked"
     expected = GENERATED.sub("generated T", (FIXTURES / "report-schema2.md").read_text())
     assert GENERATED.sub("generated T", (run_dir / layout.REPORT_MD).read_text()) == expected
+
+
+def test_a_file_from_before_later_figures_reads_them_as_absent_and_still_renders(tmp_path: Path) -> None:
+    run_dir = stored_run(tmp_path)
+    data = json.loads(STORED.read_text())
+    for key in ("harness", "validation", "recommendation"):
+        del data[key]
+    for member in data["members"].values():
+        member.pop("flops")
+    for variant in [*data["variants"].values(), data["ensemble"]]:
+        variant.pop("versus_best_member")
+    (run_dir / layout.ENSEMBLE_JSON).write_text(json.dumps(data))
+    end = run_end.rerender(run_dir, stored=True, history_dir=tmp_path / "history")
+    assert end.analysis.harness is None and end.analysis.members["jax"].flops == {}
+    assert end.analysis.validation.available and not end.analysis.validation.seed_faithful
+    written = end.analysis.to_json()
+    assert written["validation"] == {"available": True, "seed_faithful": False, "reason": ""}
+    assert {k: v for k, v in written.items() if k not in ("validation", "members")} == {
+        k: v for k, v in data.items() if k != "members"}
+    assert written["members"] == {name: {**row, "flops": {}} for name, row in data["members"].items()}
+    markdown = (run_dir / layout.REPORT_MD).read_text()
+    assert "Recommended" not in markdown and "MFU" not in markdown and "| jax |" in markdown
 
 
 def test_the_command_line_re_renders_a_stored_analysis(tmp_path: Path, capsys) -> None:
@@ -109,4 +132,6 @@ def test_the_model_keeps_keys_the_file_leaves_out_absent() -> None:
     assert set(bare.to_json()) == {"schema", "run_id", "method", "fingerprint", "classes", "n_test", "n_val",
                                    "data", "members", "left_out", "variants", "unavailable_variants",
                                    "ensemble", "settings", "statuses"}
-    assert from_json(bare.to_json()) == bare
+    read = from_json(bare.to_json())
+    assert read.validation == Validation(False, False, "this run held out no validation split")
+    assert dataclasses.replace(read, validation=None) == bare

@@ -6,8 +6,9 @@ checks, the run history, the thumbnails and the report read it by attribute.
 On disk it is ``<run>/ensemble.json``: ``to_json`` writes the same keys the
 dict-based analysis wrote (schema 2), and ``read_analysis`` reads such a file
 back, including older schema-2 files that lack figures added since (FLOPs,
-comparisons with the best member, the harness's timings): those read as
-absent. Another schema is refused with one line that says how to redo it.
+comparisons with the best member, the harness's timings read as absent; the
+validation summary the report needs is worked out from the run's own
+numbers). Another schema is refused with one line that says how to redo it.
 
 Sections with many keys that only the report lays out (the per-image table,
 the rescue counts and examples, the recommendation, the run settings, job
@@ -241,9 +242,30 @@ def from_json(data: Mapping[str, Any], source: str = "the analysis") -> RunAnaly
         raise ResultError(f"{source} has schema {schema!r}, but this harness reads schema "
                           f"{', '.join(map(str, READABLE_SCHEMAS))}; {_REDO}")
     try:
-        return RunAnalysis.from_json(data)
+        return RunAnalysis.from_json(_migrate(data))
     except (TypeError, AttributeError, ValueError) as err:
         raise ResultError(f"{source} is malformed ({err}); {_REDO}") from None
+
+
+def _migrate(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill in what older schema-2 files lack and the report needs.
+
+    ``validation`` (added with the calibrated variants) follows from the
+    run's own numbers: a validation split was available when the run held one
+    out and its variants were scored on it; the run was seed-faithful when its
+    profile asked for none.
+    """
+    data = dict(data)
+    if data.get("validation") is None:
+        profile = (data.get("settings") or {}).get("profile") or {}
+        seed_faithful = profile.get("n_val") == 0
+        scored = any((v or {}).get("val") for v in (data.get("variants") or {}).values())
+        available = bool(data.get("n_val")) and scored
+        data["validation"] = {"available": available, "seed_faithful": seed_faithful,
+                              "reason": "" if available else "this run held out no validation split"
+                              if seed_faithful or not data.get("n_val") else
+                              "the analysis predates validation scores; analyse the run again"}
+    return data
 
 
 _REDO = ("analyse the run again with this harness (python -m harness.publish <run folder> "
