@@ -35,8 +35,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import metrics, profiles
+from harness import profiles
 from harness.rundir import RunFolder
+from harness.scoring import metrics
 from harness.workload import flops, layout
 
 MATMUL_PROBE = r"""

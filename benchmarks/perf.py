@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from harness import backends as registry
 from harness import runtimes, tuning
+from harness.scoring.run_analysis import read_analysis
 from harness.workload import data, flops, layout
 
 PYTHON = sys.executable
@@ -167,7 +168,8 @@ def session(args, run_id: str, parallel: int, threads: int) -> dict:
                         "--threads", str(threads))
     folder = run_dir(args, run_id)
     members = {}
-    analysis = read(folder / "ensemble.json") if (folder / "ensemble.json").exists() else {}
+    stored = folder / layout.ENSEMBLE_JSON
+    harness_cost = read_analysis(stored).harness if stored.exists() else None
     for backend in registry.parse_backends(args.backends):
         train_path = folder / backend.name / "train.json"
         if not train_path.exists():
@@ -189,7 +191,7 @@ def session(args, run_id: str, parallel: int, threads: int) -> dict:
             "inference_images_per_s": predict.get("timing", {}).get("images_per_s"),
         }
     return {"wall_s": round(wall, 1), "parallel": parallel, "threads": threads, "run_queue_mean": queue.mean,
-            "members": members, "harness": analysis.get("harness", {})}
+            "members": members, "harness": harness_cost or {}}
 
 
 def overhead(args, backend_name: str) -> dict:
@@ -262,10 +264,10 @@ def data_load(args) -> dict:
 
 def gather_cost(args, source_run: Path) -> dict:
     """Gather + ensemble + report for five members on 10,000 test images (synthetic outputs)."""
-    from harness.analysis import analyse
-    from harness.executors.base import JobResult, JobState
-    from harness.gather import gather
+    from harness.jobs import JobResult, JobState
     from harness.rundir import RunFolder
+    from harness.scoring.analysis import analyse
+    from harness.scoring.gather import gather
 
     run_id = f"{args.tag}-gather"
     folder = run_dir(args, run_id)

@@ -5,8 +5,8 @@ the chosen executor. Each case records the job's wall time with
 pytest-benchmark and the figures measured inside the job (steady-state
 images/s, epoch times, inference latency) in the benchmark JSON.
 """
-from harness.gather import job_figures
 from harness.pytest_plugin import fail_unless_ok, record_job_timing
+from harness.scoring.gather import job_figures
 
 
 def test_train(backend_name, kbench, request):
@@ -31,6 +31,6 @@ def test_predict(backend_name, kbench, request):
 def test_ensemble(kbench):
     """The seed's weighted ensemble of every backend that finished meets its baseline."""
     analysis = kbench.check_ensemble()
-    ensemble = analysis["ensemble"]
-    assert abs(sum(ensemble["weights"].values()) - 1.0) < 1e-9
-    assert set(ensemble["members"]) == {name for name, row in analysis["members"].items() if row["state"] == "ok"}
+    ensemble = analysis.ensemble
+    assert abs(sum(ensemble.weights.values()) - 1.0) < 1e-9
+    assert set(ensemble.members) == {name for name, row in analysis.members.items() if row.ok}

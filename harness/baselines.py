@@ -6,22 +6,28 @@ that still passes. Values are recorded from a real run on request (never
 automatically) with ``--record-baseline``.
 
 The ensemble entry names the variant it checks (``"method"``, or
-``"variant"``: a ``harness.variants`` name such as ``seed`` or ``fitted+T``;
+``"variant"``: a ``harness.scoring.variants`` name such as ``seed`` or ``fitted+T``;
 ``seed`` when absent), how far below its best member the ensemble may fall
 (``max_gap_to_best_member``), and optionally, like each member, the spread of
 test accuracy seen across repeated runs (``spread``, shown in the report).
-``assess`` checks a whole analysis at once for the report.
+``assess`` checks a whole analysis at once: the end of a run
+(``harness.run_end``) calls it, the report shows its verdicts and the pytest
+plugin turns them into passes, failures and skips. A run without a baseline
+(a new profile, a backend added later) is not checked: its verdicts say
+"no baseline" and how to record one, never a failure unless the caller
+requires a baseline.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import variants
 from harness.errors import BaselineError
+from harness.scoring import variants
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload.layout import atomic_write_json
 
 SCHEMA_VERSION = 1
@@ -31,18 +37,28 @@ MARGIN_TO_BEST = {"smoke": 0.06, "default": 0.02, "full": 0.01}
 members are barely trained and scored on 500 images (one standard error is about
 0.02), so its margin is wide; it still catches an ensemble that is plainly broken."""
 DEFAULT_MARGIN_TO_BEST = 0.02
+RECORD_HINT = "record one with --record-baseline from a run you trust"
+NO_BASELINE = "no baseline"
+"""What the report says where a verdict would be, when there is nothing to check against."""
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """One accuracy against its stored expectation; ``passed`` is None when there is none."""
+
     subject: str
-    passed: bool
-    measured: float
-    expected: float
-    tolerance: float
+    passed: bool | None
+    measured: float | None
+    expected: float | None = None
+    tolerance: float | None = None
+    spread: float | None = None
+    note: str = ""
+    """Why nothing was checked (``passed`` None), in one sentence that names the fix."""
 
     @property
     def message(self) -> str:
+        if self.note:
+            return self.note
         verb = "meets" if self.passed else "is below"
         return (f"{self.subject} test accuracy {self.measured:.4f} {verb} the baseline: expected at least "
                 f"{self.expected:.4f} - tolerance {self.tolerance:.4f} = {self.expected - self.tolerance:.4f}")
@@ -111,6 +127,32 @@ def _check_entry(path: Path, name: str, entry: Any, fix: str) -> None:
                                 f"not {value!r}; {fix}")
 
 
+def absent(path: Path | None, profile: str | None) -> str:
+    """The one line for a run whose profile has no baseline file."""
+    where = f" (no file {path})" if path else " (no baseline folder was given)"
+    return f"no baseline for profile {profile or 'unknown'}{where}; accuracy is not checked: {RECORD_HINT}"
+
+
+def no_entry(path: Path, backend: str) -> str:
+    """The one line for a backend the baseline file does not list (say, one added later)."""
+    return f"baseline file {path} has no entry for {backend}, so its accuracy is not checked; {RECORD_HINT}"
+
+
+def member_verdict(path: Path | None, profile: str | None, backend: str, measured: float) -> Verdict:
+    """One backend's verdict straight from the baseline file; never raises.
+
+    Not checked (``passed`` None) without a file or an entry for the backend; a
+    file that cannot be used fails, with its problem as the message.
+    """
+    if path is None or not Path(path).exists():
+        return Verdict(backend, None, measured, note=absent(path, profile))
+    try:
+        baseline = load(path)
+    except BaselineError as err:
+        return Verdict(backend, False, measured, note=str(err))
+    return check_member(baseline, path, backend, measured)
+
+
 def ensemble_variant(baseline: dict) -> str:
     """The variant the baseline's ensemble entry checks (``seed`` when it names none)."""
     entry = baseline["ensemble"]
@@ -118,28 +160,23 @@ def ensemble_variant(baseline: dict) -> str:
 
 
 def check_member(baseline: dict, path: Path, backend: str, measured: float) -> Verdict:
+    """The backend's verdict; not checked (``passed`` None) when the file has no entry for it."""
     entry = baseline["members"].get(backend)
     if entry is None:
-        raise BaselineError(f"baseline file {path} has no entry for {backend}; record one with "
-                            "--record-baseline from a run you trust")
+        return Verdict(backend, None, measured, note=no_entry(path, backend))
     return _verdict(backend, measured, entry)
 
 
-def check_ensemble(baseline: dict, measured: float) -> Verdict:
-    entry = baseline["ensemble"]
-    return _verdict(f"ensemble ({entry.get('method', 'seed')})", measured, entry)
-
-
-def check_ensemble_variant(baseline: dict, path: Path, analysis: dict[str, Any]) -> Verdict:
+def check_ensemble_variant(baseline: dict, path: Path, analysis: RunAnalysis) -> Verdict:
     """Check the accuracy of the variant the baseline names, whatever ``--ensemble`` chose."""
     name = ensemble_variant(baseline)
-    variant = analysis.get("variants", {}).get(name)
+    variant = analysis.variants.get(name)
     if variant is None:
-        why = analysis.get("unavailable_variants", {}).get(name) or "no backend finished"
+        why = analysis.unavailable_variants.get(name) or "no backend finished"
         raise BaselineError(f"baseline file {path} checks the {name} ensemble, which this run could "
                             f"not make: {why}; run a profile that can, or record a baseline for "
                             "another variant")
-    return _verdict(f"ensemble ({name})", variant["test"]["accuracy"], baseline["ensemble"])
+    return _verdict(f"ensemble ({name})", variant.test.accuracy, baseline["ensemble"])
 
 
 def gap_margin(baseline: dict | None, profile: str | None) -> float:
@@ -149,76 +186,100 @@ def gap_margin(baseline: dict | None, profile: str | None) -> float:
     return MARGIN_TO_BEST.get(profile or "", DEFAULT_MARGIN_TO_BEST)
 
 
-def check_gap(analysis: dict[str, Any], variant: str, margin: float) -> GapVerdict:
+def check_gap(analysis: RunAnalysis, variant: str, margin: float) -> GapVerdict:
     """Is the named ensemble variant within ``margin`` of the best member's test accuracy?"""
     name = variants.canonical(variant)
-    measured = analysis["variants"][name]["test"]["accuracy"]
-    best = analysis["best_member"]
-    return GapVerdict(f"The ensemble ({name})", measured >= best["accuracy"] - margin - 1e-12,
-                      measured, best["name"], best["accuracy"], margin)
+    measured = analysis.variants[name].test.accuracy
+    best = analysis.best_member
+    return GapVerdict(f"The ensemble ({name})", measured >= best.accuracy - margin - 1e-12,
+                      measured, best.name, best.accuracy, margin)
 
 
-def assess(analysis: dict[str, Any], path: Path | None, recording: bool = False) -> dict[str, Any]:
-    """Every baseline verdict for a run, JSON-ready, for the report; never raises for a bad file.
+@dataclass
+class Assessment:
+    """Every baseline verdict of one run: what the report shows and the plugin passes or fails.
 
-    ``state`` is ``checked``, ``recorded`` (this run wrote the baseline),
-    ``missing`` or ``invalid`` (with ``message``); the gap to the best member
-    is judged either way, with the profile's default margin when there is no
-    usable baseline.
+    ``state`` is ``checked``, ``recorded`` (this run wrote the baseline, so
+    nothing was checked), ``missing`` (no file: nothing is checked) or
+    ``invalid`` (a file that cannot be used: ``message`` says why). The gap to
+    the best member is judged either way, with the profile's default margin
+    when there is no usable baseline.
     """
-    profile = ((analysis.get("settings") or {}).get("profile") or {}).get("name")
-    out: dict[str, Any] = {"path": str(path) if path else None, "state": "missing", "message": "",
-                           "members": [], "ensemble": None, "gap": None, "variant": None}
+
+    state: str
+    path: Path | None
+    message: str = ""
+    variant: str | None = None
+    members: dict[str, Verdict] = field(default_factory=dict)
+    """Every member with test metrics; not checked (``passed`` None) without an entry."""
+    ensemble: Verdict | None = None
+    ensemble_problem: str = ""
+    """Why the ensemble could not be checked against a usable baseline (a variant it cannot make)."""
+    gap: GapVerdict | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON the report reads."""
+        ensemble = None
+        if self.ensemble is not None:
+            ensemble = _verdict_json(self.ensemble)
+        elif self.ensemble_problem:
+            ensemble = {"subject": f"ensemble ({self.variant})", "passed": False,
+                        "message": self.ensemble_problem}
+        gap = None
+        if self.gap is not None:
+            gap = {"passed": self.gap.passed, "measured": self.gap.measured, "best": self.gap.best_name,
+                   "best_accuracy": self.gap.best_accuracy, "margin": self.gap.margin,
+                   "message": self.gap.message}
+        return {"path": str(self.path) if self.path else None, "state": self.state,
+                "message": self.message, "variant": self.variant,
+                "members": [_verdict_json(v) for v in self.members.values()],
+                "ensemble": ensemble, "gap": gap}
+
+
+def assess(analysis: RunAnalysis, path: Path | None, recording: bool = False) -> Assessment:
+    """Every baseline verdict for a run; never raises for a missing or bad file."""
+    out = Assessment(state="missing", path=Path(path) if path else None)
     baseline = None
     if recording:
-        out["state"] = "recorded"
-        out["message"] = "this run recorded the baseline, so nothing was checked against it"
-    elif path is None:
-        out["message"] = "no baseline folder was given"
+        out.state = "recorded"
+        out.message = "this run recorded the baseline, so nothing was checked against it"
+    elif path is None or not Path(path).exists():
+        out.message = absent(path, analysis.profile_name)
     else:
         try:
             baseline = load(path)
-            out["state"] = "checked"
+            out.state = "checked"
         except BaselineError as err:
-            out["state"] = "invalid" if Path(path).exists() else "missing"
-            out["message"] = str(err)
-    variant = ensemble_variant(baseline) if baseline else analysis.get("method") or "seed"
-    out["variant"] = variant
+            out.state = "invalid"
+            out.message = str(err)
+    out.variant = ensemble_variant(baseline) if baseline else analysis.method or "seed"
     if baseline:
-        for name, row in analysis.get("members", {}).items():
-            entry = baseline["members"].get(name)
-            if "test" in row and entry is not None:
-                out["members"].append(_verdict_json(_verdict(name, row["test"]["accuracy"], entry),
-                                                    entry))
-            elif entry is None and "test" in row:
-                out["members"].append({"subject": name, "passed": None,
-                                       "message": f"{path} has no entry for {name}"})
+        for name, row in analysis.usable_members.items():
+            out.members[name] = check_member(baseline, path, name, row.test.accuracy)
         try:
-            out["ensemble"] = _verdict_json(check_ensemble_variant(baseline, path, analysis),
-                                            baseline["ensemble"])
+            out.ensemble = check_ensemble_variant(baseline, path, analysis)
         except BaselineError as err:
-            out["ensemble"] = {"subject": f"ensemble ({variant})", "passed": False,
-                               "message": str(err)}
-    if variant in analysis.get("variants", {}) and analysis.get("best_member"):
-        gap = check_gap(analysis, variant, gap_margin(baseline, profile))
-        out["gap"] = {"passed": gap.passed, "measured": gap.measured, "best": gap.best_name,
-                      "best_accuracy": gap.best_accuracy, "margin": gap.margin,
-                      "message": gap.message}
+            out.ensemble_problem = str(err)
+    if out.variant in analysis.variants and analysis.best_member:
+        out.gap = check_gap(analysis, out.variant, gap_margin(baseline, analysis.profile_name))
     return out
 
 
-def _verdict_json(verdict: Verdict, entry: dict) -> dict[str, Any]:
+def _verdict_json(verdict: Verdict) -> dict[str, Any]:
+    if verdict.passed is None:
+        return {"subject": verdict.subject, "passed": None, "message": verdict.message}
     return {"subject": verdict.subject, "passed": verdict.passed, "measured": verdict.measured,
             "expected": verdict.expected, "tolerance": verdict.tolerance,
-            "spread": entry.get("spread"), "message": verdict.message}
+            "spread": verdict.spread, "message": verdict.message}
 
 
 def _verdict(subject: str, measured: float, entry: dict) -> Verdict:
     expected, tolerance = float(entry["test_accuracy"]), float(entry["tolerance"])
-    return Verdict(subject, measured >= expected - tolerance - 1e-12, measured, expected, tolerance)
+    return Verdict(subject, measured >= expected - tolerance - 1e-12, measured, expected, tolerance,
+                   entry.get("spread"))
 
 
-def record(path: Path, profile: str, analysis: dict[str, Any], tolerance: float | None = None,
+def record(path: Path, profile: str, analysis: RunAnalysis, tolerance: float | None = None,
            history: list[dict] | None = None) -> dict:
     """Write the run's measured accuracies as the new baseline (called only on request).
 
@@ -226,11 +287,11 @@ def record(path: Path, profile: str, analysis: dict[str, Any], tolerance: float 
     also gets the ``spread`` (standard deviation) of test accuracy over this run
     and the earlier runs on the same data, when there are at least three.
     """
-    if analysis.get("ensemble") is None:
+    if analysis.ensemble is None:
         raise BaselineError("this run has no ensemble (no backend finished); nothing to record")
     tol = DEFAULT_TOLERANCE.get(profile, 0.05) if tolerance is None else tolerance
-    members = {name: {"test_accuracy": round(row["test"]["accuracy"], 4), "tolerance": tol}
-               for name, row in analysis["members"].items() if "test" in row}
+    members = {name: {"test_accuracy": round(row.test.accuracy, 4), "tolerance": tol}
+               for name, row in analysis.usable_members.items()}
     for name, entry in members.items():
         spread = _spread(history, analysis, lambda h, n=name: (h.get("members", {}).get(n) or {})
                          .get("test_accuracy"), entry["test_accuracy"])
@@ -239,17 +300,17 @@ def record(path: Path, profile: str, analysis: dict[str, Any], tolerance: float 
     data = {
         "schema": SCHEMA_VERSION,
         "profile": profile,
-        "recorded_from_run": analysis["run_id"],
+        "recorded_from_run": analysis.run_id,
         "recorded_at": dt.datetime.now().isoformat(timespec="seconds"),
-        "data_fingerprint": analysis.get("fingerprint"),
+        "data_fingerprint": analysis.fingerprint,
         "members": members,
-        "ensemble": {"method": analysis["method"],
-                     "test_accuracy": round(analysis["ensemble"]["test"]["accuracy"], 4),
+        "ensemble": {"method": analysis.method,
+                     "test_accuracy": round(analysis.ensemble.test.accuracy, 4),
                      "tolerance": tol,
                      "max_gap_to_best_member": MARGIN_TO_BEST.get(profile, DEFAULT_MARGIN_TO_BEST)},
     }
     spread = _spread(history, analysis, lambda h: (h.get("ensemble") or {}).get("accuracy")
-                     if h.get("method") == analysis["method"] else None,
+                     if h.get("method") == analysis.method else None,
                      data["ensemble"]["test_accuracy"])
     if spread is not None:
         data["ensemble"]["spread"] = spread
@@ -258,13 +319,13 @@ def record(path: Path, profile: str, analysis: dict[str, Any], tolerance: float 
     return data
 
 
-def _spread(history: list[dict] | None, analysis: dict[str, Any], value_of, current: float
+def _spread(history: list[dict] | None, analysis: RunAnalysis, value_of, current: float
             ) -> float | None:
     """Standard deviation of a test accuracy over this run and earlier ones on the same data."""
     if not history:
         return None
-    values = [value_of(h) for h in history if h.get("fingerprint") == analysis.get("fingerprint")
-              and h.get("run_id") != analysis.get("run_id")]
+    values = [value_of(h) for h in history if h.get("fingerprint") == analysis.fingerprint
+              and h.get("run_id") != analysis.run_id]
     values = [float(v) for v in values if isinstance(v, (int, float))] + [float(current)]
     if len(values) < 3:
         return None

@@ -14,7 +14,6 @@ up under ``--shared-dir``. Every problem is one line on stderr and exit status 1
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +22,12 @@ from harness import compare as comparison
 from harness import history
 from harness.errors import HarnessError
 from harness.executors.k8s_settings import OPTIONS as K8S_OPTIONS
+from harness.scoring import run_analysis
+from harness.scoring.analysis import TABLE_IMAGES
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload import layout
 
 DEFAULT_SHARED = Path(".kbench") / "shared"
-ENSEMBLE_JSON = "ensemble.json"
 
 
 class CliError(HarnessError):
@@ -45,36 +46,27 @@ def run_folder(text: str, shared_dir: Path) -> Path:
                    f"{by_id}); give the run's folder or its id with --shared-dir")
 
 
-def read_analysis(folder: Path) -> dict:
-    path = folder / ENSEMBLE_JSON
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CliError(f"{path} does not exist: the run never reached its ensemble; run "
-                       f"`kbench report {folder}` to analyse what it finished") from None
-    except (OSError, ValueError) as err:
-        raise CliError(f"{path} cannot be read ({err}); run `kbench report {folder} --write-analysis` "
-                       "to write it again") from None
-    if not isinstance(data, dict):
-        raise CliError(f"{path} is not a JSON object; run `kbench report {folder} --write-analysis`")
-    return data
+def read_analysis(folder: Path) -> RunAnalysis:
+    """The run's stored analysis (``ensemble.json``); a run that never got one names the fix."""
+    if not (folder / layout.ENSEMBLE_JSON).is_file():
+        raise CliError(f"{folder / layout.ENSEMBLE_JSON} does not exist: the run never reached its ensemble; "
+                       f"run `kbench report {folder} --write-analysis` to analyse what it finished")
+    return run_analysis.read_analysis(folder / layout.ENSEMBLE_JSON)
 
 
 # -- subcommands --------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness import baselines, publish  # the report's imports (matplotlib) only when used
+    from harness import run_end  # the report's imports (matplotlib) only when used
 
     folder = run_folder(args.run, args.shared_dir)
-    analysis = publish.reanalyse(folder, args.ensemble, args.images)
-    if args.write_analysis:
-        layout.atomic_write_json(str(folder / ENSEMBLE_JSON), analysis)
-    profile = ((analysis.get("settings") or {}).get("profile") or {}).get("name") or "unknown"
-    baseline = baselines.path_for(args.baselines, profile) if args.baselines else None
-    paths = publish.publish(analysis, folder, args.out, history_dir=args.history_dir,
-                            baseline_path=baseline, say=print)
-    for path in paths:
+    end = run_end.rerender(folder, reports_dir=args.out, baselines_dir=args.baselines,
+                           history_dir=args.history_dir, method=args.ensemble, table_images=args.images,
+                           stored=args.stored, write_analysis=args.write_analysis, say=print)
+    for line in end.lines:
+        print(line)
+    for path in end.report_paths:
         print(f"report: {path}")
-    return 0
+    return 0 if end.report_paths else 1
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -164,8 +156,12 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--ensemble", default="seed", help="the ensemble variant to check (default: seed)")
     report.add_argument("--history-dir", type=Path, default=None,
                         help="history store (default: <shared>/history); the run is appended to it")
-    report.add_argument("--images", type=int, default=10, help="test images in the per-image table (default: 10)")
-    report.add_argument("--write-analysis", action="store_true", help=f"also rewrite the run's {ENSEMBLE_JSON}")
+    report.add_argument("--images", type=int, default=TABLE_IMAGES,
+                        help=f"test images in the per-image table (default: {TABLE_IMAGES})")
+    report.add_argument("--stored", action="store_true",
+                        help=f"render the run's {layout.ENSEMBLE_JSON} as it is instead of analysing its job "
+                             "files again (an older run, or one whose job files are gone)")
+    report.add_argument("--write-analysis", action="store_true", help=f"also rewrite the run's {layout.ENSEMBLE_JSON}")
     report.set_defaults(handler=cmd_report)
 
     past = commands.add_parser("history", help="list the runs kept in the history store",

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import backends as backend_registry
-from harness import profiles, variants
+from harness import history, profiles
 from harness.backends import Backend
 from harness.errors import ConfigError
 from harness.executors import executor_class
 from harness.profiles import Profile
 from harness.rundir import check_run_id, new_run_id
+from harness.scoring import variants
 
 DATASET_ENV = "KBENCH_DATASET"
 KERAS_NAMES = ("keras", "cifar10", "keras:cifar10")
@@ -46,10 +47,28 @@ class RunConfig:
     report_images: int = 10
     """Test images in the report's per-image table."""
     executor_settings: dict[str, Any] = field(default_factory=dict)
+    baselines_dir: Path | None = None
+    """Folder of stored expectations, one ``<profile>.json`` each; None: nothing is checked."""
+    record_baseline: bool = False
+    """Write this run's accuracies as the profile's baseline instead of checking them."""
+    require_baseline: bool = False
+    """Fail, rather than skip, the accuracy checks a missing baseline (or entry) leaves unchecked."""
 
     @property
     def timeout_s(self) -> float:
         return self.job_timeout_s or self.profile.job_timeout_s
+
+    @property
+    def history_store(self) -> Path:
+        """The run history folder: ``--history-dir``, else ``<shared>/history``."""
+        return self.history_dir or history.default_dir(self.shared_dir)
+
+    @property
+    def baseline_path(self) -> Path | None:
+        """This profile's baseline file, or None when no baseline folder was given."""
+        if self.baselines_dir is None:
+            return None
+        return Path(self.baselines_dir) / f"{self.profile.name}.json"
 
 
 def parse_dataset(text: str | None, cwd: Path) -> dict:
@@ -97,6 +116,9 @@ def build(
     history_dir: str | Path | None = None,
     report_images: Any = None,
     executor_settings: dict[str, Any] | None = None,
+    baselines_dir: str | Path | None = None,
+    record_baseline: bool = False,
+    require_baseline: bool = False,
 ) -> RunConfig:
     executor_class(executor)  # an unknown executor fails here, listing the valid ones
     timeout = None
@@ -107,6 +129,9 @@ def build(
             raise ConfigError(f"--job-timeout must be a number of seconds, not {job_timeout!r}") from None
         if timeout <= 0:
             raise ConfigError("--job-timeout must be more than 0 seconds")
+    if record_baseline and require_baseline:
+        raise ConfigError("--record-baseline writes the baseline and --require-baseline checks against one; "
+                          "pass only one of them")
     return RunConfig(
         backends=tuple(backend_registry.parse_backends(backend)),
         profile=profiles.get(profile),
@@ -123,6 +148,9 @@ def build(
         history_dir=(cwd / Path(history_dir).expanduser()).resolve() if history_dir else None,
         report_images=parse_positive_int("--report-images", report_images) or 10,
         executor_settings=dict(executor_settings or {}),
+        baselines_dir=(cwd / Path(baselines_dir).expanduser()).resolve() if baselines_dir else None,
+        record_baseline=bool(record_baseline),
+        require_baseline=bool(require_baseline),
     )
 
 

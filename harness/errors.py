@@ -6,17 +6,21 @@ print its one-line message instead of a traceback.
 """
 from __future__ import annotations
 
+from harness.workload.errors import DataError, UserError
 
-class HarnessError(Exception):
-    """A problem the user can fix; ``str(err)`` says what was wrong and what to do."""
+HarnessError = UserError
+"""A problem the user can fix; ``str(err)`` says what was wrong and what to do.
+
+The workload's ``UserError`` under the harness's name, so that the one
+``DataError`` (raised by the data code the job and the harness share) is a
+``HarnessError`` wherever it is caught."""
+
+__all__ = ["BaselineError", "ConfigError", "DataError", "ExecutorError", "HarnessError", "ResultError",
+           "RunInUseError", "RuntimeSetupError", "UserError"]
 
 
 class ConfigError(HarnessError):
     """An option or setting is invalid (unknown backend, unsafe run id, ...)."""
-
-
-class DataError(HarnessError):
-    """The data set is missing, empty or malformed."""
 
 
 class RuntimeSetupError(HarnessError):

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.scoring.run_analysis import Metrics, RunAnalysis
+from harness.workload import layout
+
 SCHEMA_VERSION = 1
 DEFAULT_LIMIT = 30
 """Most recent runs ``load`` returns: enough for a trend, few enough to read."""
-HISTORY_DIR = "history"
-"""Folder under the shared folder that holds the store by default."""
 
 
 @dataclass
@@ -49,7 +50,7 @@ def path_for(directory: Path, profile: str) -> Path:
 
 
 def default_dir(shared_dir: Path) -> Path:
-    return Path(shared_dir) / HISTORY_DIR
+    return Path(layout.history_dir(str(shared_dir)))
 
 
 def _mean(values: Any) -> float | None:
@@ -58,45 +59,48 @@ def _mean(values: Any) -> float | None:
     return float(sum(values) / len(values))
 
 
-def entry(analysis: dict[str, Any], recorded_at: dt.datetime | None = None) -> dict[str, Any]:
+def _scores(test: Metrics | None) -> dict[str, float | None]:
+    return {key: getattr(test, key, None) for key in ("accuracy", "nll", "ece")}
+
+
+def entry(analysis: RunAnalysis, recorded_at: dt.datetime | None = None) -> dict[str, Any]:
     """The one-line summary of a run's analysis that the history keeps."""
-    settings = analysis.get("settings") or {}
-    ensemble = analysis.get("ensemble") or {}
-    recommended = (analysis.get("recommendation") or {}).get("variant")
+    settings = analysis.settings
+    recommended = (analysis.recommendation or {}).get("variant")
     members = {}
-    for name, row in analysis.get("members", {}).items():
-        test = row.get("test") or {}
+    for name, row in analysis.members.items():
+        test = _scores(row.test)
         members[name] = {
-            "state": row.get("state"),
-            "test_accuracy": test.get("accuracy"),
-            "nll": test.get("nll"),
-            "ece": test.get("ece"),
-            "train_accuracy": row.get("train_accuracy"),
-            "train_images_per_s": row.get("train_images_per_s"),
-            "epoch_s": _mean(row.get("epoch_seconds")),
-            "inference_images_per_s": row.get("inference_images_per_s"),
-            "latency_p50_ms": row.get("latency_p50_ms"),
+            "state": row.state,
+            "test_accuracy": test["accuracy"],
+            "nll": test["nll"],
+            "ece": test["ece"],
+            "train_accuracy": row.train_accuracy,
+            "train_images_per_s": row.train_images_per_s,
+            "epoch_s": _mean(row.epoch_seconds),
+            "inference_images_per_s": row.inference_images_per_s,
+            "latency_p50_ms": row.latency_p50_ms,
         }
-    recommended_test = (analysis.get("variants", {}).get(recommended) or {}).get("test") or {}
+    recommended_variant = analysis.variants.get(recommended)
     return {
         "schema": SCHEMA_VERSION,
-        "run_id": analysis.get("run_id"),
-        "profile": (settings.get("profile") or {}).get("name"),
+        "run_id": analysis.run_id,
+        "profile": analysis.profile_name,
         "created_at": settings.get("created_at"),
         "recorded_at": (recorded_at or dt.datetime.now()).isoformat(timespec="seconds"),
-        "fingerprint": analysis.get("fingerprint"),
+        "fingerprint": analysis.fingerprint,
         "executor": settings.get("executor"),
-        "method": analysis.get("method"),
-        "ensemble": {key: (ensemble.get("test") or {}).get(key) for key in ("accuracy", "nll", "ece")},
-        "best_member": analysis.get("best_member"),
-        "gain_over_best": analysis.get("gain_over_best"),
-        "recommended": {"variant": recommended, **{key: recommended_test.get(key)
-                                                   for key in ("accuracy", "nll", "ece")}},
+        "method": analysis.method,
+        "ensemble": _scores(analysis.ensemble.test if analysis.ensemble else None),
+        "best_member": analysis.best_member.to_json() if analysis.best_member else None,
+        "gain_over_best": analysis.gain_over_best,
+        "recommended": {"variant": recommended,
+                        **_scores(recommended_variant.test if recommended_variant else None)},
         "members": members,
     }
 
 
-def append(directory: Path, analysis: dict[str, Any], profile: str | None = None) -> Path:
+def append(directory: Path, analysis: RunAnalysis, profile: str | None = None) -> Path:
     """Add the run to its profile's history file; returns the file."""
     line = entry(analysis)
     profile = profile or line["profile"]

@@ -1,7 +1,9 @@
 """pytest glue for ``pytest benchmarks/``: options, fixtures, parametrization, summary.
 
-Thin on purpose: the work is done by ``harness.session.BenchmarkSession`` and
-the modules it calls, which know nothing about pytest. Registered through the
+Thin on purpose: the work is done by ``harness.session.BenchmarkSession``
+(jobs, gather, analysis) and ``harness.run_end`` (history, baseline verdicts,
+report), which know nothing about pytest; the plugin turns their verdicts
+into passes, failures and skips. Registered through the
 ``pytest11`` entry point; it does nothing until a test asks for its fixtures.
 """
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import Any
 import pytest
 
 from harness import backends as backend_registry
-from harness import baselines, executors, history, profiles, variants
+from harness import baselines, executors, profiles
 from harness.config import RunConfig, build
 from harness.errors import HarnessError
-from harness.executors.base import JobResult, JobState
+from harness.jobs import JobResult, JobState
+from harness.scoring import variants
+from harness.scoring.run_analysis import RunAnalysis
 from harness.session import BenchmarkSession
 
 GROUP = "keras-multibackend"
@@ -55,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder of stored expectations, one <profile>.json each (default: <rootdir>/benchmarks/baselines)")
     group.addoption("--record-baseline", action="store_true", default=False,
                     help="write this run's measured accuracies as the profile's new baseline (checks are not applied)")
+    group.addoption("--require-baseline", action="store_true", default=False,
+                    help="fail the accuracy checks when the profile has no baseline (or it lacks a backend); "
+                         "without it they are skipped with a note (for CI)")
     group.addoption("--ensemble", default="seed", metavar="VARIANT",
                     help="the ensemble variant reported as 'the ensemble' and recorded by --record-baseline "
                          "(a baseline checks the variant it names): " + ", ".join(variants.NAMES)
@@ -114,6 +121,8 @@ def _run_config(config: pytest.Config) -> RunConfig:
         parallel=get("--parallel"), threads=get("--threads"), job_timeout=get("--job-timeout"),
         ensemble_method=get("--ensemble"), history_dir=get("--history-dir"),
         report_images=get("--report-images"), executor_settings=settings,
+        baselines_dir=get("--baselines") or root / "benchmarks" / "baselines",
+        record_baseline=get("--record-baseline"), require_baseline=get("--require-baseline"),
     )
 
 
@@ -137,8 +146,8 @@ class KbenchRun:
         self.session = BenchmarkSession(run_config, say=self.say)
         self.report_paths: list[Path] = []
         self.summary_lines: list[str] = []
-        self.verdicts: list[baselines.Verdict] = []
         self.interrupted = False
+        self._assessment: baselines.Assessment | None = None
         self._previous_sigterm: Any = None
 
     def say(self, message: str) -> None:
@@ -162,7 +171,7 @@ class KbenchRun:
             return
         self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         # the report's imports (matplotlib: ~0.5 s) load while the jobs run, not after
-        threading.Thread(target=importlib.import_module, args=("harness.publish",), daemon=True,
+        threading.Thread(target=importlib.import_module, args=("harness.report",), daemon=True,
                          name="import-report").start()
         try:
             self.session.start()
@@ -188,90 +197,70 @@ class KbenchRun:
             pytest.fail(f"{backend}/{phase} ended but its result cannot be used: {err}", pytrace=False)
 
     # -- results and baselines ------------------------------------------------------------
-    def analysis(self, run_remaining: bool = True) -> dict:
+    def analysis(self, run_remaining: bool = True) -> RunAnalysis:
         """Jobs ended, gathered and ensembled (computed once); see ``BenchmarkSession.finish``."""
         self.start()
         return self.session.finish(run_remaining=run_remaining)
 
-    @property
-    def recording(self) -> bool:
-        return bool(self._pytest_config.getoption("--record-baseline"))
+    def assessment(self) -> baselines.Assessment:
+        """Every baseline verdict of the run (worked out once, by the end of the run)."""
+        if self._assessment is None:
+            from harness import run_end
 
-    @property
-    def baseline_path(self) -> Path:
-        folder = self._pytest_config.getoption("--baselines") or Path(self._pytest_config.rootpath) / "benchmarks" / "baselines"
-        return baselines.path_for(Path(folder), self.config.profile.name)
+            self._assessment = run_end.judge(self.analysis(), run_end.EndSettings.of(self.config))
+        return self._assessment
 
-    def baseline(self) -> dict:
-        try:
-            return baselines.load(self.baseline_path)
-        except HarnessError as err:
-            pytest.fail(str(err), pytrace=False)
+    def _unchecked(self, message: str) -> None:
+        """Nothing to check against: skip with the one line, or fail it under --require-baseline."""
+        if self.config.require_baseline:
+            pytest.fail(f"{message} (--require-baseline)", pytrace=False)
+        pytest.skip(message)
+
+    def _judge(self, verdict: baselines.Verdict) -> None:
+        if verdict.passed is None:
+            self._unchecked(verdict.message)
+        if not verdict.passed:
+            pytest.fail(verdict.message, pytrace=False)
 
     def check_member(self, backend: str, measured: float) -> None:
-        """Fail the calling test if the backend's test accuracy is below its baseline."""
-        if self.recording:
+        """Fail the calling test if the backend's test accuracy is below its baseline; skip without one."""
+        if self.config.record_baseline:
             return
-        try:
-            verdict = baselines.check_member(self.baseline(), self.baseline_path, backend, measured)
-        except HarnessError as err:
-            pytest.fail(str(err), pytrace=False)
-        self.verdicts.append(verdict)
-        assert verdict.passed, verdict.message
+        self._judge(baselines.member_verdict(self.config.baseline_path, self.config.profile.name,
+                                             backend, measured))
 
-    def check_ensemble(self) -> dict:
+    def check_ensemble(self) -> RunAnalysis:
+        """The ensemble's verdicts (accuracy, then the gap to its best member) as pass, fail or skip."""
         analysis = self.analysis()
-        states = {status["state"] for status in analysis.get("statuses", {}).values()}
-        if analysis.get("ensemble") is None and states <= {JobState.SKIPPED.value}:
+        if analysis.ensemble is None and analysis.job_states <= {JobState.SKIPPED.value}:
             pytest.skip("no job ran, so there is nothing to ensemble")
-        if analysis.get("ensemble") is None and analysis.get("ensemble_unavailable"):
-            pytest.fail(analysis["ensemble_unavailable"], pytrace=False)  # e.g. --ensemble fitted, no val split
-        if analysis.get("ensemble") is None:
-            left = "; ".join(f"{k}: {v}" for k, v in analysis["left_out"].items())
+        if analysis.ensemble is None and analysis.ensemble_unavailable:
+            pytest.fail(analysis.ensemble_unavailable, pytrace=False)  # e.g. --ensemble fitted, no val split
+        if analysis.ensemble is None:
+            left = "; ".join(f"{k}: {v}" for k, v in analysis.left_out.items())
             pytest.fail(f"no backend finished, so there is no ensemble ({left})", pytrace=False)
-        if self.recording:
+        if self.config.record_baseline:
             return analysis
-        baseline = self.baseline()
-        try:  # the baseline names the variant it checks (seed when it names none)
-            verdict = baselines.check_ensemble_variant(baseline, self.baseline_path, analysis)
-        except HarnessError as err:
-            pytest.fail(str(err), pytrace=False)
-        self.verdicts.append(verdict)
-        assert verdict.passed, verdict.message
-        margin = baselines.gap_margin(baseline, self.config.profile.name)
-        gap = baselines.check_gap(analysis, baselines.ensemble_variant(baseline), margin)
-        assert gap.passed, gap.message
+        assessment = self.assessment()
+        if assessment.state == "missing":
+            self._unchecked(assessment.message)
+        if assessment.state == "invalid" or assessment.ensemble is None:
+            pytest.fail(assessment.message or assessment.ensemble_problem, pytrace=False)
+        self._judge(assessment.ensemble)  # the baseline names the variant it checks
+        if assessment.gap is not None and not assessment.gap.passed:
+            pytest.fail(assessment.gap.message, pytrace=False)
         return analysis
 
-    @property
-    def history_dir(self) -> Path:
-        return self.config.history_dir or history.default_dir(self.config.shared_dir)
+    def end_run(self) -> None:
+        """History, baseline recording, report: ``harness.run_end`` (also when backends failed)."""
+        from harness import run_end  # imports the report's modules: only once a run ends
 
-    def record_baseline(self) -> None:
-        if not self.recording or self.session.analysis is None:
-            return
-        try:
-            earlier = history.load(self.history_dir, self.config.profile.name).entries
-            baselines.record(self.baseline_path, self.config.profile.name, self.session.analysis,
-                             history=earlier)
-            self.summary_lines.append(f"recorded the baseline {self.baseline_path}")
-        except HarnessError as err:
-            self.summary_lines.append(f"could not record the baseline: {err}")
-
-    def publish_reports(self) -> None:
-        """Keep the run in the history, write report.html / report.md (also when backends failed)."""
-        if self.session.analysis is None:
-            return
-        from harness import publish  # imports matplotlib: only when a report is written
-
+        analysis = self.analysis(run_remaining=False)
         started = time.perf_counter()
-        try:
-            self.report_paths = publish.publish(
-                self.session.analysis, self.session.folder.path, self.config.reports_dir,
-                shared_dir=self.config.shared_dir, history_dir=self.history_dir,
-                baseline_path=self.baseline_path, recording=self.recording, say=self.say)
-        except (HarnessError, OSError) as err:
-            self.summary_lines.append(f"could not write the report: {err}")
+        end = run_end.finish(analysis, self.session.folder.path, run_end.EndSettings.of(self.config),
+                             say=self.say)
+        self.report_paths = end.report_paths
+        self.summary_lines += end.lines
         took = time.perf_counter() - started
         self.summary_lines.append(f"harness time: set-up {self.session.timings.get('setup_s', 0):.2f} s, "
                                   f"gather + ensemble {self.session.timings.get('gather_analyse_s', 0):.2f} s, "
@@ -297,9 +286,7 @@ def kbench(request: pytest.FixtureRequest) -> KbenchRun:
     yield run
     if run.session.started and not run.interrupted:
         try:
-            run.analysis(run_remaining=False)
-            run.record_baseline()
-            run.publish_reports()
+            run.end_run()
         finally:
             run.close(cancel=False)
 

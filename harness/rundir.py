@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError, ResultError, RunInUseError
-from harness.executors.base import JobResult, JobState
+from harness.jobs import JobResult, JobState
 from harness.workload import layout
 
 RUN_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -63,7 +63,7 @@ class RunFolder:
     def acquire(self) -> None:
         """Hold the run for this process; a second harness on the same run is refused."""
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / ".lock", "a+")  # noqa: SIM115 (held open: it is the lock)
+        handle = open(self.path / layout.RUN_LOCK, "a+")  # noqa: SIM115 (held open: it is the lock)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:

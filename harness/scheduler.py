@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from harness.executors.base import Executor, JobResult, JobSpec, JobState
+from harness.executors.base import Executor
+from harness.jobs import JobResult, JobSpec, JobState
 
 Key = tuple[str, str]
 DEPENDS_ON = {"predict": "train"}

@@ -18,19 +18,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import __version__, keras_dataset, tuning
-from harness.analysis import analyse
 from harness.backends import Backend
 from harness.config import RunConfig
-from harness.errors import ConfigError, DataError
+from harness.errors import ConfigError
 from harness.executors import executor_class
-from harness.executors.base import Executor, ExecutorContext, JobResult, JobSpec, JobState
-from harness.gather import gather
+from harness.executors.base import Executor, ExecutorContext
+from harness.jobs import JobResult, JobSpec, JobState
 from harness.rundir import RunFolder
 from harness.scheduler import Scheduler
+from harness.scoring.analysis import analyse
+from harness.scoring.gather import gather
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload import data, layout
 
 PHASES = layout.PHASES
-ENSEMBLE_JSON = "ensemble.json"
 
 
 class BenchmarkSession:
@@ -45,8 +46,7 @@ class BenchmarkSession:
         self.started = False
         self.parallel = 1
         self.threads = 1
-        self.analysis: dict | None = None
-        self.results = None
+        self.analysis: RunAnalysis | None = None
         self.timings: dict[str, float] = {}
         """Seconds the harness itself spent: set-up before the first job, gathering after the last."""
 
@@ -130,7 +130,7 @@ class BenchmarkSession:
         assert self.scheduler is not None, "start() the session first"
         return self.scheduler.run_all()
 
-    def finish(self, run_remaining: bool = True) -> dict:
+    def finish(self, run_remaining: bool = True) -> RunAnalysis:
         """Gather the run folder, ensemble it and write ensemble.json; returns the analysis.
 
         With ``run_remaining`` every planned job runs first; without it (a
@@ -148,16 +148,15 @@ class BenchmarkSession:
                 statuses[(name, phase)] = JobResult(name, phase, JobState.SKIPPED, reason=reason,
                                                     executor=self.config.executor)
         results = gather(self.folder, [b.name for b in self.config.backends], statuses, self.skipped)
-        self.analysis = analyse(results, self.config.ensemble_method,
-                                table_images=self.config.report_images)
-        self.analysis["settings"] = self.settings
-        self.analysis["statuses"] = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
+        analysis = analyse(results, self.config.ensemble_method, table_images=self.config.report_images)
+        analysis.settings = self.settings
+        analysis.statuses = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
         self.timings["gather_analyse_s"] = round(time.perf_counter() - started, 3)
-        self.analysis["harness"] = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
-                                    "threads_per_job": self.threads, "executor": self.config.executor,
-                                    "timings": dict(self.timings)}
-        layout.atomic_write_json(str(self.folder.path / ENSEMBLE_JSON), self.analysis)
-        self.results = results
+        analysis.harness = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
+                            "threads_per_job": self.threads, "executor": self.config.executor,
+                            "timings": dict(self.timings)}
+        layout.atomic_write_json(str(self.folder.path / layout.ENSEMBLE_JSON), analysis.to_json())
+        self.analysis = analysis
         return self.analysis
 
     def _on_event(self, job: JobSpec, event: dict) -> None:
@@ -234,18 +233,16 @@ def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) 
     harness only checks that it can be had (on this machine: a cluster's pods
     have their own network).
     """
-    cache = config.shared_dir / layout.CACHE
+    cache = layout.cache_dir(str(config.shared_dir))
     if dataset.get("kind") == "keras":
         if config.executor == "local":
-            source = keras_dataset.check_available(cache / "datasets" / data.source_key("keras", None))
+            decoded = layout.dataset_cache_dir(cache, data.source_key("keras", None))
+            source = keras_dataset.check_available(Path(decoded))
             say(f"data set: CIFAR-10 through keras.datasets, from {source}")
         return
-    try:
-        arrays = data.load(dataset, str(config.shared_dir), str(cache),
-                           say=lambda line: say(f"{line} (first use of this data set)"))
-        data.prepare(arrays, config.profile.to_json(), splits=())
-    except data.DataError as err:
-        raise DataError(str(err)) from None
+    arrays = data.load(dataset, str(config.shared_dir), cache,
+                       say=lambda line: say(f"{line} (first use of this data set)"))
+    data.prepare(arrays, config.profile.to_json(), splits=())
 
 
 def check_shared_dir(path: Path) -> None:

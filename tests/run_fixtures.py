@@ -9,16 +9,17 @@ the report's thumbnails.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from harness.executors.base import JobResult, JobState
+from harness.jobs import JobResult, JobState
 from harness.rundir import RunFolder
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload import layout
+from harness.workload.data import fingerprint as data_fingerprint
 from harness.workload.data import subset_indices
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -71,16 +72,12 @@ def source_labels(spec: RunSpec) -> dict[str, np.ndarray]:
 def fingerprint(spec: RunSpec) -> str:
     """The data fingerprint the workload would compute for these subsets (see data.prepare)."""
     indices = subset_indices(source_labels(spec), spec.n_train, spec.n_val, spec.n_test, spec.seed)
-    digest = hashlib.sha256(CONTENT_SHA.encode("ascii"))
-    for split in ("train", "val", "test"):
-        digest.update(split.encode("ascii"))
-        digest.update(indices[split].astype("<i8").tobytes())
-    return digest.hexdigest()
+    return data_fingerprint(CONTENT_SHA, indices)
 
 
 def write_cache(shared: Path, spec: RunSpec) -> Path:
     """A decoded data-set cache like the workload's: uint8 images, labels, meta.json."""
-    folder = Path(shared) / layout.CACHE / "datasets" / CACHE_KEY
+    folder = Path(layout.dataset_cache_dir(layout.cache_dir(str(shared)), CACHE_KEY))
     folder.mkdir(parents=True, exist_ok=True)
     labels = source_labels(spec)
     for split, y in labels.items():
@@ -197,3 +194,15 @@ def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, 
                "peak_rss_mb": 800.0 + 5 * i}
     layout.atomic_write_json(str(folder.file(backend, layout.result_name("predict"))), predict)
     _status(folder, backend, "predict", JobState.SUCCEEDED)
+
+
+def end_run(analysis: RunAnalysis, folder: Path, reports_dir: Path | None = None, *,
+            baseline: Path | None = None, history_dir: Path | None = None) -> list[Path]:
+    """The end of a run (``harness.run_end.finish``) for a run folder written here; returns the report paths."""
+    from harness import history
+    from harness.run_end import EndSettings, finish
+
+    shared = Path(layout.shared_of(str(folder)))
+    settings = EndSettings(shared_dir=shared, history_dir=history_dir or history.default_dir(shared),
+                           reports_dir=reports_dir, baseline_path=baseline)
+    return finish(analysis, folder, settings).report_paths

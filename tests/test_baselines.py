@@ -8,12 +8,13 @@ import pytest
 
 from harness import baselines
 from harness.errors import BaselineError
-from harness.publish import reanalyse
+from harness.run_end import load_run, reanalyse
+from harness.scoring.run_analysis import RunAnalysis
 from tests.run_fixtures import RunSpec, write_run
 
 
 @pytest.fixture(scope="module")
-def analysis(tmp_path_factory) -> dict:
+def analysis(tmp_path_factory) -> RunAnalysis:
     return reanalyse(write_run(tmp_path_factory.mktemp("run")))
 
 
@@ -74,18 +75,30 @@ def test_a_failing_member_check_says_measured_expected_and_tolerance() -> None:
     assert baselines.check_member(good_baseline(), Path("b.json"), "torch", 0.25).passed
 
 
-def test_a_member_without_an_entry_is_an_error() -> None:
-    with pytest.raises(BaselineError, match="b.json has no entry for jax"):
-        baselines.check_member(good_baseline(), Path("b.json"), "jax", 0.2)
+def test_a_member_without_an_entry_is_not_checked_and_says_how_to_record_one() -> None:
+    verdict = baselines.check_member(good_baseline(), Path("b.json"), "jax", 0.2)
+    assert verdict.passed is None
+    assert verdict.message == ("baseline file b.json has no entry for jax, so its accuracy is not checked; "
+                               "record one with --record-baseline from a run you trust")
 
 
-def test_the_ensemble_check_uses_the_variant_the_baseline_names(analysis: dict) -> None:
+def test_a_member_verdict_straight_from_the_file_never_raises(tmp_path: Path) -> None:
+    none = baselines.member_verdict(tmp_path / "mine.json", "mine", "torch", 0.2)
+    assert none.passed is None
+    assert none.message == (f"no baseline for profile mine (no file {tmp_path / 'mine.json'}); accuracy is "
+                            "not checked: record one with --record-baseline from a run you trust")
+    broken = baselines.member_verdict(write(tmp_path / "bad.json", "{"), "bad", "torch", 0.2)
+    assert broken.passed is False and "is not valid JSON" in broken.message
+    good = baselines.member_verdict(write(tmp_path / "good.json", good_baseline()), "good", "torch", 0.2)
+    assert good.passed is False and "is below the baseline" in good.message
+
+
+def test_the_ensemble_check_uses_the_variant_the_baseline_names(analysis: RunAnalysis) -> None:
     baseline = good_baseline(method="fitted+T", test_accuracy=0.0)
     verdict = baselines.check_ensemble_variant(baseline, Path("b.json"), analysis)
     assert verdict.subject == "ensemble (fitted+T)"
-    assert verdict.measured == analysis["variants"]["fitted+T"]["test"]["accuracy"]
+    assert verdict.measured == analysis.variants["fitted+T"].test.accuracy
     assert verdict.passed
-    assert baselines.check_ensemble(baseline, 0.1).subject == "ensemble (fitted+T)"
 
 
 def test_a_variant_the_run_cannot_make_is_a_clear_error(tmp_path: Path) -> None:
@@ -96,8 +109,9 @@ def test_a_variant_the_run_cannot_make_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_gap_to_the_best_member_is_judged_and_said_either_way() -> None:
-    analysis = {"variants": {"seed": {"test": {"accuracy": 0.30}}, "fitted+T": {"test": {"accuracy": 0.35}}},
-                "best_member": {"name": "cntk", "accuracy": 0.32}}
+    analysis = RunAnalysis.from_json({
+        "run_id": "r", "method": "seed", "best_member": {"name": "cntk", "accuracy": 0.32},
+        "variants": {"seed": {"test": {"accuracy": 0.30}}, "fitted+T": {"test": {"accuracy": 0.35}}}})
     within = baselines.check_gap(analysis, "seed", margin=0.03)
     assert within.passed
     assert within.message == ("The ensemble (seed) test accuracy 0.3000 is 0.0200 below its best member cntk "
@@ -110,33 +124,32 @@ def test_the_gap_to_the_best_member_is_judged_and_said_either_way() -> None:
 
 
 # -- record ---------------------------------------------------------------------------
-def test_recording_writes_a_baseline_that_loads_and_passes(tmp_path: Path, analysis: dict) -> None:
+def test_recording_writes_a_baseline_that_loads_and_passes(tmp_path: Path, analysis: RunAnalysis) -> None:
     path = tmp_path / "baselines" / "smoke.json"
     data = baselines.record(path, "smoke", analysis)
     assert baselines.load(path) == data
-    assert data["ensemble"]["method"] == "seed" and data["recorded_from_run"] == analysis["run_id"]
+    assert data["ensemble"]["method"] == "seed" and data["recorded_from_run"] == analysis.run_id
     assert data["ensemble"]["max_gap_to_best_member"] == baselines.MARGIN_TO_BEST["smoke"]
     assessment = baselines.assess(analysis, path)
-    assert assessment["state"] == "checked"
-    assert all(v["passed"] for v in assessment["members"]) and assessment["ensemble"]["passed"]
+    assert assessment.state == "checked"
+    assert all(v.passed for v in assessment.members.values()) and assessment.ensemble.passed
 
 
 def test_recording_a_scaled_variant_names_it(tmp_path: Path) -> None:
-    from harness.analysis import analyse
-    from harness.publish import load_run
+    from harness.scoring.analysis import analyse
     scaled = analyse(load_run(write_run(tmp_path)), "fitted+T")
     data = baselines.record(tmp_path / "b.json", "smoke", scaled)
     assert data["ensemble"]["method"] == "fitted+T"
-    assert data["ensemble"]["test_accuracy"] == round(scaled["variants"]["fitted+T"]["test"]["accuracy"], 4)
+    assert data["ensemble"]["test_accuracy"] == round(scaled.variants["fitted+T"].test.accuracy, 4)
 
 
 def test_recording_without_an_ensemble_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BaselineError, match="no ensemble"):
-        baselines.record(tmp_path / "b.json", "smoke", {"ensemble": None})
+        baselines.record(tmp_path / "b.json", "smoke", RunAnalysis(run_id="r", method="seed"))
 
 
-def test_recording_with_history_stores_the_spread(tmp_path: Path, analysis: dict) -> None:
-    earlier = [{"run_id": f"r{i}", "fingerprint": analysis["fingerprint"], "method": "seed",
+def test_recording_with_history_stores_the_spread(tmp_path: Path, analysis: RunAnalysis) -> None:
+    earlier = [{"run_id": f"r{i}", "fingerprint": analysis.fingerprint, "method": "seed",
                 "ensemble": {"accuracy": 0.30 + 0.01 * i}, "members": {"torch": {"test_accuracy": 0.2 + 0.02 * i}}}
                for i in range(3)]
     other_data = {"run_id": "x", "fingerprint": "other", "method": "seed", "ensemble": {"accuracy": 0.9},
@@ -149,20 +162,22 @@ def test_recording_with_history_stores_the_spread(tmp_path: Path, analysis: dict
 
 
 # -- assess (for the report) -----------------------------------------------------------------
-def test_assess_reports_a_missing_or_broken_baseline_without_raising(tmp_path: Path, analysis: dict) -> None:
+def test_assess_reports_a_missing_or_broken_baseline_without_raising(tmp_path: Path, analysis: RunAnalysis
+                                                                     ) -> None:
     missing = baselines.assess(analysis, tmp_path / "none.json")
-    assert missing["state"] == "missing" and "record one" in missing["message"]
-    assert missing["gap"]["margin"] == baselines.MARGIN_TO_BEST["smoke"]
+    assert missing.state == "missing" and "record one" in missing.message
+    assert missing.members == {} and missing.ensemble is None
+    assert missing.gap.margin == baselines.MARGIN_TO_BEST["smoke"]
     broken = baselines.assess(analysis, write(tmp_path / "bad.json", "{"))
-    assert broken["state"] == "invalid" and "not valid JSON" in broken["message"]
+    assert broken.state == "invalid" and "not valid JSON" in broken.message
     recorded = baselines.assess(analysis, tmp_path / "none.json", recording=True)
-    assert recorded["state"] == "recorded"
+    assert recorded.state == "recorded"
 
 
-def test_assess_marks_failures_and_members_without_entries(tmp_path: Path, analysis: dict) -> None:
+def test_assess_marks_failures_and_members_without_entries(tmp_path: Path, analysis: RunAnalysis) -> None:
     baseline = good_baseline(test_accuracy=0.99, tolerance=0.0, max_gap_to_best_member=0.5)
     baseline["members"]["torch"] = {"test_accuracy": 0.99, "tolerance": 0.01, "spread": 0.02}
-    result = baselines.assess(analysis, write(tmp_path / "b.json", baseline))
+    result = baselines.assess(analysis, write(tmp_path / "b.json", baseline)).to_json()
     by_subject = {v["subject"]: v for v in result["members"]}
     assert by_subject["torch"]["passed"] is False and by_subject["torch"]["spread"] == 0.02
     assert by_subject["jax"]["passed"] is None

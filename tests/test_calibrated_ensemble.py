@@ -14,12 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from harness import calibration, variants
-from harness.analysis import analyse
-from harness.ensemble import MemberOutputs
-from harness.publish import load_run
+from harness.run_end import load_run
+from harness.scoring import calibration, variants
+from harness.scoring.analysis import analyse as analyse_model
+from harness.scoring.ensemble import MemberOutputs
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
+
+
+def analyse(*args, **kwargs) -> dict:
+    """The analysis as ``ensemble.json`` holds it."""
+    return analyse_model(*args, **kwargs).to_json()
 
 
 def fitted_values(analysis: dict) -> dict:

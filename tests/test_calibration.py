@@ -1,4 +1,4 @@
-"""Specification of ``harness.calibration``: fitted on validation data, and only on it."""
+"""Specification of ``harness.scoring.calibration``: fitted on validation data, and only on it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from harness import calibration, metrics
-from harness.ensemble import MemberOutputs, combine
+from harness.scoring import calibration, metrics
+from harness.scoring.ensemble import MemberOutputs, combine
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -14,7 +14,8 @@ import pytest
 
 from harness import cli, history
 from harness.compare import compare, describe_change
-from harness.publish import reanalyse
+from harness.run_end import reanalyse
+from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
 
 
@@ -27,7 +28,7 @@ def kbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def finished_run(shared: Path, run_id: str, **spec) -> Path:
     """A run folder with the ensemble.json its session would have written."""
     folder = write_run(shared, RunSpec(run_id=run_id, **spec))
-    (folder / cli.ENSEMBLE_JSON).write_text(json.dumps(reanalyse(folder)))
+    (folder / layout.ENSEMBLE_JSON).write_text(json.dumps(reanalyse(folder).to_json()))
     return folder
 
 
@@ -59,8 +60,7 @@ def test_report_rerenders_a_run_given_by_id(tmp_path):
 def test_history_lists_every_finished_run_of_a_profile(tmp_path):
     shared = tmp_path / "shared"
     for run_id in ("h1", "h2"):
-        history.append(history.default_dir(shared), json.loads(
-            (finished_run(shared, run_id) / cli.ENSEMBLE_JSON).read_text()))
+        history.append(history.default_dir(shared), cli.read_analysis(finished_run(shared, run_id)))
     result = kbench("--shared-dir", str(shared), "history")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

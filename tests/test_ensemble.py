@@ -1,4 +1,4 @@
-"""Specification of ``harness.ensemble``: the seed's weighted vote and its alternatives."""
+"""Specification of ``harness.scoring.ensemble``: the seed's weighted vote and its alternatives."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from harness import calibration, ensemble
-from harness.ensemble import MemberOutputs, combine
+from harness.scoring import calibration, ensemble
+from harness.scoring.ensemble import MemberOutputs, combine
 
 # --- weighted_soft_vote ---------------------------------------------------------
 

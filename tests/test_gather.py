@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from harness.executors.base import JobResult, JobState
-from harness.gather import gather
+from harness.jobs import JobResult, JobState
 from harness.rundir import RunFolder
+from harness.scoring.gather import gather
 from tests.run_fixtures import RunSpec, write_run
 
 BACKENDS = ["tensorflow", "jax", "torch"]

@@ -21,8 +21,9 @@ import pytest
 
 from harness import runtimes
 from harness.backends import get
-from harness.executors.base import ExecutorContext, JobSpec, JobState
+from harness.executors.base import ExecutorContext
 from harness.executors.local import LocalExecutor
+from harness.jobs import JobSpec, JobState
 from harness.rundir import RunFolder
 from harness.workload import layout
 from tests.conftest import REPO
@@ -157,7 +158,8 @@ def test_jobs_die_with_a_harness_that_is_killed(tmp_path):
         import sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
         from pathlib import Path
         from harness.backends import get
-        from harness.executors.base import ExecutorContext, JobSpec
+        from harness.executors.base import ExecutorContext
+        from harness.jobs import JobSpec
         from harness.executors.local import LocalExecutor
         from harness.rundir import RunFolder
         from test_local_executor import fake_runtime

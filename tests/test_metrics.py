@@ -1,4 +1,4 @@
-"""Specification of ``harness.metrics``: hand-worked cases first, then properties."""
+"""Specification of ``harness.scoring.metrics``: hand-worked cases first, then properties."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from harness import metrics
+from harness.scoring import metrics
 
 # Three images, two classes; worked by hand below.
 #   image  probs         label  predicted  confidence  right?

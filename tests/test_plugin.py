@@ -49,6 +49,7 @@ def test_options_are_listed_under_their_own_group_in_help(project):
     (["--run-id", "../escape"], "run id '../escape' is not a safe name"),
     (["--parallel", "0"], "--parallel must be at least 1, not 0"),
     (["--job-timeout", "soon"], "--job-timeout must be a number of seconds"),
+    (["--record-baseline", "--require-baseline"], "pass only one of them"),
 ])
 def test_bad_options_are_a_usage_error_that_names_the_fix(project, args, message):
     result = run(project, *args)
@@ -70,7 +71,7 @@ def test_the_plugin_stays_out_of_test_suites_that_do_not_use_it(pytester):
 
 def test_the_benchmark_json_holds_the_jobs_own_wall_time_and_figures(pytester):
     pytester.makepyfile(test_timing="""
-        from harness.executors.base import JobResult, JobState
+        from harness.jobs import JobResult, JobState
         from harness.pytest_plugin import record_job_timing
 
         def test_job(request):

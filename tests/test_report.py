@@ -5,6 +5,7 @@ The rendering is checked through the stdlib HTML parser here;
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from harness import baselines
-from harness.publish import publish, reanalyse
 from harness.report import ReportError, charts, write_reports
 from harness.report.render import MARKDOWN_LIMIT, md_escape, md_pre
 from harness.report.tables import pct
-from tests.run_fixtures import BACKENDS, RunSpec, write_cache, write_run
+from harness.run_end import load_run, reanalyse
+from harness.scoring.run_analysis import RunAnalysis
+from tests.run_fixtures import BACKENDS, RunSpec, end_run, write_cache, write_run
 
 HOSTILE_NAME = "<script>alert(1)</script>"
 HOSTILE_REASON = "needs <img src=x onerror=alert(2)> and a | pipe"
@@ -64,8 +66,8 @@ def make_report(tmp_path: Path, spec: RunSpec | None = None, *, cache: bool = Tr
     if cache:
         write_cache(tmp_path, spec)
     analysis = reanalyse(folder, method)
-    paths = publish(analysis, folder, tmp_path / "out", baseline_path=baseline)
-    return analysis, paths[0].read_text(), paths[1].read_text()
+    paths = end_run(analysis, folder, tmp_path / "out", baseline=baseline)
+    return analysis.to_json(), paths[0].read_text(), paths[1].read_text()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +82,7 @@ def healthy(tmp_path_factory):
 # -- files --------------------------------------------------------------------------------
 def test_reports_go_to_the_run_folder_and_a_copy_per_run(tmp_path: Path) -> None:
     folder = write_run(tmp_path)
-    paths = publish(reanalyse(folder), folder, tmp_path / "out")
+    paths = end_run(reanalyse(folder), folder, tmp_path / "out")
     assert paths == [folder / "report.html", folder / "report.md",
                      tmp_path / "out" / "synthetic1" / "report.html",
                      tmp_path / "out" / "synthetic1" / "report.md"]
@@ -89,7 +91,7 @@ def test_reports_go_to_the_run_folder_and_a_copy_per_run(tmp_path: Path) -> None
 
 def test_an_analysis_of_another_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="schema 1.*kbench report"):
-        write_reports({"schema": 1, "run_id": "x"}, tmp_path)
+        write_reports(RunAnalysis(run_id="x", method="seed", schema=1), tmp_path)
 
 
 # -- the HTML ---------------------------------------------------------------------------------
@@ -200,10 +202,9 @@ def markdown_tables(markdown: str) -> list[list[list[str]]]:
 def test_a_long_per_image_table_is_cut_to_fit(tmp_path: Path) -> None:
     spec = RunSpec(n_test=200)
     folder = write_run(tmp_path, spec)
-    from harness.analysis import analyse
-    from harness.publish import load_run
+    from harness.scoring.analysis import analyse
     analysis = analyse(load_run(folder), table_images=200)
-    analysis["settings"], analysis["statuses"] = load_run(folder).settings, {}
+    analysis.settings, analysis.statuses = load_run(folder).settings, {}
     paths = write_reports(analysis, folder)
     markdown = paths[1].read_text()
     assert len(markdown.encode()) <= MARKDOWN_LIMIT
@@ -265,10 +266,10 @@ def test_history_shows_the_trend_and_unreadable_lines(tmp_path: Path) -> None:
     spec = RunSpec()
     folder = write_run(tmp_path, spec)
     for run_id in ("nightly-1", "nightly-2"):
-        publish({**reanalyse(folder), "run_id": run_id}, folder, None)
+        end_run(dataclasses.replace(reanalyse(folder), run_id=run_id), folder)
     with open(tmp_path / "history" / "smoke.jsonl", "a") as handle:
         handle.write("garbage\n")
-    publish(reanalyse(folder), folder, None)
+    end_run(reanalyse(folder), folder)
     html = (folder / "report.html").read_text()
     assert 'alt="Accuracy and throughput across runs"' in html
     rows = Tables(html).tables["history-table"][1:]

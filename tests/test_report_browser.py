@@ -8,6 +8,7 @@ rendered DOM, and keep a full-page screenshot under ``reports/out/screenshots/``
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -19,9 +20,9 @@ from typing import Any
 import pytest
 
 from harness import baselines
-from harness.publish import publish, reanalyse
 from harness.report.tables import pct
-from tests.run_fixtures import BACKENDS, RunSpec, write_cache, write_run
+from harness.run_end import reanalyse
+from tests.run_fixtures import BACKENDS, RunSpec, end_run, write_cache, write_run
 from tests.test_report import HOSTILE_LOG, HOSTILE_NAME, HOSTILE_REASON
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -152,9 +153,9 @@ def test_the_report_renders_without_errors_and_shows_the_runs_numbers(browser, t
     earlier = reanalyse(folder)
     baseline_path = tmp_path / "smoke.json"
     baselines.record(baseline_path, "smoke", earlier)
-    publish({**earlier, "run_id": "yesterday"}, folder, None)
-    analysis = reanalyse(folder)
-    report = publish(analysis, folder, None, baseline_path=baseline_path)[0]
+    end_run(dataclasses.replace(earlier, run_id="yesterday"), folder)
+    analysis = reanalyse(folder).to_json()
+    report = end_run(reanalyse(folder), folder, baseline=baseline_path)[0]
 
     page = browser(report)
     assert page.problems() == []
@@ -187,7 +188,7 @@ def test_hostile_names_and_logs_show_as_text_in_the_browser(browser, tmp_path: P
     spec = RunSpec(backends=(*BACKENDS, HOSTILE_NAME), failed={"jax": HOSTILE_LOG},
                    skipped={HOSTILE_NAME: HOSTILE_REASON})
     folder = write_run(tmp_path, spec)
-    report = publish(reanalyse(folder), folder, None)[0]
+    report = end_run(reanalyse(folder), folder)[0]
     page = browser(report)
     assert page.problems() == []
     assert page.evaluate("document.scripts.length") == 0

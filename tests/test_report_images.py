@@ -1,6 +1,7 @@
-"""``harness.thumbnails``: the report's pictures come from the run's own images, or not at all."""
+"""``harness.report.thumbnails``: the report's pictures come from the run's own images, or not at all."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import thumbnails
-from harness.publish import reanalyse
+from harness.report import thumbnails
+from harness.run_end import reanalyse
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload import data
 from harness.workload.data import subset_indices
 from tests.run_fixtures import (
@@ -24,7 +26,7 @@ from tests.run_fixtures import (
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> tuple[Path, RunSpec, dict]:
+def run(tmp_path: Path) -> tuple[Path, RunSpec, RunAnalysis]:
     spec = RunSpec()
     folder = write_run(tmp_path, spec)
     write_cache(tmp_path, spec)
@@ -37,8 +39,8 @@ def test_the_fingerprint_is_the_workloads(run) -> None:
     meta = json.loads((folder / "meta.json").read_text())
     arrays = data.Arrays({s: np.load(folder / f"x_{s}.npy") for s in ("train", "test")},
                          source_labels(spec), meta["classes"], CACHE_KEY, meta["content_sha256"])
-    profile = analysis["settings"]["profile"]
-    assert data.prepare(arrays, profile, splits=()).fingerprint == fingerprint(spec) == analysis["fingerprint"]
+    profile = analysis.settings["profile"]
+    assert data.prepare(arrays, profile, splits=()).fingerprint == fingerprint(spec) == analysis.fingerprint
 
 
 def test_pictures_are_the_runs_test_images(run) -> None:
@@ -67,10 +69,10 @@ def test_a_missing_or_broken_cache_gives_a_reason(run, tmp_path: Path) -> None:
     assert "is not on this machine" in thumbnails.load(analysis, tmp_path / "elsewhere").unavailable
     (thumbnails.cache_folder(shared, CACHE_KEY) / "y_test.npy").write_bytes(b"not numpy")
     assert "could not be read" in thumbnails.load(analysis, shared).unavailable
-    no_key = {**analysis, "data": {}}
+    no_key = dataclasses.replace(analysis, data={})
     assert "does not name its data cache" in thumbnails.load(no_key, shared).unavailable
 
 
 def test_no_ensemble_needs_no_pictures(run) -> None:
     shared, _, analysis = run
-    assert thumbnails.load({**analysis, "table": None, "rescue": None}, shared) == thumbnails.Thumbnails()
+    assert thumbnails.load(dataclasses.replace(analysis, table=None, rescue=None), shared) == thumbnails.Thumbnails()

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from harness.errors import ConfigError, ResultError, RunInUseError
-from harness.executors.base import JobResult, JobState
+from harness.jobs import JobResult, JobState
 from harness.rundir import RunFolder, check_run_id, new_run_id
 from harness.workload import layout
 from tests.conftest import REPO

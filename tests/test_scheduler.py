@@ -9,7 +9,8 @@ import threading
 import time
 
 from harness.backends import get
-from harness.executors.base import Executor, ExecutorContext, JobResult, JobSpec, JobState
+from harness.executors.base import Executor, ExecutorContext
+from harness.jobs import JobResult, JobSpec, JobState
 from harness.scheduler import Scheduler
 
 

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from harness.ensemble import MemberOutputs, combine, rescue_analysis, weighted_soft_vote
+from harness.scoring.ensemble import MemberOutputs, combine, rescue_analysis, weighted_soft_vote
 
 BACKENDS = ("cntk", "tensorflow", "theano")
 TRAIN_ACCURACY = {"cntk": 0.771, "tensorflow": 0.772, "theano": 0.785}

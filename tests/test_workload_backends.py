@@ -14,7 +14,7 @@ import pytest
 
 from harness.backends import BACKENDS
 from harness.config import RunConfig
-from harness.executors.base import JobState
+from harness.jobs import JobState
 from harness.profiles import Profile
 from harness.session import BenchmarkSession
 from tests.conftest import work_dir, write_image_folder
@@ -103,7 +103,7 @@ def test_every_backend_saw_the_same_data(finished):
     session, analysis, _, _ = finished
     ran = [b for b in BACKENDS if b not in session.skipped]
     prints = {read(session, b, "predict.json")["data"]["fingerprint"] for b in ran}
-    assert len(prints) == 1 and analysis["fingerprint"] in prints
+    assert len(prints) == 1 and analysis.fingerprint in prints
     labels = [np.load(session.folder.backend_dir(b) / "labels_test.npy") for b in ran]
     assert all(np.array_equal(labels[0], other) for other in labels[1:])
 
@@ -111,8 +111,8 @@ def test_every_backend_saw_the_same_data(finished):
 def test_the_ensemble_covers_every_backend_that_ran(finished):
     session, analysis, _, _ = finished
     ran = {b for b in BACKENDS if b not in session.skipped}
-    assert set(analysis["ensemble"]["members"]) == ran
-    assert set(analysis["left_out"]) == set(session.skipped)
+    assert set(analysis.ensemble.members) == ran
+    assert set(analysis.left_out) == set(session.skipped)
     assert (session.folder.path / "ensemble.json").exists()
 
 

@@ -1,108 +1,28 @@
-"""What every executor shares: the job it is given, the result it gives back,
-and the small interface the rest of the harness drives.
+"""The small interface every executor offers the rest of the harness.
 
 An executor turns a ``JobSpec`` (train or predict one backend of one run) into
-a ``JobResult``. It never raises for a job that failed: a crash, a kill, a
+a ``JobResult`` (both in ``harness.jobs``, which the run folder and the
+scoring read without importing any executor). It never raises for a job that failed: a crash, a kill, a
 timeout or a cancellation is a result with a state and a one-line reason. It
 raises ``ExecutorError`` only when it cannot run jobs at all.
 """
 from __future__ import annotations
 
-import enum
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.backends import Backend
+from harness.jobs import JobResult, JobSpec, JobState
+
+__all__ = ["EventSink", "Executor", "ExecutorContext", "JobResult", "JobSpec", "JobState", "Option"]
+"""The job types stay importable from here for callers written before they moved."""
 
 EventSink = Callable[["JobSpec", dict], None]
 """Receives each progress event (one parsed JSON line) a job emits, as it comes."""
-
-
-class JobState(str, enum.Enum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed-out"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-    """Never started: a dependency failed or the backend cannot run here."""
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One job: one phase of one backend of one run."""
-
-    run_id: str
-    backend: Backend
-    phase: str
-    """``train`` or ``predict``."""
-    env: Mapping[str, str]
-    """Environment the workload needs (``KERAS_BACKEND``, thread settings...)."""
-    timeout_s: float
-    threads: int
-    """CPU threads this job may use; executors size their requests from it."""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.backend.name, self.phase)
-
-    @property
-    def label(self) -> str:
-        return f"{self.backend.name}/{self.phase}"
-
-    def workload_args(self, shared_root: str) -> list[str]:
-        """Arguments after ``python``: the same command on every executor."""
-        return [
-            "-m", "harness.workload", self.phase,
-            "--shared", shared_root,
-            "--run-id", self.run_id,
-            "--backend", self.backend.name,
-        ]
-
-
-@dataclass
-class JobResult:
-    """How a job ended. Written to ``<backend>/<phase>.status.json``."""
-
-    backend: str
-    phase: str
-    state: JobState
-    reason: str = ""
-    """One line saying why a job did not succeed (empty when it did)."""
-    exit_code: int | None = None
-    log_tail: str = ""
-    wall_s: float | None = None
-    """Seconds from submission to the end, measured by the executor."""
-    started_at: float | None = None
-    """Wall-clock (epoch seconds) submission time."""
-    finished_at: float | None = None
-    executor: str = ""
-    reused: bool = False
-    """True when the result comes from an earlier session of the same run."""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.state is JobState.SUCCEEDED
-
-    @property
-    def label(self) -> str:
-        return f"{self.backend}/{self.phase}"
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> JobResult:
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in data.items() if k in known}
-        values["state"] = JobState(values["state"])
-        return cls(**values)
 
 
 @dataclass(frozen=True)

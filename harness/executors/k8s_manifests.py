@@ -19,8 +19,8 @@ import yaml
 
 from harness import __version__
 from harness.errors import ConfigError
-from harness.executors.base import JobSpec
 from harness.executors.k8s_settings import K8sSettings
+from harness.jobs import JobSpec
 
 CONTAINER = "workload"
 """The container's name; the podFailurePolicy's exit-code rule names it too."""

@@ -16,11 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.executors.base import JobState
-
-ERROR_PREFIX = "kbench-error: "
-EVENT_PREFIX = ":::KBENCH "
-LOG_TAIL_LINES = 20
+from harness.executors.job_output import error_line, log_tail
+from harness.jobs import JobState
 
 IMAGE_PROBLEMS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                             "RegistryUnavailable"})
@@ -99,21 +96,6 @@ def exit_code(pod: dict, container: str) -> int | None:
 def one_line(text: str, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-# -- logs ------------------------------------------------------------------------------------
-def error_line(log_text: str) -> str:
-    """The workload's own one-line explanation (its last ``kbench-error:`` line), if any."""
-    for line in reversed(log_text.splitlines()):
-        if line.startswith(ERROR_PREFIX):
-            return line[len(ERROR_PREFIX):].strip()
-    return ""
-
-
-def log_tail(log_text: str, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of a log, without progress-event lines."""
-    kept = [line for line in log_text.splitlines() if not line.startswith(EVENT_PREFIX)]
-    return "\n".join(kept[-lines:])
 
 
 # -- while it runs: reasons to stop waiting --------------------------------------------------------

@@ -39,15 +39,10 @@ from harness.backends import Backend
 from harness.errors import ExecutorError, HarnessError
 from harness.executors import k8s_manifests as manifests
 from harness.executors import k8s_status as status
-from harness.executors.base import (
-    EventSink,
-    Executor,
-    ExecutorContext,
-    JobResult,
-    JobSpec,
-    JobState,
-)
+from harness.executors.base import EventSink, Executor, ExecutorContext
+from harness.executors.job_output import EventFollower
 from harness.executors.k8s_settings import OPTIONS, K8sSettings
+from harness.jobs import JobResult, JobSpec, JobState
 from harness.rundir import result_file_problem
 from harness.workload import layout
 
@@ -121,7 +116,7 @@ class KubernetesExecutor(Executor):
             key = source_key("path", str(source))
         except DataError as err:
             raise ExecutorError(str(err)) from None
-        relative = f"inputs/{key}/{source.name}"
+        relative = layout.input_path(key, source.name)
         target = shared / relative
         if not target.exists():
             self.context.say(f"copying the data set {source} to the shared folder as {relative}")
@@ -184,7 +179,6 @@ class KubernetesExecutor(Executor):
         from harness.executors.k8s_client import KubeError
         from harness.executors.k8s_logs import save_pod_logs
         from harness.executors.k8s_watch import JobWatch
-        from harness.executors.local import EventFollower
 
         folder = Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name))
         follower = EventFollower(folder / layout.events_name(job.phase))

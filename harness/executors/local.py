@@ -25,16 +25,21 @@ import psutil
 from harness import runtimes
 from harness.backends import Backend
 from harness.errors import RuntimeSetupError
-from harness.executors.base import EventSink, Executor, JobResult, JobSpec, JobState, Option
+from harness.executors.base import EventSink, Executor, Option
+from harness.executors.job_output import (
+    LOG_TAIL_LINES,
+    EventFollower,
+    error_line,
+    log_tail,
+    read_log_end,
+)
+from harness.jobs import JobResult, JobSpec, JobState
 from harness.rundir import result_file_problem
-from harness.workload import events as workload_events
 from harness.workload import layout
 
 WAIT_S = 0.5
 MEMORY_EVERY_S = 2.0
 KILL_GRACE_S = 10.0
-LOG_TAIL_LINES = 20
-ERROR_PREFIX = "kbench-error: "
 WORKLOAD_SOURCE = Path(__file__).resolve().parent.parent  # the harness package
 
 
@@ -169,7 +174,7 @@ class LocalExecutor(Executor):
             if cpus:
                 self._cpu_sets.put(cpus)
         result.exit_code = proc.returncode
-        result.log_tail = tail(log_path, LOG_TAIL_LINES)
+        result.log_tail = log_tail(read_log_end(log_path), LOG_TAIL_LINES)
         if ending:
             result.state, result.reason = ending
         elif proc.returncode == 0:
@@ -310,7 +315,7 @@ def _tree_rss_mb(pid: int) -> float:
 
 def describe_exit(code: int, log_path: Path) -> str:
     """One line on why a job's process ended badly."""
-    message = last_error_line(log_path)
+    message = error_line(read_log_end(log_path))
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         why = f"killed by {name}"
@@ -320,54 +325,6 @@ def describe_exit(code: int, log_path: Path) -> str:
     if message:
         return f"exited with status {code}: {message}"
     return f"exited with status {code}; see the log tail"
-
-
-def last_error_line(log_path: Path) -> str:
-    for line in reversed(tail(log_path, 200).splitlines()):
-        if line.startswith(ERROR_PREFIX):
-            return line[len(ERROR_PREFIX):].strip()
-    return ""
-
-
-def tail(path: Path, lines: int) -> str:
-    """The last lines of a log, without progress-event lines."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 256 * 1024))
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    kept = [line for line in text.splitlines() if not line.startswith(workload_events.PREFIX)]
-    return "\n".join(kept[-lines:])
-
-
-class EventFollower:
-    """Reads the progress events a job appends to its events file, as they come."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.offset = 0
-        self.partial = ""
-
-    def new_events(self) -> list[dict]:
-        try:
-            with open(self.path) as handle:
-                handle.seek(self.offset)
-                chunk = handle.read()
-                self.offset = handle.tell()
-        except OSError:
-            return []
-        text = self.partial + chunk
-        lines = text.split("\n")
-        self.partial = lines.pop()
-        found = []
-        for line in lines:
-            event = workload_events.parse_line(line)
-            if event is not None:
-                found.append(event)
-        return found
 
 
 # -- the code a job imports -----------------------------------------------------------

@@ -1,9 +1,9 @@
 """The comparison report of a finished run: HTML (one self-contained file) and markdown.
 
-Rendering only: the report reads the analysis (``harness.analysis``), the
+Rendering only: the report reads the analysis (``harness.scoring.run_analysis.RunAnalysis``), the
 baseline assessment (``harness.baselines.assess``), the run history
-(``harness.history``) and optional thumbnails (``harness.thumbnails``), never
-the jobs' own files. ``harness.publish`` gathers those and calls
+(``harness.history``) and optional thumbnails (``harness.report.thumbnails``), never
+the jobs' own files. ``harness.run_end`` gathers those and calls
 ``write_reports``.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Render a run's report to HTML and markdown with jinja2, and write the files.
 
-``write_reports`` is the entry point: analysis in (the dict written to
+``write_reports`` is the entry point: analysis in (the ``RunAnalysis`` written to
 ``ensemble.json``, with the session's ``settings`` and ``statuses``), plus the
 optional baseline assessment, run history and thumbnails; report.html and
 report.md out, into the run folder and a copy under ``<out_dir>/<run-id>/``.
@@ -25,18 +25,20 @@ from markupsafe import Markup, escape
 
 from harness.errors import HarnessError
 from harness.report import charts, tables
+from harness.scoring.run_analysis import READABLE_SCHEMAS, RunAnalysis
+from harness.workload import layout
 from harness.workload.layout import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from harness.thumbnails import Thumbnails
+    from harness.report.thumbnails import Thumbnails
 
 TEMPLATES = Path(__file__).parent / "templates"
 """Packaged with the harness; in the repository a link to reports/templates, where they are edited."""
 HTML_TEMPLATE, MARKDOWN_TEMPLATE = "report.html.j2", "report.md.j2"
-HTML_NAME, MARKDOWN_NAME = "report.html", "report.md"
+HTML_NAME, MARKDOWN_NAME = layout.REPORT_HTML, layout.REPORT_MD
 MARKDOWN_LIMIT = 60_000
 """Bytes a markdown report may take: GitHub job summaries accept up to 1 MiB, PR comments 64 KiB."""
-SUPPORTED_SCHEMAS = (2,)
+SUPPORTED_SCHEMAS = READABLE_SCHEMAS
 
 
 class ReportError(HarnessError):
@@ -82,27 +84,27 @@ def environment(templates: Path = TEMPLATES, markdown: bool = False) -> jinja2.E
                               trim_blocks=True, lstrip_blocks=True)
 
 
-def add_charts(view: dict[str, Any], analysis: dict[str, Any]) -> None:
+def add_charts(view: dict[str, Any], analysis: RunAnalysis) -> None:
     """Draw the handful of charts the HTML report shows into ``view["charts"]``."""
-    members = analysis.get("members", {})
+    members = analysis.members
     colour = charts.colours(list(members))
-    ok = {n: m for n, m in members.items() if m.get("test")}
-    soft = {n: v["test"]["accuracy"] for n, v in analysis.get("variants", {}).items() if n != "majority"}
+    ok = analysis.usable_members
+    soft = {n: v.test.accuracy for n, v in analysis.variants.items() if n != "majority"}
     drawn = {
-        "accuracy": charts.accuracy({n: m["test"]["accuracy"] for n, m in ok.items()}, soft, colour,
-                                    highlight=analysis.get("method")),
-        "learning": charts.learning_curves({n: m.get("history") or [] for n, m in members.items()},
+        "accuracy": charts.accuracy({n: m.test.accuracy for n, m in ok.items()}, soft, colour,
+                                    highlight=analysis.method),
+        "learning": charts.learning_curves({n: m.history or [] for n, m in members.items()},
                                            colour),
-        "speed": charts.speed({n: m.get("epoch_seconds") or [] for n, m in members.items()},
-                              {n: m.get("train_images_per_s") for n, m in members.items()},
-                              {n: m.get("inference_images_per_s") for n, m in members.items()}, colour),
+        "speed": charts.speed({n: m.epoch_seconds or [] for n, m in members.items()},
+                              {n: m.train_images_per_s for n, m in members.items()},
+                              {n: m.inference_images_per_s for n, m in members.items()}, colour),
         "reliability": charts.reliability(view["reliability_panels"]),
     }
-    ens = analysis.get("ensemble") or {}
+    ens = analysis.ensemble
     drawn["confusion"] = drawn["history"] = None
-    if ens.get("confusion"):
-        drawn["confusion"] = charts.confusion(ens["confusion"], analysis.get("classes") or [],
-                                              f"ensemble ({ens.get('method')}) on the test set")
+    if ens is not None and ens.confusion:
+        drawn["confusion"] = charts.confusion(ens.confusion, analysis.classes or [],
+                                              f"ensemble ({ens.method}) on the test set")
     entries = view["history_entries"]
     if len(entries) >= 2:
         names = view["history"]["members"]
@@ -133,10 +135,9 @@ def render_markdown(view: dict[str, Any], templates: Path = TEMPLATES,
     return text
 
 
-def _check(analysis: dict[str, Any]) -> None:
-    schema = analysis.get("schema")
-    if schema not in SUPPORTED_SCHEMAS:
-        raise ReportError(f"the analysis has schema {schema!r}, but this report renders schema "
+def _check(analysis: RunAnalysis) -> None:
+    if analysis.schema not in SUPPORTED_SCHEMAS:
+        raise ReportError(f"the analysis has schema {analysis.schema!r}, but this report renders schema "
                           f"{', '.join(map(str, SUPPORTED_SCHEMAS))}; re-run the analysis of the run "
                           "with this harness (kbench report <run folder> --write-analysis)")
     if not (TEMPLATES / HTML_TEMPLATE).is_file():
@@ -144,13 +145,13 @@ def _check(analysis: dict[str, Any]) -> None:
                           "(pip install .) from a checkout of the repository")
 
 
-def write_reports(analysis: dict[str, Any], run_dir: Path, out_dir: Path | None = None, *,
+def write_reports(analysis: RunAnalysis, run_dir: Path, out_dir: Path | None = None, *,
                   history: Sequence[dict[str, Any]] = (), history_problems: Sequence[str] = (),
                   images: Thumbnails | None = None, baseline: dict[str, Any] | None = None
                   ) -> list[Path]:
     """Write report.html and report.md into ``run_dir`` and copies into ``out_dir/<run-id>/``.
 
-    ``images`` is a ``harness.thumbnails.Thumbnails`` (or None: no pictures);
+    ``images`` is a ``harness.report.thumbnails.Thumbnails`` (or None: no pictures);
     ``baseline`` is ``harness.baselines.assess(...)``'s result; ``history`` the
     profile's earlier runs (``harness.history.load(...).entries``) including
     this one. Returns the written paths, run folder first.
@@ -170,7 +171,7 @@ def write_reports(analysis: dict[str, Any], run_dir: Path, out_dir: Path | None 
         atomic_write_bytes(str(path), data)
         written.append(path)
     if out_dir is not None:
-        copies = Path(out_dir) / str(analysis.get("run_id"))
+        copies = Path(out_dir) / str(analysis.run_id)
         copies.mkdir(parents=True, exist_ok=True)
         for path in list(written):
             target = copies / path.name

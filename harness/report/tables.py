@@ -1,6 +1,6 @@
 """The report's content as plain rows and sentences, shared by the HTML and markdown templates.
 
-``build_view`` reads only the analysis (``ensemble.json``'s data), the
+``build_view`` reads only the analysis (a ``RunAnalysis``: ``ensemble.json``), the
 baseline assessment, the run history and optional thumbnails, and formats
 every number here, so the templates only lay things out. Strings that come
 from a run (backend names, reasons, paths, log lines) are passed through as
@@ -15,7 +15,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness import variants
+from harness.baselines import NO_BASELINE
+from harness.scoring import variants
+from harness.scoring.run_analysis import RunAnalysis
 
 DASH = "–"
 LOG_TAIL_LINES = 40
@@ -70,43 +72,42 @@ def class_name(classes: Sequence[str], index: int) -> str:
 
 
 # -- sections -------------------------------------------------------------------------
-def what_ran(analysis: dict[str, Any]) -> list[tuple[str, str]]:
-    settings = analysis.get("settings") or {}
+def what_ran(analysis: RunAnalysis) -> list[tuple[str, str]]:
+    settings = analysis.settings
     profile = settings.get("profile") or {}
     dataset = settings.get("dataset") or {}
     host = settings.get("host") or {}
-    data = analysis.get("data") or {}
-    sizes = data.get("sizes") or {}
+    sizes = analysis.data.get("sizes") or {}
 
     def count(key: str) -> str:
         value = sizes.get(key, profile.get(f"n_{key}"))
         return "all" if value is None else f"{value:,}"
 
     facts = [
-        ("Run", str(analysis.get("run_id"))),
+        ("Run", str(analysis.run_id)),
         ("Profile", (f"{profile.get('name', DASH)}: {count('train')} training, {count('val')} "
                      f"validation, {count('test')} test images; {profile.get('epochs', DASH)} "
                      f"epochs, batch {profile.get('batch_size', DASH)}, learning rate "
                      f"{profile.get('learning_rate', DASH)}, seed {profile.get('seed', DASH)}")),
         ("Model", _model_text(analysis)),
         ("Data set", dataset.get("path") or dataset.get("kind") or DASH),
-        ("Data fingerprint", str(analysis.get("fingerprint") or DASH)),
+        ("Data fingerprint", str(analysis.fingerprint or DASH)),
         ("Executor", str(settings.get("executor") or DASH)),
         ("Harness", (f"version {settings.get('harness_version', DASH)}, Python "
                      f"{host.get('python', DASH)} on {host.get('platform', DASH)}, "
                      f"{host.get('cpus', DASH)} CPUs")),
         ("Started", str(settings.get("created_at") or DASH)
          + (f" (resumed {settings['resumed_at']})" if settings.get("resumed_at") else "")),
-        ("Ensemble checked", f"{analysis.get('method')}: {variants.DESCRIPTIONS.get(analysis.get('method'), '')}"),
+        ("Ensemble checked", f"{analysis.method}: {variants.DESCRIPTIONS.get(analysis.method, '')}"),
     ]
     return facts
 
 
-def _model_text(analysis: dict[str, Any]) -> str:
-    for member in analysis.get("members", {}).values():
-        flops = member.get("flops") or {}
-        if member.get("parameters") or flops:
-            parts = [f"{member['parameters']:,} parameters" if member.get("parameters") else None,
+def _model_text(analysis: RunAnalysis) -> str:
+    for member in analysis.members.values():
+        flops = member.flops or {}
+        if member.parameters or flops:
+            parts = [f"{member.parameters:,} parameters" if member.parameters else None,
                      f"{flops['forward_flops_per_image'] / 1e6:,.1f} MFLOP per image to infer"
                      if "forward_flops_per_image" in flops else None,
                      f"{flops['train_flops_per_image'] / 1e6:,.1f} MFLOP to train on"
@@ -115,45 +116,52 @@ def _model_text(analysis: dict[str, Any]) -> str:
     return DASH
 
 
-def environments(analysis: dict[str, Any]) -> list[list[str]]:
+def environments(analysis: RunAnalysis) -> list[list[str]]:
     rows = []
-    for name, member in analysis.get("members", {}).items():
-        env = member.get("environment") or {}
+    for name, member in analysis.members.items():
+        env = member.environment or {}
         threads = env.get("threads") or {}
         rows.append([name, str(env.get("python", DASH)), str(env.get("keras", DASH)),
                      f"{env.get('backend_library', name)} {env.get('backend_version', '')}".strip(),
                      str(env.get("numpy", DASH)), str(env.get("cpu_model", DASH)),
                      str(threads.get("requested", DASH)),
-                     general((member.get("flops") or {}).get("matmul_gflops")),
+                     general((member.flops or {}).get("matmul_gflops")),
                      str(env.get("hostname", DASH))])
     return rows
 
 
-def results(analysis: dict[str, Any], verdicts: dict[str, dict]) -> dict[str, Any]:
-    """The seed's table (backend, training accuracy, loss) extended with test and speed figures."""
-    members = analysis.get("members", {})
+def results(analysis: RunAnalysis, verdicts: dict[str, dict], unchecked: str | None = None
+            ) -> dict[str, Any]:
+    """The seed's table (backend, training accuracy, loss) extended with test and speed figures.
+
+    ``unchecked``: what the baseline column says for a backend without a verdict
+    (``NO_BASELINE`` when the run had no baseline to check against).
+    """
+    members = analysis.members
     utilisation = [key for key in ("train_mfu", "inference_mfu")
-                   if any(key in (m.get("flops") or {}) for m in members.values())]
+                   if any(key in (m.flops or {}) for m in members.values())]
     columns = ["Backend", "State", "Train acc.", "Train loss", "Test acc.", "NLL", "ECE", "Brier",
                "Train img/s", "Epoch s", "Infer img/s", "Latency p50 / p99 ms", "Peak RSS MB",
                *(MFU_COLUMNS[key] for key in utilisation), "Baseline"]
     rows = []
-    best = (analysis.get("best_member") or {}).get("name")
+    best = analysis.best_member.name if analysis.best_member else None
     for name, m in members.items():
-        test = m.get("test") or {}
+        test = m.test
         verdict = verdicts.get(name)
-        rss = (m.get("peak_rss_mb") or {}).get("train")
+        rss = (m.peak_rss_mb or {}).get("train")
         rows.append({
-            "name": name, "state": m.get("state") or DASH, "best": name == best,
-            "ok": m.get("state") == "ok",
-            "cells": [pct(m.get("train_accuracy")), num(m.get("train_loss")), pct(test.get("accuracy")),
-                      num(test.get("nll")), num(test.get("ece")), num(test.get("brier")),
-                      rate(m.get("train_images_per_s")), num(_mean(m.get("epoch_seconds")), 1),
-                      rate(m.get("inference_images_per_s")),
-                      f"{num(m.get('latency_p50_ms'), 0)} / {num(m.get('latency_p99_ms'), 0)}",
+            "name": name, "state": m.state or DASH, "best": name == best,
+            "ok": m.ok,
+            "cells": [pct(m.train_accuracy), num(m.train_loss), pct(getattr(test, "accuracy", None)),
+                      num(getattr(test, "nll", None)), num(getattr(test, "ece", None)),
+                      num(getattr(test, "brier", None)),
+                      rate(m.train_images_per_s), num(_mean(m.epoch_seconds), 1),
+                      rate(m.inference_images_per_s),
+                      f"{num(m.latency_p50_ms, 0)} / {num(m.latency_p99_ms, 0)}",
                       rate(rss),
-                      *(pct((m.get("flops") or {}).get(key)) for key in utilisation)],
-            "verdict": _verdict_text(verdict),
+                      *(pct((m.flops or {}).get(key)) for key in utilisation)],
+            "verdict": (unchecked if verdict is None and unchecked and test is not None
+                        else _verdict_text(verdict)),
             "verdict_passed": None if verdict is None else verdict.get("passed"),
         })
     return {"columns": columns, "rows": rows}
@@ -163,31 +171,31 @@ def _verdict_text(verdict: dict | None) -> str:
     if verdict is None:
         return DASH
     if verdict.get("passed") is None:
-        return "no entry"
+        return NO_BASELINE
     bound = verdict["expected"] - verdict["tolerance"]
     word = "pass" if verdict["passed"] else "FAIL"
     return f"{word} (≥ {pct(bound)})"
 
 
-def ensemble_variants(analysis: dict[str, Any]) -> list[dict[str, Any]]:
-    scores = (analysis.get("recommendation") or {}).get("scores") or {}
-    recommended = (analysis.get("recommendation") or {}).get("variant")
+def ensemble_variants(analysis: RunAnalysis) -> list[dict[str, Any]]:
+    scores = (analysis.recommendation or {}).get("scores") or {}
+    recommended = (analysis.recommendation or {}).get("variant")
     rows = []
-    for name, v in analysis.get("variants", {}).items():
-        test = v["test"]
-        better = (v.get("versus_best_member") or {}).get("better", {})
+    for name, v in analysis.variants.items():
+        test = v.test
+        better = (v.versus_best_member or {}).get("better", {})
         rows.append({
             "name": name, "description": variants.DESCRIPTIONS.get(name, ""),
-            "checked": name == analysis.get("method"), "recommended": name == recommended,
-            "cells": [num(v.get("temperature"), 3) if v.get("temperature") is not None else DASH,
-                      pct(test["accuracy"]), num(test["nll"]), num(test["ece"]), num(test["brier"]),
-                      points(v.get("gain_over_best")), _marks(better), num(scores.get(name), 4)],
+            "checked": name == analysis.method, "recommended": name == recommended,
+            "cells": [num(v.temperature, 3) if v.temperature is not None else DASH,
+                      pct(test.accuracy), num(test.nll), num(test.ece), num(test.brier),
+                      points(v.gain_over_best), _marks(better), num(scores.get(name), 4)],
             "better": better,
-            "all_three": (v.get("versus_best_member") or {}).get("all_three"),
+            "all_three": (v.versus_best_member or {}).get("all_three"),
         })
-    for name, reason in analysis.get("unavailable_variants", {}).items():
+    for name, reason in analysis.unavailable_variants.items():
         rows.append({"name": name, "description": variants.DESCRIPTIONS.get(name, ""),
-                     "unavailable": reason, "cells": [], "checked": name == analysis.get("method"),
+                     "unavailable": reason, "cells": [], "checked": name == analysis.method,
                      "recommended": False, "better": {}, "all_three": None})
     order = {name: i for i, name in enumerate(variants.NAMES)}
     rows.sort(key=lambda row: order.get(row["name"], len(order)))
@@ -217,68 +225,67 @@ def _beats(better: dict[str, bool]) -> str:
     return f"is better on {join(wins)}, not on {join(losses)}"
 
 
-def weights(analysis: dict[str, Any]) -> dict[str, Any]:
+def weights(analysis: RunAnalysis) -> dict[str, Any]:
     """Each member's weight under each weighted variant, and its own fitted temperature."""
-    shown = [n for n in ("seed", "uniform", "val-accuracy", "fitted") if n in analysis.get("variants", {})]
+    shown = [n for n in ("seed", "uniform", "val-accuracy", "fitted") if n in analysis.variants]
     rows = []
-    for name, m in analysis.get("members", {}).items():
-        if m.get("state") != "ok":
+    for name, m in analysis.members.items():
+        if not m.ok:
             continue
-        before, after = m.get("test") or {}, m.get("test_calibrated") or {}
+        before, after = m.test, m.test_calibrated
         rows.append({"name": name, "cells": [
-            num(analysis["variants"][v]["weights"].get(name), 3) for v in shown] + [
-            num(m.get("temperature"), 3), f"{num(before.get('ece'))} → {num(after.get('ece'))}"
-            if after else DASH, f"{num(before.get('nll'))} → {num(after.get('nll'))}" if after else DASH]})
+            num(analysis.variants[v].weights.get(name), 3) for v in shown] + [
+            num(m.temperature, 3), f"{num(getattr(before, 'ece', None))} → {num(after.ece)}"
+            if after else DASH, f"{num(getattr(before, 'nll', None))} → {num(after.nll)}" if after else DASH]})
     return {"columns": [*(f"w ({v})" for v in shown), "own T", "ECE before → after T",
                         "NLL before → after T"], "rows": rows}
 
 
-def reliability_panels(analysis: dict[str, Any]) -> tuple[list[tuple[str, dict]], str | None]:
+def reliability_panels(analysis: RunAnalysis) -> tuple[list[tuple[str, dict]], str | None]:
     """The two reliability diagrams worth showing: a scaled variant before and after its temperature."""
-    found = analysis.get("variants", {})
-    recommended = (analysis.get("recommendation") or {}).get("variant")
+    found = analysis.variants
+    recommended = (analysis.recommendation or {}).get("variant")
     pick = next((n for n in (recommended, "fitted+T", "seed+T", "uniform+T")
                  if n and variants.is_scaled(n) and n in found), None)
     if pick is None:
-        name = analysis.get("method") if analysis.get("method") in found else next(iter(found), None)
+        name = analysis.method if analysis.method in found else next(iter(found), None)
         if name is None:
             return [], None
         v = found[name]
-        return [(f"{name}: ECE {num(v['test']['ece'])}", v["reliability"])], name
+        return [(f"{name}: ECE {num(v.test.ece)}", v.reliability)], name
     v, base = found[pick], variants.base_rule(pick)
-    before = v.get("test_before") or {}
-    return [(f"{base}, before T: ECE {num(before.get('ece'))}", v["reliability_before"]),
-            (f"{pick} (T = {num(v['temperature'], 2)}): ECE {num(v['test']['ece'])}",
-             v["reliability"])], pick
+    return [(f"{base}, before T: ECE {num(getattr(v.test_before, 'ece', None))}", v.reliability_before),
+            (f"{pick} (T = {num(v.temperature, 2)}): ECE {num(v.test.ece)}",
+             v.reliability)], pick
 
 
-def per_class(analysis: dict[str, Any]) -> dict[str, Any]:
-    classes = analysis.get("classes") or []
-    rows = [{"name": name, "cells": [pct(v, 0) for v in m["per_class"]]}
-            for name, m in analysis.get("members", {}).items() if m.get("per_class")]
-    ens = analysis.get("ensemble") or {}
-    if ens.get("per_class"):
-        rows.append({"name": f"ensemble ({ens.get('method')})", "ensemble": True,
-                     "cells": [pct(v, 0) for v in ens["per_class"]]})
+def per_class(analysis: RunAnalysis) -> dict[str, Any]:
+    classes = analysis.classes or []
+    rows = [{"name": name, "cells": [pct(v, 0) for v in m.per_class]}
+            for name, m in analysis.members.items() if m.per_class]
+    ens = analysis.ensemble
+    if ens is not None and ens.per_class:
+        rows.append({"name": f"ensemble ({ens.method})", "ensemble": True,
+                     "cells": [pct(v, 0) for v in ens.per_class]})
     return {"classes": classes, "rows": rows}
 
 
-def pairwise(analysis: dict[str, Any]) -> list[list[str]]:
+def pairwise(analysis: RunAnalysis) -> list[list[str]]:
     return [[row["a"], row["b"], pct(row["disagreement"]), num(row["kl_ab"]), num(row["kl_ba"])]
-            for row in analysis.get("pairwise", [])]
+            for row in analysis.pairwise or []]
 
 
 def _cells(probs: Sequence[float], digits: int = 3) -> list[str]:
     return [f"{100 * p:.{digits}f}%" for p in probs]
 
 
-def image_table(analysis: dict[str, Any], thumbs: Mapping[int, str], limit: int | None = None
+def image_table(analysis: RunAnalysis, thumbs: Mapping[int, str], limit: int | None = None
                 ) -> dict[str, Any] | None:
     """The seed's per-image table: per backend p_i (and its share w_i p_i), the ensemble, the answer."""
-    table = analysis.get("table")
+    table = analysis.table
     if not table or not table.get("indices"):
         return None
-    classes = analysis.get("classes") or []
+    classes = analysis.classes or []
     names = list(table["members"])
     count = len(table["indices"]) if limit is None else min(limit, len(table["indices"]))
     images = []
@@ -309,11 +316,11 @@ def image_table(analysis: dict[str, Any], thumbs: Mapping[int, str], limit: int 
             "total": len(table["indices"]), "shown": count}
 
 
-def rescue(analysis: dict[str, Any], thumbs: Mapping[int, str]) -> dict[str, Any] | None:
-    found = analysis.get("rescue")
+def rescue(analysis: RunAnalysis, thumbs: Mapping[int, str]) -> dict[str, Any] | None:
+    found = analysis.rescue
     if not found:
         return None
-    classes = analysis.get("classes") or []
+    classes = analysis.classes or []
     examples = []
     for e in found.get("examples", []):
         examples.append({
@@ -329,11 +336,11 @@ def rescue(analysis: dict[str, Any], thumbs: Mapping[int, str]) -> dict[str, Any
             "examples": examples}
 
 
-def left_out(analysis: dict[str, Any]) -> list[dict[str, str]]:
-    statuses = analysis.get("statuses") or {}
+def left_out(analysis: RunAnalysis) -> list[dict[str, str]]:
+    statuses = analysis.statuses or {}
     rows = []
-    for name, m in analysis.get("members", {}).items():
-        if m.get("state") == "ok":
+    for name, m in analysis.members.items():
+        if m.ok:
             continue
         tails = []
         for phase in ("train", "predict"):
@@ -341,8 +348,8 @@ def left_out(analysis: dict[str, Any]) -> list[dict[str, str]]:
             if status.get("log_tail") and status.get("state") not in ("succeeded", "skipped"):
                 lines = status["log_tail"].splitlines()[-LOG_TAIL_LINES:]
                 tails.append({"phase": phase, "text": "\n".join(lines)[-LOG_TAIL_CHARS:]})
-        rows.append({"name": name, "state": m.get("state") or "failed",
-                     "reason": m.get("reason") or "no reason was recorded", "logs": tails})
+        rows.append({"name": name, "state": m.state or "failed",
+                     "reason": m.reason or "no reason was recorded", "logs": tails})
     return rows
 
 
@@ -383,63 +390,62 @@ def history_rows(entries: Sequence[dict[str, Any]], current: str | None,
 
 
 # -- headline ------------------------------------------------------------------------
-def headline(analysis: dict[str, Any]) -> list[str]:
+def headline(analysis: RunAnalysis) -> list[str]:
     """A few plain sentences: what the run says, before any table."""
     lines = []
-    members = analysis.get("members", {})
-    ok = [n for n, m in members.items() if m.get("state") == "ok"]
-    missing = ", ".join(f"{n} ({members[n].get('state')})" for n in members if n not in ok)
+    members = analysis.members
+    ok = [n for n, m in members.items() if m.ok]
+    missing = ", ".join(f"{n} ({members[n].state})" for n in members if n not in ok)
     lines.append(f"{len(ok)} of {len(members)} backends finished"
                  + (f"; left out: {missing}." if missing else "."))
-    ens = analysis.get("ensemble")
-    best = analysis.get("best_member")
+    ens = analysis.ensemble
+    best = analysis.best_member
     if ens and best:
-        gain = analysis.get("gain_over_best", 0.0)
+        gain = analysis.gain_over_best or 0.0
         relation = (f"{100 * gain:.1f} points above" if gain > 0 else
                     f"{-100 * gain:.1f} points below" if gain < 0 else "level with")
-        lines.append(f"The {ens['method']} ensemble of {len(ens['members'])} backends reaches "
-                     f"{pct(ens['test']['accuracy'])} test accuracy, {relation} the best "
-                     f"backend, {best['name']} ({pct(best['accuracy'])}).")
-    elif analysis.get("ensemble_unavailable"):
-        lines.append(analysis["ensemble_unavailable"] + ".")
+        lines.append(f"The {ens.method} ensemble of {len(ens.members)} backends reaches "
+                     f"{pct(ens.test.accuracy)} test accuracy, {relation} the best "
+                     f"backend, {best.name} ({pct(best.accuracy)}).")
+    elif analysis.ensemble_unavailable:
+        lines.append(analysis.ensemble_unavailable + ".")
     else:
         lines.append("No backend finished, so there is no ensemble.")
-    rec = analysis.get("recommendation")
-    if rec and rec.get("variant") in analysis.get("variants", {}):
-        v = analysis["variants"][rec["variant"]]
-        better = (v.get("versus_best_member") or {}).get("better") or {}
-        lines.append(f"Recommended variant: {rec['variant']} ({pct(v['test']['accuracy'])}, NLL "
-                     f"{num(v['test']['nll'])}, ECE {num(v['test']['ece'])}); against the best "
+    rec = analysis.recommendation
+    if rec and rec.get("variant") in analysis.variants:
+        v = analysis.variants[rec["variant"]]
+        better = (v.versus_best_member or {}).get("better") or {}
+        lines.append(f"Recommended variant: {rec['variant']} ({pct(v.test.accuracy)}, NLL "
+                     f"{num(v.test.nll)}, ECE {num(v.test.ece)}); against the best "
                      f"backend it {_beats(better)}.")
-    validation = analysis.get("validation") or {}
-    if validation.get("seed_faithful"):
+    if analysis.validation is not None and analysis.validation.seed_faithful:
         lines.append("Seed-faithful run: no validation split was held out, so the calibrated and "
                      "fitted variants are not available.")
     return lines
 
 
-def build_view(analysis: dict[str, Any], history: Sequence[dict[str, Any]] = (),
+def build_view(analysis: RunAnalysis, history: Sequence[dict[str, Any]] = (),
                history_problems: Sequence[str] = (), thumbnails: Mapping[int, bytes] | None = None,
                thumbnails_unavailable: str | None = None, baseline: dict[str, Any] | None = None,
                now: dt.datetime | None = None) -> dict[str, Any]:
     """Everything both templates show, formatted; charts are added by the renderer."""
     thumbs = {int(i): data_uri(png) for i, png in (thumbnails or {}).items()}
     verdicts = {v["subject"]: v for v in (baseline or {}).get("members", [])}
+    unchecked = NO_BASELINE if (baseline or {}).get("state") == "missing" else None
     reliability, reliability_variant = reliability_panels(analysis)
-    ens = analysis.get("ensemble") or {}
     return {
-        "run_id": analysis.get("run_id"),
+        "run_id": analysis.run_id,
         "generated_at": (now or dt.datetime.now()).isoformat(timespec="seconds"),
         "headline": headline(analysis),
         "what_ran": what_ran(analysis),
         "environments": environments(analysis),
-        "results": results(analysis, verdicts),
-        "ensemble": ens,
-        "method": analysis.get("method"),
+        "results": results(analysis, verdicts, unchecked),
+        "ensemble": analysis.ensemble.to_json() if analysis.ensemble else {},
+        "method": analysis.method,
         "variants": ensemble_variants(analysis),
         "weights": weights(analysis),
-        "recommendation": analysis.get("recommendation") or {},
-        "validation": analysis.get("validation") or {},
+        "recommendation": analysis.recommendation or {},
+        "validation": analysis.validation.to_json() if analysis.validation else {},
         "reliability_variant": reliability_variant,
         "reliability_panels": reliability,
         "per_class": per_class(analysis),
@@ -448,10 +454,10 @@ def build_view(analysis: dict[str, Any], history: Sequence[dict[str, Any]] = (),
         "rescue": rescue(analysis, thumbs),
         "left_out": left_out(analysis),
         "baseline": baseline_view(baseline),
-        "history": history_rows(history, analysis.get("run_id"), list(analysis.get("members", {}))),
+        "history": history_rows(history, analysis.run_id, list(analysis.members)),
         "history_entries": list(history),
         "history_problems": list(history_problems),
         "images_note": thumbnails_unavailable,
-        "classes": analysis.get("classes") or [],
+        "classes": analysis.classes or [],
         "charts": {},
     }

@@ -13,7 +13,6 @@ import os  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 
-ERROR_PREFIX = "kbench-error: "
 DATA_FORMAT = {"cntk": "channels_first"}
 """Memory layout per backend, where it differs from channels_last. Measured on a 2-core
 CPU: CNTK 2.7 trains about 15% faster in its native channels_first; Theano and the
@@ -93,6 +92,8 @@ def _fail(job, message, code):
 
         job.events.emit(events.ERROR, message=message, exit_code=code)
     sys.stdout.flush()
+    from harness.workload.layout import ERROR_PREFIX
+
     sys.stderr.write(ERROR_PREFIX + message + "\n")
     sys.stderr.flush()
     return code

@@ -25,14 +25,11 @@ import time
 import numpy as np
 
 from harness.workload import layout
+from harness.workload.errors import DataError
 
 CACHE_FORMAT = 1
 SPLITS = ("train", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
-
-
-class DataError(Exception):
-    """The data set is missing, empty or malformed; the message says how to fix it."""
 
 
 class Arrays(object):
@@ -92,7 +89,7 @@ def load(spec, shared_root, cache_root, say=None):
     """Decoded arrays for a data set, decoding at most once per cache."""
     kind, path = resolve_source(spec, shared_root)
     key = source_key(kind, path)
-    folder = os.path.join(cache_root, "datasets", key)
+    folder = layout.dataset_cache_dir(cache_root, key)
     if not _complete(folder):
         _makedirs(os.path.dirname(folder))
         lock_path = folder + ".lock"
@@ -359,13 +356,23 @@ def prepare(arrays, profile, splits=("train", "val", "test"), channels_first=Fal
     ``channels_first``: ``floats`` gives NCHW images (same pixels, same order).
     """
     indices = subset_indices(arrays.y, profile["n_train"], profile["n_val"], profile["n_test"], profile["seed"])
-    digest = hashlib.sha256(arrays.content_hash.encode("ascii"))
-    for split in ("train", "val", "test"):
-        digest.update(split.encode("ascii"))
-        digest.update(indices[split].astype("<i8").tobytes())
     sources, y = {}, {}
     for split in splits:
         source = SOURCE_SPLIT[split]
         sources[split] = (arrays.x[source], indices[split])
         y[split] = arrays.y[source][indices[split]]
-    return Prepared(sources, y, arrays.classes, digest.hexdigest(), arrays.key, indices, channels_first)
+    return Prepared(sources, y, arrays.classes, fingerprint(arrays.content_hash, indices), arrays.key, indices,
+                    channels_first)
+
+
+def fingerprint(content_hash, indices):
+    """The data fingerprint: the source's content hash and the exact rows of each split, in order.
+
+    Every result file records it; the harness recomputes it (the report's
+    thumbnails) to trust a cache, so it is written once, here.
+    """
+    digest = hashlib.sha256(content_hash.encode("ascii"))
+    for split in ("train", "val", "test"):
+        digest.update(split.encode("ascii"))
+        digest.update(np.asarray(indices[split]).astype("<i8").tobytes())
+    return digest.hexdigest()

@@ -2,14 +2,15 @@
 
 Every event has the keys in ``REQUIRED``; the rest depend on the event. The
 same line goes to ``<phase>.events.jsonl`` (the local executor follows it) and,
-behind ``PREFIX``, to standard output (a Kubernetes executor finds it in the
+behind ``layout.EVENT_PREFIX``, to standard output (a Kubernetes executor finds it in the
 pod log). A progress display, a log parser and a test read the same stream.
 """
 import json
 import sys
 import time
 
-PREFIX = ":::KBENCH "
+from harness.workload.layout import EVENT_PREFIX
+
 VERSION = 1
 REQUIRED = ("v", "t", "event", "backend", "phase")
 
@@ -45,7 +46,7 @@ class EventLog(object):
             if self._handle:
                 self._handle.write(line + "\n")
                 self._handle.flush()
-            self.stream.write(PREFIX + line + "\n")
+            self.stream.write(EVENT_PREFIX + line + "\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass
@@ -60,8 +61,8 @@ class EventLog(object):
 def parse_line(line):
     """The event in one line of a log or events file, or None if it holds none."""
     line = line.strip()
-    if line.startswith(PREFIX):
-        line = line[len(PREFIX):]
+    if line.startswith(EVENT_PREFIX):
+        line = line[len(EVENT_PREFIX):]
     if not line.startswith("{"):
         return None
     try:

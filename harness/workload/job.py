@@ -32,7 +32,7 @@ class Job(object):
         self.started = started
         self.run_dir = layout.run_dir(shared, run_id)
         self.dir = layout.backend_dir(shared, run_id, backend)
-        self.cache_dir = os.path.join(shared, layout.CACHE)
+        self.cache_dir = layout.cache_dir(shared)
         self.settings = self._read_run_json()
         self.profile = self.settings["profile"]
         if not os.path.isdir(self.dir):

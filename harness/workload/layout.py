@@ -1,10 +1,15 @@
-"""Names of the files in a run folder, the result schema version, atomic writes.
+"""The run-folder protocol: every name a job and the harness share, the schema version, atomic writes.
 
 Shared by the job (which writes) and the harness (which reads), so it lives in
 the workload package and keeps to Python 3.6 and the standard library + numpy.
+Each name is defined here once; neither side spells a file name, a line
+prefix or a folder of the shared storage itself.
 
     <shared>/runs/<run-id>/
         run.json                   what was asked (written by the harness)
+        .lock                      held by the harness process using the run
+        ensemble.json              the run's analysis (written by the harness)
+        report.html, report.md     the report (written by the harness)
         <backend>/train.json       training metrics, timings, environment
         <backend>/weights.npz      model.get_weights(), portable across Keras lines
         <backend>/predict.json     inference timings and test metrics
@@ -16,6 +21,12 @@ the workload package and keeps to Python 3.6 and the standard library + numpy.
         <backend>/<phase>.log      what the job printed (written by the executor)
         <backend>/<phase>.status.json    how the job ended (written by the harness)
     <shared>/cache/datasets/<key>/       decoded data sets shared by all jobs
+    <shared>/inputs/<key>/<file>         data sets copied in for jobs that cannot see the harness's files
+    <shared>/history/<profile>.jsonl     the run history (by default)
+
+A job's output lines: progress events behind ``EVENT_PREFIX`` (one JSON object
+each), and on failure a last line on standard error behind ``ERROR_PREFIX``
+that says what went wrong.
 
 Files appear complete or not at all: each is written under a temporary name in
 the same folder and renamed into place.
@@ -28,13 +39,56 @@ SCHEMA_VERSION = 1
 
 RUNS = "runs"
 CACHE = "cache"
+DATASETS = "datasets"
+"""Folder under the cache that holds one decoded data set per key."""
+INPUTS = "inputs"
+HISTORY = "history"
 RUN_JSON = "run.json"
+RUN_LOCK = ".lock"
+ENSEMBLE_JSON = "ensemble.json"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
 WEIGHTS = "weights.npz"
 PHASES = ("train", "predict")
+
+ERROR_PREFIX = "kbench-error: "
+"""Starts the job's last line on standard error when it fails: the one-line reason."""
+EVENT_PREFIX = ":::KBENCH "
+"""Starts each progress event a job prints (a JSON object follows)."""
 
 
 def run_dir(shared, run_id):
     return os.path.join(shared, RUNS, run_id)
+
+
+def shared_of(run_folder):
+    """The shared folder a run folder (``<shared>/runs/<run-id>``) lives in.
+
+    Raises ValueError for a folder that is not inside a ``runs/`` folder.
+    """
+    run_folder = os.path.abspath(run_folder)
+    parent = os.path.dirname(run_folder)
+    if os.path.basename(parent) != RUNS:
+        raise ValueError("%s is not a run folder (<shared>/%s/<run-id>)" % (run_folder, RUNS))
+    return os.path.dirname(parent)
+
+
+def cache_dir(shared):
+    return os.path.join(shared, CACHE)
+
+
+def dataset_cache_dir(cache_root, key):
+    """Where the decoded data set ``key`` lives under a cache folder (``<shared>/cache``)."""
+    return os.path.join(cache_root, DATASETS, key)
+
+
+def input_path(key, file_name):
+    """A copied-in data set's place, relative to the shared folder (a POSIX path)."""
+    return "/".join((INPUTS, key, file_name))
+
+
+def history_dir(shared):
+    return os.path.join(shared, HISTORY)
 
 
 def backend_dir(shared, run_id, backend):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics import DEFAULT_EPS, as_labels, as_member_stack, as_probs
+from harness.scoring.metrics import DEFAULT_EPS, as_labels, as_member_stack, as_probs
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 """Fitted temperatures are searched in this closed interval (and clamped to it)."""

@@ -10,18 +10,17 @@ instead of pictures, never a wrong picture or an error.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from harness.errors import DataError
+from harness.scoring.run_analysis import RunAnalysis
 from harness.workload import layout
-from harness.workload.data import subset_indices
+from harness.workload.data import fingerprint, subset_indices
 
 
 @dataclass
@@ -32,24 +31,24 @@ class Thumbnails:
     unavailable: str | None = None
 
 
-def wanted_positions(analysis: dict[str, Any]) -> list[int]:
+def wanted_positions(analysis: RunAnalysis) -> list[int]:
     """Test positions the report shows: the per-image table's and the rescue examples'."""
-    table = (analysis.get("table") or {}).get("indices", [])
-    examples = [e["index"] for e in (analysis.get("rescue") or {}).get("examples", [])]
+    table = (analysis.table or {}).get("indices", [])
+    examples = [e["index"] for e in (analysis.rescue or {}).get("examples", [])]
     return sorted({int(i) for i in list(table) + examples})
 
 
 def cache_folder(shared_dir: Path, cache_key: str) -> Path:
-    return Path(shared_dir) / layout.CACHE / "datasets" / cache_key
+    return Path(layout.dataset_cache_dir(layout.cache_dir(str(shared_dir)), cache_key))
 
 
-def load(analysis: dict[str, Any], shared_dir: Path) -> Thumbnails:
+def load(analysis: RunAnalysis, shared_dir: Path) -> Thumbnails:
     """The pictures for ``wanted_positions(analysis)`` from the run's data-set cache."""
     positions = wanted_positions(analysis)
     if not positions:
         return Thumbnails()
-    key = (analysis.get("data") or {}).get("cache_key")
-    profile = (analysis.get("settings") or {}).get("profile")
+    key = analysis.data.get("cache_key")
+    profile = analysis.settings.get("profile")
     if not key or not isinstance(profile, dict):
         return Thumbnails(unavailable="images are unavailable: the run does not name its data cache")
     folder = cache_folder(shared_dir, key)
@@ -58,7 +57,7 @@ def load(analysis: dict[str, Any], shared_dir: Path) -> Thumbnails:
         labels = {split: np.load(folder / f"y_{split}.npy") for split in ("train", "test")}
         indices = subset_indices(labels, profile["n_train"], profile["n_val"], profile["n_test"],
                                  profile["seed"])
-        if _fingerprint(meta["content_sha256"], indices) != analysis.get("fingerprint"):
+        if fingerprint(meta["content_sha256"], indices) != analysis.fingerprint:
             return Thumbnails(unavailable=f"images are unavailable: the data cache {folder} holds "
                                           "other images than this run used (fingerprints differ)")
         pixels = np.load(folder / "x_test.npy", mmap_mode="r")
@@ -71,15 +70,6 @@ def load(analysis: dict[str, Any], shared_dir: Path) -> Thumbnails:
         return Thumbnails(unavailable=f"images are unavailable: the data cache {folder} could not "
                                       f"be read ({err})")
     return Thumbnails(images)
-
-
-def _fingerprint(content_sha256: str, indices: dict[str, np.ndarray]) -> str:
-    """The workload's data fingerprint (``harness.workload.data.prepare``) from the cache's hash."""
-    digest = hashlib.sha256(content_sha256.encode("ascii"))
-    for split in ("train", "val", "test"):
-        digest.update(split.encode("ascii"))
-        digest.update(np.asarray(indices[split]).astype("<i8").tobytes())
-    return digest.hexdigest()
 
 
 def _png(pixels: np.ndarray) -> bytes:

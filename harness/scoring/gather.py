@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ResultError
-from harness.executors.base import JobResult, JobState
+from harness.jobs import JobResult, JobState
 from harness.rundir import RunFolder, load_array
 
 

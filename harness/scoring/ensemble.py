@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.calibration import fit_weights
-from harness.metrics import accuracy, as_labels, as_member_stack, as_probs
+from harness.scoring.calibration import fit_weights
+from harness.scoring.metrics import accuracy, as_labels, as_member_stack, as_probs
 
 MAJORITY_TIE_NUDGE = 1e-6
 """Probability mass ``majority_vote`` moves onto the tie-break winner (see there)."""

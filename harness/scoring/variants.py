@@ -4,10 +4,10 @@ A variant is one way to turn the members' softmax outputs into an ensemble:
 
 * ``seed`` (training-accuracy weights, the seed's rule), ``uniform``,
   ``val-accuracy``, ``fitted`` (weights minimising validation NLL) and
-  ``majority`` (a hard vote): the rules of ``harness.ensemble``;
+  ``majority`` (a hard vote): the rules of ``harness.scoring.ensemble``;
 * ``seed+T``, ``uniform+T``, ``fitted+T``: the same soft vote, then one
   temperature fitted to minimise the ensemble's validation NLL
-  (``harness.calibration``). ``<rule>+temperature`` is accepted as another
+  (``harness.scoring.calibration``). ``<rule>+temperature`` is accepted as another
   spelling of ``<rule>+T``.
 
 Every fitted number (weights, temperatures) comes from the validation split;
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness import calibration, ensemble, metrics
-from harness.ensemble import MemberOutputs
+from harness.scoring import calibration, ensemble, metrics
+from harness.scoring.ensemble import MemberOutputs
 
 SCALED = "+T"
 SCALED_SPELLINGS = ("+T", "+t", "+temperature")

@@ -1,15 +1,15 @@
 """Turn a gathered run into the numbers people want: members, ensemble variants, rescues.
 
 Pure: takes ``RunResults`` (numpy arrays and parsed result files) and returns
-plain JSON-ready data, written to ``<run>/ensemble.json`` and read by the
-baseline checks, the run history and the report (which never open the job
-files themselves). The layout, by key:
+a ``harness.scoring.run_analysis.RunAnalysis``, written to ``<run>/ensemble.json`` and
+read by the baseline checks, the run history and the report (which never open
+the job files themselves). Its parts:
 
 * ``members[name]``: state, reason, training figures and learning curve,
   timings, environment; for a usable member its test (and validation)
   metrics, per-class accuracy, confusion matrix, reliability bins, and its
   own temperature fitted on the validation split with the test metrics after it;
-* ``variants[name]`` (see ``harness.variants``): weights, temperature, test
+* ``variants[name]`` (see ``harness.scoring.variants``): weights, temperature, test
   and validation metrics, reliability bins (before and after a temperature),
   gain over the best member; ``unavailable_variants[name]``: why not;
 * ``ensemble``: the variant chosen by ``method`` (what the baseline checks),
@@ -25,10 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from harness import calibration, ensemble, metrics, variants
-from harness.gather import Member, RunResults
+from harness.scoring import calibration, ensemble, metrics, variants
+from harness.scoring.gather import Member, RunResults
+from harness.scoring.run_analysis import (
+    BestMember,
+    EnsembleFigures,
+    MemberFigures,
+    Metrics,
+    RunAnalysis,
+    Validation,
+    VariantFigures,
+)
 
-SCHEMA_VERSION = 2
 TABLE_IMAGES = 10
 """Test images in the per-image table by default (the seed showed 10)."""
 MAX_TABLE_IMAGES = 200
@@ -74,80 +82,82 @@ def _flop_figures(train: dict, predict: dict) -> dict[str, float]:
     return found
 
 
-def describe_member(member: Member, labels: dict[str, np.ndarray]) -> dict[str, Any]:
+def scores(probs: np.ndarray, labels: np.ndarray) -> Metrics:
+    return Metrics(**metrics.summary(probs, labels))
+
+
+def describe_member(member: Member, labels: dict[str, np.ndarray]) -> MemberFigures:
     """One member's figures; test metrics only when its predictions are usable."""
     train, predict = member.train or {}, member.predict or {}
     train_timing, predict_timing = train.get("timing", {}), predict.get("timing", {})
-    row: dict[str, Any] = {
-        "state": member.state,
-        "reason": member.reason,
-        "train_accuracy": train.get("final", {}).get("train_accuracy"),
-        "train_loss": train.get("final", {}).get("train_loss"),
-        "train_images_per_s": train_timing.get("steady_images_per_s"),
-        "epoch_seconds": train_timing.get("epoch_seconds"),
-        "train_seconds": train_timing.get("train_seconds"),
-        "inference_images_per_s": predict_timing.get("images_per_s"),
-        "latency_p50_ms": predict_timing.get("p50_ms"),
-        "latency_p90_ms": predict_timing.get("p90_ms"),
-        "latency_p99_ms": predict_timing.get("p99_ms"),
-        "peak_rss_mb": {"train": train.get("peak_rss_mb"), "predict": predict.get("peak_rss_mb")},
-        "parameters": train.get("model", {}).get("parameters"),
-        "environment": predict.get("environment") or train.get("environment"),
-        "history": _history(train),
-        "flops": _flop_figures(train, predict),
-    }
+    row = MemberFigures(
+        state=member.state,
+        reason=member.reason,
+        train_accuracy=train.get("final", {}).get("train_accuracy"),
+        train_loss=train.get("final", {}).get("train_loss"),
+        train_images_per_s=train_timing.get("steady_images_per_s"),
+        epoch_seconds=train_timing.get("epoch_seconds"),
+        train_seconds=train_timing.get("train_seconds"),
+        inference_images_per_s=predict_timing.get("images_per_s"),
+        latency_p50_ms=predict_timing.get("p50_ms"),
+        latency_p90_ms=predict_timing.get("p90_ms"),
+        latency_p99_ms=predict_timing.get("p99_ms"),
+        peak_rss_mb={"train": train.get("peak_rss_mb"), "predict": predict.get("peak_rss_mb")},
+        parameters=train.get("model", {}).get("parameters"),
+        environment=predict.get("environment") or train.get("environment"),
+        history=_history(train),
+        flops=_flop_figures(train, predict),
+    )
     if member.usable:
         test_probs, test_labels = member.probs["test"], labels["test"]
-        row["test"] = metrics.summary(test_probs, test_labels)
-        row["per_class"] = _plain(metrics.per_class_accuracy(test_probs, test_labels))
-        row["confusion"] = metrics.confusion_matrix(test_probs, test_labels).tolist()
-        row["reliability"] = metrics.reliability_bins(test_probs, test_labels).to_dict()
+        row.test = scores(test_probs, test_labels)
+        row.per_class = _plain(metrics.per_class_accuracy(test_probs, test_labels))
+        row.confusion = metrics.confusion_matrix(test_probs, test_labels).tolist()
+        row.reliability = metrics.reliability_bins(test_probs, test_labels).to_dict()
         val_probs, val_labels = member.probs.get("val"), labels.get("val")
         if val_probs is not None and val_labels is not None and len(val_labels):
-            row["val"] = metrics.summary(val_probs, val_labels)
-            temperature = calibration.fit_temperature(val_probs, val_labels)
-            row["temperature"] = temperature
-            row["test_calibrated"] = metrics.summary(
-                calibration.apply_temperature(test_probs, temperature), test_labels)
+            row.val = scores(val_probs, val_labels)
+            row.temperature = calibration.fit_temperature(val_probs, val_labels)
+            row.test_calibrated = scores(calibration.apply_temperature(test_probs, row.temperature),
+                                         test_labels)
     return row
 
 
 def describe_variant(variant: variants.Variant, labels: dict[str, np.ndarray],
-                     best_accuracy: float, unscaled: dict[str, Any] | None = None) -> dict[str, Any]:
+                     best_accuracy: float, unscaled: VariantFigures | None = None) -> VariantFigures:
     """A variant's numbers; ``unscaled`` is its rule's row, reused as the "before T" figures."""
-    test = metrics.summary(variant.test_probs, labels["test"])
-    row: dict[str, Any] = {
-        "weights": variant.weights,
-        "members": list(variant.weights),
-        "temperature": variant.temperature,
-        "test": test,
-        "val": (metrics.summary(variant.val_probs, labels["val"])
-                if variant.val_probs is not None else None),
-        "reliability": metrics.reliability_bins(variant.test_probs, labels["test"]).to_dict(),
-        "gain_over_best": test["accuracy"] - best_accuracy,
-    }
+    test = scores(variant.test_probs, labels["test"])
+    row = VariantFigures(
+        weights=variant.weights,
+        members=list(variant.weights),
+        temperature=variant.temperature,
+        test=test,
+        val=scores(variant.val_probs, labels["val"]) if variant.val_probs is not None else None,
+        reliability=metrics.reliability_bins(variant.test_probs, labels["test"]).to_dict(),
+        gain_over_best=test.accuracy - best_accuracy,
+    )
     if variant.temperature is not None:
         if unscaled is None:
             unscaled = describe_variant(dataclasses.replace(
                 variant, temperature=None, test_probs=variant.unscaled_test_probs, val_probs=None),
                 {"test": labels["test"]}, best_accuracy)
-        row["reliability_before"] = unscaled["reliability"]
-        row["test_before"] = unscaled["test"]
+        row.reliability_before = unscaled.reliability
+        row.test_before = unscaled.test
     return row
 
 
-def versus_best(test: dict[str, float], best: dict[str, float]) -> dict[str, Any]:
+def versus_best(test: Metrics, best: Metrics) -> dict[str, Any]:
     """An ensemble's test metrics against the best member's: better on each, and on all three?"""
-    better = {"accuracy": test["accuracy"] > best["accuracy"], "nll": test["nll"] < best["nll"],
-              "ece": test["ece"] < best["ece"]}
+    better = {"accuracy": test.accuracy > best.accuracy, "nll": test.nll < best.nll,
+              "ece": test.ece < best.ece}
     return {"better": better, "all_three": all(better.values())}
 
 
 def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
-            table_images: int = TABLE_IMAGES) -> dict[str, Any]:
+            table_images: int = TABLE_IMAGES) -> RunAnalysis:
     """Every member's metrics and every ensemble variant of the usable ones.
 
-    ``method`` names the variant the baseline checks (``harness.variants``
+    ``method`` names the variant the baseline checks (``harness.scoring.variants``
     names; an unknown name raises ValueError). If the run cannot make it (a
     fitted variant in a seed-faithful run), ``ensemble`` is None and
     ``ensemble_unavailable`` says why; everything else is still filled in.
@@ -155,62 +165,51 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
     method = variants.canonical(method)
     usable = results.usable
     profile = results.settings.get("profile", {}) if isinstance(results.settings, dict) else {}
-    out: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "run_id": results.run_id,
-        "method": method,
-        "fingerprint": results.fingerprint,
-        "classes": results.classes,
-        "n_test": len(results.labels.get("test", [])),
-        "n_val": len(results.labels.get("val", [])),
-        "data": _data_description(results),
-        "members": {name: describe_member(m, results.labels) for name, m in results.members.items()},
-        "left_out": results.left_out,
-        "variants": {},
-        "unavailable_variants": {},
-        "ensemble": None,
-    }
+    seed_faithful = profile.get("n_val") == 0
+    out = RunAnalysis(
+        run_id=results.run_id, method=method, fingerprint=results.fingerprint, classes=results.classes,
+        n_test=len(results.labels.get("test", [])), n_val=len(results.labels.get("val", [])),
+        data=_data_description(results),
+        members={name: describe_member(m, results.labels) for name, m in results.members.items()},
+        left_out=results.left_out,
+    )
     if not usable:
-        out["validation"] = {"available": False, "seed_faithful": profile.get("n_val") == 0,
-                             "reason": "no backend finished"}
+        out.validation = Validation(False, seed_faithful, "no backend finished")
         return out
     labels = results.labels
     outputs = {name: member_outputs(m) for name, m in usable.items()}
     with_val = variants.has_validation(outputs)
-    seed_faithful = profile.get("n_val") == 0
-    out["validation"] = {
-        "available": with_val,
-        "seed_faithful": seed_faithful,
-        "reason": "" if with_val else variants.NO_VALIDATION if seed_faithful else (
-            "a member wrote no predictions on the validation split; re-run its predict job"),
-    }
-    built, out["unavailable_variants"] = variants.build(outputs)
-    best_name = max(usable, key=lambda n: out["members"][n]["test"]["accuracy"])
-    best_accuracy = out["members"][best_name]["test"]["accuracy"]
-    out["best_member"] = {"name": best_name, "accuracy": best_accuracy}
+    out.validation = Validation(with_val, seed_faithful, "" if with_val else variants.NO_VALIDATION
+                                if seed_faithful else (
+        "a member wrote no predictions on the validation split; re-run its predict job"))
+    built, out.unavailable_variants = variants.build(outputs)
+    best_name = max(usable, key=lambda n: out.members[n].test.accuracy)
+    best = out.members[best_name].test
+    out.best_member = BestMember(best_name, best.accuracy)
     for name, variant in built.items():  # NAMES order: a rule comes before its +T variant
-        out["variants"][name] = describe_variant(
-            variant, labels, best_accuracy, out["variants"].get(variants.base_rule(name)))
-    for row in out["variants"].values():
-        row["versus_best_member"] = versus_best(row["test"], out["members"][best_name]["test"])
-    out["recommendation"] = variants.recommend(built, outputs)
+        out.variants[name] = describe_variant(
+            variant, labels, best.accuracy, out.variants.get(variants.base_rule(name)))
+    for row in out.variants.values():
+        row.versus_best_member = versus_best(row.test, best)
+    out.recommendation = variants.recommend(built, outputs)
 
     member_probs = {name: m.probs["test"] for name, m in usable.items()}
-    out["pairwise"] = [{"a": a, "b": b, **values}
-                       for (a, b), values in metrics.pairwise(member_probs).items()]
+    out.pairwise = [{"a": a, "b": b, **values}
+                    for (a, b), values in metrics.pairwise(member_probs).items()]
     if method not in built:
-        out["ensemble_unavailable"] = (f"the {method} ensemble is unavailable in this run: "
-                                       f"{out['unavailable_variants'].get(method, 'unknown reason')}")
+        out.ensemble_unavailable = (f"the {method} ensemble is unavailable in this run: "
+                                    f"{out.unavailable_variants.get(method, 'unknown reason')}")
         return out
     chosen = built[method]
-    out["ensemble"] = dict(out["variants"][method], method=method,
-                           per_class=_plain(metrics.per_class_accuracy(chosen.test_probs, labels["test"])),
-                           confusion=metrics.confusion_matrix(chosen.test_probs, labels["test"]).tolist())
-    out["gain_over_best"] = out["ensemble"]["gain_over_best"]
-    out["rescue"] = ensemble.rescue_analysis(member_probs, chosen.test_probs, labels["test"],
-                                             max_examples=EXAMPLES_PER_CASE)
-    out["rescue"]["examples"] = _examples(out["rescue"], member_probs, chosen.test_probs, labels["test"])
-    out["table"] = _table(chosen, member_probs, labels["test"], table_images)
+    out.ensemble = EnsembleFigures(
+        **{f.name: getattr(out.variants[method], f.name) for f in dataclasses.fields(VariantFigures)},
+        method=method, per_class=_plain(metrics.per_class_accuracy(chosen.test_probs, labels["test"])),
+        confusion=metrics.confusion_matrix(chosen.test_probs, labels["test"]).tolist())
+    out.gain_over_best = out.ensemble.gain_over_best
+    out.rescue = ensemble.rescue_analysis(member_probs, chosen.test_probs, labels["test"],
+                                          max_examples=EXAMPLES_PER_CASE)
+    out.rescue["examples"] = _examples(out.rescue, member_probs, chosen.test_probs, labels["test"])
+    out.table = _table(chosen, member_probs, labels["test"], table_images)
     return out
 
 

@@ -1,0 +1,187 @@
+"""The end of a run, in one place: history, baseline (recorded or judged), thumbnails, report.
+
+Every way a run ends comes through here: the pytest plugin at the end of
+``pytest benchmarks/`` (``finish``), and the re-render of a finished run
+folder (``rerender``, behind ``kbench report``), which reads the run folder
+back (``reanalyse``) or the stored ``ensemble.json`` as it is. Nothing here knows pytest: the baseline verdicts
+come back as a ``harness.baselines.Assessment``, which the plugin only turns
+into passes, failures and skips.
+
+Problems with the history, the thumbnails, recording a baseline or writing
+the report never raise: they come back as lines to show, and the report says
+what it could not show. Finished results are never lost to them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import baselines, history
+from harness.baselines import Assessment
+from harness.config import RunConfig
+from harness.errors import HarnessError
+from harness.jobs import JobResult, JobState
+from harness.report import thumbnails
+from harness.rundir import RunFolder, read_json
+from harness.scoring.analysis import TABLE_IMAGES, analyse
+from harness.scoring.gather import RunResults, gather
+from harness.scoring.run_analysis import RunAnalysis, read_analysis
+from harness.workload import layout
+
+
+@dataclass(frozen=True)
+class EndSettings:
+    """Where the end of a run reads and writes, and whether it records the baseline."""
+
+    shared_dir: Path
+    history_dir: Path
+    reports_dir: Path | None = None
+    """Also copy the reports to ``<reports_dir>/<run-id>/``."""
+    baseline_path: Path | None = None
+    """The profile's baseline file; None: no baseline folder was given."""
+    record_baseline: bool = False
+
+    @classmethod
+    def of(cls, config: RunConfig) -> EndSettings:
+        return cls(shared_dir=config.shared_dir, history_dir=config.history_store,
+                   reports_dir=config.reports_dir, baseline_path=config.baseline_path,
+                   record_baseline=config.record_baseline)
+
+
+@dataclass
+class RunEnd:
+    """What the end of a run produced."""
+
+    analysis: RunAnalysis
+    assessment: Assessment
+    report_paths: list[Path] = field(default_factory=list)
+    """The run folder's report.html and report.md first, then their copies."""
+    lines: list[str] = field(default_factory=list)
+    """What to tell the user: a recorded baseline, a report that could not be written, history problems."""
+
+
+def judge(analysis: RunAnalysis, settings: EndSettings) -> Assessment:
+    """The run's baseline verdicts (none checked when this run records the baseline)."""
+    return baselines.assess(analysis, settings.baseline_path, recording=settings.record_baseline)
+
+
+def finish(analysis: RunAnalysis, run_dir: Path, settings: EndSettings,
+           say: Callable[[str], None] | None = None) -> RunEnd:
+    """Record the baseline if asked, add the run to its profile's history, judge it, write the report."""
+    profile = analysis.profile_name or "unknown"
+    end = RunEnd(analysis, judge(analysis, settings))
+    if settings.record_baseline:
+        _record(end, settings, profile)
+    problems = []
+    try:
+        history.append(settings.history_dir, analysis, profile)
+    except (OSError, ValueError) as err:
+        problems.append(f"could not add this run to the history in {settings.history_dir} ({err})")
+    past = history.load(settings.history_dir, profile)
+    problems += past.problems
+    images = thumbnails.load(analysis, settings.shared_dir)
+    from harness.report import write_reports  # imports matplotlib: only once a report is written
+
+    try:
+        end.report_paths = write_reports(analysis, Path(run_dir), settings.reports_dir, history=past.entries,
+                                         history_problems=problems, images=images,
+                                         baseline=end.assessment.to_json())
+    except (HarnessError, OSError) as err:
+        end.lines.append(f"could not write the report: {err}")
+    if say is not None:
+        for problem in problems:
+            say(f"history: {problem}")
+    return end
+
+
+def _record(end: RunEnd, settings: EndSettings, profile: str) -> None:
+    if settings.baseline_path is None:
+        end.lines.append("could not record the baseline: no baseline folder was given (--baselines)")
+        return
+    try:  # the earlier runs give each entry its spread
+        earlier = history.load(settings.history_dir, profile).entries
+        baselines.record(settings.baseline_path, profile, end.analysis, history=earlier)
+        end.lines.append(f"recorded the baseline {settings.baseline_path}")
+    except (HarnessError, OSError) as err:
+        end.lines.append(f"could not record the baseline: {err}")
+
+
+# -- a finished run folder, again ------------------------------------------------------------
+def load_run(run_dir: Path) -> RunResults:
+    """Gather a finished run folder as the session would, from the files it left."""
+    run_dir = Path(run_dir).resolve()
+    folder = RunFolder(_shared_of(run_dir), run_dir.name)
+    settings = folder.read_settings()
+    if settings is None:
+        raise HarnessError(f"{run_dir} has no {layout.RUN_JSON}; give the folder of a run "
+                           "(<shared>/runs/<run-id>)")
+    earlier = _stored_statuses(run_dir)
+    backends = settings.get("backends", [])
+    statuses: dict[tuple[str, str], JobResult] = {}
+    skipped = {}
+    for name in backends:
+        for phase in layout.PHASES:
+            status = folder.read_status(name, phase)
+            if status is None and f"{name}/{phase}" in earlier:
+                status = JobResult.from_json(earlier[f"{name}/{phase}"])
+            if status is not None:
+                statuses[(name, phase)] = status
+        states = [statuses.get((name, p)) for p in layout.PHASES]
+        if all(s is None for s in states):
+            skipped[name] = "no job ran for it in this run"
+        elif all(s is not None and s.state is JobState.SKIPPED for s in states):
+            skipped[name] = states[0].reason
+    return gather(folder, backends, statuses, skipped)
+
+
+def _stored_statuses(run_dir: Path) -> dict:
+    try:
+        statuses = read_json(run_dir / layout.ENSEMBLE_JSON).get("statuses", {})
+    except HarnessError:
+        return {}
+    return statuses if isinstance(statuses, dict) else {}
+
+
+def _shared_of(run_dir: Path) -> Path:
+    try:
+        return Path(layout.shared_of(str(run_dir)))
+    except ValueError as err:
+        raise HarnessError(f"{err}; give the folder of a run") from None
+
+
+def reanalyse(run_dir: Path, method: str = "seed", table_images: int = TABLE_IMAGES) -> RunAnalysis:
+    """The analysis of a finished run folder, with settings and statuses as the session adds them."""
+    results = load_run(run_dir)
+    analysis = analyse(results, method, table_images=table_images)
+    analysis.settings = results.settings
+    analysis.statuses = {f"{m.backend}/{p}": s.to_json() for m in results.members.values()
+                         for p, s in sorted(m.statuses.items())}
+    return analysis
+
+
+def rerender(run_dir: Path, *, reports_dir: Path | None = None, baselines_dir: Path | None = None,
+             history_dir: Path | None = None, method: str = "seed", table_images: int = TABLE_IMAGES,
+             stored: bool = False, write_analysis: bool = False,
+             say: Callable[[str], None] | None = None) -> RunEnd:
+    """Write a finished run's report again, without training (after a template change, say).
+
+    By default the run folder's job files are analysed again (``method`` and
+    ``table_images`` as a session would); with ``stored`` the run's
+    ``ensemble.json`` is rendered as it is, older files included. The run is
+    added to its profile's history and judged against ``baselines_dir``.
+    """
+    run_dir = Path(run_dir).resolve()
+    shared = _shared_of(run_dir)
+    if stored:
+        analysis = read_analysis(run_dir / layout.ENSEMBLE_JSON)
+    else:
+        analysis = reanalyse(run_dir, method, table_images)
+    if write_analysis:
+        layout.atomic_write_json(str(run_dir / layout.ENSEMBLE_JSON), analysis.to_json())
+    profile = analysis.profile_name or "unknown"
+    settings = EndSettings(
+        shared_dir=shared, history_dir=Path(history_dir) if history_dir else history.default_dir(shared),
+        reports_dir=reports_dir,
+        baseline_path=baselines.path_for(baselines_dir, profile) if baselines_dir else None)
+    return finish(analysis, run_dir, settings, say)
