@@ -96,3 +96,16 @@ class JobResult:
         values = {k: v for k, v in data.items() if k in known}
         values["state"] = JobState(values["state"])
         return cls(**values)
+
+
+def reasons_once(reasons: Mapping[str, str]) -> str:
+    """Why several backends ended as they did, each distinct reason said once.
+
+    ``{"jax": "no data", "torch": "no data", "cntk": "no MPI"}`` reads
+    ``jax, torch: no data; cntk: no MPI``: when every backend fails for the
+    same cause, the user reads it once, not once per backend.
+    """
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())

@@ -21,7 +21,7 @@ from harness import backends as backend_registry
 from harness import baselines, executors, profiles
 from harness.config import RunConfig, build
 from harness.errors import HarnessError
-from harness.jobs import JobResult, JobState
+from harness.jobs import JobResult, JobState, reasons_once
 from harness.scoring import variants
 from harness.scoring.run_analysis import RunAnalysis
 from harness.session import BenchmarkSession
@@ -237,7 +237,7 @@ class KbenchRun:
         if analysis.ensemble is None and analysis.ensemble_unavailable:
             pytest.fail(analysis.ensemble_unavailable, pytrace=False)  # e.g. --ensemble fitted, no val split
         if analysis.ensemble is None:
-            left = "; ".join(f"{k}: {v}" for k, v in analysis.left_out.items())
+            left = reasons_once(analysis.left_out)
             pytest.fail(f"no backend finished, so there is no ensemble ({left})", pytrace=False)
         if self.config.record_baseline:
             return analysis

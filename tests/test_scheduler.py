@@ -123,3 +123,4 @@ def test_draining_runs_nothing_new_and_marks_the_rest_not_selected():
     assert ex.order == ["tensorflow/train"]
     assert results[("jax", "predict")].state is JobState.SKIPPED
     assert results[("jax", "predict")].reason == "not selected in this session"
+
