@@ -5,6 +5,7 @@ every problem is a ``ConfigError`` whose message names the fix.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,21 @@ def parse_positive_int(name: str, value: Any) -> int | None:
     return number
 
 
+THREADS_PER_CORE = 4
+"""--threads above cores x this is refused: more threads than that only contend for the cores
+(and for memory: each thread has its own stack and BLAS buffers), so it is a typo, not a setting."""
+
+
+def parse_threads(value: Any, cores: int | None = None) -> int | None:
+    threads = parse_positive_int("--threads", value)
+    most = (cores or os.cpu_count() or 1) * THREADS_PER_CORE
+    if threads is not None and threads > most:
+        raise ConfigError(f"--threads {threads} is more than {THREADS_PER_CORE} per core of this machine's "
+                          f"{most // THREADS_PER_CORE} cores; more only makes the jobs contend, so pass "
+                          f"--threads {most} or fewer")
+    return threads
+
+
 def build(
     *,
     backend: str,
@@ -105,8 +121,8 @@ def build(
             timeout = float(job_timeout)
         except ValueError:
             raise ConfigError(f"--job-timeout must be a number of seconds, not {job_timeout!r}") from None
-        if timeout <= 0:
-            raise ConfigError("--job-timeout must be more than 0 seconds")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ConfigError(f"--job-timeout must be a finite number of seconds above 0, not {job_timeout!r}")
     return RunConfig(
         backends=tuple(backend_registry.parse_backends(backend)),
         profile=profiles.get(profile),
@@ -117,7 +133,7 @@ def build(
         work_dir=(cwd / Path(work_dir).expanduser()).resolve(),
         reports_dir=(cwd / Path(reports_dir).expanduser()).resolve(),
         parallel=parse_positive_int("--parallel", parallel),
-        threads=parse_positive_int("--threads", threads),
+        threads=parse_threads(threads),
         job_timeout_s=timeout,
         ensemble_method=parse_ensemble(ensemble_method),
         history_dir=(cwd / Path(history_dir).expanduser()).resolve() if history_dir else None,

@@ -11,7 +11,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -20,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from harness import names
 from harness.errors import ConfigError, ResultError, RunInUseError
 from harness.executors.base import JobResult, JobState
 from harness.workload import layout
 
-RUN_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+RUN_ID_PATTERN = names.SAFE_NAME
 IDENTITY_KEYS = ("profile", "dataset")
 """run.json keys that must match for a later session to resume a run."""
 
@@ -36,11 +36,7 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 def check_run_id(text: str) -> str:
     """A run id becomes a folder name and part of Kubernetes names: keep it plain."""
-    if not RUN_ID_PATTERN.match(text):
-        raise ConfigError(
-            f"run id {text!r} is not a safe name; use 1-40 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit (e.g. nightly-42)")
-    return text
+    return names.check(text, "run id", "nightly-42")
 
 
 class RunFolder:

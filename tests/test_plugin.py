@@ -49,6 +49,10 @@ def test_options_are_listed_under_their_own_group_in_help(project):
     (["--run-id", "../escape"], "run id '../escape' is not a safe name"),
     (["--parallel", "0"], "--parallel must be at least 1, not 0"),
     (["--job-timeout", "soon"], "--job-timeout must be a number of seconds"),
+    (["--job-timeout", "nan"], "--job-timeout must be a finite number of seconds above 0, not 'nan'"),
+    (["--job-timeout", "inf"], "--job-timeout must be a finite number of seconds above 0, not 'inf'"),
+    (["--threads", "1000"], "--threads 1000 is more than 4 per core"),
+    (["--run-id", "nightly\n"], "run id 'nightly\\n' is not a safe name"),
 ])
 def test_bad_options_are_a_usage_error_that_names_the_fix(project, args, message):
     result = run(project, *args)

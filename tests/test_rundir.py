@@ -18,7 +18,8 @@ SETTINGS = {"schema": layout.SCHEMA_VERSION, "profile": {"name": "smoke"}, "data
             "backends": ["jax"]}
 
 
-@pytest.mark.parametrize("bad", ["../etc", "a/b", "Nightly", "run id", "-x", "x-", "a" * 41, "", "ü", "a.b"])
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "Nightly", "run id", "-x", "x-", "a" * 41, "", "ü", "a.b",
+                                 "nightly\n", "nightly\r", "\nnightly"])
 def test_unsafe_run_ids_are_refused_with_the_rule(bad):
     with pytest.raises(ConfigError, match="not a safe name; use 1-40 lowercase letters"):
         check_run_id(bad)
