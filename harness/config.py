@@ -18,6 +18,7 @@ from harness.errors import ConfigError
 from harness.executors import executor_class
 from harness.profiles import Profile
 from harness.rundir import check_run_id, new_run_id
+from harness.workload.layout import PHASES
 
 DATASET_ENV = "KBENCH_DATASET"
 KERAS_NAMES = ("keras", "cifar10", "keras:cifar10")
@@ -47,6 +48,8 @@ class RunConfig:
     report_images: int = 10
     """Test images in the report's per-image table."""
     executor_settings: dict[str, Any] = field(default_factory=dict)
+    rerun: frozenset[tuple[str, str]] = frozenset()
+    """(backend, phase) jobs to run again even if an earlier session finished them (--rerun)."""
 
     @property
     def timeout_s(self) -> float:
@@ -113,6 +116,7 @@ def build(
     history_dir: str | Path | None = None,
     report_images: Any = None,
     executor_settings: dict[str, Any] | None = None,
+    rerun: str | None = None,
 ) -> RunConfig:
     executor_class(executor)  # an unknown executor fails here, listing the valid ones
     timeout = None
@@ -123,8 +127,9 @@ def build(
             raise ConfigError(f"--job-timeout must be a number of seconds, not {job_timeout!r}") from None
         if not math.isfinite(timeout) or timeout <= 0:
             raise ConfigError(f"--job-timeout must be a finite number of seconds above 0, not {job_timeout!r}")
+    chosen = tuple(backend_registry.parse_backends(backend))
     return RunConfig(
-        backends=tuple(backend_registry.parse_backends(backend)),
+        backends=chosen,
         profile=profiles.get(profile),
         executor=executor,
         dataset=parse_dataset(dataset, cwd),
@@ -139,7 +144,35 @@ def build(
         history_dir=(cwd / Path(history_dir).expanduser()).resolve() if history_dir else None,
         report_images=parse_positive_int("--report-images", report_images) or 10,
         executor_settings=dict(executor_settings or {}),
+        rerun=parse_rerun(rerun, [b.name for b in chosen]),
     )
+
+
+def parse_rerun(text: str | None, backends: list[str]) -> frozenset[tuple[str, str]]:
+    """``--rerun BACKEND[/PHASE],...`` as (backend, phase) pairs; train always brings its predict.
+
+    A backend alone means both phases; ``all`` means every chosen backend. A
+    predict job run on new weights would otherwise be reused with outputs of
+    the old ones, so rerunning train reruns predict too.
+    """
+    if not text or not text.strip():
+        return frozenset()
+    usage = ("--rerun takes BACKEND or BACKEND/PHASE (phase: train or predict), comma-separated, or all; "
+             f"backends of this run: {', '.join(backends)}")
+    jobs: set[tuple[str, str]] = set()
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, phase = item.partition("/")
+        name, phase = name.strip().lower(), phase.strip().lower()
+        names = backends if name == "all" else [name]
+        if name != "all" and name not in backends:
+            raise ConfigError(f"--rerun {item!r}: {name!r} is not a backend of this run; {usage}")
+        if phase not in ("", *PHASES):
+            raise ConfigError(f"--rerun {item!r}: unknown phase {phase!r}; {usage}")
+        for backend in names:
+            jobs.update((backend, p) for p in (PHASES if phase in ("", "train") else ("predict",)))
+    return frozenset(jobs)
 
 
 def parse_ensemble(name: str) -> str:

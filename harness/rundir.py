@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import names
+from harness import job_outputs, names
 from harness.errors import ConfigError, ResultError, RunInUseError
 from harness.executors.base import JobResult, JobState
 from harness.workload import layout
@@ -137,20 +137,32 @@ class RunFolder:
 
     def finished(self, backend: str, phase: str, fingerprint: str | None = None) -> JobResult | None:
         """The earlier result of a job when it can be reused as it is, else None."""
+        return self.earlier(backend, phase, fingerprint)[0]
+
+    def earlier(self, backend: str, phase: str,
+                fingerprint: str | None = None) -> tuple[JobResult | None, str | None]:
+        """An earlier job's status if it can be reused, else None and why not (None: it never finished).
+
+        Reusable means: it succeeded, its result file is sound, and every file it
+        promised still matches the checksum it wrote (and, for predict, holds
+        sound probabilities). Anything less reruns the job.
+        """
         status = self.read_status(backend, phase)
         if status is None or status.state is not JobState.SUCCEEDED:
-            return None
+            return None, None
         try:
             result = self.read_result(backend, phase)
-        except ResultError:
-            return None
+        except ResultError as err:
+            return None, str(err)
         if fingerprint and result.get("data", {}).get("fingerprint") != fingerprint:
-            return None
-        needed = [layout.WEIGHTS] if phase == "train" else [layout.probs_name("test")]
-        if not all(self.file(backend, name).is_file() for name in needed):
-            return None
+            return None, "it saw other data (its data fingerprint differs)"
+        folder = self.backend_dir(backend)
+        problem = job_outputs.outputs_problem(folder, result) if phase == "predict" else None
+        problem = problem or job_outputs.checksum_problem(folder, result, phase)
+        if problem:
+            return None, problem
         status.reused = True
-        return status
+        return status, None
 
     def clear_phase(self, backend: str, phase: str) -> None:
         """Remove what an unfinished attempt of a job left, so it restarts clean."""
@@ -210,11 +222,15 @@ def check_schema(data: dict, path: Path) -> None:
 
 def load_array(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise ResultError(f"{path} is missing; run the predict job again") from None
     except (OSError, ValueError, EOFError) as err:
         raise ResultError(f"{path} is truncated or corrupt ({err}); run the predict job again") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+        array.close()
+        raise ResultError(f"{path} is an archive, not one array; run the predict job again")
+    return array
 
 
 def _short(value: Any) -> str:

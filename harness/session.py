@@ -66,6 +66,7 @@ class BenchmarkSession:
         check_dataset(dataset, config, self.say)
 
         self.folder.acquire()
+        remove_derived(self.folder.path, config.reports_dir / config.run_id)
         self.settings = self.folder.write_settings(self._run_settings(dataset))
         self.executor.prepare(runnable)
 
@@ -107,15 +108,21 @@ class BenchmarkSession:
                        self.config.timeout_s, self.threads)
 
     def _reusable(self, runnable: list[Backend]) -> dict[tuple[str, str], JobResult]:
+        """Jobs an earlier session finished soundly; the rest (and those in --rerun) run again."""
         done = {}
         for backend in runnable:
-            train = self.folder.finished(backend.name, "train")
-            if train is None:
-                continue
-            done[(backend.name, "train")] = train
-            predict = self.folder.finished(backend.name, "predict")
-            if predict is not None:
-                done[(backend.name, "predict")] = predict
+            for phase in PHASES:  # train first: a predict is reused only on reused weights
+                if (backend.name, phase) in self.config.rerun:
+                    continue
+                if phase == "predict" and (backend.name, "train") not in done:
+                    break
+                result, problem = self.folder.earlier(backend.name, phase)
+                if problem:
+                    self.say(f"not reusing {backend.name}/{phase} of run {self.config.run_id}: {problem}; "
+                             "running it again")
+                if result is None:
+                    break
+                done[(backend.name, phase)] = result
         return done
 
     # -- running ------------------------------------------------------------------------
@@ -183,6 +190,26 @@ class BenchmarkSession:
             if self.executor is not None:
                 self.executor.close()
             self.folder.release()
+
+
+DERIVED = (ENSEMBLE_JSON, "report.html", "report.md")
+"""Files made from the jobs' results at the end of a session (the report's names are
+``harness.report.render``'s, not imported here: that module loads matplotlib)."""
+
+
+def remove_derived(*folders: Path) -> None:
+    """Delete an earlier session's ensemble.json and reports before this one runs anything.
+
+    They describe the jobs as they were: once a job reruns (or the analysis
+    fails), they would look current while being wrong. The session writes
+    them again from the files as they are now.
+    """
+    for folder in folders:
+        for name in DERIVED:
+            try:
+                (Path(folder) / name).unlink()
+            except FileNotFoundError:
+                pass
 
 
 SLOWEST_FIRST = ("cntk", "theano", "jax", "torch", "tensorflow")
