@@ -14,7 +14,6 @@ Pure apart from reading the files it is given; no pytest, no executor.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -87,13 +86,19 @@ def probs_problem(probs: np.ndarray, labels: np.ndarray, n_classes: int, rows: A
     return None
 
 
-def load_pair(folder: Path, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """A split's probabilities and labels as the predict result names them (raises ValueError/OSError)."""
-    probs = np.load(os.path.join(folder, info["probs"]), allow_pickle=False)
-    labels = np.load(os.path.join(folder, info["labels"]), allow_pickle=False)
-    if not isinstance(probs, np.ndarray) or not isinstance(labels, np.ndarray):
-        raise ValueError("an .npz archive, not one array")  # noqa: TRY004 (a bad file, not a caller's bug)
-    return probs, labels
+def load_npy(path: Path) -> np.ndarray:
+    """One ``.npy`` array; ValueError with a short reason when the file is not one."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing") from None
+    except (OSError, ValueError, EOFError) as err:
+        reason = str(err).split(". ")[0][:100]
+        raise ValueError(f"{path} is truncated or corrupt ({reason})") from None
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise ValueError(f"{path} is an archive, not one array")  # noqa: TRY004 (a bad file, not a bad call)
+    return array
 
 
 def outputs_problem(folder: Path, result: dict[str, Any]) -> str | None:
@@ -109,9 +114,10 @@ def outputs_problem(folder: Path, result: dict[str, Any]) -> str | None:
                 or info.get("labels") != layout.labels_name(split):
             return f"its result names other files than {layout.probs_name(split)} for the {split} outputs"
         try:
-            probs, labels = load_pair(folder, info)
-        except (OSError, ValueError, EOFError) as err:
-            return f"its {split} outputs cannot be read ({err})"
+            probs = load_npy(Path(folder) / info["probs"])
+            labels = load_npy(Path(folder) / info["labels"])
+        except ValueError as err:
+            return str(err)
         problem = probs_problem(probs, labels, len(classes), info.get("rows"))
         if problem:
             return f"{Path(folder) / info['probs']} {problem}"

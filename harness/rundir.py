@@ -222,15 +222,9 @@ def check_schema(data: dict, path: Path) -> None:
 
 def load_array(path: Path) -> np.ndarray:
     try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ResultError(f"{path} is missing; run the predict job again") from None
-    except (OSError, ValueError, EOFError) as err:
-        raise ResultError(f"{path} is truncated or corrupt ({err}); run the predict job again") from None
-    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
-        array.close()
-        raise ResultError(f"{path} is an archive, not one array; run the predict job again")
-    return array
+        return job_outputs.load_npy(Path(path))
+    except ValueError as err:
+        raise ResultError(f"{err}; run the predict job again") from None
 
 
 def _short(value: Any) -> str:
