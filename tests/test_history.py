@@ -86,16 +86,15 @@ def test_a_history_after_a_schema_change_is_one_line_however_long(tmp_path: Path
     history.append(tmp_path, renamed(analysis, "after"))
     loaded = history.load(tmp_path, "smoke", tail=100)
     assert [e["run_id"] for e in loaded] == ["after"]
-    assert loaded.problems == [f"skipped 99 of the last 100 lines of {path} that cannot be read (99 have "
-                               "schema 0, not 1); move that file aside to start a fresh history"]
+    assert loaded.problems == [(f"skipped 99 of the last 100 lines of {path} that cannot be read (99 have "
+                                "schema 0, not 1); move that file aside to start a fresh history")]
 
 
 def test_only_the_end_of_the_history_is_read_and_the_latest_runs_kept(tmp_path: Path, analysis: dict) -> None:
     path = tmp_path / "smoke.jsonl"
     entry = history.entry(analysis)
     with open(path, "w") as handle:
-        for i in range(300):
-            handle.write(json.dumps(dict(entry, run_id=f"r{i}")) + "\n")
+        handle.writelines(json.dumps(dict(entry, run_id=f"r{i}")) + "\n" for i in range(300))
     loaded = history.load(tmp_path, "smoke", limit=5, tail=50)
     assert [e["run_id"] for e in loaded] == [f"r{i}" for i in range(295, 300)] and loaded.problems == []
 

@@ -42,7 +42,7 @@ def test_every_label_drawn_has_all_its_glyphs_in_the_font_chosen():
 def test_fuzz_any_class_names_draw_without_warnings(names):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        drawn, family = labels.drawable(names)
+        drawn, _family = labels.drawable(names)
         assert len(drawn) == len(names)
         assert charts.confusion(confusion_of(names), names, "t").startswith("data:image/png")
 
