@@ -65,9 +65,13 @@ class BenchmarkSession:
         dataset = self.executor.stage_dataset(config.dataset)
         check_dataset(dataset, config, self.say)
 
-        self.folder.acquire()
-        remove_derived(self.folder.path, config.reports_dir / config.run_id)
-        self.settings = self.folder.write_settings(self._run_settings(dataset))
+        try:
+            self.folder.acquire()
+            remove_derived(self.folder.path, config.reports_dir / config.run_id)
+            self.settings = self.folder.write_settings(self._run_settings(dataset))
+        except OSError as err:
+            raise ConfigError(f"cannot write the run folder {self.folder.path} ({err.strerror}); "
+                              f"{storage_hint(err, config.run_id)}") from None
         self.executor.prepare(runnable)
 
         n_jobs = len(runnable) * len(PHASES)
@@ -76,9 +80,13 @@ class BenchmarkSession:
         self.executor.set_concurrency(self.parallel, self.threads)
         jobs = [self._job(b, phase) for phase in PHASES for b in slowest_first(runnable)]
         done = self._reusable(runnable)
-        for job in jobs:
-            if job.key not in done:
-                self.folder.clear_phase(job.backend.name, job.phase)
+        try:
+            for job in jobs:
+                if job.key not in done:
+                    self.folder.clear_phase(job.backend.name, job.phase)
+        except OSError as err:
+            raise ConfigError(f"cannot clear the unfinished jobs in {self.folder.path} ({err.strerror}); "
+                              f"{storage_hint(err, config.run_id)}") from None
         if done:
             reused = ", ".join(f"{b}/{p}" for b, p in done)
             self.say(f"reusing finished jobs of run {config.run_id}: {reused}")
@@ -163,7 +171,11 @@ class BenchmarkSession:
         self.analysis["harness"] = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
                                     "threads_per_job": self.threads, "executor": self.config.executor,
                                     "timings": dict(self.timings)}
-        layout.atomic_write_json(str(self.folder.path / ENSEMBLE_JSON), self.analysis)
+        try:
+            layout.atomic_write_json(str(self.folder.path / ENSEMBLE_JSON), self.analysis)
+        except OSError as err:  # the analysis is still used for the checks and the report
+            self.say(f"could not write {self.folder.path / ENSEMBLE_JSON} ({err.strerror}); "
+                     f"{storage_hint(err, self.config.run_id)}")
         self.results = results
         return self.analysis
 
@@ -174,7 +186,11 @@ class BenchmarkSession:
 
     def _on_result(self, result: JobResult) -> None:
         if not result.reused:
-            self.folder.write_status(result)
+            try:
+                self.folder.write_status(result)
+            except OSError as err:  # the job's end is still known here; only a later resume loses it
+                self.say(f"  [{result.label}] could not record how it ended in {self.folder.path} "
+                         f"({err.strerror}); {storage_hint(err, self.config.run_id)}")
         took = f" in {result.wall_s:.1f} s" if result.wall_s is not None else ""
         if result.ok:
             self.say(f"  [{result.label}] {result.state.value}{took}")
@@ -190,6 +206,15 @@ class BenchmarkSession:
             if self.executor is not None:
                 self.executor.close()
             self.folder.release()
+
+
+def storage_hint(err: OSError, run_id: str) -> str:
+    """What to do about a failed write to the shared folder, in a few words."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the shared folder is full: free some space, then run again with --run-id {run_id} to resume"
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "check the shared folder's permissions or pass --shared-dir with another folder"
+    return f"check the shared folder, then run again with --run-id {run_id} to resume"
 
 
 DERIVED = (ENSEMBLE_JSON, "report.html", "report.md")

@@ -1,0 +1,61 @@
+"""Hostile conditions met by a whole session: one clear line each, never a traceback or lost results.
+
+Real parts: a pytest process running the plugin (pytester), a real data set
+folder with a dangling symbolic link, a real full tmpfs (needs root and mount
+permission; otherwise skipped, like ``tests/test_shared_folder.py``).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness import config as run_config
+from harness.executors.base import JobResult, JobState
+from harness.session import ENSEMBLE_JSON, BenchmarkSession
+from harness.workload import layout
+from tests.run_fixtures import RunSpec, write_run
+from tests.test_shared_folder import fill, tmpfs  # noqa: F401 (a fixture)
+
+pytest_plugins = ["pytester"]
+
+
+def test_a_dangling_symlink_in_the_data_set_is_one_line_once(pytester, image_folder, tmp_path):
+    """Before: the same FileNotFoundError traceback three times, once per case."""
+    os.symlink(tmp_path / "nowhere.png", image_folder / "train" / sorted(os.listdir(image_folder / "train"))[0]
+               / "dangling.png")
+    pytester.makepyfile(test_cases="def test_train(backend_name, kbench):\n    kbench.job(backend_name, 'train')\n"
+                                   "def test_predict(backend_name, kbench):\n    kbench.job(backend_name, 'predict')\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--backend", "tensorflow,jax",
+                                           "--dataset", str(image_folder), "--shared-dir", str(tmp_path / "shared"))
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert text.count("dangling.png, which cannot be read (No such file or directory: a dangling symbolic "
+                      "link); remove or fix it") == 1
+    assert "Traceback" not in text
+
+
+def session_on(shared) -> tuple[BenchmarkSession, list[str]]:
+    cfg = run_config.build(backend="tensorflow,jax", profile="smoke", executor="local", dataset="keras",
+                           shared_dir=shared, run_id="synthetic1", work_dir=shared / "work",
+                           reports_dir=shared / "reports", cwd=shared)
+    said: list[str] = []
+    return BenchmarkSession(cfg, say=said.append), said
+
+
+def test_a_shared_folder_that_fills_up_mid_run_is_one_line_each_and_the_run_is_still_analysed(tmpfs):  # noqa: F811
+    """Before: the job said the disk was full, then the harness printed tracebacks."""
+    write_run(tmpfs, RunSpec(backends=("tensorflow", "jax")))
+    fill(tmpfs)
+    session, said = session_on(tmpfs)
+    session._on_result(JobResult("jax", "predict", JobState.FAILED, reason="No space left on device"))
+    statuses = {(b, p): JobResult(b, p, JobState.SUCCEEDED) for b in ("tensorflow", "jax") for p in layout.PHASES}
+    session.scheduler = type("Ended", (), {"run_all": lambda self: statuses})()
+    analysis = session.finish()
+    assert analysis["ensemble"] is not None, "the finished jobs' results are still used"
+    hint = "the shared folder is full: free some space, then run again with --run-id synthetic1 to resume"
+    assert [s for s in said if "could not record how it ended" in s] == [
+        f"  [jax/predict] could not record how it ended in {tmpfs / 'runs' / 'synthetic1'} (No space left on "
+        f"device); {hint}"]
+    assert sum(f"could not write {tmpfs / 'runs' / 'synthetic1' / ENSEMBLE_JSON}" in s and hint in s
+               for s in said) == 1
