@@ -22,7 +22,7 @@ pytest_plugins = ["pytester"]
 
 def test_a_dangling_symlink_in_the_data_set_is_one_line_once(pytester, image_folder, tmp_path):
     """Before: the same FileNotFoundError traceback three times, once per case."""
-    os.symlink(tmp_path / "nowhere.png", image_folder / "train" / sorted(os.listdir(image_folder / "train"))[0]
+    os.symlink(tmp_path / "nowhere.png", image_folder / "train" / min(os.listdir(image_folder / "train"))
                / "dangling.png")
     pytester.makepyfile(test_cases="def test_train(backend_name, kbench):\n    kbench.job(backend_name, 'train')\n"
                                    "def test_predict(backend_name, kbench):\n    kbench.job(backend_name, 'predict')\n")
@@ -55,7 +55,7 @@ def test_a_shared_folder_that_fills_up_mid_run_is_one_line_each_and_the_run_is_s
     assert analysis["ensemble"] is not None, "the finished jobs' results are still used"
     hint = "the shared folder is full: free some space, then run again with --run-id synthetic1 to resume"
     assert [s for s in said if "could not record how it ended" in s] == [
-        f"  [jax/predict] could not record how it ended in {tmpfs / 'runs' / 'synthetic1'} (No space left on "
-        f"device); {hint}"]
+        (f"  [jax/predict] could not record how it ended in {tmpfs / 'runs' / 'synthetic1'} (No space left on "
+         f"device); {hint}")]
     assert sum(f"could not write {tmpfs / 'runs' / 'synthetic1' / ENSEMBLE_JSON}" in s and hint in s
                for s in said) == 1
