@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import variants
+from harness import names, variants
 from harness.errors import BaselineError
 from harness.workload.layout import atomic_write_json
 
@@ -70,7 +70,8 @@ class GapVerdict:
 
 
 def path_for(directory: Path, profile: str) -> Path:
-    return Path(directory) / f"{profile}.json"
+    """``<directory>/<profile>.json``; a profile name that could reach outside the folder is refused."""
+    return Path(directory) / f"{names.check(profile, 'profile name', 'smoke')}.json"
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import names
+from harness.errors import ConfigError
+
 SCHEMA_VERSION = 1
 DEFAULT_LIMIT = 30
 """Most recent runs ``load`` returns: enough for a trend, few enough to read."""
@@ -48,7 +51,8 @@ class History:
 
 
 def path_for(directory: Path, profile: str) -> Path:
-    return Path(directory) / f"{profile}.jsonl"
+    """``<directory>/<profile>.jsonl``; a profile name that could reach outside the folder is refused."""
+    return Path(directory) / f"{names.check(profile, 'profile name', 'smoke')}.jsonl"
 
 
 def default_dir(shared_dir: Path) -> Path:
@@ -153,7 +157,10 @@ def load(directory: Path, profile: str, limit: int = DEFAULT_LIMIT, tail: int = 
 
     Unreadable lines are skipped and summarised in one problem: how many, why and which file.
     """
-    path = path_for(directory, profile)
+    try:
+        path = path_for(directory, profile)
+    except ConfigError as err:
+        return History(problems=[f"{err}; the trend is not shown"])
     history = History(path=path)
     try:
         lines, more = tail_lines(path, tail)

@@ -45,7 +45,7 @@ def publish(analysis: dict[str, Any], run_dir: Path, reports_dir: Path | None, *
     problems = []
     try:
         history.append(history_dir, analysis, profile)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, HarnessError) as err:
         problems.append(f"could not add this run to the history in {history_dir} ({err})")
     past = history.load(history_dir, profile)
     assessment = baselines.assess(analysis, baseline_path, recording=recording)

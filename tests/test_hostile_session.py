@@ -59,3 +59,38 @@ def test_a_shared_folder_that_fills_up_mid_run_is_one_line_each_and_the_run_is_s
          f"device); {hint}")]
     assert sum(f"could not write {tmpfs / 'runs' / 'synthetic1' / ENSEMBLE_JSON}" in s and hint in s
                for s in said) == 1
+
+
+def test_a_hand_edited_profile_name_in_run_json_writes_nothing_outside_its_folders(tmp_path, capsys):
+    """Re-rendering a run whose run.json names the profile '../../escape': the report, no escape."""
+    import json
+
+    from harness import publish
+
+    run_dir = write_run(tmp_path / "shared", RunSpec(backends=("tensorflow", "jax")))
+    settings = json.loads((run_dir / layout.RUN_JSON).read_text())
+    settings["profile"]["name"] = "../../../escape"
+    (run_dir / layout.RUN_JSON).write_text(json.dumps(settings))
+    history_dir = tmp_path / "a" / "b" / "history"
+    assert publish.main([str(run_dir), "--history-dir", str(history_dir)]) == 0
+    assert not list(tmp_path.rglob("escape*")), "nothing written outside the history folder"
+    said = capsys.readouterr().out
+    assert "profile name '../../../escape' is not a safe name" in said and (run_dir / "report.md").is_file()
+    assert publish.main([str(run_dir), "--baselines", str(tmp_path)]) == 1
+    assert "profile name '../../../escape' is not a safe name" in capsys.readouterr().err
+
+
+def test_a_profile_whose_name_would_escape_its_folders_stops_the_session_before_anything(pytester, tmp_path):
+    import json
+
+    from harness import profiles
+
+    profile = pytester.path / "mine.json"
+    profile.write_text(json.dumps(dict(profiles.get("smoke").to_json(), name="../../../../somewhere/else")))
+    pytester.makepyfile(test_cases="def test_train(backend_name, kbench):\n    kbench.job(backend_name, 'train')\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--backend", "tensorflow", "--profile",
+                                           str(profile), "--shared-dir", str(tmp_path / "shared"))
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "Traceback" not in text
+    assert "name '../../../../somewhere/else' is not a safe name (it names the history and baseline files)" in text
+    assert not (tmp_path / "shared").exists()
