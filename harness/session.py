@@ -67,8 +67,8 @@ class BenchmarkSession:
 
         try:
             self.folder.acquire()
-            remove_derived(self.folder.path, config.reports_dir / config.run_id)
             self.settings = self.folder.write_settings(self._run_settings(dataset))
+            remove_derived(self.folder.path, config.reports_dir / config.run_id)  # only once this run goes on
         except OSError as err:
             raise ConfigError(f"cannot write the run folder {self.folder.path} ({err.strerror}); "
                               f"{storage_hint(err, config.run_id)}") from None

@@ -61,3 +61,24 @@ def test_a_name_no_installed_font_can_draw_becomes_its_class_number(name, monkey
     monkeypatch.setattr(labels, "_fonts", lambda: only_default)  # as on a machine without a CJK font
     drawn, family = labels.drawable(["deer", name])
     assert drawn == ["deer", "class 1"] and family == labels.DEFAULT_FAMILY
+
+
+def test_a_run_with_japanese_class_names_gets_its_report(tmp_path):
+    """The whole path from the run folder, with every warning an error (the suite's setting)."""
+    import json
+
+    from harness import publish
+    from tests.run_fixtures import CLASSES, RunSpec, write_run
+
+    names = ["飛行機", "自動車", "鳥", "猫", "鹿", "犬", "蛙", "馬", "船", "トラック"]
+    assert len(names) == len(CLASSES)
+    run_dir = write_run(tmp_path, RunSpec(backends=("tensorflow", "jax")))
+    for path in run_dir.glob("*/*.json"):
+        result = json.loads(path.read_text())
+        if "data" in result:
+            result["data"]["classes"] = names
+            path.write_text(json.dumps(result, ensure_ascii=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert publish.main([str(run_dir)]) == 0
+    assert "トラック" in (run_dir / "report.html").read_text(encoding="utf-8")

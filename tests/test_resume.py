@@ -6,6 +6,7 @@ would; the session's reuse decision is read as it would be on ``--run-id`` again
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,50 @@ def test_an_earlier_sessions_reports_and_ensemble_are_removed_before_anything_ru
     remove_derived(run_dir, copies)
     assert not [p for f in (run_dir, copies) for p in f.iterdir() if p.name in DERIVED]
     assert (run_dir / "jax" / layout.WEIGHTS).is_file(), "the jobs' own results are kept"
+
+
+def _as_resumable(shared: Path) -> Path:
+    """The synthetic run's run.json as a session with --profile smoke --dataset keras would write it."""
+    from harness import profiles
+
+    path = shared / "runs" / "synthetic1" / layout.RUN_JSON
+    settings = json.loads(path.read_text())
+    settings.update(profile=profiles.get("smoke").to_json(), dataset={"kind": "keras"})
+    path.write_text(json.dumps(settings))
+    return path.parent
+
+
+def _write_derived(*folders: Path) -> None:
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in DERIVED:
+            (folder / name).write_text("from an earlier session")
+
+
+def test_a_resumed_session_removes_the_earlier_report_before_any_job_runs(shared, monkeypatch):
+    """Before: a stale report.html and ensemble.json stayed, still showing a broken backend as fine."""
+    from harness.executors.local import LocalExecutor
+
+    monkeypatch.setattr(LocalExecutor, "prepare", lambda self, backends: None)  # no runtimes: no job runs here
+    run_dir = _as_resumable(shared)
+    copies = shared / "reports" / "synthetic1"
+    _write_derived(run_dir, copies)
+    session, _ = session_on(shared)
+    try:
+        session.start()
+    finally:
+        session.close(cancel=True)
+    assert not [p.name for f in (run_dir, copies) for p in f.iterdir() if p.name in DERIVED]
+
+
+def test_a_refused_resume_keeps_the_earlier_report(shared):
+    """A session refused for other settings changes nothing in the run it was refused."""
+    run_dir = shared / "runs" / "synthetic1"  # its run.json names another profile than --profile smoke
+    _write_derived(run_dir)
+    session, _ = session_on(shared)
+    with pytest.raises(ConfigError, match="was started with a different profile"):
+        try:
+            session.start()
+        finally:
+            session.close(cancel=True)
+    assert sorted(p.name for p in run_dir.iterdir() if p.name in DERIVED) == sorted(DERIVED)
