@@ -275,6 +275,11 @@ class KbenchRun:
                 baseline_path=self.baseline_path, recording=self.recording, say=self.say)
         except (HarnessError, OSError) as err:
             self.summary_lines.append(f"could not write the report: {err}")
+        except Exception as err:  # noqa: BLE001 (a plotting library's failure must not lose the run)
+            self.summary_lines.append(
+                f"could not write the report ({type(err).__name__}: {' '.join(str(err).split())[:200]}); the "
+                f"results are in {self.session.folder.path}: render it again with python -m harness.publish "
+                f"{self.session.folder.path}")
         took = time.perf_counter() - started
         self.summary_lines.append(f"harness time: set-up {self.session.timings.get('setup_s', 0):.2f} s, "
                                   f"gather + ensemble {self.session.timings.get('gather_analyse_s', 0):.2f} s, "

@@ -94,3 +94,26 @@ def test_a_profile_whose_name_would_escape_its_folders_stops_the_session_before_
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "Traceback" not in text
     assert "name '../../../../somewhere/else' is not a safe name (it names the history and baseline files)" in text
     assert not (tmp_path / "shared").exists()
+
+
+def test_a_report_that_fails_to_render_is_one_summary_line_and_the_run_is_kept(request, tmp_path, monkeypatch):
+    """Before: a library's error in the report ended the session with a traceback and said nothing."""
+    from harness import publish
+    from harness.pytest_plugin import KbenchRun
+
+    run_dir = write_run(tmp_path, RunSpec(backends=("tensorflow", "jax")))
+    cfg = run_config.build(backend="tensorflow,jax", profile="smoke", executor="local", dataset="keras",
+                           shared_dir=tmp_path, run_id="synthetic1", work_dir=tmp_path / "work",
+                           reports_dir=tmp_path / "reports", cwd=tmp_path)
+    run = KbenchRun(cfg, request.config)
+    run.session.analysis = publish.reanalyse(run_dir)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Glyph 29483 missing from font(s) DejaVu Sans.\nmore")
+
+    monkeypatch.setattr(publish, "write_reports", broken)
+    run.publish_reports()
+    [line] = [s for s in run.summary_lines if s.startswith("could not write the report")]
+    assert "RuntimeError: Glyph 29483 missing from font(s) DejaVu Sans. more" in line and "\n" not in line
+    assert line.endswith(f"render it again with python -m harness.publish {run_dir}")
+    assert (run_dir / "jax" / "probs_test.npy").is_file()
