@@ -84,17 +84,27 @@ def parse_positive_int(name: str, value: Any) -> int | None:
 
 
 THREADS_PER_CORE = 4
-"""--threads above cores x this is refused: more threads than that only contend for the cores
-(and for memory: each thread has its own stack and BLAS buffers), so it is a typo, not a setting."""
+"""Local executor: --threads above cores x this is refused. More threads than that only contend
+for the cores (and for memory: each has its own stack and BLAS buffers), so it is a typo."""
+MAX_REMOTE_THREADS = 256
+"""Other executors run jobs on other machines, whose cores this one cannot count: refuse only
+what no single node has."""
 
 
-def parse_threads(value: Any, cores: int | None = None) -> int | None:
+def parse_threads(value: Any, executor: str = "local", cores: int | None = None) -> int | None:
     threads = parse_positive_int("--threads", value)
-    most = (cores or os.cpu_count() or 1) * THREADS_PER_CORE
-    if threads is not None and threads > most:
+    if threads is None:
+        return None
+    if executor != "local":
+        if threads > MAX_REMOTE_THREADS:
+            raise ConfigError(f"--threads {threads} is more than any one node has; pass --threads "
+                              f"{MAX_REMOTE_THREADS} or fewer (a job's threads share one node's cores)")
+        return threads
+    cores = cores or os.cpu_count() or 1
+    if threads > cores * THREADS_PER_CORE:
         raise ConfigError(f"--threads {threads} is more than {THREADS_PER_CORE} per core of this machine's "
-                          f"{most // THREADS_PER_CORE} cores; more only makes the jobs contend, so pass "
-                          f"--threads {most} or fewer")
+                          f"{cores} cores; more only makes the jobs contend, so pass --threads "
+                          f"{cores * THREADS_PER_CORE} or fewer")
     return threads
 
 
@@ -138,7 +148,7 @@ def build(
         work_dir=(cwd / Path(work_dir).expanduser()).resolve(),
         reports_dir=(cwd / Path(reports_dir).expanduser()).resolve(),
         parallel=parse_positive_int("--parallel", parallel),
-        threads=parse_threads(threads),
+        threads=parse_threads(threads, executor),
         job_timeout_s=timeout,
         ensemble_method=parse_ensemble(ensemble_method),
         history_dir=(cwd / Path(history_dir).expanduser()).resolve() if history_dir else None,

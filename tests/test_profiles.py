@@ -81,3 +81,4 @@ def test_every_profile_field_is_checked_for_type_and_range_with_one_line_naming_
 
 def test_the_shipped_profiles_pass_the_same_checks():
     assert all(profiles.field_problem(p) is None for p in profiles.PROFILES.values())
+
