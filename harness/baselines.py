@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import names
 from harness.errors import BaselineError
 from harness.scoring import variants
 from harness.scoring.run_analysis import RunAnalysis
@@ -86,7 +87,8 @@ class GapVerdict:
 
 
 def path_for(directory: Path, profile: str) -> Path:
-    return Path(directory) / f"{profile}.json"
+    """``<directory>/<profile>.json``; a profile name that could reach outside the folder is refused."""
+    return Path(directory) / f"{names.check(profile, 'profile name', 'smoke')}.json"
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ every problem is a ``ConfigError`` whose message names the fix.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from harness.executors import executor_class
 from harness.profiles import Profile
 from harness.rundir import check_run_id, new_run_id
 from harness.scoring import variants
+from harness.workload.layout import PHASES
 
 DATASET_ENV = "KBENCH_DATASET"
 KERAS_NAMES = ("keras", "cifar10", "keras:cifar10")
@@ -53,6 +55,8 @@ class RunConfig:
     """Write this run's accuracies as the profile's baseline instead of checking them."""
     require_baseline: bool = False
     """Fail, rather than skip, the accuracy checks a missing baseline (or entry) leaves unchecked."""
+    rerun: frozenset[tuple[str, str]] = frozenset()
+    """(backend, phase) jobs to run again even if an earlier session finished them (--rerun)."""
 
     @property
     def timeout_s(self) -> float:
@@ -98,6 +102,31 @@ def parse_positive_int(name: str, value: Any) -> int | None:
     return number
 
 
+THREADS_PER_CORE = 4
+"""Local executor: --threads above cores x this is refused. More threads than that only contend
+for the cores (and for memory: each has its own stack and BLAS buffers), so it is a typo."""
+MAX_REMOTE_THREADS = 256
+"""Other executors run jobs on other machines, whose cores this one cannot count: refuse only
+what no single node has."""
+
+
+def parse_threads(value: Any, executor: str = "local", cores: int | None = None) -> int | None:
+    threads = parse_positive_int("--threads", value)
+    if threads is None:
+        return None
+    if executor != "local":
+        if threads > MAX_REMOTE_THREADS:
+            raise ConfigError(f"--threads {threads} is more than any one node has; pass --threads "
+                              f"{MAX_REMOTE_THREADS} or fewer (a job's threads share one node's cores)")
+        return threads
+    cores = cores or os.cpu_count() or 1
+    if threads > cores * THREADS_PER_CORE:
+        raise ConfigError(f"--threads {threads} is more than {THREADS_PER_CORE} per core of this machine's "
+                          f"{cores} cores; more only makes the jobs contend, so pass --threads "
+                          f"{cores * THREADS_PER_CORE} or fewer")
+    return threads
+
+
 def build(
     *,
     backend: str,
@@ -119,6 +148,7 @@ def build(
     baselines_dir: str | Path | None = None,
     record_baseline: bool = False,
     require_baseline: bool = False,
+    rerun: str | None = None,
 ) -> RunConfig:
     executor_class(executor)  # an unknown executor fails here, listing the valid ones
     timeout = None
@@ -127,13 +157,14 @@ def build(
             timeout = float(job_timeout)
         except ValueError:
             raise ConfigError(f"--job-timeout must be a number of seconds, not {job_timeout!r}") from None
-        if timeout <= 0:
-            raise ConfigError("--job-timeout must be more than 0 seconds")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ConfigError(f"--job-timeout must be a finite number of seconds above 0, not {job_timeout!r}")
     if record_baseline and require_baseline:
         raise ConfigError("--record-baseline writes the baseline and --require-baseline checks against one; "
                           "pass only one of them")
+    chosen = tuple(backend_registry.parse_backends(backend))
     return RunConfig(
-        backends=tuple(backend_registry.parse_backends(backend)),
+        backends=chosen,
         profile=profiles.get(profile),
         executor=executor,
         dataset=parse_dataset(dataset, cwd),
@@ -142,7 +173,7 @@ def build(
         work_dir=(cwd / Path(work_dir).expanduser()).resolve(),
         reports_dir=(cwd / Path(reports_dir).expanduser()).resolve(),
         parallel=parse_positive_int("--parallel", parallel),
-        threads=parse_positive_int("--threads", threads),
+        threads=parse_threads(threads, executor),
         job_timeout_s=timeout,
         ensemble_method=parse_ensemble(ensemble_method),
         history_dir=(cwd / Path(history_dir).expanduser()).resolve() if history_dir else None,
@@ -151,7 +182,35 @@ def build(
         baselines_dir=(cwd / Path(baselines_dir).expanduser()).resolve() if baselines_dir else None,
         record_baseline=bool(record_baseline),
         require_baseline=bool(require_baseline),
+        rerun=parse_rerun(rerun, [b.name for b in chosen]),
     )
+
+
+def parse_rerun(text: str | None, backends: list[str]) -> frozenset[tuple[str, str]]:
+    """``--rerun BACKEND[/PHASE],...`` as (backend, phase) pairs; train always brings its predict.
+
+    A backend alone means both phases; ``all`` means every chosen backend. A
+    predict job run on new weights would otherwise be reused with outputs of
+    the old ones, so rerunning train reruns predict too.
+    """
+    if not text or not text.strip():
+        return frozenset()
+    usage = ("--rerun takes BACKEND or BACKEND/PHASE (phase: train or predict), comma-separated, or all; "
+             f"backends of this run: {', '.join(backends)}")
+    jobs: set[tuple[str, str]] = set()
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, phase = item.partition("/")
+        name, phase = name.strip().lower(), phase.strip().lower()
+        names = backends if name == "all" else [name]
+        if name != "all" and name not in backends:
+            raise ConfigError(f"--rerun {item!r}: {name!r} is not a backend of this run; {usage}")
+        if phase not in ("", *PHASES):
+            raise ConfigError(f"--rerun {item!r}: unknown phase {phase!r}; {usage}")
+        for backend in names:
+            jobs.update((backend, p) for p in (PHASES if phase in ("", "train") else ("predict",)))
+    return frozenset(jobs)
 
 
 def parse_ensemble(name: str) -> str:

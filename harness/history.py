@@ -7,20 +7,25 @@ report can show how accuracy and speed moved across earlier runs. Only runs
 of the same profile are comparable, hence one file each.
 
 The store is append-only text: a run that is finished again (a resumed run)
-appends a newer line that replaces the older one when read. A line that cannot
-be read (a torn write, a hand edit, another schema) is skipped, and the reader
-is told which line and why; it never stops the report.
+appends a newer line that replaces the older one when read. Only the file's
+last ``TAIL_LINES`` lines are read, so a report costs the same whatever the
+history holds. Lines that cannot be read (a torn write, a hand edit, another
+schema) are skipped and summarised in one sentence (how many, why, which
+file); they never stop the report nor flood it.
 """
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import names
+from harness.errors import ConfigError
 from harness.scoring.run_analysis import Metrics, RunAnalysis
 from harness.workload import layout
 
@@ -46,7 +51,8 @@ class History:
 
 
 def path_for(directory: Path, profile: str) -> Path:
-    return Path(directory) / f"{profile}.jsonl"
+    """``<directory>/<profile>.jsonl``; a profile name that could reach outside the folder is refused."""
+    return Path(directory) / f"{names.check(profile, 'profile name', 'smoke')}.jsonl"
 
 
 def default_dir(shared_dir: Path) -> Path:
@@ -124,12 +130,43 @@ def append(directory: Path, analysis: RunAnalysis, profile: str | None = None) -
     return path
 
 
-def load(directory: Path, profile: str, limit: int = DEFAULT_LIMIT) -> History:
-    """The profile's most recent ``limit`` runs, oldest first; unreadable lines are skipped and named."""
-    path = path_for(directory, profile)
+TAIL_LINES = 1000
+"""Lines ``load`` reads from the end of a history file, whatever the file holds: enough for
+``DEFAULT_LIMIT`` runs even when most were finished several times (each finish appends a
+line), and a bound on the time and memory a report takes with a history of any length."""
+BLOCK = 1 << 16
+
+
+def tail_lines(path: Path, count: int) -> tuple[list[str], bool]:
+    """The last ``count`` lines of a file, read backwards in blocks; and whether earlier lines exist."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        position = handle.tell()
+        data = b""
+        while position > 0 and data.count(b"\n") <= count:
+            step = min(BLOCK, position)
+            position -= step
+            handle.seek(position)
+            data = handle.read(step) + data
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    more = position > 0 or len(lines) > count
+    if position > 0 and lines:
+        lines = lines[1:]  # the first may be the end of a longer line
+    return lines[-count:], more
+
+
+def load(directory: Path, profile: str, limit: int = DEFAULT_LIMIT, tail: int = TAIL_LINES) -> History:
+    """The profile's most recent ``limit`` runs, oldest first, from the file's last ``tail`` lines.
+
+    Unreadable lines are skipped and summarised in one problem: how many, why and which file.
+    """
+    try:
+        path = path_for(directory, profile)
+    except ConfigError as err:
+        return History(problems=[f"{err}; the trend is not shown"])
     history = History(path=path)
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines, more = tail_lines(path, tail)
     except FileNotFoundError:
         return history
     except OSError as err:
@@ -137,25 +174,46 @@ def load(directory: Path, profile: str, limit: int = DEFAULT_LIMIT) -> History:
                                 "the trend is not shown")
         return history
     by_run: dict[str, dict[str, Any]] = {}
+    reasons: Counter[str] = Counter()
+    first_bad = None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        problem = None
-        try:
-            data = json.loads(line)
-        except ValueError:
-            problem = "is not valid JSON (a torn write or a hand edit?)"
-        else:
-            if not isinstance(data, dict):
-                problem = "is not a JSON object"
-            elif data.get("schema") != SCHEMA_VERSION:
-                problem = f"has schema {data.get('schema')!r}, not {SCHEMA_VERSION}"
-            elif not isinstance(data.get("run_id"), str) or not isinstance(data.get("members"), dict):
-                problem = "lacks a run_id or members"
+        problem = _line_problem(line)
         if problem:
-            history.problems.append(f"{path} line {number} {problem}; skipped it")
+            reasons[problem] += 1
+            first_bad = first_bad or number
             continue
+        data = json.loads(line)
         by_run.pop(data["run_id"], None)  # a re-finished run moves to its latest place
         by_run[data["run_id"]] = data
     history.entries = list(by_run.values())[-limit:] if limit > 0 else []
+    if reasons:
+        history.problems.append(summarise(path, reasons, len(lines), more, first_bad))
     return history
+
+
+def _line_problem(line: str) -> str | None:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return "are not valid JSON (torn writes or hand edits?)"
+    if not isinstance(data, dict):
+        return "are not JSON objects"
+    if data.get("schema") != SCHEMA_VERSION:
+        return f"have schema {str(data.get('schema'))[:20]}, not {SCHEMA_VERSION}"
+    if not isinstance(data.get("run_id"), str) or not isinstance(data.get("members"), dict):
+        return "lack a run_id or members"
+    return None
+
+
+def summarise(path: Path, reasons: Counter[str], read: int, more: bool, first: int | None) -> str:
+    """All skipped lines of a history file in one sentence, however many there are."""
+    count = sum(reasons.values())
+    where = f"the last {read:,} lines" if more else f"the {read:,} lines"
+    why = "; ".join(f"{n:,} {reason}" for reason, n in reasons.most_common(5))
+    if len(reasons) > 5:
+        why += f"; {sum(n for _, n in reasons.most_common()[5:]):,} for other reasons"
+    first_text = f", the first at line {first} of those read" if first and not more else ""
+    return (f"skipped {count:,} of {where} of {path} that cannot be read ({why}{first_text}); "
+            "move that file aside to start a fresh history")

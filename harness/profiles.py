@@ -6,9 +6,12 @@ images in the same order and the same number of optimisation steps.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
+from harness import names
 from harness.errors import ConfigError
 
 
@@ -96,6 +99,8 @@ def from_file(path: Path) -> Profile:
         values = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"profile file {path} does not exist; {fix} in a JSON file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the profile file {path} ({err}); {fix} in a JSON file") from None
     except ValueError as err:
         raise ConfigError(f"profile file {path} is not valid JSON ({err}); {fix}") from None
     if not isinstance(values, dict):
@@ -108,7 +113,53 @@ def from_file(path: Path) -> Profile:
         profile = Profile(**values)
     except TypeError as err:
         raise ConfigError(f"profile file {path} is incomplete ({err}); {fix}") from None
-    for key in ("epochs", "batch_size", "predict_batch_size"):
-        if not isinstance(getattr(profile, key), int) or getattr(profile, key) < 1:
-            raise ConfigError(f"profile file {path}: {key} must be a whole number of at least 1")
+    problem = field_problem(profile)
+    if problem:
+        raise ConfigError(f"profile file {path}: {problem}")
     return profile
+
+
+MAX_SEED = 2**32 - 1
+"""numpy's RandomState takes seeds below 2**32; the jobs seed each epoch with ``seed + epoch``."""
+MAX_COUNT = 10**9
+"""Above any real image count or epoch count; keeps arithmetic on the fields ordinary."""
+
+
+def _whole(value: Any, least: int, most: int = MAX_COUNT) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= most
+
+
+def _real(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def field_problem(profile: Profile) -> str | None:
+    """The first field of ``profile`` with the wrong type or range, as one sentence; None if sound.
+
+    Every field is checked here, before any job starts, so that a bad value is
+    never a traceback, a job failing inside, or a run doing nonsense.
+    """
+    if not names.is_safe(profile.name):
+        return (f"name {profile.name!r} is not a safe name (it names the history and baseline files); "
+                f"{names.RULE}")
+    if not isinstance(profile.description, str):
+        return "description must be a string"
+    checks = (
+        ("n_train", profile.n_train is None or _whole(profile.n_train, 1),
+         "a whole number of at least 1, or null for all training images"),
+        ("n_val", _whole(profile.n_val, 0), "a whole number of at least 0 (0: no validation split)"),
+        ("n_test", profile.n_test is None or _whole(profile.n_test, 1),
+         "a whole number of at least 1, or null for all test images"),
+        ("epochs", _whole(profile.epochs, 1, 100_000), "a whole number from 1 to 100000"),
+        ("batch_size", _whole(profile.batch_size, 1), "a whole number of at least 1"),
+        ("predict_batch_size", _whole(profile.predict_batch_size, 1), "a whole number of at least 1"),
+        ("learning_rate", _real(profile.learning_rate), "a finite number above 0 (the seed uses 1e-4)"),
+        ("job_timeout_s", _real(profile.job_timeout_s), "a finite number of seconds above 0"),
+        ("seed", _whole(profile.seed, 0, MAX_SEED - 100_000),
+         f"a whole number from 0 to {MAX_SEED - 100_000} (numpy seeds stop at 2**32; each epoch adds 1)"),
+    )
+    for key, ok, rule in checks:
+        if not ok:
+            return f"{key} must be {rule}, not {getattr(profile, key)!r}"
+    return None

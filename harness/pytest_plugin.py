@@ -48,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--run-id", default=None, metavar="ID",
                     help="name of the run; an existing run is resumed, finished jobs are not re-run "
                          "(default: a new timestamped id)")
+    group.addoption("--rerun", default=None, metavar="JOBS",
+                    help="with --run-id of an earlier run: run these jobs again even if they finished, as "
+                         "BACKEND or BACKEND/PHASE, comma-separated, or all (rerunning train reruns its predict)")
     group.addoption("--parallel", default=None, metavar="N", help="jobs to run at once (default: the executor's choice)")
     group.addoption("--threads", default=None, metavar="N", help="CPU threads per job (default: cores / parallel jobs)")
     group.addoption("--job-timeout", default=None, metavar="SECONDS", help="kill a job after this long (default: the profile's)")
@@ -120,7 +123,7 @@ def _run_config(config: pytest.Config) -> RunConfig:
         cwd=Path(config.invocation_params.dir),
         parallel=get("--parallel"), threads=get("--threads"), job_timeout=get("--job-timeout"),
         ensemble_method=get("--ensemble"), history_dir=get("--history-dir"),
-        report_images=get("--report-images"), executor_settings=settings,
+        report_images=get("--report-images"), executor_settings=settings, rerun=get("--rerun"),
         baselines_dir=get("--baselines") or root / "benchmarks" / "baselines",
         record_baseline=get("--record-baseline"), require_baseline=get("--require-baseline"),
     )

@@ -76,7 +76,7 @@ def finish(analysis: RunAnalysis, run_dir: Path, settings: EndSettings,
     problems = []
     try:
         history.append(settings.history_dir, analysis, profile)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, HarnessError) as err:
         problems.append(f"could not add this run to the history in {settings.history_dir} ({err})")
     past = history.load(settings.history_dir, profile)
     problems += past.problems
@@ -89,6 +89,10 @@ def finish(analysis: RunAnalysis, run_dir: Path, settings: EndSettings,
                                          baseline=end.assessment.to_json())
     except (HarnessError, OSError) as err:
         end.lines.append(f"could not write the report: {err}")
+    except Exception as err:  # noqa: BLE001 (a plotting library's failure must not lose the run)
+        end.lines.append(
+            f"could not write the report ({type(err).__name__}: {' '.join(str(err).split())[:200]}); the "
+            f"results are in {run_dir}: render it again with kbench report {run_dir}")
     if say is not None:
         for problem in problems:
             say(f"history: {problem}")

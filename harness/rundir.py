@@ -11,7 +11,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -20,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from harness import job_outputs, names
 from harness.errors import ConfigError, ResultError, RunInUseError
 from harness.jobs import JobResult, JobState
 from harness.workload import layout
 
-RUN_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+RUN_ID_PATTERN = names.SAFE_NAME
 IDENTITY_KEYS = ("profile", "dataset")
 """run.json keys that must match for a later session to resume a run."""
 
@@ -36,11 +36,7 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 def check_run_id(text: str) -> str:
     """A run id becomes a folder name and part of Kubernetes names: keep it plain."""
-    if not RUN_ID_PATTERN.match(text):
-        raise ConfigError(
-            f"run id {text!r} is not a safe name; use 1-40 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit (e.g. nightly-42)")
-    return text
+    return names.check(text, "run id", "nightly-42")
 
 
 class RunFolder:
@@ -141,20 +137,32 @@ class RunFolder:
 
     def finished(self, backend: str, phase: str, fingerprint: str | None = None) -> JobResult | None:
         """The earlier result of a job when it can be reused as it is, else None."""
+        return self.earlier(backend, phase, fingerprint)[0]
+
+    def earlier(self, backend: str, phase: str,
+                fingerprint: str | None = None) -> tuple[JobResult | None, str | None]:
+        """An earlier job's status if it can be reused, else None and why not (None: it never finished).
+
+        Reusable means: it succeeded, its result file is sound, and every file it
+        promised still matches the checksum it wrote (and, for predict, holds
+        sound probabilities). Anything less reruns the job.
+        """
         status = self.read_status(backend, phase)
         if status is None or status.state is not JobState.SUCCEEDED:
-            return None
+            return None, None
         try:
             result = self.read_result(backend, phase)
-        except ResultError:
-            return None
+        except ResultError as err:
+            return None, str(err)
         if fingerprint and result.get("data", {}).get("fingerprint") != fingerprint:
-            return None
-        needed = [layout.WEIGHTS] if phase == "train" else [layout.probs_name("test")]
-        if not all(self.file(backend, name).is_file() for name in needed):
-            return None
+            return None, "it saw other data (its data fingerprint differs)"
+        folder = self.backend_dir(backend)
+        problem = job_outputs.outputs_problem(folder, result) if phase == "predict" else None
+        problem = problem or job_outputs.checksum_problem(folder, result, phase)
+        if problem:
+            return None, problem
         status.reused = True
-        return status
+        return status, None
 
     def clear_phase(self, backend: str, phase: str) -> None:
         """Remove what an unfinished attempt of a job left, so it restarts clean."""
@@ -214,11 +222,9 @@ def check_schema(data: dict, path: Path) -> None:
 
 def load_array(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ResultError(f"{path} is missing; run the predict job again") from None
-    except (OSError, ValueError, EOFError) as err:
-        raise ResultError(f"{path} is truncated or corrupt ({err}); run the predict job again") from None
+        return job_outputs.load_npy(Path(path))
+    except ValueError as err:
+        raise ResultError(f"{err}; run the predict job again") from None
 
 
 def _short(value: Any) -> str:

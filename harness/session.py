@@ -65,8 +65,13 @@ class BenchmarkSession:
         dataset = self.executor.stage_dataset(config.dataset)
         check_dataset(dataset, config, self.say)
 
-        self.folder.acquire()
-        self.settings = self.folder.write_settings(self._run_settings(dataset))
+        try:
+            self.folder.acquire()
+            self.settings = self.folder.write_settings(self._run_settings(dataset))
+            remove_derived(self.folder.path, config.reports_dir / config.run_id)  # only once this run goes on
+        except OSError as err:
+            raise ConfigError(f"cannot write the run folder {self.folder.path} ({err.strerror}); "
+                              f"{storage_hint(err, config.run_id)}") from None
         self.executor.prepare(runnable)
 
         n_jobs = len(runnable) * len(PHASES)
@@ -75,9 +80,13 @@ class BenchmarkSession:
         self.executor.set_concurrency(self.parallel, self.threads)
         jobs = [self._job(b, phase) for phase in PHASES for b in slowest_first(runnable)]
         done = self._reusable(runnable)
-        for job in jobs:
-            if job.key not in done:
-                self.folder.clear_phase(job.backend.name, job.phase)
+        try:
+            for job in jobs:
+                if job.key not in done:
+                    self.folder.clear_phase(job.backend.name, job.phase)
+        except OSError as err:
+            raise ConfigError(f"cannot clear the unfinished jobs in {self.folder.path} ({err.strerror}); "
+                              f"{storage_hint(err, config.run_id)}") from None
         if done:
             reused = ", ".join(f"{b}/{p}" for b, p in done)
             self.say(f"reusing finished jobs of run {config.run_id}: {reused}")
@@ -107,15 +116,21 @@ class BenchmarkSession:
                        self.config.timeout_s, self.threads)
 
     def _reusable(self, runnable: list[Backend]) -> dict[tuple[str, str], JobResult]:
+        """Jobs an earlier session finished soundly; the rest (and those in --rerun) run again."""
         done = {}
         for backend in runnable:
-            train = self.folder.finished(backend.name, "train")
-            if train is None:
-                continue
-            done[(backend.name, "train")] = train
-            predict = self.folder.finished(backend.name, "predict")
-            if predict is not None:
-                done[(backend.name, "predict")] = predict
+            for phase in PHASES:  # train first: a predict is reused only on reused weights
+                if (backend.name, phase) in self.config.rerun:
+                    continue
+                if phase == "predict" and (backend.name, "train") not in done:
+                    break
+                result, problem = self.folder.earlier(backend.name, phase)
+                if problem:
+                    self.say(f"not reusing {backend.name}/{phase} of run {self.config.run_id}: {problem}; "
+                             "running it again")
+                if result is None:
+                    break
+                done[(backend.name, phase)] = result
         return done
 
     # -- running ------------------------------------------------------------------------
@@ -155,7 +170,11 @@ class BenchmarkSession:
         analysis.harness = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
                             "threads_per_job": self.threads, "executor": self.config.executor,
                             "timings": dict(self.timings)}
-        layout.atomic_write_json(str(self.folder.path / layout.ENSEMBLE_JSON), analysis.to_json())
+        try:
+            layout.atomic_write_json(str(self.folder.path / layout.ENSEMBLE_JSON), analysis.to_json())
+        except OSError as err:  # the analysis is still used for the checks and the report
+            self.say(f"could not write {self.folder.path / layout.ENSEMBLE_JSON} ({err.strerror}); "
+                     f"{storage_hint(err, self.config.run_id)}")
         self.analysis = analysis
         return self.analysis
 
@@ -166,7 +185,11 @@ class BenchmarkSession:
 
     def _on_result(self, result: JobResult) -> None:
         if not result.reused:
-            self.folder.write_status(result)
+            try:
+                self.folder.write_status(result)
+            except OSError as err:  # the job's end is still known here; only a later resume loses it
+                self.say(f"  [{result.label}] could not record how it ended in {self.folder.path} "
+                         f"({err.strerror}); {storage_hint(err, self.config.run_id)}")
         took = f" in {result.wall_s:.1f} s" if result.wall_s is not None else ""
         if result.ok:
             self.say(f"  [{result.label}] {result.state.value}{took}")
@@ -182,6 +205,34 @@ class BenchmarkSession:
             if self.executor is not None:
                 self.executor.close()
             self.folder.release()
+
+
+def storage_hint(err: OSError, run_id: str) -> str:
+    """What to do about a failed write to the shared folder, in a few words."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the shared folder is full: free some space, then run again with --run-id {run_id} to resume"
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "check the shared folder's permissions or pass --shared-dir with another folder"
+    return f"check the shared folder, then run again with --run-id {run_id} to resume"
+
+
+DERIVED = (layout.ENSEMBLE_JSON, layout.REPORT_HTML, layout.REPORT_MD)
+"""Files made from the jobs' results at the end of a session."""
+
+
+def remove_derived(*folders: Path) -> None:
+    """Delete an earlier session's ensemble.json and reports before this one runs anything.
+
+    They describe the jobs as they were: once a job reruns (or the analysis
+    fails), they would look current while being wrong. The session writes
+    them again from the files as they are now.
+    """
+    for folder in folders:
+        for name in DERIVED:
+            try:
+                (Path(folder) / name).unlink()
+            except FileNotFoundError:
+                pass
 
 
 SLOWEST_FIRST = ("cntk", "theano", "jax", "torch", "tensorflow")

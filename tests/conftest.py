@@ -87,3 +87,16 @@ def runtime_for():
         return built[backend.runtime]
 
     return get
+
+
+@pytest.fixture
+def keras_download_cached(tmp_path_factory, monkeypatch) -> Path:
+    """A Keras cache that holds the CIFAR-10 download, for sessions on ``--dataset keras`` that run no job.
+
+    The harness checks before any job that the download can be had
+    (``harness.keras_dataset``); these sessions only reuse synthetic results.
+    """
+    home = tmp_path_factory.mktemp("keras-home")
+    (home / "datasets" / "cifar-10-batches-py").mkdir(parents=True)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home

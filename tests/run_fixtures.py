@@ -164,6 +164,8 @@ def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, 
              "flops": {"forward": 40_000_000, "train": 118_000_000, "matmul_gflops": 90.0 + i,
                        "model_flop_utilisation": round((400.0 - 30 * i) * 118e6 / ((90.0 + i) * 1e9), 4)},
              "peak_rss_mb": 1000.0 + 10 * i, **spec.extra_train.get(backend, {})}
+    np.savez(folder.file(backend, layout.WEIGHTS), np.full((3, 3), float(i), dtype=np.float32))
+    train.setdefault("files", layout.file_records(str(folder.backend_dir(backend)), [layout.WEIGHTS]))
     layout.atomic_write_json(str(folder.file(backend, layout.result_name("train"))), train)
     if backend in spec.failed:
         _status(folder, backend, "train", JobState.FAILED, "the job exited with status 1",
@@ -183,7 +185,7 @@ def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, 
         np.save(folder.file(backend, layout.probs_name(split)), probs)
         np.save(folder.file(backend, layout.labels_name(split)), np.asarray(written, dtype=np.int64))
         outputs[split] = {"probs": layout.probs_name(split), "labels": layout.labels_name(split),
-                          "rows": len(y)}
+                          "rows": len(y), "columns": len(CLASSES)}
     predict = {"schema": layout.SCHEMA_VERSION, "kind": "predict", "backend": backend,
                "run_id": spec.run_id, "data": data, "environment": _environment(backend),
                "outputs": outputs, "test": {"accuracy": 0.3, "loss": 2.0},
@@ -192,6 +194,8 @@ def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, 
                "flops": {"forward": 40_000_000, "train": 118_000_000, "matmul_gflops": 91.0,
                          "model_flop_utilisation": 0.5},
                "peak_rss_mb": 800.0 + 5 * i}
+    predict["files"] = layout.file_records(str(folder.backend_dir(backend)),
+                                           layout.promised_files("predict", predict))  # as the job does
     layout.atomic_write_json(str(folder.file(backend, layout.result_name("predict"))), predict)
     _status(folder, backend, "predict", JobState.SUCCEEDED)
 
@@ -206,3 +210,13 @@ def end_run(analysis: RunAnalysis, folder: Path, reports_dir: Path | None = None
     settings = EndSettings(shared_dir=shared, history_dir=history_dir or history.default_dir(shared),
                            reports_dir=reports_dir, baseline_path=baseline)
     return finish(analysis, folder, settings).report_paths
+
+
+def rewrite_output(run_dir: Path, backend: str, name: str, array: np.ndarray) -> None:
+    """Replace one of a predict job's outputs as if the job itself had written it (checksums included)."""
+    folder = Path(run_dir) / backend
+    np.save(folder / name, array)
+    result_path = folder / layout.result_name("predict")
+    predict = json.loads(result_path.read_text())
+    predict["files"] = layout.file_records(str(folder), layout.promised_files("predict", predict))
+    layout.atomic_write_json(str(result_path), predict)

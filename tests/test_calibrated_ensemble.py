@@ -19,7 +19,7 @@ from harness.scoring import calibration, variants
 from harness.scoring.analysis import analyse as analyse_model
 from harness.scoring.ensemble import MemberOutputs
 from harness.workload import layout
-from tests.run_fixtures import RunSpec, write_run
+from tests.run_fixtures import RunSpec, rewrite_output, write_run
 
 
 def analyse(*args, **kwargs) -> dict:
@@ -56,7 +56,7 @@ def test_changing_the_test_predictions_moves_no_fitted_value(tmp_path: Path) -> 
     for backend in ("tensorflow", "cntk"):
         path = folder / backend / layout.probs_name("test")
         probs = rng.dirichlet(np.ones(10), size=np.load(path).shape[0]).astype(np.float32)
-        np.save(path, probs)
+        rewrite_output(folder, backend, layout.probs_name("test"), probs)
     after = analyse(load_run(folder), "fitted+T")
     assert fitted_values(after) == fitted_values(before)
 

@@ -81,3 +81,41 @@ def test_a_failed_job_leaves_its_member_out_with_the_jobs_reason(run):
     results = gather(run, BACKENDS, statuses)
     assert results.left_out["jax"] == "jax/train failed: killed by SIGKILL"
     assert results.members["jax"].state == "failed"
+
+
+def _rewrite(path, change):
+    np.save(path, change(np.load(path)))
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda p: p[:, :9], "has 9 columns but the data set has 10 classes"),
+    (lambda p: np.hstack([p, p[:, :1]]), "has 11 columns but the data set has 10 classes"),
+    (lambda p: p - 0.05, "holds negative values"),
+    (lambda p: p * 0.5, "has rows that do not sum to 1"),
+    (lambda p: (p * 100).astype(np.int64), "holds int64 values, not floating-point probabilities"),
+    (lambda p: p.ravel(), "has shape (1500,), not (images, classes)"),
+    (lambda p: p[:-1], "has 149 rows but there are 150 labels"),
+    (lambda p: np.full_like(p, np.inf), "NaN or infinite values; the model diverged: run train again"),
+])
+def test_malformed_but_loadable_probabilities_leave_the_member_out_and_the_analysis_runs(run, change, reason):
+    """Before: StopIteration or ValueError inside the variants code, and no report."""
+    from harness.scoring.analysis import analyse
+
+    _rewrite(run.file("jax", "probs_test.npy"), change)
+    results = read_back(run)
+    assert reason in results.left_out["jax"]
+    analysis = analyse(results)
+    assert set(analysis.variants["seed"].members) == {"tensorflow", "torch"}
+    assert analysis.members["jax"].state == "failed" and analysis.members["jax"].test is None
+
+
+def test_labels_outside_the_classes_leave_the_member_out(run):
+    _rewrite(run.file("torch", "labels_test.npy"), lambda y: y + 10)
+    assert "comes with labels outside 0..9" in read_back(run).left_out["torch"]
+
+
+def test_an_archive_in_place_of_an_array_is_reported(run):
+    path = run.file("jax", "probs_val.npy")
+    with open(path, "wb") as handle:
+        np.savez(handle, np.load(run.file("jax", "probs_test.npy")))
+    assert "probs_val.npy is an archive, not one array" in read_back(run).left_out["jax"]

@@ -56,7 +56,7 @@ def test_a_finished_again_run_replaces_its_earlier_line(tmp_path: Path, analysis
     assert [e["run_id"] for e in loaded] == ["b", "a"] and loaded[-1]["gain_over_best"] == 0.5
 
 
-def test_unreadable_lines_are_skipped_and_named(tmp_path: Path, analysis: RunAnalysis) -> None:
+def test_unreadable_lines_are_skipped_and_summarised_in_one_line(tmp_path: Path, analysis: RunAnalysis) -> None:
     history.append(tmp_path, renamed(analysis, "a"))
     path = tmp_path / "smoke.jsonl"
     with open(path, "a") as handle:
@@ -68,11 +68,47 @@ def test_unreadable_lines_are_skipped_and_named(tmp_path: Path, analysis: RunAna
     history.append(tmp_path, renamed(analysis, "b"))
     loaded = history.load(tmp_path, "smoke")
     assert [e["run_id"] for e in loaded] == ["a", "b"]
-    assert len(loaded.problems) == 4
-    assert loaded.problems[0] == f"{path} line 2 is not valid JSON (a torn write or a hand edit?); skipped it"
-    assert "line 3 is not a JSON object" in loaded.problems[1]
-    assert "line 4 has schema 99, not 1" in loaded.problems[2]
-    assert "line 5 lacks a run_id or members" in loaded.problems[3]
+    [problem] = loaded.problems
+    assert problem.startswith(f"skipped 4 of the 7 lines of {path} that cannot be read (")
+    for why in ("1 are not valid JSON", "1 are not JSON objects", "1 have schema 99, not 1",
+                "1 lack a run_id or members", "the first at line 2"):
+        assert why in problem
+    assert problem.endswith("move that file aside to start a fresh history")
+
+
+def write_lines(path: Path, line: str, count: int) -> None:
+    with open(path, "a") as handle:
+        handle.write(line * count)
+
+
+def test_a_history_after_a_schema_change_is_one_line_however_long(tmp_path: Path, analysis: RunAnalysis) -> None:
+    """Before: one line per unreadable line, in the terminal and the report (10,000 lines: 764 KB)."""
+    path = tmp_path / "smoke.jsonl"
+    write_lines(path, json.dumps(dict(history.entry(analysis), schema=0)) + "\n", 5000)
+    history.append(tmp_path, renamed(analysis, "after"))
+    loaded = history.load(tmp_path, "smoke", tail=100)
+    assert [e["run_id"] for e in loaded] == ["after"]
+    assert loaded.problems == [(f"skipped 99 of the last 100 lines of {path} that cannot be read (99 have "
+                                "schema 0, not 1); move that file aside to start a fresh history")]
+
+
+def test_only_the_end_of_the_history_is_read_and_the_latest_runs_kept(tmp_path: Path, analysis: RunAnalysis) -> None:
+    path = tmp_path / "smoke.jsonl"
+    entry = history.entry(analysis)
+    with open(path, "w") as handle:
+        handle.writelines(json.dumps(dict(entry, run_id=f"r{i}")) + "\n" for i in range(300))
+    loaded = history.load(tmp_path, "smoke", limit=5, tail=50)
+    assert [e["run_id"] for e in loaded] == [f"r{i}" for i in range(295, 300)] and loaded.problems == []
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 49, 50, 51, 52])
+def test_tail_lines_returns_exactly_the_last_lines(tmp_path: Path, count: int) -> None:
+    path = tmp_path / "f"
+    path.write_text("".join(f"{'x' * (i * 7919 % 3000)}{i}\n" for i in range(count)))
+    lines, more = history.tail_lines(path, 50)
+    assert [line[-len(str(i)):] for line, i in zip(lines, range(max(0, count - 50), count), strict=True)] == \
+        [str(i) for i in range(max(0, count - 50), count)]
+    assert more == (count > 50)
 
 
 def test_an_append_after_a_torn_write_starts_a_new_line(tmp_path: Path, analysis: RunAnalysis) -> None:
@@ -94,3 +130,19 @@ def test_an_unreadable_store_is_a_problem_not_an_error(tmp_path: Path) -> None:
     (tmp_path / "smoke.jsonl").mkdir()
     loaded = history.load(tmp_path, "smoke")
     assert loaded.entries == [] and "cannot read the history file" in loaded.problems[0]
+
+
+def test_the_report_stays_small_whatever_the_history_holds(tmp_path: Path, analysis: dict, capsys) -> None:
+    """Before: every unreadable line was copied into the report and the terminal (100,000: 9.6 MB of HTML)."""
+    from harness import cli
+
+    run_dir = write_run(tmp_path / "shared", RunSpec())
+    store = history.path_for(history.default_dir(tmp_path / "shared"), "smoke")
+    store.parent.mkdir(parents=True)
+    write_lines(store, json.dumps(dict(history.entry(analysis), schema=0)) + "\n", 20_000)
+    assert cli.main(["report", str(run_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("history: skipped") == 1 and len(printed.splitlines()) == 3
+    markdown = (run_dir / "report.md").read_text()
+    assert markdown.count("that cannot be read") == 1 and len(markdown) < 50_000
+    assert (run_dir / "report.html").stat().st_size < 600_000

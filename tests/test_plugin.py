@@ -50,6 +50,10 @@ def test_options_are_listed_under_their_own_group_in_help(project):
     (["--parallel", "0"], "--parallel must be at least 1, not 0"),
     (["--job-timeout", "soon"], "--job-timeout must be a number of seconds"),
     (["--record-baseline", "--require-baseline"], "pass only one of them"),
+    (["--job-timeout", "nan"], "--job-timeout must be a finite number of seconds above 0, not 'nan'"),
+    (["--job-timeout", "inf"], "--job-timeout must be a finite number of seconds above 0, not 'inf'"),
+    (["--threads", "1000"], "--threads 1000 is more than 4 per core"),
+    (["--run-id", "nightly\n"], "run id 'nightly\\n' is not a safe name"),
 ])
 def test_bad_options_are_a_usage_error_that_names_the_fix(project, args, message):
     result = run(project, *args)
@@ -109,3 +113,34 @@ def test_a_smoke_run_trains_predicts_and_a_second_session_reuses_it(pytester, tm
     second.stdout.fnmatch_lines(["*reusing finished jobs of run e2e: tensorflow/train, tensorflow/predict*"])
     assert "epoch 1 done" not in second.stdout.str()
     assert Path(tmp_path / "shared" / "runs" / "e2e" / "tensorflow" / "weights.npz").exists()
+
+
+@pytest.mark.slow
+def test_a_resumed_run_reruns_jobs_whose_outputs_were_damaged_and_those_asked_for(pytester, tmp_path):
+    """Real TensorFlow jobs; before: overwritten weights were reused and predict failed on every rerun.
+
+    ``--record-baseline`` into a scratch folder: this test is about reuse, not about accuracy.
+    """
+    if not SHARED_DATA.exists():
+        pytest.skip(f"{SHARED_DATA} is not on this machine")
+    pytester.makepyfile(test_backends=(REPO / "benchmarks" / "test_backends.py").read_text())
+    args = ["--backend", "tensorflow", "--profile", "smoke", "--dataset", str(SHARED_DATA),
+            "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(work_dir()), "--run-id", "resume",
+            "--baselines", str(tmp_path / "baselines"), "--record-baseline"]
+    run(pytester, *args).assert_outcomes(passed=3)
+    folder = tmp_path / "shared" / "runs" / "resume" / "tensorflow"
+    assert json.loads((folder / "train.json").read_text())["files"]["weights.npz"]["sha256"]
+    assert set(json.loads((folder / "predict.json").read_text())["files"]) == {
+        "probs_test.npy", "labels_test.npy", "probs_val.npy", "labels_val.npy"}
+
+    (folder / "weights.npz").write_bytes(b"\0" * 100)
+    damaged = run(pytester, *args)
+    damaged.assert_outcomes(passed=3)
+    damaged.stdout.fnmatch_lines(["*not reusing tensorflow/train of run resume: *weights.npz has 100 bytes*",
+                                  "*tensorflow/train*epoch 1 done*", "*tensorflow/predict*succeeded in*"])
+
+    asked = run(pytester, *args, "--rerun", "tensorflow/predict")
+    asked.assert_outcomes(passed=3)
+    asked.stdout.fnmatch_lines(["*reusing finished jobs of run resume: tensorflow/train*",
+                                "*tensorflow/predict*succeeded in*"])
+    assert "epoch 1 done" not in asked.stdout.str()

@@ -39,5 +39,46 @@ def test_a_bad_profile_file_says_which_fields_a_profile_needs(tmp_path, content,
 def test_zero_epochs_is_refused(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps(dict(profiles.get("smoke").to_json(), epochs=0)))
-    with pytest.raises(ConfigError, match="epochs must be a whole number of at least 1"):
+    with pytest.raises(ConfigError, match="epochs must be a whole number from 1 to 100000"):
         profiles.get(str(path))
+
+
+def write_profile(tmp_path, **changes):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(dict(profiles.get("smoke").to_json(), **changes)))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"name": "../../../../somewhere/else"}, "name '../../../../somewhere/else' is not a safe name"),
+    ({"name": "<b>x</b>"}, "name '<b>x</b>' is not a safe name"),
+    ({"name": "smoke\n"}, "is not a safe name"),
+    ({"name": 7}, "name 7 is not a safe name"),
+    ({"description": None}, "description must be a string"),
+    ({"n_train": "60"}, "n_train must be a whole number of at least 1, or null"),
+    ({"n_train": 60.0}, "n_train must be a whole number"),
+    ({"n_val": -1}, "n_val must be a whole number of at least 0"),
+    ({"n_test": 0}, "n_test must be a whole number of at least 1"),
+    ({"batch_size": True}, "batch_size must be a whole number of at least 1, not True"),
+    ({"predict_batch_size": 0}, "predict_batch_size must be a whole number"),
+    ({"epochs": 10**9}, "epochs must be a whole number from 1 to 100000"),
+    ({"learning_rate": 0}, "learning_rate must be a finite number above 0"),
+    ({"learning_rate": "1e-3"}, "learning_rate must be a finite number above 0"),
+    ({"job_timeout_s": 0}, "job_timeout_s must be a finite number of seconds above 0"),
+    ({"job_timeout_s": -5}, "job_timeout_s must be a finite number of seconds above 0"),
+    ({"job_timeout_s": 1e309}, "job_timeout_s must be a finite number"),
+    ({"seed": "abc"}, "seed must be a whole number from 0 to"),
+    ({"seed": -1}, "seed must be a whole number from 0 to"),
+    ({"seed": 2**40}, "seed must be a whole number from 0 to"),
+])
+def test_every_profile_field_is_checked_for_type_and_range_with_one_line_naming_it(tmp_path, changes, message):
+    """Before this, these gave tracebacks, ran with nonsense or failed inside the job."""
+    with pytest.raises(ConfigError) as err:
+        profiles.get(str(write_profile(tmp_path, **changes)))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_the_shipped_profiles_pass_the_same_checks():
+    assert all(profiles.field_problem(p) is None for p in profiles.PROFILES.values())
+

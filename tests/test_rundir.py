@@ -18,7 +18,8 @@ SETTINGS = {"schema": layout.SCHEMA_VERSION, "profile": {"name": "smoke"}, "data
             "backends": ["jax"]}
 
 
-@pytest.mark.parametrize("bad", ["../etc", "a/b", "Nightly", "run id", "-x", "x-", "a" * 41, "", "ü", "a.b"])
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "Nightly", "run id", "-x", "x-", "a" * 41, "", "ü", "a.b",
+                                 "nightly\n", "nightly\r", "\nnightly"])
 def test_unsafe_run_ids_are_refused_with_the_rule(bad):
     with pytest.raises(ConfigError, match="not a safe name; use 1-40 lowercase letters"):
         check_run_id(bad)
@@ -67,9 +68,10 @@ def write_train(folder, backend="jax", **extra):
     (folder.backend_dir(backend)).mkdir(parents=True, exist_ok=True)
     payload = {"schema": layout.SCHEMA_VERSION, "kind": "train", "backend": backend,
                "data": {"fingerprint": "f1"}}
+    folder.file(backend, layout.WEIGHTS).write_bytes(b"weights")
+    payload["files"] = layout.file_records(str(folder.backend_dir(backend)), [layout.WEIGHTS])  # as the job does
     payload.update(extra)
     folder.file(backend, "train.json").write_text(json.dumps(payload))
-    folder.file(backend, layout.WEIGHTS).write_bytes(b"weights")
     folder.write_status(JobResult(backend, "train", JobState.SUCCEEDED, wall_s=1.0))
 
 
@@ -80,7 +82,8 @@ def test_a_finished_job_is_reused(tmp_path):
     assert found is not None and found.reused and found.wall_s == 1.0
 
 
-@pytest.mark.parametrize("damage", ["truncate", "schema", "no-weights", "failed-status", "no-status"])
+@pytest.mark.parametrize("damage", ["truncate", "schema", "no-weights", "failed-status", "no-status",
+                                    "weights-overwritten", "weights-same-size", "no-checksums"])
 def test_a_damaged_or_unfinished_job_is_not_reused(tmp_path, damage):
     folder = RunFolder(tmp_path, "r1")
     write_train(folder)
@@ -91,6 +94,12 @@ def test_a_damaged_or_unfinished_job_is_not_reused(tmp_path, damage):
         write_train(folder, schema=0)
     elif damage == "no-weights":
         folder.file("jax", layout.WEIGHTS).unlink()
+    elif damage == "weights-overwritten":
+        folder.file("jax", layout.WEIGHTS).write_bytes(b"random bytes of another length")
+    elif damage == "weights-same-size":
+        folder.file("jax", layout.WEIGHTS).write_bytes(b"WEIGHTS")
+    elif damage == "no-checksums":
+        write_train(folder, files=None)
     elif damage == "failed-status":
         folder.write_status(JobResult("jax", "train", JobState.FAILED, reason="boom"))
     else:

@@ -19,6 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from harness.report import labels as labels_for_charts
+
 DPI = 80
 PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
            "#8c8c8c", "#ccb974", "#64b5cd")
@@ -163,7 +165,8 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: st
     if counts.size == 0:
         return None
     k = counts.shape[0]
-    labels = list(classes) if len(classes) == k else [str(i) for i in range(k)]
+    labels, family = labels_for_charts.drawable(
+        [str(c) for c in classes] if len(classes) == k else [str(i) for i in range(k)])
     fig, (ax,) = _figure(5.2, 4.6)
     ax.grid(False)
     row_share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -174,8 +177,9 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: st
     for i, j in marked:  # the hits and each class's commonest mistake: few texts, quick to draw
         ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
                 color="white" if row_share[i, j] > 0.6 else "#222222")
-    ax.set_xticks(range(k), labels, rotation=45, ha="right")
-    ax.set_yticks(range(k), labels)
+    text = {"fontfamily": family, "parse_math": False}  # a class name is never mathtext
+    ax.set_xticks(range(k), labels, rotation=45, ha="right", **text)
+    ax.set_yticks(range(k), labels, **text)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -191,6 +195,7 @@ def history(runs: Sequence[str], accuracy: Mapping[str, list[float | None]],
         return None  # nothing measured in any run (only training selected, say): no empty chart
     fig, (acc_ax, rate_ax) = _figure(9, 2.9, 2)
     x = np.arange(len(runs))
+    names, family = labels_for_charts.drawable([str(r)[-14:] for r in runs])  # ids from a hand-edited history too
     for ax, series, title in ((acc_ax, accuracy, "test accuracy"),
                               (rate_ax, throughput, "training images/s (steady)")):
         for name, values in series.items():
@@ -203,7 +208,7 @@ def history(runs: Sequence[str], accuracy: Mapping[str, list[float | None]],
                     linewidth=2 if ensemble else 1)
         ax.set_title(title)
         step = max(1, len(runs) // 8)
-        ax.set_xticks(x[::step], [r[-14:] for r in runs][::step], rotation=30, ha="right")
+        ax.set_xticks(x[::step], names[::step], rotation=30, ha="right", fontfamily=family, parse_math=False)
     for ax in (acc_ax, rate_ax):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, frameon=False)

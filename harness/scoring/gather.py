@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from harness import job_outputs
 from harness.errors import ResultError
 from harness.jobs import JobResult, JobState
 from harness.rundir import RunFolder, load_array
+from harness.workload import layout
 
 
 @dataclass
@@ -100,17 +102,28 @@ def _load_member(folder: RunFolder, member: Member) -> None:
     name = member.backend
     member.train = folder.read_result(name, "train")
     member.predict = folder.read_result(name, "predict")
-    for split, info in member.predict.get("outputs", {}).items():
+    classes = member.predict.get("data", {}).get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise ResultError(f"{name}'s predict.json names no classes; run the predict job again")
+    outputs = member.predict.get("outputs", {})
+    for split, info in (outputs.items() if isinstance(outputs, dict) else ()):
+        if not isinstance(info, dict) or info.get("probs") != layout.probs_name(split) \
+                or info.get("labels") != layout.labels_name(split):
+            raise ResultError(f"{name}'s predict.json names other files for its {split} outputs; "
+                              "run the predict job again")
         probs = load_array(folder.file(name, info["probs"]))
         labels = load_array(folder.file(name, info["labels"]))
-        if probs.ndim != 2 or len(probs) != len(labels) or len(probs) != info.get("rows", len(probs)):
-            raise ResultError(f"{folder.file(name, info['probs'])} has shape {probs.shape} but "
-                              f"{len(labels)} labels; run the predict job again")
-        if not np.all(np.isfinite(probs)):
-            raise ResultError(f"{folder.file(name, info['probs'])} holds NaN or infinite values; the model "
-                              "diverged: run train again (or lower the learning rate)")
+        problem = job_outputs.probs_problem(probs, labels, len(classes), info.get("rows"))
+        if problem:
+            fix = (f"run train again (--rerun {name}; or lower the learning rate)"
+                   if problem == job_outputs.DIVERGED else f"run the predict job again (--rerun {name}/predict)")
+            raise ResultError(f"{folder.file(name, info['probs'])} {problem}: {fix}")
         member.probs[split] = probs.astype(np.float64)
         member.labels[split] = labels.astype(np.int64)
+    if isinstance(member.predict.get("files"), dict):  # the job's own checksums, when it wrote them
+        problem = job_outputs.checksum_problem(folder.backend_dir(name), member.predict, "predict")
+        if problem:
+            raise ResultError(f"{problem}; run the predict job again (--rerun {name}/predict)")
     if "test" not in member.probs:
         raise ResultError(f"{name}'s predict.json lists no test outputs; run the predict job again")
     if member.train.get("data", {}).get("fingerprint") != member.predict.get("data", {}).get("fingerprint"):

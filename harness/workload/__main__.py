@@ -67,6 +67,8 @@ def main(argv=None):
         else:
             from harness.workload import predict as phase
         result = phase.run(job, keras)
+        # checksums last, of the files as written: resume reuses the job only while they match
+        result["files"] = layout.file_records(job.dir, layout.promised_files(args.phase, result))
         result_path = job.path(layout.result_name(args.phase))
         layout.atomic_write_json(result_path, result)
         job.events.emit(events.DONE, seconds=round(job.elapsed(), 3))

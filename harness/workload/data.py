@@ -70,7 +70,12 @@ def source_key(kind, path):
             dirs.sort()
             for name in sorted(files):
                 full = os.path.join(root, name)
-                stat = os.stat(full)
+                try:
+                    stat = os.stat(full)
+                except OSError as err:
+                    raise DataError("data set %s holds %s, which cannot be read (%s%s); remove or fix it"
+                                    % (path, os.path.relpath(full, path), err.strerror,
+                                       ": a dangling symbolic link" if os.path.islink(full) else ""))
                 digest.update(("%s\0%d\0%d\n" % (os.path.relpath(full, path), stat.st_size,
                                                  stat.st_mtime_ns)).encode("utf-8"))
         tag = "dir"

@@ -29,8 +29,11 @@ each), and on failure a last line on standard error behind ``ERROR_PREFIX``
 that says what went wrong.
 
 Files appear complete or not at all: each is written under a temporary name in
-the same folder and renamed into place.
+the same folder and renamed into place. A result file, written last, lists
+under ``files`` every other file its job promised, with its size and SHA-256:
+the harness reuses a finished job on resume only when each still matches.
 """
+import hashlib
 import json
 import os
 import tempfile
@@ -117,6 +120,30 @@ def probs_name(split):
 
 def labels_name(split):
     return "labels_" + split + ".npy"
+
+
+def promised_files(phase, result):
+    """The files besides the result file that a finished job of ``phase`` leaves behind."""
+    if phase == "train":
+        return [WEIGHTS]
+    names = []
+    for split in sorted(result.get("outputs", {})):
+        names += [probs_name(split), labels_name(split)]
+    return names
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_records(folder, names):
+    """``{name: {"bytes": size, "sha256": hex}}`` of files in ``folder``, for a result's ``files``."""
+    return dict((name, {"bytes": os.path.getsize(os.path.join(folder, name)),
+                        "sha256": sha256_file(os.path.join(folder, name))}) for name in names)
 
 
 def _temp_beside(path):

@@ -77,7 +77,8 @@ def run(job, keras):
                  "sizes": {s: int(len(i)) for s, i in prepared.indices.items()}},
         "environment": environment.describe(keras, job.backend),
         "outputs": {split: {"probs": layout.probs_name(split), "labels": layout.labels_name(split),
-                            "rows": int(len(probs))} for split, probs in splits.items()},
+                            "rows": int(len(probs)),
+                            "columns": int(probs.shape[1])} for split, probs in splits.items()},
         "test": {"accuracy": float(np.mean(probs_test.argmax(axis=1) == labels)),
                  "loss": float(-np.mean(np.log(picked)))},
         "timing": dict(
