@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import backends as backend_registry
-from harness import history, profiles
+from harness import baselines, history, profiles
 from harness.backends import Backend
 from harness.errors import ConfigError
 from harness.executors import executor_class
@@ -163,9 +163,13 @@ def build(
         raise ConfigError("--record-baseline writes the baseline and --require-baseline checks against one; "
                           "pass only one of them")
     chosen = tuple(backend_registry.parse_backends(backend))
+    chosen_profile = profiles.get(profile)
+    baselines_path = parse_baselines_dir(baselines_dir, cwd)
+    if baselines_path is not None and not record_baseline:
+        check_baseline_file(baselines_path, chosen_profile.name)
     return RunConfig(
         backends=chosen,
-        profile=profiles.get(profile),
+        profile=chosen_profile,
         executor=executor,
         dataset=parse_dataset(dataset, cwd),
         shared_dir=(cwd / Path(shared_dir).expanduser()).resolve(),
@@ -179,11 +183,29 @@ def build(
         history_dir=(cwd / Path(history_dir).expanduser()).resolve() if history_dir else None,
         report_images=parse_positive_int("--report-images", report_images) or 10,
         executor_settings=dict(executor_settings or {}),
-        baselines_dir=(cwd / Path(baselines_dir).expanduser()).resolve() if baselines_dir else None,
+        baselines_dir=baselines_path,
         record_baseline=bool(record_baseline),
         require_baseline=bool(require_baseline),
         rerun=parse_rerun(rerun, [b.name for b in chosen]),
     )
+
+
+def parse_baselines_dir(text: str | Path | None, cwd: Path) -> Path | None:
+    """The folder of ``<profile>.json`` baselines; a file given in its place is refused."""
+    if not text:
+        return None
+    path = (cwd / Path(text).expanduser()).resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--baselines {text} is a file; give the folder that holds one <profile>.json "
+                          "baseline each (default: benchmarks/baselines)")
+    return path
+
+
+def check_baseline_file(folder: Path, profile: str) -> None:
+    """A malformed baseline fails before any job starts; a missing one is the run's business (skip or fail)."""
+    path = baselines.path_for(folder, profile)
+    if path.exists():
+        baselines.load(path)
 
 
 def parse_rerun(text: str | None, backends: list[str]) -> frozenset[tuple[str, str]]:

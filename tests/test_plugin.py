@@ -144,3 +144,22 @@ def test_a_resumed_run_reruns_jobs_whose_outputs_were_damaged_and_those_asked_fo
     asked.stdout.fnmatch_lines(["*reusing finished jobs of run resume: tensorflow/train*",
                                 "*tensorflow/predict*succeeded in*"])
     assert "epoch 1 done" not in asked.stdout.str()
+
+
+def test_a_malformed_baseline_is_a_usage_error_before_any_job(project, tmp_path):
+    """Before: it was reported only after every backend had trained."""
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "smoke.json").write_text('{"schema": 1, "members": {"jax": {"test_accuracy": 2}}}')
+    result = run(project, "--profile", "smoke", "--baselines", str(folder), "--shared-dir", str(tmp_path / "s"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"baseline file {folder / 'smoke.json'} has no \"ensemble\" object; fix it" in result.stderr.str()
+    assert not (tmp_path / "s").exists(), "no run may start"
+
+
+def test_baselines_given_as_a_file_is_a_usage_error_naming_the_folder(project, tmp_path):
+    (tmp_path / "smoke.json").write_text("{}")
+    result = run(project, "--baselines", str(tmp_path / "smoke.json"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "is a file; give the folder that holds one <profile>.json baseline each" in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
