@@ -100,6 +100,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_root_uid(text: str) -> int:
+    """A user id for ``runAsUser``: never 0, which ``runAsNonRoot: true`` and Pod Security "restricted" refuse."""
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "0 is root, and the pods must run as non-root (runAsNonRoot: true, Pod Security \"restricted\"): the "
+            "kubelet would refuse to start them; pass the non-root uid that owns the shared folder (as root, "
+            "`$(id -u)` is 0: use `$(stat -c %u /tmp/kbench-shared)` or 1000)")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -139,8 +150,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k8s-gpus", "GPUs per job (default: 0)", 0, non_negative_int, "N"),
     Option("--k8s-gpu-resource", "extended resource that counts GPUs (default: nvidia.com/gpu)",
            "nvidia.com/gpu", resource_name, "NAME"),
-    Option("--k8s-uid", "user id the job runs as; the NFS export must let it write (default: 1000)",
-           1000, non_negative_int, "UID"),
+    Option("--k8s-uid", "user id the job runs as, never 0 (root); the NFS export must let it write "
+           "(default: 1000)", 1000, non_root_uid, "UID"),
     Option("--k8s-gid", "group id the job runs as (default: 1000)", 1000, non_negative_int, "GID"),
     Option("--k8s-schedule-timeout", "fail a job whose pod is still unschedulable after this many seconds; "
            "also the time allowed for pulling images (default: 300)", 300.0, positive_seconds, "SECONDS"),
@@ -213,8 +224,8 @@ class K8sSettings:
             value = settings.get(option.dest, option.default)
             if isinstance(value, str) and value != "" and option.parse is not str:
                 value = _parse(option, value)
-            elif value is not None and not isinstance(value, str) and option.parse in (cpu_quantity,
-                                                                                      memory_quantity):
+            elif value is not None and not isinstance(value, str) and option.parse in (cpu_quantity, memory_quantity,
+                                                                                      non_root_uid):
                 value = _parse(option, str(value))
             values[option.dest] = None if value == "" else value
         template = values["k8s_template"]
