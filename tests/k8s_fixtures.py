@@ -152,6 +152,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         elif request.action == kmock.action.UPDATE and isinstance(request.data, dict):
             request.data.setdefault("metadata", {}).update(namespace=request.namespace,
                                                            resourceVersion=self._next_version())
+        owner_uid = None
+        if (request.action == kmock.action.DELETE and request.resource is not None
+                and request.resource.plural == "jobs"):
+            owner_uid = self._uid_of(request.resource.plural, request.namespace, request.name)
         response = await super()._handle(request)
         for rule in list(self.lost_answers):
             method, pattern = rule
@@ -159,19 +163,28 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 self.lost_answers.remove(rule)
                 request._raw_request.transport.abort()
                 break
-        if (request.action == kmock.action.DELETE and request.resource is not None
-                and request.resource.plural == "jobs"
-                and request.params.get("propagationPolicy") in ("Foreground", "Background")):
-            await self._collect_pods(request.namespace, request.name)
+        if owner_uid and request.params.get("propagationPolicy") in ("Foreground", "Background"):
+            await self._collect_pods(request.namespace, owner_uid)
         return response
 
-    async def _collect_pods(self, namespace: str, job: str) -> None:
-        """The garbage collector: a Job deleted with propagation takes its pods with it."""
+    def _uid_of(self, plural: str, namespace: str, name: str) -> str | None:
+        for (resource, ns, stored), obj in self._objects.items():
+            if resource.plural == plural and ns == namespace and stored == name and not obj.deleted:
+                return (obj.raw.get("metadata") or {}).get("uid")
+        return None
+
+    async def _collect_pods(self, namespace: str, owner_uid: str) -> None:
+        """The garbage collector: a Job deleted with propagation takes the pods it owns (by uid) with it.
+
+        Kubernetes docs, "Garbage Collection", "Owners and dependents": dependents
+        name their owner by uid in ``ownerReferences``, so a new Job of the same
+        name never adopts, or loses, an old Job's pods.
+        """
         async with self._lock:
-            for (resource, ns, name), obj in list(self._objects.items()):
+            for (resource, ns, _name), obj in list(self._objects.items()):
                 raw = obj.raw if not obj.deleted else {}
-                labels = (raw.get("metadata") or {}).get("labels") or {}
-                if resource.plural == "pods" and ns == namespace and labels.get("job-name") == job:
+                owners = (raw.get("metadata") or {}).get("ownerReferences") or []
+                if resource.plural == "pods" and ns == namespace and any(o.get("uid") == owner_uid for o in owners):
                     obj.delete()
                     await self._buses[resource].put({"type": "DELETED", "object": raw})
 
@@ -315,8 +328,11 @@ class ClusterSide:
         template = job["spec"]["template"]
         name = f"{job['metadata']['name'][:50]}-{attempt}{secrets.token_hex(2)}"
         labels = dict(template["metadata"].get("labels") or {})
+        # Kubernetes docs, "Jobs", "Job labels": the controller sets batch.kubernetes.io/job-name and
+        # batch.kubernetes.io/controller-uid (1.27+) and still the legacy job-name and controller-uid.
         labels.update({"job-name": job["metadata"]["name"], "batch.kubernetes.io/job-name": job["metadata"]["name"],
-                       "controller-uid": job["metadata"]["uid"]})
+                       "controller-uid": job["metadata"]["uid"],
+                       "batch.kubernetes.io/controller-uid": job["metadata"]["uid"]})
         body = {"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": name, "namespace": self.namespace, "labels": labels,
                              "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "controller": True,

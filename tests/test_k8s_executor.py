@@ -159,6 +159,32 @@ def test_a_job_left_by_an_earlier_session_of_the_run_is_replaced(fake_cluster, m
     assert [d.params.get("propagationPolicy") for d in deletes] == ["Foreground"]
 
 
+def test_pods_left_by_an_earlier_job_of_the_same_name_are_not_taken_for_ours(fake_cluster, make_executor):
+    """Issue 13 item 8: an earlier Job's pod (same name labels, another controller-uid) cannot fail ours.
+
+    Kubernetes docs, "Jobs", "Job labels": the Job controller labels each pod
+    with ``batch.kubernetes.io/controller-uid`` (and the legacy ``controller-uid``),
+    the Job's uid; "Garbage Collection", "Background cascading deletion": a
+    deleted Job's pods go away later, so kubectl's default deletion can leave them
+    beside the next Job of that name.
+    """
+    executor = make_executor()
+    earlier = executor.template.job_manifest(spec(), executor.k8s)
+    earlier["metadata"]["uid"] = "uid-of-an-earlier-job"
+    leftover = fake_cluster.side.create_pod(earlier, 1)
+    fake_cluster.side.pod_status(leftover, phase="Pending", containerStatuses=[{
+        "name": "workload", "image": "kbench-keras3:0.0.1", "ready": False, "restartCount": 0, "imageID": "",
+        "state": {"waiting": {"reason": "InvalidImageName", "message": "couldn't parse image reference"}}}])
+    fake_cluster.behave(succeeds())
+
+    result, _ = run(executor)
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    assert leftover not in result.details["pods"] and len(result.details["pods"]) == 1
+    selectors = [r.params.get("labelSelector") for r in fake_cluster.requests("GET", r"/pods$")]
+    assert selectors and all(s.startswith("batch.kubernetes.io/controller-uid=") for s in selectors)
+
+
 def test_a_job_of_the_same_name_from_another_run_is_left_alone(fake_cluster, make_executor):
     """A name clash with a Job this run did not make is reported, not deleted."""
     executor = make_executor()

@@ -194,7 +194,8 @@ class KubernetesExecutor(Executor):
             self._run_ids.add(job.run_id)
         try:
             submission = uuid.uuid4().hex
-            self._submit(job, self.template.job_manifest(job, self.k8s, submission), submission)
+            created = self._submit(job, self.template.job_manifest(job, self.k8s, submission), submission)
+            selectors = manifests.pod_selectors((created.get("metadata") or {}).get("uid"), name)
             submitted = time.monotonic()
             deadline = manifests.active_deadline_s(job, self.k8s) + DEADLINE_GRACE_S
             pods: list[dict] = []
@@ -212,7 +213,7 @@ class KubernetesExecutor(Executor):
                                                "or another harness?)"))
                 else:
                     try:
-                        pods = self.api.list_pods(manifests.job_selector(name)) or pods
+                        pods = self._list_pods(selectors) or pods
                     except KubeError as err:
                         log.warning("cannot list the pods of Job %s: %s", name, err)
                     ending = self._stuck(pods, time.monotonic() - submitted, deadline)
@@ -224,7 +225,7 @@ class KubernetesExecutor(Executor):
                     break
             retries = 0 if ending and ending[0] is JobState.CANCELLED else None
             try:
-                pods = self.api.list_pods(manifests.job_selector(name), retries=retries) or pods
+                pods = self._list_pods(selectors, retries=retries) or pods
             except KubeError as err:
                 log.warning("cannot list the pods of Job %s: %s", name, err)
             saved = save_pod_logs(self.api, pods, manifests.CONTAINER, folder, job.phase, retries=retries)
@@ -238,6 +239,14 @@ class KubernetesExecutor(Executor):
         finally:
             with self._lock:
                 self._watches.pop(name, None)
+
+    def _list_pods(self, selectors: Sequence[str], retries: int | None = None) -> list[dict]:
+        """The Job's pods, by the first selector that finds any (controller-uid, then the legacy label)."""
+        for selector in selectors:
+            pods = self.api.list_pods(selector, retries=retries)
+            if pods:
+                return pods
+        return []
 
     def _stuck(self, pods: list[dict], waited_s: float, deadline_s: float) -> tuple[JobState, str] | None:
         """A reason to stop waiting for a Job that is not over, or None."""
@@ -295,14 +304,13 @@ class KubernetesExecutor(Executor):
             result.state = JobState.FAILED
             result.reason = f"the Job completed but its result is unusable: {problem}"
 
-    def _submit(self, job: JobSpec, manifest: dict, submission: str) -> None:
-        """Create the Job; replace one of the same name left by an earlier session of this run."""
+    def _submit(self, job: JobSpec, manifest: dict, submission: str) -> dict:
+        """Create the Job and return it as created; replace one of the same name left by an earlier session."""
         from harness.executors.k8s_client import AlreadyExists, KubeError, NotFound
 
         name = manifest["metadata"]["name"]
         try:
-            self.api.create_job(manifest)
-            return
+            return self.api.create_job(manifest)
         except AlreadyExists:
             pass
         try:
@@ -311,7 +319,7 @@ class KubernetesExecutor(Executor):
             existing = {}
         metadata = existing.get("metadata") or {}
         if (metadata.get("annotations") or {}).get(manifests.SUBMISSION_ANNOTATION) == submission:
-            return  # our own create, retried after its answer was lost
+            return existing  # our own create, retried after its answer was lost
         if existing and (metadata.get("labels") or {}).get(manifests.RUN_LABEL) != manifests.label_value(job.run_id):
             raise KubeError(f"a Job named {name} already exists in namespace {self.k8s.namespace} and is not from "
                             f"run {job.run_id}; delete it or choose another --run-id")
@@ -327,7 +335,7 @@ class KubernetesExecutor(Executor):
                 if time.monotonic() - waited > REPLACE_WAIT_S or self.stop_requested.wait(0.5):
                     raise KubeError(f"the earlier Job {name} did not go away within {REPLACE_WAIT_S:.0f} s; delete "
                                     f"it (kubectl -n {self.k8s.namespace} delete job {name}) and run again")
-        self.api.create_job(manifest)
+        return self.api.create_job(manifest)
 
     # -- stopping ---------------------------------------------------------------------------------
     def cancel_all(self) -> None:
