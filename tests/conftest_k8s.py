@@ -24,8 +24,8 @@ from k8s_fixtures import Behaviour, JobRun, condition
 def succeeds(events: int = 2, hold_s: float = 0.0, log: str = "training...\n") -> Behaviour:
     """One pod runs, emits progress events, writes its result and exits 0."""
 
-    def behave(run: JobRun) -> None:
-        pod = run.new_pod()
+    def behave(run: JobRun, pod: str | None = None) -> None:
+        pod = pod or run.new_pod()
         run.running(pod)
         run.write_events({"event": "start"}, *({"event": "epoch_end", "epoch": i + 1} for i in range(events)))
         run.write_result()
@@ -61,14 +61,30 @@ def oom_killed() -> Behaviour:
     return behave
 
 
-def image_cannot_be_pulled() -> Behaviour:
-    """The kubelet cannot pull the image; the controller waits forever (the executor must not)."""
+def image_cannot_be_pulled(answer: str = "not found", recovers: bool = False) -> Behaviour:
+    """The kubelet cannot pull the image; the controller waits forever (the executor must not).
+
+    As the kubelet reports it (Kubernetes docs, "Images", "ImagePullBackOff"):
+    the container waits in ErrImagePull, then ImagePullBackOff while the kubelet
+    retries with a growing delay; each failed pull is a warning event "Failed"
+    whose message carries the registry's answer. With ``recovers`` the second
+    pull succeeds (a 429 or a timeout that went away) and the pod runs.
+    """
 
     def behave(run: JobRun) -> None:
+        image = run.container["image"]
         pod = run.new_pod()
-        run.waiting(pod, "ErrImagePull", f'failed to pull image "{run.container["image"]}": not found')
-        time.sleep(0.2)
-        run.waiting(pod, "ImagePullBackOff", f'Back-off pulling image "{run.container["image"]}"')
+        for attempt in range(2):
+            said = f'failed to pull and unpack image "docker.io/library/{image}": {answer}'
+            run.waiting(pod, "ErrImagePull", said)
+            run.pod_event(pod, "Failed", f'Failed to pull image "{image}": {said}')
+            time.sleep(0.2)
+            run.waiting(pod, "ImagePullBackOff", f'Back-off pulling image "{image}"')
+            run.pod_event(pod, "BackOff", f'Back-off pulling image "{image}"', kind_of_event="Normal")
+            if recovers and attempt == 0:
+                time.sleep(1.0)
+                succeeds()(run, pod)
+                return
         run.wait_deleted()
 
     return behave

@@ -54,6 +54,7 @@ SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.4-emulated",
 RESOURCES = {
     "batch/v1/jobs": {"kind": "Job", "namespaced": True, "subresources": ["status"]},
     "v1/pods": {"kind": "Pod", "namespaced": True, "subresources": ["status", "log"]},
+    "v1/events": {"kind": "Event", "namespaced": True},
     "v1/persistentvolumeclaims": {"kind": "PersistentVolumeClaim", "namespaced": True},
     "authorization.k8s.io/v1/selfsubjectaccessreviews": {"kind": "SelfSubjectAccessReview", "namespaced": False},
 }
@@ -83,10 +84,15 @@ def selector_matches(labels: dict[str, str], selector: str | None) -> bool:
 
 
 def fields_match(obj: dict, selector: str | None) -> bool:
+    """Equality field selectors on the fields the product selects by (Events' too)."""
     metadata = obj.get("metadata") or {}
+    involved = obj.get("involvedObject") or {}
     for term in filter(None, (t.strip() for t in (selector or "").split(","))):
         key, value = term.replace("==", "=").split("=", 1)
-        field = {"metadata.name": metadata.get("name"), "metadata.namespace": metadata.get("namespace")}[key]
+        field = {"metadata.name": metadata.get("name"), "metadata.namespace": metadata.get("namespace"),
+                 "type": obj.get("type"), "reason": obj.get("reason"),
+                 "involvedObject.uid": involved.get("uid"), "involvedObject.name": involved.get("name"),
+                 "involvedObject.kind": involved.get("kind")}[key]
         if field != value:
             return False
     return True
@@ -282,6 +288,8 @@ class ClusterSide:
         self.core = client.CoreV1Api(self.api_client)
         self.batch = client.BatchV1Api(self.api_client)
         self.namespace = namespace
+        self.uids: dict[str, str] = {}
+        """Pod name -> uid, for events about the pods created here."""
 
     @staticmethod
     def _json(response: Any) -> Any:
@@ -338,9 +346,21 @@ class ClusterSide:
                              "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "controller": True,
                                                   "name": job["metadata"]["name"], "uid": job["metadata"]["uid"]}]},
                 "spec": template["spec"]}
-        self.core.create_namespaced_pod(self.namespace, body, _preload_content=False).release_conn()
+        created = self._json(self.core.create_namespaced_pod(self.namespace, body, _preload_content=False))
+        self.uids[name] = created["metadata"]["uid"]
         self.pod_status(name, phase="Pending", conditions=[])
         return name
+
+    def event(self, kind: str, name: str, uid: str, reason: str, message: str, component: str = "kubelet",
+              kind_of_event: str = "Warning") -> None:
+        """A core/v1 Event about an object, as the kubelet or a controller records it."""
+        body = {"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": self.namespace},
+                "involvedObject": {"kind": kind, "name": name, "namespace": self.namespace, "uid": uid,
+                                   "apiVersion": "batch/v1" if kind == "Job" else "v1"},
+                "reason": reason, "message": message, "type": kind_of_event, "count": 1,
+                "firstTimestamp": now(), "lastTimestamp": now(), "source": {"component": component}}
+        self.core.create_namespaced_event(self.namespace, body, _preload_content=False).release_conn()
 
     def pod_status(self, name: str, **fields: Any) -> None:
         body = {"metadata": {"namespace": self.namespace}, "status": fields}
@@ -399,6 +419,12 @@ class JobRun:
         self.side.pod_status(pod, phase="Pending", containerStatuses=[{
             "name": self.container["name"], "image": self.container["image"], "ready": False, "restartCount": 0,
             "imageID": "", "state": {"waiting": {"reason": reason, "message": message}}}])
+
+    def pod_event(self, pod: str, reason: str, message: str, kind_of_event: str = "Warning") -> None:
+        self.side.event("Pod", pod, self.side.uids[pod], reason, message, kind_of_event=kind_of_event)
+
+    def job_event(self, reason: str, message: str) -> None:
+        self.side.event("Job", self.name, self.job["metadata"]["uid"], reason, message, component="job-controller")
 
     def unschedulable(self, pod: str, message: str) -> None:
         self.side.pod_status(pod, phase="Pending", conditions=[

@@ -61,7 +61,7 @@ def make_executor(fake_cluster, shared, tmp_path):
     def make(said: list[str] | None = None, **options) -> KubernetesExecutor:
         settings = {"k8s_kubeconfig": str(fake_cluster.kubeconfig), "k8s_context": CONTEXT,
                     "k8s_mount_path": str(shared), "k8s_poll_interval": 0.2, "k8s_schedule_timeout": 1.0,
-                    "k8s_result_wait": 1.0}
+                    "k8s_result_wait": 1.0, "k8s_start_grace": 1.0}
         settings.update(options)
         sink = said if said is not None else []
         executor = KubernetesExecutor(ExecutorContext(shared, tmp_path / "work", None, sink.append), settings)
@@ -222,7 +222,7 @@ TRACEBACK = "Traceback (most recent call last):\n  File \"train.py\"\nValueError
                  ["exit code 3: cannot read run.json", "not retried"], id="exit-code-retrying-cannot-fix"),
     pytest.param(oom_killed(), JobState.FAILED, ["OOMKilled", "4Gi", "--k8s-memory"], id="oom-killed"),
     pytest.param(image_cannot_be_pulled(), JobState.FAILED, ["cannot pull image kbench-keras3:0.1.0",
-                                                             "ImagePullBackOff"], id="image-pull"),
+                                                             "ErrImagePull", "not found"], id="image-pull"),
     pytest.param(unschedulable(), JobState.FAILED, ["not scheduled within", "3 Insufficient cpu",
                                                     "--k8s-cpu"], id="unschedulable"),
     pytest.param(deadline_exceeded(), JobState.TIMED_OUT, ["ran past its deadline"], id="deadline"),
@@ -242,6 +242,66 @@ def test_a_failed_job_says_why_in_one_line(fake_cluster, make_executor, behaviou
     assert "\n" not in result.reason
     for word in words:
         assert word in result.reason
+
+
+def test_a_replacement_pod_gets_its_own_schedule_timeout(fake_cluster, make_executor):
+    """Issue 13 item 6: the schedule timeout counts from each pod's creation, not from the submission.
+
+    Kubernetes docs, "Jobs", "Handling Pod and container failures" / "Pod failure
+    policy": a pod that matches the Ignore rule (DisruptionTarget) is replaced
+    without counting against backoffLimit; its replacement must wait for room
+    like any new pod, however old the Job already is.
+    """
+
+    def disrupted_late_then_briefly_unschedulable(job: JobRun) -> None:
+        first = job.new_pod()
+        job.running(first)
+        time.sleep(1.5)  # the Job is now older than --k8s-schedule-timeout (1 s)
+        job.terminated(first, 137, conditions=[condition("DisruptionTarget", "PreemptionByScheduler")])
+        second = job.new_pod()
+        job.unschedulable(second, "0/3 nodes are available: 3 Insufficient cpu.")
+        time.sleep(0.6)  # within its own allowance
+        succeeds()(job, second)
+
+    fake_cluster.behave(disrupted_late_then_briefly_unschedulable)
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    assert len(result.details["pods"]) == 2
+
+
+def test_a_transient_image_pull_error_is_waited_out(fake_cluster, make_executor):
+    """Issue 13 item 5: a first ErrImagePull (a 429, a timeout) is not fatal; the next pull succeeds.
+
+    Kubernetes docs, "Images", "ImagePullBackOff": the kubelet keeps retrying
+    with an increasing back-off delay (up to five minutes).
+    """
+    fake_cluster.behave(image_cannot_be_pulled("unexpected status 429 Too Many Requests", recovers=True))
+    result, _ = run(make_executor(k8s_start_grace=10.0))
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+
+
+def test_a_pull_that_keeps_backing_off_fails_after_the_grace_with_the_registrys_answer(fake_cluster, make_executor):
+    """Issue 13 item 5: ImagePullBackOff that lasts past --k8s-start-grace fails, naming the registry's answer."""
+    fake_cluster.behave(image_cannot_be_pulled("dial tcp 10.0.0.9:443: i/o timeout"))
+    started = time.monotonic()
+    result, _ = run(make_executor(k8s_start_grace=1.0))
+
+    assert result.state is JobState.FAILED
+    assert "cannot pull image kbench-keras3:0.1.0" in result.reason
+    assert "i/o timeout" in result.reason and "--k8s-start-grace" in result.reason
+    assert 1.0 < time.monotonic() - started < 10
+
+
+def test_an_image_that_does_not_exist_fails_at_once_without_waiting_for_the_grace(fake_cluster, make_executor):
+    """Issue 13 item 5: "not found" or "access denied" from the registry cannot heal: no grace period."""
+    fake_cluster.behave(image_cannot_be_pulled("docker.io/library/kbench-keras3:0.1.0: not found"))
+    started = time.monotonic()
+    result, _ = run(make_executor(k8s_start_grace=60.0))
+
+    assert result.state is JobState.FAILED and "not found" in result.reason
+    assert time.monotonic() - started < 10
 
 
 def test_a_crash_reports_the_log_tail(fake_cluster, make_executor):

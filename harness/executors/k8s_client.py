@@ -308,6 +308,12 @@ class KubeApi:
                            retries=retries)
         return list(answer.get("items") or [])
 
+    def list_warning_events(self) -> list[dict]:
+        """The namespace's warning events (FailedMount, FailedCreate, Failed pulls...), as core/v1 Events."""
+        answer = self.call("list warning events", self.core.list_namespaced_event, self.namespace,
+                           field_selector="type=Warning", retries=1)
+        return list(answer.get("items") or [])
+
     def pod_log(self, name: str, container: str, limit_bytes: int = 16 << 20, retries: int | None = None) -> str:
         return self.call(f"read the log of pod {name}", self.core.read_namespaced_pod_log, name, self.namespace,
                          container=container, limit_bytes=limit_bytes, retries=retries)

@@ -155,6 +155,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k8s-gid", "group id the job runs as (default: 1000)", 1000, non_negative_int, "GID"),
     Option("--k8s-schedule-timeout", "fail a job whose pod is still unschedulable after this many seconds; "
            "also the time allowed for pulling images (default: 300)", 300.0, positive_seconds, "SECONDS"),
+    Option("--k8s-start-grace", "fail a job whose pod stays in ImagePullBackOff, or whose warning event "
+           "(FailedMount, FailedCreate) persists, this many seconds; an image that does not exist fails at once "
+           "(default: 120)", 120.0, positive_seconds, "SECONDS"),
     Option("--k8s-backoff-limit", "retries of a failed pod before the Job fails (default: 1)",
            1, non_negative_int, "N"),
     Option("--k8s-ttl", "seconds a finished Job is kept before Kubernetes deletes it; a backstop, the "
@@ -192,6 +195,8 @@ class K8sSettings:
     uid: int
     gid: int
     schedule_timeout_s: float
+    start_grace_s: float
+    """How long a pod may back off pulling its image, or a mount or pod-creation warning last."""
     backoff_limit: int
     ttl_s: int
     template: Path
@@ -246,6 +251,7 @@ class K8sSettings:
             uid=int(values["k8s_uid"]),
             gid=int(values["k8s_gid"]),
             schedule_timeout_s=float(values["k8s_schedule_timeout"]),
+            start_grace_s=float(values["k8s_start_grace"]),
             backoff_limit=int(values["k8s_backoff_limit"]),
             ttl_s=int(values["k8s_ttl"]),
             template=Path(template).expanduser().resolve() if template else DEFAULT_TEMPLATE,

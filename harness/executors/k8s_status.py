@@ -6,8 +6,7 @@ with a hand-written status. The rules follow the Job controller's behaviour:
 * A Job is over only when its ``Complete`` or ``Failed`` condition is "True".
   ``SuccessCriteriaMet`` and ``FailureTarget`` (1.31+) come earlier, while
   pods may still be terminating and writing to NFS: they are not an end.
-* Failure reasons come from the pods: an image that cannot be pulled (the
-  executor gives up at once), OOMKilled, eviction or preemption, a non-zero
+* Failure reasons come from the pods: an image that cannot be pulled, OOMKilled, eviction or preemption, a non-zero
   exit (with the workload's ``kbench-error:`` line), or a pod that stays
   unschedulable; the Job's own reason says when its deadline passed.
 """
@@ -117,12 +116,18 @@ def log_tail(log_text: str, lines: int = LOG_TAIL_LINES) -> str:
 
 
 # -- while it runs: reasons to stop waiting --------------------------------------------------------
-def cannot_start(pod: dict, container: str) -> str | None:
-    """Why the container will never start without a change by the user (fail fast), or None."""
+def cannot_start(pod: dict, container: str, detail: str = "") -> str | None:
+    """What keeps the container from starting, in one line, or None.
+
+    ``detail`` adds what an earlier status said (the registry's answer behind
+    an ImagePullBackOff). Whether to give up is ``k8s_starting``'s call.
+    """
     status = _container(pod, container)
     waiting = (status.get("state") or {}).get("waiting") or {}
     why = waiting.get("reason")
     message = one_line(waiting.get("message") or "", 200)
+    if detail:
+        message = f"{message}; {one_line(detail, 200)}" if message else one_line(detail, 200)
     if why in IMAGE_PROBLEMS:
         image = status.get("image") or _spec_image(pod, container)
         return (f"cannot pull image {image} ({why}{': ' + message if message else ''}); build it and load or push "

@@ -48,6 +48,7 @@ from harness.executors.base import (
     JobState,
 )
 from harness.executors.k8s_settings import OPTIONS, K8sSettings
+from harness.executors.k8s_starting import StartLimits, StartWatch
 from harness.rundir import result_file_problem
 from harness.workload import layout
 
@@ -78,6 +79,7 @@ class KubernetesExecutor(Executor):
         self._watches: dict[str, JobWatch] = {}
         self._run_ids: set[str] = set()
         self._closed = False
+        self._events_unreadable = False
         atexit.register(self._at_exit)
 
     # -- the cluster ---------------------------------------------------------------------------
@@ -195,7 +197,9 @@ class KubernetesExecutor(Executor):
         try:
             submission = uuid.uuid4().hex
             created = self._submit(job, self.template.job_manifest(job, self.k8s, submission), submission)
-            selectors = manifests.pod_selectors((created.get("metadata") or {}).get("uid"), name)
+            job_uid = (created.get("metadata") or {}).get("uid")
+            selectors = manifests.pod_selectors(job_uid, name)
+            starting = StartWatch(StartLimits(self.k8s.schedule_timeout_s, self.k8s.start_grace_s))
             submitted = time.monotonic()
             deadline = manifests.active_deadline_s(job, self.k8s) + DEADLINE_GRACE_S
             pods: list[dict] = []
@@ -216,7 +220,8 @@ class KubernetesExecutor(Executor):
                         pods = self._list_pods(selectors) or pods
                     except KubeError as err:
                         log.warning("cannot list the pods of Job %s: %s", name, err)
-                    ending = self._stuck(pods, time.monotonic() - submitted, deadline)
+                    events = self._warning_events() if starting.needs_events(pods) else []
+                    ending = self._stuck(starting, pods, events, job_uid, time.monotonic() - submitted, deadline)
                 if ending:
                     try:
                         self.api.delete_job(name, "Foreground", retries=1)
@@ -248,20 +253,32 @@ class KubernetesExecutor(Executor):
                 return pods
         return []
 
-    def _stuck(self, pods: list[dict], waited_s: float, deadline_s: float) -> tuple[JobState, str] | None:
+    def _warning_events(self) -> list[dict]:
+        """The namespace's warning events, or none when they cannot be read (then only timeouts apply)."""
+        from harness.executors.k8s_client import KubeError
+
+        if self._events_unreadable:
+            return []
+        try:
+            return self.api.list_warning_events()
+        except KubeError as err:
+            if err.status in (401, 403):
+                self._events_unreadable = True
+                self.context.say(f"warning: cannot read events ({err}); FailedMount and FailedCreate will show only "
+                                 "as timeouts: apply k8s/base/role.yaml again")
+            else:
+                log.warning("cannot list events: %s", err)
+            return []
+
+    def _stuck(self, starting: StartWatch, pods: list[dict], events: list[dict], job_uid: str | None,
+               waited_s: float, deadline_s: float) -> tuple[JobState, str] | None:
         """A reason to stop waiting for a Job that is not over, or None."""
-        for pod in pods:
-            problem = status.cannot_start(pod, manifests.CONTAINER)
-            if problem:
-                return JobState.FAILED, problem
-        if waited_s > self.k8s.schedule_timeout_s:
-            pending = [status.unschedulable(p) for p in pods if (p.get("status") or {}).get("phase") == "Pending"]
-            pending = [message for message in pending if message]
-            if pending:
-                return JobState.FAILED, status.unschedulable_reason(pending[-1], waited_s)
-            if not pods:
-                return JobState.FAILED, (f"no pod was created within {waited_s:.0f} s; see `kubectl -n "
-                                         f"{self.k8s.namespace} describe job` for the reason (quota, admission)")
+        problem = starting.judge(pods, manifests.CONTAINER, events, job_uid)
+        if problem:
+            return JobState.FAILED, problem
+        if not pods and waited_s > self.k8s.schedule_timeout_s:
+            return JobState.FAILED, (f"no pod was created within {waited_s:.0f} s; see `kubectl -n "
+                                     f"{self.k8s.namespace} describe job` for the reason (quota, admission)")
         if waited_s > deadline_s:
             return JobState.TIMED_OUT, (f"the Job did not end {DEADLINE_GRACE_S:.0f} s after its deadline; is the "
                                         "cluster's Job controller running?")
