@@ -12,6 +12,7 @@ with a hand-written status. The rules follow the Job controller's behaviour:
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ DISRUPTIONS = {
     "DeletionByTaintManager": "deleted by the taint manager (its node became unusable)",
     "DeletionByPodGC": "deleted by pod garbage collection (its node is gone)",
 }
+
+EPHEMERAL_LIMIT = re.compile(r"EmptyDir volume .* exceeds the limit|ephemeral local storage usage exceeds"
+                             r"|exceeded its local ephemeral storage limit", re.IGNORECASE)
+"""The kubelet's messages when a pod outgrows its own ephemeral-storage limits (pkg/kubelet/eviction)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,11 @@ def pod_failure(pod: dict, container: str, log_text: str, memory: str) -> str | 
         what = DISRUPTIONS.get(disruption.get("reason") or "", f"disrupted ({disruption.get('reason')})")
         message = one_line(disruption.get("message") or status.get("message") or "", 160)
         return f"{what}{': ' + message if message else ''}"
+    if status.get("reason") == "Evicted" and EPHEMERAL_LIMIT.search(status.get("message") or ""):
+        message = one_line(status.get("message") or "", 160)
+        return (f"evicted: ephemeral storage: {message.rstrip('. ')}; the job wrote more than its /tmp emptyDir "
+                "(HOME, Keras and Theano caches) or container storage allows, and the eviction counted as a "
+                "failed try (no DisruptionTarget condition, so the podFailurePolicy cannot ignore it)")
     if status.get("reason") == "Evicted":
         node = (pod.get("spec") or {}).get("nodeName")
         message = one_line(status.get("message") or "", 160)
