@@ -99,12 +99,23 @@ def unschedulable(message: str = "0/3 nodes are available: 3 Insufficient cpu.")
     return behave
 
 
-def deadline_exceeded() -> Behaviour:
+def deadline_exceeded(runs_for_s: float = 1.0) -> Behaviour:
+    """The Job outlives activeDeadlineSeconds while its pod still runs.
+
+    Kubernetes docs, "Jobs", "Job termination and cleanup": once a Job reaches
+    activeDeadlineSeconds, all of its running pods are terminated (deleted:
+    their logs go with them) and the Job becomes Failed with reason
+    DeadlineExceeded.
+    """
+
     def behave(run: JobRun) -> None:
         pod = run.new_pod()
         run.running(pod)
+        run.log(pod, "epoch 1 ...\n")
+        time.sleep(runs_for_s / 2)
         run.log(pod, "epoch 1 ...\nepoch 2 ...\n")
-        run.terminated(pod, 137, reason="Error", conditions=[condition("DisruptionTarget", "DeadlineExceeded")])
+        time.sleep(runs_for_s / 2)
+        run.delete_pod(pod)
         run.fail("DeadlineExceeded", "Job was active longer than specified deadline")
 
     return behave

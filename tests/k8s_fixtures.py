@@ -110,6 +110,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     namespaces: set[str] = attrs.field(factory=set)
     """Namespaces that exist: kmock cannot parse the namespace collection's path, so they are kept here."""
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    log_stamps: dict[tuple[str, str], list[str]] = attrs.field(factory=dict)
+    broken_log_streams: int = 0
     denied: set[tuple[str, str, str]] = attrs.field(factory=set)
     """(verb, resource, subresource) that SelfSubjectAccessReview answers "not allowed"."""
     forbidden: list[tuple[str, str]] = attrs.field(factory=list)
@@ -143,10 +145,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             answer = dict(request.data, status={"allowed": key not in self.denied})
             return aiohttp.web.json_response(answer, status=201)
         if request.subresource == "log" and request.resource is not None and request.resource.plural == "pods":
-            text = self.pod_logs.get((request.namespace, request.name))
-            if text is None:
-                return _status(404, "NotFound", f'pods "{request.name}" not found')
-            return aiohttp.web.Response(text=text, content_type="text/plain")
+            return await self._serve_log(request)
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
             metadata.setdefault("namespace", request.namespace)
@@ -173,11 +172,75 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             await self._collect_pods(request.namespace, owner_uid)
         return response
 
-    def _uid_of(self, plural: str, namespace: str, name: str) -> str | None:
+    def _stamped_lines(self, key: tuple[str, str]) -> list[tuple[str, str]]:
+        """The pod's complete log lines so far, each with the time it was first seen (as the kubelet stamps them)."""
+        text = self.pod_logs.get(key, "")
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines = lines[:-1]  # a line is logged once it is complete
+        stamps = self.log_stamps.setdefault(key, [])
+        while len(stamps) < len(lines):
+            stamps.append(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        return list(zip(stamps, lines))
+
+    async def _serve_log(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        """GET pods/<name>/log with follow, timestamps, tailLines and limitBytes as the API server serves them.
+
+        Kubernetes API reference, "Pod" / "read log of the specified Pod":
+        limitBytes cuts the answer after that many bytes (the log's start),
+        tailLines keeps the last lines, timestamps prefixes RFC 3339 times,
+        follow streams until the container ends. A deleted pod's log is gone (404).
+        """
+        key = (request.namespace, request.name)
+        if key not in self.pod_logs or self._raw_of("pods", *key) is None:
+            return _status(404, "NotFound", f'pods "{request.name}" not found')
+        params = request.params
+        stamped = params.get("timestamps") == "true"
+
+        def render(entries: list[tuple[str, str]]) -> str:
+            return "".join(f"{ts} {line}" if stamped else line for ts, line in entries)
+
+        if params.get("follow") != "true":
+            entries = self._stamped_lines(key)
+            partial = self.pod_logs[key][sum(len(line) for _, line in entries):]
+            if partial:  # the last line, not yet ended by a newline, is shown as it is
+                entries.append((dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), partial))
+            if params.get("tailLines"):
+                entries = entries[-int(params["tailLines"]):] if int(params["tailLines"]) else []
+            text = render(entries)
+            if params.get("limitBytes"):
+                text = text.encode()[: int(params["limitBytes"])].decode(errors="ignore")
+            return aiohttp.web.Response(text=text, content_type="text/plain")
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request._raw_request)
+        sent = 0
+        while True:
+            entries = self._stamped_lines(key)
+            if len(entries) > sent:
+                await response.write(render(entries[sent:]).encode())
+                sent = len(entries)
+            pod = self._raw_of("pods", *key)
+            phase = ((pod or {}).get("status") or {}).get("phase")
+            if pod is None or phase in ("Succeeded", "Failed"):
+                break
+            for rule in list(self.lost_answers):  # a fault asked for: the stream breaks mid-way
+                if rule[0].upper() == "GET" and re.search(rule[1], request.url.path):
+                    self.lost_answers.remove(rule)
+                    self.broken_log_streams += 1
+                    request._raw_request.transport.abort()
+                    return response
+            await asyncio.sleep(0.05)
+        await response.write_eof()
+        return response
+
+    def _raw_of(self, plural: str, namespace: str, name: str) -> dict | None:
         for (resource, ns, stored), obj in self._objects.items():
             if resource.plural == plural and ns == namespace and stored == name and not obj.deleted:
-                return (obj.raw.get("metadata") or {}).get("uid")
+                return obj.raw
         return None
+
+    def _uid_of(self, plural: str, namespace: str, name: str) -> str | None:
+        return ((self._raw_of(plural, namespace, name) or {}).get("metadata") or {}).get("uid")
 
     async def _collect_pods(self, namespace: str, owner_uid: str) -> None:
         """The garbage collector: a Job deleted with propagation takes the pods it owns (by uid) with it.
@@ -419,6 +482,10 @@ class JobRun:
         self.side.pod_status(pod, phase="Pending", containerStatuses=[{
             "name": self.container["name"], "image": self.container["image"], "ready": False, "restartCount": 0,
             "imageID": "", "state": {"waiting": {"reason": reason, "message": message}}}])
+
+    def delete_pod(self, pod: str) -> None:
+        """The controller deletes a pod (deadline, TTL): its log goes with it."""
+        self.side.core.delete_namespaced_pod(pod, self.side.namespace, _preload_content=False).release_conn()
 
     def pod_event(self, pod: str, reason: str, message: str, kind_of_event: str = "Warning") -> None:
         self.side.event("Pod", pod, self.side.uids[pod], reason, message, kind_of_event=kind_of_event)

@@ -32,7 +32,7 @@ from k8s_fixtures import (
 )
 
 from harness.backends import get
-from harness.errors import ExecutorError
+from harness.errors import ConfigError, ExecutorError
 from harness.executors.base import ExecutorContext, JobSpec, JobState
 from harness.executors.k8s_manifests import job_name
 from harness.executors.kubernetes import KubernetesExecutor, main
@@ -306,6 +306,68 @@ def test_an_image_that_does_not_exist_fails_at_once_without_waiting_for_the_grac
 
     assert result.state is JobState.FAILED and "not found" in result.reason
     assert time.monotonic() - started < 10
+
+
+def test_the_log_of_a_pod_deleted_at_the_deadline_is_kept(fake_cluster, make_executor, shared):
+    """Issue 13 item 7: the controller deletes running pods at activeDeadlineSeconds; the log was streamed."""
+    fake_cluster.behave(deadline_exceeded(runs_for_s=1.5))
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.TIMED_OUT
+    kept = (shared / "runs" / RUN / "tensorflow" / "train.log").read_text()
+    assert kept == "epoch 1 ...\nepoch 2 ...\n"
+    assert not list((shared / "runs" / RUN / "tensorflow").glob(".*.stream"))
+
+
+def test_a_log_stream_that_breaks_is_followed_again_without_repeating_lines(fake_cluster, make_executor, shared):
+    """Issue 13 item 7: a dropped log stream is reconnected; the kubelet's timestamps keep lines unique."""
+
+    def prints_while_the_stream_breaks(job: JobRun) -> None:
+        pod = job.new_pod()
+        job.running(pod)
+        text = ""
+        for i in range(6):
+            text += f"line {i}\n"
+            job.log(pod, text)
+            time.sleep(0.3)
+            if i == 2:
+                fake_cluster.server.lost_answers.append(("GET", rf"/pods/{pod}/log$"))
+        job.delete_pod(pod)
+        job.fail("DeadlineExceeded", "Job was active longer than specified deadline")
+
+    fake_cluster.behave(prints_while_the_stream_breaks)
+    run(make_executor())
+
+    assert fake_cluster.server.broken_log_streams == 1
+    kept = (shared / "runs" / RUN / "tensorflow" / "train.log").read_text()
+    assert kept == "".join(f"line {i}\n" for i in range(6))
+
+
+def test_the_end_of_a_long_log_is_kept_where_the_error_line_is(fake_cluster, make_executor, shared):
+    """Issue 13 item 7: a log longer than any byte limit keeps its end (the ``kbench-error:`` line).
+
+    Kubernetes API reference, PodLogOptions: ``limitBytes`` stops after that many
+    bytes from the start; ``tailLines`` keeps the end.
+    """
+    long_log = ("x" * 999 + "\n") * 17_500 + "kbench-error: ValueError: at the very end\n"  # 17.5 MB
+    fake_cluster.behave(exits(1, long_log))
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.FAILED
+    assert "exit code 1: ValueError: at the very end" in result.reason
+    kept = (shared / "runs" / RUN / "tensorflow" / "train.log").read_text()
+    assert kept.endswith("kbench-error: ValueError: at the very end\n")
+
+
+@pytest.mark.parametrize("ttl", [0, 30, 60])
+def test_a_ttl_that_would_delete_a_job_before_its_results_are_read_is_refused(make_executor, ttl):
+    """Issue 13 item 7: "TTL mechanism for finished Jobs" (Kubernetes docs) deletes the Job and its pods.
+
+    A TTL shorter than --k8s-result-wait plus the time to read logs would let
+    the TTL controller remove them first.
+    """
+    with pytest.raises(ConfigError, match=rf"--k8s-ttl: {ttl} s is too short.*use 61 or more"):
+        make_executor(k8s_ttl=ttl)
 
 
 def test_a_crash_reports_the_log_tail(fake_cluster, make_executor):

@@ -39,6 +39,10 @@ RETRIES = 4
 """Attempts per call after the first, for transient failures only."""
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+LOG_TAIL_LINES = 200_000
+"""Lines of a pod's log read back after it ended (the stream kept while it ran usually has them all)."""
+LOG_READ_TIMEOUT_S = 600.0
+"""A followed log that prints nothing this long is reconnected (quiet epochs are normal)."""
 FIELD_MANAGER = "kbench-harness"
 
 
@@ -314,9 +318,44 @@ class KubeApi:
                            field_selector="type=Warning", retries=1)
         return list(answer.get("items") or [])
 
-    def pod_log(self, name: str, container: str, limit_bytes: int = 16 << 20, retries: int | None = None) -> str:
+    def pod_log(self, name: str, container: str, tail_lines: int = LOG_TAIL_LINES, retries: int | None = None) -> str:
+        """The end of a container's log: its last ``tail_lines`` lines.
+
+        The end, not the start: ``limitBytes`` would keep the start of a long log,
+        and the workload's ``kbench-error:`` line is at the end.
+        """
         return self.call(f"read the log of pod {name}", self.core.read_namespaced_pod_log, name, self.namespace,
-                         container=container, limit_bytes=limit_bytes, retries=retries)
+                         container=container, tail_lines=tail_lines, retries=retries)
+
+    def follow_pod_log(self, name: str, container: str, handle: WatchHandle) -> Iterator[str]:
+        """The lines of a container's log, each after its RFC 3339 timestamp, as the container prints them.
+
+        Ends when the container ends, the connection drops quietly, nothing is
+        printed for ``LOG_READ_TIMEOUT_S`` or ``handle.stop()`` is called;
+        errors are our types (``NotFound`` once the pod is gone).
+        """
+        what = f"follow the log of pod {name}"
+        try:
+            response = self.core.read_namespaced_pod_log(
+                name, self.namespace, container=container, follow=True, timestamps=True, _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT_S, LOG_READ_TIMEOUT_S))
+        except client.ApiException as err:
+            raise api_error(what, err, self.host) from err
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise _connection_error(what, err, self.host) from err
+        handle.attach(response)
+        try:
+            yield from iter_resp_lines(response)
+        except urllib3.exceptions.ReadTimeoutError:
+            return
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            if handle.stopped:
+                return
+            raise _connection_error(what + " (the stream broke)", err, self.host) from err
+        finally:
+            handle.detach()
+            response.close()
+            response.release_conn()
 
     def watch_jobs(self, field_selector: str, resource_version: str | None, timeout_s: float,
                    handle: WatchHandle | None = None) -> Iterator[dict]:

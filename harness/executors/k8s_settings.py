@@ -128,6 +128,9 @@ def image_reference(text: str) -> str:
     return text
 
 
+TTL_MARGIN_S = 60.0
+"""Beyond --k8s-result-wait, the time the harness may need after a Job ends to list its pods and read their logs."""
+
 OPTIONS: tuple[Option, ...] = (
     Option("--k8s-kubeconfig", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config; inside a pod, "
            "the in-cluster service account)", None, str, "FILE"),
@@ -160,8 +163,9 @@ OPTIONS: tuple[Option, ...] = (
            "(default: 120)", 120.0, positive_seconds, "SECONDS"),
     Option("--k8s-backoff-limit", "retries of a failed pod before the Job fails (default: 1)",
            1, non_negative_int, "N"),
-    Option("--k8s-ttl", "seconds a finished Job is kept before Kubernetes deletes it; a backstop, the "
-           "harness reads what it needs first (default: 86400)", 86400, non_negative_int, "SECONDS"),
+    Option("--k8s-ttl", "seconds a finished Job is kept before Kubernetes deletes it with its pods; a "
+           "backstop for Jobs a killed harness left behind, at least --k8s-result-wait + "
+           f"{TTL_MARGIN_S:.0f} (default: 86400)", 86400, non_negative_int, "SECONDS"),
     Option("--k8s-template", "jinja2 template of the Job manifest (default: k8s/job.yaml.j2)",
            None, str, "FILE"),
     Option("--k8s-poll-interval", "seconds between checks of a running job's pods and progress "
@@ -235,6 +239,12 @@ class K8sSettings:
             values[option.dest] = None if value == "" else value
         template = values["k8s_template"]
         emit = values["emit_manifests"]
+        needed = math.ceil(float(values["k8s_result_wait"]) + TTL_MARGIN_S)
+        if int(values["k8s_ttl"]) < needed:
+            raise ConfigError(
+                f"--k8s-ttl: {values['k8s_ttl']} s is too short: Kubernetes would delete a finished Job and its "
+                f"pods before the harness has read their logs and result ({needed} s: --k8s-result-wait "
+                f"{float(values['k8s_result_wait']):.0f} + {TTL_MARGIN_S:.0f}); use {needed} or more")
         return cls(
             kubeconfig=values["k8s_kubeconfig"],
             context=values["k8s_context"],

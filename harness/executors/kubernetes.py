@@ -60,6 +60,8 @@ log = logging.getLogger("harness.executors.kubernetes")
 
 DEADLINE_GRACE_S = 120.0
 """How long past a Job's activeDeadlineSeconds the harness waits for the controller to fail it."""
+LOG_DRAIN_S = 10.0
+"""How long the log streams of a Job that ended may take to deliver their last lines."""
 REPLACE_WAIT_S = 120.0
 """How long to wait for a stale Job of the same name to go away before creating ours."""
 
@@ -184,13 +186,14 @@ class KubernetesExecutor(Executor):
 
     def _run_job(self, job: JobSpec, name: str, on_event: EventSink, result: JobResult) -> None:
         from harness.executors.k8s_client import KubeError
-        from harness.executors.k8s_logs import save_pod_logs
+        from harness.executors.k8s_logs import PodLogStreams, save_pod_logs
         from harness.executors.k8s_watch import JobWatch
         from harness.executors.local import EventFollower
 
         folder = Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name))
         follower = EventFollower(folder / layout.events_name(job.phase))
         watch = JobWatch(self.api, name, self.k8s.poll_s)
+        streams = PodLogStreams(self.api, manifests.CONTAINER, folder, job.phase, min(1.0, self.k8s.poll_s))
         with self._lock:
             self._watches[name] = watch
             self._run_ids.add(job.run_id)
@@ -220,6 +223,7 @@ class KubernetesExecutor(Executor):
                         pods = self._list_pods(selectors) or pods
                     except KubeError as err:
                         log.warning("cannot list the pods of Job %s: %s", name, err)
+                    streams.update(pods)
                     events = self._warning_events() if starting.needs_events(pods) else []
                     ending = self._stuck(starting, pods, events, job_uid, time.monotonic() - submitted, deadline)
                 if ending:
@@ -233,7 +237,10 @@ class KubernetesExecutor(Executor):
                 pods = self._list_pods(selectors, retries=retries) or pods
             except KubeError as err:
                 log.warning("cannot list the pods of Job %s: %s", name, err)
-            saved = save_pod_logs(self.api, pods, manifests.CONTAINER, folder, job.phase, retries=retries)
+            streams.stop(wait_s=0.0 if retries == 0 else LOG_DRAIN_S)
+            saved = save_pod_logs(self.api, pods, manifests.CONTAINER, folder, job.phase, retries=retries,
+                                  streams=streams)
+            streams.remove_files()
             for event in follower.new_events():
                 on_event(job, event)
             self._conclude(job, watch, pods, saved.final_text, ending, result)
@@ -242,6 +249,7 @@ class KubernetesExecutor(Executor):
                 nodes=sorted({(p.get("spec") or {}).get("nodeName") for p in pods} - {None}),
                 logs=[str(p) for p in saved.paths], relists=watch.relists, reconnects=watch.reconnects)
         finally:
+            streams.stop(wait_s=0.0)
             with self._lock:
                 self._watches.pop(name, None)
 
