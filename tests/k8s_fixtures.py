@@ -98,6 +98,68 @@ def fields_match(obj: dict, selector: str | None) -> bool:
     return True
 
 
+RESTRICTED_VOLUMES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                                "projected", "secret"})
+
+
+def restricted_violations(spec: dict) -> list[str]:
+    """What Pod Security admission's "restricted" profile (latest) finds wrong with a pod spec.
+
+    Kubernetes docs, "Pod Security Standards": the Baseline checks (host
+    namespaces, privileged containers, added capabilities, hostPath volumes,
+    host ports, an Unconfined seccomp profile) and the Restricted ones (volume
+    types, privilege escalation, running as non-root, a non-zero runAsUser, a
+    RuntimeDefault or Localhost seccomp profile, capabilities dropping ALL and
+    adding at most NET_BIND_SERVICE). Messages are worded as the admission
+    plugin words them.
+    """
+    pod_context = spec.get("securityContext") or {}
+    containers = list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+    found: list[str] = []
+    hosts = [f"{k}=true" for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k)]
+    if hosts:
+        found.append(f"host namespaces ({', '.join(hosts)})")
+    for c in containers:
+        context = c.get("securityContext") or {}
+        name = c.get("name")
+        if context.get("privileged"):
+            found.append(f'privileged (container "{name}" must not set securityContext.privileged=true)')
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            found.append(f'hostPort (container "{name}" uses hostPort)')
+        if context.get("allowPrivilegeEscalation") is not False:
+            found.append(f'allowPrivilegeEscalation != false (container "{name}" must set '
+                         "securityContext.allowPrivilegeEscalation=false)")
+        capabilities = context.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []) or set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}:
+            found.append(f'unrestricted capabilities (container "{name}" must set '
+                         'securityContext.capabilities.drop=["ALL"])')
+        non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+        if non_root is not True:
+            found.append(f'runAsNonRoot != true (pod or container "{name}" must set securityContext.runAsNonRoot=true)')
+        if context.get("runAsUser", pod_context.get("runAsUser")) == 0:
+            found.append(f'runAsUser=0 (pod or container "{name}" must not set runAsUser=0)')
+        seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(f'seccompProfile (pod or container "{name}" must set securityContext.seccompProfile.type '
+                         'to "RuntimeDefault" or "Localhost")')
+    for volume in spec.get("volumes") or []:
+        kinds = [k for k in volume if k != "name"]
+        for kind in kinds:
+            if kind not in RESTRICTED_VOLUMES:
+                found.append(f'restricted volume types (volume "{volume.get("name")}" uses restricted volume type '
+                             f'"{kind}")')
+    return found
+
+
+def pod_security_message(name: str, violations: list[str]) -> str:
+    return f'pods "{name}" is forbidden: violates PodSecurity "restricted:latest": {", ".join(violations)}'
+
+
+def warning_header(text: str) -> str:
+    """A Warning header as the API server writes it: code 299, agent "-", the text quoted with escapes."""
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
     return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
                                       "code": code, "reason": reason, "message": message}, status=code)
@@ -112,6 +174,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
     log_stamps: dict[tuple[str, str], list[str]] = attrs.field(factory=dict)
     broken_log_streams: int = 0
+    restricted: set[str] = attrs.field(factory=set)
+    """Namespaces labelled pod-security.kubernetes.io/enforce=restricted (and warn=restricted), as k8s/base sets."""
     denied: set[tuple[str, str, str]] = attrs.field(factory=set)
     """(verb, resource, subresource) that SelfSubjectAccessReview answers "not allowed"."""
     forbidden: list[tuple[str, str]] = attrs.field(factory=list)
@@ -146,6 +210,21 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             return aiohttp.web.json_response(answer, status=201)
         if request.subresource == "log" and request.resource is not None and request.resource.plural == "pods":
             return await self._serve_log(request)
+        warning = ""
+        if (request.action == kmock.action.CREATE and isinstance(request.data, dict) and request.resource is not None
+                and request.namespace in self.restricted):
+            # Kubernetes docs, "Pod Security Admission": enforce applies to pods; for workload
+            # resources (a Job's pod template) only warn and audit apply, as a Warning header.
+            if request.resource.plural == "pods":
+                violations = restricted_violations(request.data.get("spec") or {})
+                if violations:
+                    name = (request.data.get("metadata") or {}).get("name", "")
+                    return _status(403, "Forbidden", pod_security_message(name, violations))
+            elif request.resource.plural == "jobs":
+                template = ((request.data.get("spec") or {}).get("template") or {}).get("spec") or {}
+                violations = restricted_violations(template)
+                if violations:
+                    warning = f'would violate PodSecurity "restricted:latest": {", ".join(violations)}'
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
             metadata.setdefault("namespace", request.namespace)
@@ -153,7 +232,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             metadata.setdefault("creationTimestamp", dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
             metadata["resourceVersion"] = self._next_version()
             if request.params.get("dryRun"):
-                return aiohttp.web.json_response(request.data, status=201)
+                answer = aiohttp.web.json_response(request.data, status=201)
+                if warning:
+                    answer.headers["Warning"] = warning_header(warning)
+                return answer
         elif request.action == kmock.action.UPDATE and isinstance(request.data, dict):
             request.data.setdefault("metadata", {}).update(namespace=request.namespace,
                                                            resourceVersion=self._next_version())
@@ -162,6 +244,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 and request.resource.plural == "jobs"):
             owner_uid = self._uid_of(request.resource.plural, request.namespace, request.name)
         response = await super()._handle(request)
+        if warning and isinstance(response, aiohttp.web.StreamResponse) and not response.prepared:
+            response.headers["Warning"] = warning_header(warning)
         for rule in list(self.lost_answers):
             method, pattern = rule
             if request.method.value.upper() == method.upper() and re.search(pattern, path):
@@ -473,7 +557,23 @@ class JobRun:
 
     # pods ------------------------------------------------------------------------------
     def new_pod(self) -> str:
-        name = self.side.create_pod(self.job, len(self.pods) + 1)
+        """Create the next pod from the template, as the Job controller does.
+
+        Kubernetes docs, "Jobs" / "Pod Security Admission": when admission refuses
+        the pod, the controller records a FailedCreate warning event on the Job
+        ("Error creating: ...") and tries again later, for as long as the Job exists.
+        """
+        while True:
+            try:
+                name = self.side.create_pod(self.job, len(self.pods) + 1)
+                break
+            except client.ApiException as err:
+                if err.status != 403:
+                    raise
+                message = json.loads(err.body or "{}").get("message", "")
+                self.job_event("FailedCreate", f"Error creating: {message}")
+                if self.wait_deleted(0.3):
+                    raise client.ApiException(status=404, reason="the Job was deleted") from None
         self.pods.append(name)
         self.job_status(active=1)
         return name
@@ -630,6 +730,7 @@ class FakeCluster:
         self.kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", self.url)
         self.side = ClusterSide(self.url)
         self.server.namespaces.add(NAMESPACE)
+        self.server.restricted.add(NAMESPACE)
         self.side.create_pvc(PVC)
         self.controller = FakeJobController(self.url, self.server)
 

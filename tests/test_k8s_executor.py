@@ -35,6 +35,7 @@ from harness.backends import get
 from harness.errors import ConfigError, ExecutorError
 from harness.executors.base import ExecutorContext, JobSpec, JobState
 from harness.executors.k8s_manifests import job_name
+from harness.executors.k8s_settings import DEFAULT_TEMPLATE
 from harness.executors.kubernetes import KubernetesExecutor, main
 
 RUN = "run-1"
@@ -577,6 +578,103 @@ def test_a_forbidden_job_fails_the_dry_run_and_the_job_not_the_harness(fake_clus
     result, _ = run(executor)
     assert result.state is JobState.FAILED
     assert "create Job" in result.reason and "403 Forbidden" in result.reason
+
+
+@pytest.fixture
+def escalating_template(tmp_path: Path) -> Path:
+    """The default Job template, changed to allow privilege escalation: "restricted" refuses its pods."""
+    text = DEFAULT_TEMPLATE.read_text()
+    assert "allowPrivilegeEscalation: false" in text
+    path = tmp_path / "escalating.yaml.j2"
+    path.write_text(text.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"))
+    return path
+
+
+def test_a_template_that_pod_security_refuses_fails_the_preflight_in_seconds(fake_cluster, make_executor,
+                                                                             escalating_template):
+    """Issue 13 item 2: Pod Security admission enforces on pods; a Job only gets a warning.
+
+    Kubernetes docs, "Pod Security Admission", "Workload resources and Pod
+    templates": enforcement applies to the pods, warn and audit also to the
+    templates of workload resources. So the Job's dry run passes and the
+    preflight dry-runs a pod built from the template as well.
+    """
+    executor = make_executor(k8s_template=str(escalating_template))
+    started = time.monotonic()
+    with pytest.raises(ExecutorError, match=r"the pods of Job .* would be refused: .*violates PodSecurity "
+                                            r"\"restricted:latest\": allowPrivilegeEscalation != false"):
+        executor.prepare([get("tensorflow")])
+    assert time.monotonic() - started < 5
+    pod_dry_runs = fake_cluster.requests("POST", r"/pods$")
+    assert pod_dry_runs and all(r.params.get("dryRun") == "All" for r in pod_dry_runs)
+    assert fake_cluster.jobs() == []
+
+
+def test_without_leave_to_dry_run_pods_the_jobs_pod_security_warnings_are_said(fake_cluster, make_executor,
+                                                                               escalating_template):
+    """Issue 13 item 2: the API server's Warning headers on the Job's dry run are read, not dropped."""
+    fake_cluster.server.forbidden.append(("POST", r"/pods$"))
+    said: list[str] = []
+    make_executor(said, k8s_template=str(escalating_template)).prepare([get("tensorflow")])
+
+    assert any("warning: the API server says the pods of Job" in line and "would violate PodSecurity" in line
+               and "allowPrivilegeEscalation != false" in line for line in said), said
+
+
+def test_pods_that_cannot_be_created_fail_the_job_with_the_controllers_event(fake_cluster, make_executor,
+                                                                             escalating_template):
+    """Issue 13 item 4: FailedCreate (here Pod Security) fails the job after --k8s-start-grace, with its message.
+
+    Kubernetes docs, "Jobs": the Job controller records a FailedCreate event
+    when it cannot create a pod and keeps retrying; the harness would otherwise
+    wait for the schedule timeout and say only "no pod was created".
+    """
+    fake_cluster.behave(succeeds())
+    executor = make_executor(k8s_template=str(escalating_template), k8s_schedule_timeout=30.0)
+    started = time.monotonic()
+    result, _ = run(executor)
+
+    assert result.state is JobState.FAILED
+    assert "FailedCreate: Error creating: pods" in result.reason
+    assert "violates PodSecurity" in result.reason and "--k8s-template" in result.reason
+    assert time.monotonic() - started < 10
+    assert fake_cluster.jobs() == []
+
+
+def test_a_pod_stuck_on_its_nfs_mount_fails_with_the_kubelets_event(fake_cluster, make_executor):
+    """Issue 13 item 4: ContainerCreating with FailedMount events fails after --k8s-start-grace, naming the fix.
+
+    Kubernetes docs, "Debug Pods": a pod stuck in ContainerCreating shows why in
+    its events; the kubelet records FailedMount each time mounting a volume
+    fails (here: no NFS client on the node) and keeps retrying.
+    """
+    mount_error = ('MountVolume.SetUp failed for volume "kbench-shared-volume" : mount failed: exit status 32 '
+                   "Output: mount: wrong fs type, bad option, bad superblock on nfs.example:/srv/nfs/kbench; for "
+                   "several filesystems (e.g. nfs, cifs) you might need a /sbin/mount.<type> helper program.")
+
+    def cannot_mount(job: JobRun) -> None:
+        pod = job.new_pod()
+        job.waiting(pod, "ContainerCreating")
+        while job.still_exists():
+            job.pod_event(pod, "FailedMount", mount_error)
+            time.sleep(0.3)
+
+    fake_cluster.behave(cannot_mount)
+    executor = make_executor()
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(run(executor)[0]), daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(15)
+    if not results:
+        executor.cancel_all()
+        worker.join(10)
+        pytest.fail("the job was still waiting 15 s after its pod got stuck on its mount")
+
+    assert results[0].state is JobState.FAILED
+    assert "FailedMount" in results[0].reason and "mount.<type> helper" in results[0].reason
+    assert "NFS client" in results[0].reason
+    assert time.monotonic() - started < 10
 
 
 def test_prepare_dry_runs_one_job_per_image_and_creates_nothing(fake_cluster, make_executor):

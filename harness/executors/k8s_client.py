@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -224,11 +225,13 @@ class KubeApi:
 
     # -- the door -------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[..., Any], *args: Any, retries: int | None = None,
-             read_timeout_s: float = READ_TIMEOUT_S, **kwargs: Any) -> Any:
+             read_timeout_s: float = READ_TIMEOUT_S, warnings: list[str] | None = None, **kwargs: Any) -> Any:
         """Run one request and return its JSON as plain data (or text for logs).
 
         ``what`` names the action for messages ("create Job x"). Retries only
-        what can heal by itself; raises a ``KubeError`` otherwise.
+        what can heal by itself; raises a ``KubeError`` otherwise. The API
+        server's ``Warning`` headers (admission, deprecations) are logged, and
+        added to ``warnings`` when given.
         """
         attempts = 1 + (self.retries if retries is None else retries)
         for attempt in range(1, attempts + 1):
@@ -239,6 +242,11 @@ class KubeApi:
                     data = response.data
                 finally:
                     response.release_conn()
+                said = warning_texts(response.headers)
+                for text in said:
+                    log.info("%s: the API server warns: %s", what, text)
+                if warnings is not None:
+                    warnings.extend(said)
                 log.debug("%s: ok (attempt %d)", what, attempt)
                 return _decode(data, response.headers.get("Content-Type", ""))
             except client.ApiException as err:
@@ -284,6 +292,22 @@ class KubeApi:
         answer = self.call(f"ask whether we may {verb} {resource}", self.authz.create_self_subject_access_review,
                            review, retries=1)
         return bool((answer.get("status") or {}).get("allowed"))
+
+    def dry_run_job(self, manifest: dict) -> list[str]:
+        """Let the API server validate and admit a Job without creating it; return its warnings."""
+        warnings: list[str] = []
+        self.call(f"dry-run create Job {manifest['metadata']['name']}", self.batch.create_namespaced_job,
+                  self.namespace, manifest, field_validation="Strict", field_manager=FIELD_MANAGER, dry_run="All",
+                  warnings=warnings)
+        return warnings
+
+    def dry_run_pod(self, manifest: dict) -> list[str]:
+        """Let the API server admit a Pod without creating it (Pod Security enforces on pods only)."""
+        warnings: list[str] = []
+        self.call(f"dry-run create Pod {manifest['metadata']['name']}", self.core.create_namespaced_pod,
+                  self.namespace, manifest, field_manager=FIELD_MANAGER, dry_run="All", retries=1,
+                  warnings=warnings)
+        return warnings
 
     def create_job(self, manifest: dict, dry_run: bool = False) -> dict:
         name = manifest["metadata"]["name"]
@@ -419,6 +443,21 @@ def _watch_error(what: str, status: dict, host: str) -> KubeError:
     error = KubeError(f"{what}: the server ended the watch with {code}: {message}", code,
                       str(status.get("reason") or ""))
     return error
+
+
+def warning_texts(headers: Any) -> list[str]:
+    """The texts of an answer's ``Warning: 299 - "text"`` headers (RFC 7234 form, as the API server sends)."""
+    try:
+        values = headers.getlist("Warning") if hasattr(headers, "getlist") else [headers.get("Warning")]
+    except (AttributeError, TypeError):
+        return []
+    texts = []
+    for value in values:
+        if not value:
+            continue
+        found = re.match(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"', value)
+        texts.append(found.group(1).replace('\\"', '"') if found else value.strip())
+    return texts
 
 
 def _decode(data: bytes, content_type: str) -> Any:

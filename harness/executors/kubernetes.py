@@ -146,7 +146,7 @@ class KubernetesExecutor(Executor):
                 continue
             tried.add(image)
             sample = JobSpec("preflight", backend, "train", job_env(backend, self.k8s.threads), 60.0, self.k8s.threads)
-            dry_run(self.api, self.template.job_manifest(sample, self.k8s))
+            dry_run(self.api, self.template.job_manifest(sample, self.k8s), self.context.say)
 
     def default_parallel(self, n_jobs: int) -> int:
         return max(1, n_jobs)
