@@ -35,6 +35,7 @@ import datetime as dt
 import json
 import re
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -354,7 +355,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request: kmock.Request) -> Any:
         fault = None
-        if request.resource.plural == "jobs" and self.watch_faults:
+        if (request.resource.plural == "jobs" and self.watch_faults
+                and "-probe" not in (request.params.get("fieldSelector") or "")):  # the write probe's watch is spared
             fault = self.watch_faults.pop(0)
         if fault == "gone":
             yield {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -460,6 +462,9 @@ class ClusterSide:
         items = self._json(self.core.list_namespaced_pod(self.namespace, _preload_content=False,
                                                          label_selector=f"job-name={job}"))["items"]
         return sorted(items, key=lambda p: p["metadata"]["creationTimestamp"])
+
+    def pod(self, name: str) -> dict:
+        return self._json(self.core.read_namespaced_pod(name, self.namespace, _preload_content=False))
 
     def pod_exists(self, name: str) -> bool:
         try:
@@ -669,6 +674,89 @@ class JobRun:
 Behaviour = Callable[[JobRun], None]
 
 
+def pod_failure_action(job: dict, pod: dict) -> str:
+    """What the Job's podFailurePolicy says about a failed pod: Ignore, FailJob, or Count when no rule matches.
+
+    Kubernetes docs, "Jobs", "Pod failure policy": rules are evaluated in order
+    and the first match wins; ``onExitCodes`` matches a container's non-zero
+    exit code (In / NotIn), ``onPodConditions`` a pod condition's type and
+    status; a failed pod that matches no rule counts towards backoffLimit.
+    """
+    status = pod.get("status") or {}
+    for rule in ((job.get("spec") or {}).get("podFailurePolicy") or {}).get("rules") or []:
+        codes = rule.get("onExitCodes")
+        if codes:
+            for container in status.get("containerStatuses") or []:
+                if codes.get("containerName") not in (None, container.get("name")):
+                    continue
+                code = ((container.get("state") or {}).get("terminated") or {}).get("exitCode")
+                if code in (None, 0):
+                    continue
+                if (code in codes["values"]) == (codes.get("operator") == "In"):
+                    return rule["action"]
+        for pattern in rule.get("onPodConditions") or []:
+            for condition_ in status.get("conditions") or []:
+                if condition_.get("type") == pattern["type"] and condition_.get("status") == pattern.get("status",
+                                                                                                          "True"):
+                    return rule["action"]
+    return "Count"
+
+
+def drive_pods(run: JobRun, attempt: Callable[[str], None]) -> None:
+    """The Job controller's loop: a pod per try, until success or until the Job's rules say it failed.
+
+    ``attempt(pod)`` plays the kubelet for one pod and leaves it terminated.
+    Kubernetes docs, "Jobs": "Pod backoff failure policy" (backoffLimit counts
+    failed pods; past it the Job fails with BackoffLimitExceeded), "Pod failure
+    policy" (Ignore: a new pod, not counted; FailJob: the Job fails at once
+    with reason PodFailurePolicy).
+    """
+    failures = 0
+    while True:
+        pod = run.new_pod()
+        attempt(pod)
+        if not run.still_exists():
+            return
+        state = run.side.pod(pod)
+        if (state.get("status") or {}).get("phase") == "Succeeded":
+            run.complete()
+            return
+        action = pod_failure_action(run.job, state)
+        if action == "FailJob":
+            run.fail("PodFailurePolicy", f"Container {run.container['name']} for pod {run.side.namespace}/{pod} "
+                     "failed with an exit code matching FailJob rule at index 1")
+            return
+        if action == "Ignore":
+            continue
+        failures += 1
+        if failures > int(run.job["spec"].get("backoffLimit", 6)):
+            run.fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+            return
+
+
+def runs_probe(run: JobRun, as_job_user: bool) -> None:
+    """The kubelet for the harness's write probe: run its ``python -c`` here, as the pod's user when asked.
+
+    Run as the pod's runAsUser/runAsGroup (no supplementary groups), file
+    permissions are the kernel's, as on a node; the folders are the same paths
+    here and "in the pod" (--k8s-mount-path equals the shared folder in tests).
+    """
+    context = run.job["spec"]["template"]["spec"].get("securityContext") or {}
+
+    def attempt(pod: str) -> None:
+        run.running(pod)
+        identity: dict[str, Any] = {}
+        if as_job_user:
+            identity = {"user": context["runAsUser"], "group": context["runAsGroup"], "extra_groups": []}
+        done = subprocess.run(["/usr/bin/python3", *run.command[1:]], capture_output=True, text=True, check=False,
+                              cwd="/", timeout=60, **identity)
+        text = done.stdout + done.stderr
+        run.log(pod, text)
+        run.terminated(pod, done.returncode, message=text[-2048:] if done.returncode else "")
+
+    drive_pods(run, attempt)
+
+
 class FakeJobController:
     """Plays the Job controller and kubelet: runs a behaviour for every new Job."""
 
@@ -677,6 +765,8 @@ class FakeJobController:
         self.server = server
         self.behaviour = behaviour
         self.runs: dict[str, JobRun] = {}
+        self.probe_as_job_user = False
+        """Run the write probe as the pod's runAsUser/runAsGroup (needs root), not as this test's user."""
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -692,20 +782,22 @@ class FakeJobController:
                 jobs = []
             for job in jobs:
                 uid = job["metadata"]["uid"]
-                if uid in seen or self.behaviour is None:
+                probe = (job["metadata"].get("labels") or {}).get("kbench.io/phase") == "probe"
+                if uid in seen or (self.behaviour is None and not probe):
                     continue
                 seen.add(uid)
                 run = JobRun(self.side, self.server, job)
                 self.runs[run.name] = run
-                thread = threading.Thread(target=self._drive, args=(run,), name=f"fake-kubelet-{run.name}",
+                behaviour = (lambda r: runs_probe(r, self.probe_as_job_user)) if probe else self.behaviour
+                thread = threading.Thread(target=self._drive, args=(run, behaviour), name=f"fake-kubelet-{run.name}",
                                           daemon=True)
                 self._threads.append(thread)
                 thread.start()
             self._stop.wait(0.05)
 
-    def _drive(self, run: JobRun) -> None:
+    def _drive(self, run: JobRun, behaviour: Behaviour) -> None:
         try:
-            self.behaviour(run)
+            behaviour(run)
         except Exception as err:  # noqa: BLE001 - reported by the fixture at teardown
             deleted = isinstance(err, client.ApiException) and err.status == 404 and not run.still_exists()
             if not self._stop.is_set() and not deleted:  # a deleted Job's kubelet just stops
@@ -737,9 +829,11 @@ class FakeCluster:
     def behave(self, behaviour: Behaviour) -> None:
         self.controller.behaviour = behaviour
 
-    def requests(self, method: str | None = None, pattern: str = "") -> list[kmock.Request]:
+    def requests(self, method: str | None = None, pattern: str = "", probes: bool = False) -> list[kmock.Request]:
+        """The requests made so far; those about the harness's write probe Job only with ``probes``."""
         return [r for r in self.api.requests()
-                if (method is None or r.method.value.upper() == method.upper()) and re.search(pattern, r.url.path)]
+                if (method is None or r.method.value.upper() == method.upper()) and re.search(pattern, r.url.path)
+                and (probes or not _about_probe(r))]
 
     def jobs(self) -> list[dict]:
         return self.side.jobs()
@@ -748,6 +842,11 @@ class FakeCluster:
         self.controller.close()
         self.side.close()
         self.api.close()
+
+
+def _about_probe(request: kmock.Request) -> bool:
+    name = ((request.data if isinstance(request.data, dict) else {}).get("metadata") or {}).get("name") or ""
+    return request.url.path.endswith("-probe") or name.endswith("-probe") or "-probe-" in request.url.path
 
 
 @contextlib.contextmanager

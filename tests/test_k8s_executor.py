@@ -8,6 +8,9 @@ shared NFS folder is a temporary folder, mounted "in the pod" at the same path.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -27,6 +30,7 @@ from k8s_fixtures import (
     NAMESPACE,
     JobRun,
     condition,
+    drive_pods,
     running_fake_cluster,
     write_kubeconfig,
 )
@@ -202,13 +206,17 @@ def test_a_job_of_the_same_name_from_another_run_is_left_alone(fake_cluster, mak
 
 def test_a_create_whose_answer_was_lost_recognises_its_own_job(fake_cluster, make_executor):
     """The connection drops after the server created the Job: the retry's 409 is ours, not a stale Job."""
-    fake_cluster.server.lost_answers.append(("POST", r"/jobs$"))
     fake_cluster.behave(succeeds())
+    executor = make_executor()
+    assert run(executor, spec("jax"))[0].state is JobState.SUCCEEDED  # the run's write probe is done
+    fake_cluster.server.lost_answers.append(("POST", r"/jobs$"))
 
-    result, _ = run(make_executor())
+    result, _ = run(executor)
 
     assert result.state is JobState.SUCCEEDED, result.reason
-    assert len(fake_cluster.requests("POST", r"/jobs$")) == 2
+    ours = [r for r in fake_cluster.requests("POST", r"/jobs$") if r.data["metadata"]["name"].endswith("-train")
+            and "tensorflow" in r.data["metadata"]["name"]]
+    assert len(ours) == 2
     assert not fake_cluster.requests("DELETE")
 
 
@@ -480,8 +488,7 @@ def test_cancel_deletes_the_running_job_and_its_pods(fake_cluster, make_executor
     worker = threading.Thread(target=lambda: results.append(run(executor)[0]))
     worker.start()
     limit = time.monotonic() + 10
-    while time.monotonic() < limit and not any(fake_cluster.side.pods(j["metadata"]["name"])
-                                               for j in fake_cluster.jobs()):
+    while time.monotonic() < limit and not fake_cluster.side.pods(job_name(RUN, "tensorflow", "train")):
         time.sleep(0.05)
     cancelled_at = time.monotonic()
     executor.cancel_all()
@@ -685,6 +692,82 @@ def test_prepare_dry_runs_one_job_per_image_and_creates_nothing(fake_cluster, ma
     assert sorted(r.data["spec"]["template"]["spec"]["containers"][0]["image"] for r in dry) == [
         "kbench-keras2:0.1.0", "kbench-keras3:0.1.0"]
     assert fake_cluster.jobs() == []
+
+
+# -- who owns the run folder (issue 13 item 1) ----------------------------------------------------------------
+@pytest.fixture
+def world_traversable_shared(tmp_path: Path):
+    """A shared folder that another uid can reach (tmp_path's parents are 0700), as an NFS mount would be."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="kbench-nfs-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def writes_its_result_as_the_jobs_user(job: JobRun) -> None:
+    """A pod whose container writes into the run folder as the pod's runAsUser/runAsGroup, as on a node."""
+    context = job.job["spec"]["template"]["spec"]["securityContext"]
+    script = ("import sys; open(sys.argv[1], 'w').write('{\"schema\": 1}')")
+
+    def attempt(pod: str) -> None:
+        job.running(pod)
+        done = subprocess.run(["/usr/bin/python3", "-c", script, str(job.backend_dir / f"{job.phase}.json")],
+                              capture_output=True, text=True, check=False, cwd="/", user=context["runAsUser"],
+                              group=context["runAsGroup"], extra_groups=[])
+        said = done.stderr.strip().splitlines()[-1:] if done.returncode else []
+        job.log(pod, "".join(f"kbench-error: {line}\n" for line in said))
+        job.terminated(pod, done.returncode)
+
+    drive_pods(job, attempt)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the fake pods as the jobs' uid")
+def test_folders_the_harness_made_become_writable_for_the_jobs_user(fake_cluster, make_executor,
+                                                                    world_traversable_shared):
+    """The harness makes runs/<run>/<backend>/ as itself (0755); the pods, as uid 1000, must write there.
+
+    The harness gives those folders to the jobs' group (setgid, group-writable),
+    then a write probe run as the jobs' uid proves it before the job is submitted.
+    """
+    shared = world_traversable_shared
+    (shared / "runs" / RUN / "tensorflow").mkdir(parents=True)  # as the session's RunFolder does, as root
+    fake_cluster.controller.probe_as_job_user = True
+    fake_cluster.behave(writes_its_result_as_the_jobs_user)
+    said: list[str] = []
+    executor = make_executor(said, k8s_mount_path=str(shared))
+    executor.context = dataclasses.replace(executor.context, shared_dir=shared)
+
+    result, _ = run(executor)
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    folder = shared / "runs" / RUN / "tensorflow"
+    assert folder.stat().st_gid == 1000 and folder.stat().st_mode & 0o2070 == 0o2070
+    assert any("can read and write the run folder" in line for line in said)
+    assert not list(shared.rglob(".kbench-probe-*"))
+    assert [j["metadata"]["name"] for j in fake_cluster.jobs()] == [job_name(RUN, "tensorflow", "train")]  # no probe
+
+
+def test_pods_that_do_not_see_the_harnesss_folder_fail_the_probe_in_seconds(fake_cluster, make_executor, shared,
+                                                                            tmp_path):
+    """--shared-dir that is not the volume's mount: the probe finds no harness file; no job is submitted."""
+    elsewhere = tmp_path / "another-volume"
+    elsewhere.mkdir()
+    fake_cluster.behave(succeeds())
+    executor = make_executor(k8s_mount_path=str(elsewhere))
+    started = time.monotonic()
+
+    result, _ = run(executor)
+
+    assert result.state is JobState.FAILED
+    assert result.reason.startswith("the write probe failed: the pod does not see the file the harness wrote in ")
+    assert "(docs/kubernetes.md, 'Who owns what')" in result.reason
+    assert time.monotonic() - started < 10
+    assert not fake_cluster.requests("POST", r"/jobs$")  # the benchmark Job was never submitted
+    second, _ = run(executor, spec("jax"))
+    assert second.reason == result.reason  # one probe per run; every job gets its answer
 
 
 # -- the data set ------------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ log = logging.getLogger("harness.executors.kubernetes")
 
 DEADLINE_GRACE_S = 120.0
 """How long past a Job's activeDeadlineSeconds the harness waits for the controller to fail it."""
+PROBE_TIMEOUT_S = 60.0
+"""The write probe's own run time (its deadline adds --k8s-schedule-timeout for scheduling and the image pull)."""
 LOG_DRAIN_S = 10.0
 """How long the log streams of a Job that ended may take to deliver their last lines."""
 REPLACE_WAIT_S = 120.0
@@ -82,6 +84,9 @@ class KubernetesExecutor(Executor):
         self._run_ids: set[str] = set()
         self._closed = False
         self._events_unreadable = False
+        self._probe_lock = threading.Lock()
+        self._probed: dict[str, str] = {}
+        """Run id -> the probe's failure ("" when it passed)."""
         atexit.register(self._at_exit)
 
     # -- the cluster ---------------------------------------------------------------------------
@@ -171,6 +176,7 @@ class KubernetesExecutor(Executor):
             elif self.stop_requested.is_set():
                 result.state, result.reason = JobState.CANCELLED, "cancelled before it started"
             else:
+                self._share_run_folder(job)
                 self._run_job(job, name, on_event, result)
         except HarnessError as err:
             result.state = JobState.CANCELLED if self.stop_requested.is_set() else JobState.FAILED
@@ -178,6 +184,110 @@ class KubernetesExecutor(Executor):
         result.wall_s = round(time.monotonic() - start, 3)
         result.finished_at = time.time()
         return result
+
+    # -- the shared folder: ownership and the write probe ---------------------------------------------
+    def _share_run_folder(self, job: JobSpec) -> None:
+        """Before a run's first job: give its folders to the jobs' group, and prove the pods can write there.
+
+        Once per run (later jobs wait for the first); a failure fails every job
+        of the run with the same one-line reason, before any of them is submitted.
+        """
+        from harness.executors import k8s_sharing as sharing
+
+        with self._probe_lock:
+            if job.run_id not in self._probed:
+                shared = Path(self.context.shared_dir)
+                folders = sharing.probe_folders(shared, job.run_id, sorted(self._backends_of(job)))
+                try:
+                    for folder in folders:
+                        sharing.share_folder(folder, self.k8s.uid, self.k8s.gid)
+                    self._run_probe(job, folders)
+                    self._probed[job.run_id] = ""
+                except HarnessError as err:
+                    self._probed[job.run_id] = str(err)
+                finally:
+                    sharing.remove_probes(folders)
+            problem = self._probed[job.run_id]
+        if problem:
+            raise ExecutorError(problem)
+
+    def _backends_of(self, job: JobSpec) -> set[str]:
+        """The backends of the job's run that have a folder already (the session made them), and the job's."""
+        run_dir = Path(layout.run_dir(str(self.context.shared_dir), job.run_id))
+        try:
+            found = {p.name for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        except OSError:
+            found = set()
+        return found | {job.backend.name}
+
+    def _run_probe(self, job: JobSpec, folders: list[Path]) -> None:
+        """Run the write probe as the jobs' user; raise ``ExecutorError`` with the fix when it fails."""
+        from harness.executors import k8s_sharing as sharing
+        from harness.executors.k8s_client import KubeError
+        from harness.executors.k8s_watch import JobWatch
+
+        token = uuid.uuid4().hex
+        shared = Path(self.context.shared_dir)
+        sharing.write_harness_probes(folders, token)
+        probe = dataclasses.replace(job, phase="probe", timeout_s=PROBE_TIMEOUT_S)
+        values = manifests.template_values(probe, self.k8s, token)
+        values["command"] = ["python", "-c", sharing.PROBE_SCRIPT, token,
+                             *(sharing.in_container(f, shared, self.k8s.mount_path) for f in folders)]
+        manifest = self.template.render(values)
+        name = manifest["metadata"]["name"]
+        self.context.say(f"checking that the jobs (uid {self.k8s.uid}, gid {self.k8s.gid}) can read and write the "
+                         f"run folder: Job {name}")
+        watch = JobWatch(self.api, name, self.k8s.poll_s)
+        with self._lock:
+            self._watches[name] = watch
+        try:
+            created = self._submit(probe, manifest, token)
+            job_uid = (created.get("metadata") or {}).get("uid")
+            selectors = manifests.pod_selectors(job_uid, name)
+            starting = StartWatch(StartLimits(self.k8s.schedule_timeout_s, self.k8s.start_grace_s))
+            started = time.monotonic()
+            deadline = manifests.active_deadline_s(probe, self.k8s) + DEADLINE_GRACE_S
+            pods: list[dict] = []
+            while not status.finished(watch.poll()):
+                if self.stop_requested.is_set():
+                    raise ExecutorError("cancelled: the harness was interrupted")
+                if watch.deleted:
+                    raise ExecutorError(f"the write probe Job {name} was deleted before it finished")
+                pods = self._list_pods(selectors) or pods
+                events = self._warning_events() if starting.needs_events(pods) else []
+                ending = self._stuck(starting, pods, events, job_uid, time.monotonic() - started, deadline)
+                if ending:
+                    raise ExecutorError(f"the write probe could not run: {ending[1]}")
+            pods = self._list_pods(selectors) or pods
+            newest = status.sort_pods(pods)[-1] if pods else {}
+            text = ""
+            if newest:
+                try:
+                    text = self.api.pod_log(status.name_of(newest), manifests.CONTAINER)
+                except KubeError as err:
+                    text = status.terminated(newest, manifests.CONTAINER).get("message") or str(err)
+            judged = status.verdict(watch.job or {}, pods, manifests.CONTAINER, str(text), self.k8s.memory)
+            if judged.state is not JobState.SUCCEEDED:
+                said = status.error_line(str(text)) or judged.reason
+                raise ExecutorError(
+                    f"the write probe failed: {said}; the pods (uid {self.k8s.uid}, gid {self.k8s.gid}) must be "
+                    f"able to read and write {shared} through PVC {self.k8s.pvc} (docs/kubernetes.md, 'Who owns "
+                    "what')")
+            waited = time.monotonic()
+            while missing := sharing.unanswered(folders, token):
+                if time.monotonic() - waited > self.k8s.result_wait_s:
+                    raise ExecutorError(
+                        f"the write probe ran but its file did not appear in {missing[0]} within "
+                        f"{self.k8s.result_wait_s:.0f} s; --shared-dir must be this machine's mount of the volume "
+                        f"behind PVC {self.k8s.pvc}")
+                self.stop_requested.wait(0.5)
+        finally:
+            with self._lock:
+                self._watches.pop(name, None)
+            try:
+                self.api.delete_job(name, "Foreground", retries=1)
+            except KubeError as err:
+                log.warning("could not delete the probe Job %s: %s", name, err)
 
     def _emit(self, job: JobSpec) -> list[Path]:
         """Write the job's manifest; a train job also writes its predict job's, which would never run."""
