@@ -644,6 +644,12 @@ class JobRun:
         self.job_status(conditions=[condition("FailureTarget", reason, message),
                                     condition("Failed", reason, message)], failed=len(self.pods))
 
+    def ended(self) -> bool:
+        """Whether the Job has its final Complete or Failed condition."""
+        current = self.side.job(self.name) or {}
+        return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in (current.get("status") or {}).get("conditions") or [])
+
     def still_exists(self) -> bool:
         """False once this Job was deleted (a new Job of the same name is another Job)."""
         current = self.side.job(self.name)
@@ -715,7 +721,7 @@ def drive_pods(run: JobRun, attempt: Callable[[str], None]) -> None:
     while True:
         pod = run.new_pod()
         attempt(pod)
-        if not run.still_exists():
+        if not run.still_exists() or run.ended():
             return
         state = run.side.pod(pod)
         if (state.get("status") or {}).get("phase") == "Succeeded":
@@ -773,11 +779,34 @@ class FakeJobController:
         self._thread = threading.Thread(target=self._loop, name="fake-job-controller", daemon=True)
         self._thread.start()
 
+    def _collect_finished(self, jobs: list[dict], finished_at: dict[str, float]) -> None:
+        """The TTL-after-finished controller: delete a finished Job (and its pods) ``ttlSecondsAfterFinished`` later.
+
+        Kubernetes docs, "Automatic Cleanup for Finished Jobs": once a Job is
+        Complete or Failed, the TTL controller deletes it with cascading
+        (background) deletion after the TTL; its pods and their logs go too.
+        """
+        for job in jobs:
+            ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+            ended = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                        for c in (job.get("status") or {}).get("conditions") or [])
+            if ttl is None or not ended:
+                continue
+            uid = job["metadata"]["uid"]
+            finished_at.setdefault(uid, time.monotonic())
+            if time.monotonic() - finished_at[uid] >= ttl:
+                with contextlib.suppress(client.ApiException):
+                    self.side.batch.delete_namespaced_job(job["metadata"]["name"], self.side.namespace,
+                                                          propagation_policy="Background",
+                                                          _preload_content=False).release_conn()
+
     def _loop(self) -> None:
         seen: set[str] = set()
+        finished_at: dict[str, float] = {}
         while not self._stop.is_set():
             try:
                 jobs = self.side.jobs()
+                self._collect_finished(jobs, finished_at)
             except Exception:  # noqa: BLE001 - the server is going away at teardown
                 jobs = []
             for job in jobs:

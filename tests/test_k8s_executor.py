@@ -227,7 +227,7 @@ TRACEBACK = "Traceback (most recent call last):\n  File \"train.py\"\nValueError
 @pytest.mark.parametrize(("behaviour", "state", "words"), [
     pytest.param(exits(1, TRACEBACK + "kbench-error: ValueError: boom\n"), JobState.FAILED,
                  ["exit code 1: ValueError: boom"], id="non-zero-exit"),
-    pytest.param(exits(3, "kbench-error: cannot read run.json\n", job_reason="PodFailurePolicy"), JobState.FAILED,
+    pytest.param(exits(3, "kbench-error: cannot read run.json\n"), JobState.FAILED,
                  ["exit code 3: cannot read run.json", "not retried"], id="exit-code-retrying-cannot-fix"),
     pytest.param(oom_killed(), JobState.FAILED, ["OOMKilled", "4Gi", "--k8s-memory"], id="oom-killed"),
     pytest.param(image_cannot_be_pulled(), JobState.FAILED, ["cannot pull image kbench-keras3:0.1.0",
@@ -368,6 +368,25 @@ def test_the_end_of_a_long_log_is_kept_where_the_error_line_is(fake_cluster, mak
     assert kept.endswith("kbench-error: ValueError: at the very end\n")
 
 
+def test_the_stand_in_ttl_controller_deletes_a_finished_job_with_its_pods(fake_cluster, make_executor):
+    """What a too-short --k8s-ttl would do (the option refuses it): the Job and its pods vanish after the TTL."""
+    executor = make_executor()
+    manifest = executor.template.job_manifest(spec(), executor.k8s)
+    manifest["spec"]["ttlSecondsAfterFinished"] = 0
+    created = fake_cluster.side.batch.create_namespaced_job(NAMESPACE, manifest, _preload_content=False)
+    created.release_conn()
+    job = JobRun(fake_cluster.side, fake_cluster.server, fake_cluster.side.job(manifest["metadata"]["name"]))
+    pod = job.new_pod()
+    job.terminated(pod, 0)
+    job.complete()
+
+    assert job.wait_deleted(5)
+    limit = time.monotonic() + 5
+    while fake_cluster.side.pod_exists(pod) and time.monotonic() < limit:
+        time.sleep(0.05)
+    assert not fake_cluster.side.pod_exists(pod)
+
+
 @pytest.mark.parametrize("ttl", [0, 30, 60])
 def test_a_ttl_that_would_delete_a_job_before_its_results_are_read_is_refused(make_executor, ttl):
     """Issue 13 item 7: "TTL mechanism for finished Jobs" (Kubernetes docs) deletes the Job and its pods.
@@ -377,6 +396,23 @@ def test_a_ttl_that_would_delete_a_job_before_its_results_are_read_is_refused(ma
     """
     with pytest.raises(ConfigError, match=rf"--k8s-ttl: {ttl} s is too short.*use 61 or more"):
         make_executor(k8s_ttl=ttl)
+
+
+@pytest.mark.parametrize(("code", "pods", "words"), [
+    (1, 2, "exit code 1: boom (2 pods)"),
+    (3, 1, "exit code 3: boom (not retried: the input or usage is wrong)"),
+])
+def test_retries_follow_the_jobs_backoff_limit_and_pod_failure_policy(fake_cluster, make_executor, code, pods, words):
+    """Kubernetes docs, "Jobs", "Pod backoff failure policy" and "Pod failure policy": exit 1 matches no
+    rule and counts (backoffLimit 1: a second pod, then BackoffLimitExceeded); exit 3 matches the FailJob
+    rule and ends the Job at once (PodFailurePolicy). The stand-in controller applies the Job's own rules."""
+    fake_cluster.behave(exits(code, "kbench-error: boom\n"))
+    result, _ = run(make_executor())
+
+    assert result.state is JobState.FAILED
+    assert len(result.details["pods"]) == pods and result.reason == words
+    reason = fake_cluster.side.job(job_name(RUN, "tensorflow", "train"))["status"]["conditions"][-1]["reason"]
+    assert reason == ("BackoffLimitExceeded" if code == 1 else "PodFailurePolicy")
 
 
 def test_a_crash_reports_the_log_tail(fake_cluster, make_executor):
