@@ -210,6 +210,9 @@ class KubernetesExecutor(Executor):
             problem = self._probed[job.run_id]
         if problem:
             raise ExecutorError(problem)
+        # a backend the probe did not see (a run resumed with more backends) still gets the group
+        sharing.share_folder(Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name)),
+                             self.k8s.uid, self.k8s.gid)
 
     def _backends_of(self, job: JobSpec) -> set[str]:
         """The backends of the job's run that have a folder already (the session made them), and the job's."""
