@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from k8s_fixtures import Behaviour, JobRun, condition
+from k8s_fixtures import Behaviour, JobRun, condition, drive_pods
 
 
 # -- scripted situations ------------------------------------------
 def succeeds(events: int = 2, hold_s: float = 0.0, log: str = "training...\n") -> Behaviour:
     """One pod runs, emits progress events, writes its result and exits 0."""
 
-    def behave(run: JobRun) -> None:
-        pod = run.new_pod()
+    def behave(run: JobRun, pod: str | None = None) -> None:
+        pod = pod or run.new_pod()
         run.running(pod)
         run.write_events({"event": "start"}, *({"event": "epoch_end", "epoch": i + 1} for i in range(events)))
         run.write_result()
@@ -36,39 +36,52 @@ def succeeds(events: int = 2, hold_s: float = 0.0, log: str = "training...\n") -
     return behave
 
 
-def exits(code: int, log: str, job_reason: str = "BackoffLimitExceeded", attempts: int = 1) -> Behaviour:
-    """Every pod exits with ``code``; then the Job fails for ``job_reason``."""
+def exits(code: int, log: str) -> Behaviour:
+    """Every pod exits with ``code``; the Job controller's rules (``drive_pods``) decide retries and the end."""
 
-    def behave(run: JobRun) -> None:
-        for _ in range(attempts):
-            pod = run.new_pod()
-            run.running(pod)
-            run.log(pod, log)
-            run.terminated(pod, code, message=log[-200:])
-        run.fail(job_reason, "Job has reached the specified backoff limit")
+    def attempt(run: JobRun, pod: str) -> None:
+        run.running(pod)
+        run.log(pod, log)
+        run.terminated(pod, code, message=log[-200:])
 
-    return behave
+    return lambda run: drive_pods(run, lambda pod: attempt(run, pod))
 
 
 def oom_killed() -> Behaviour:
-    def behave(run: JobRun) -> None:
-        pod = run.new_pod()
+    """Every pod is OOMKilled (exit 137): no rule matches, so each try counts until backoffLimit."""
+
+    def attempt(run: JobRun, pod: str) -> None:
         run.running(pod)
         run.log(pod, "epoch 1 ...\n")
         run.terminated(pod, 137, reason="OOMKilled")
-        run.fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
 
-    return behave
+    return lambda run: drive_pods(run, lambda pod: attempt(run, pod))
 
 
-def image_cannot_be_pulled() -> Behaviour:
-    """The kubelet cannot pull the image; the controller waits forever (the executor must not)."""
+def image_cannot_be_pulled(answer: str = "not found", recovers: bool = False) -> Behaviour:
+    """The kubelet cannot pull the image; the controller waits forever (the executor must not).
+
+    As the kubelet reports it (Kubernetes docs, "Images", "ImagePullBackOff"):
+    the container waits in ErrImagePull, then ImagePullBackOff while the kubelet
+    retries with a growing delay; each failed pull is a warning event "Failed"
+    whose message carries the registry's answer. With ``recovers`` the second
+    pull succeeds (a 429 or a timeout that went away) and the pod runs.
+    """
 
     def behave(run: JobRun) -> None:
+        image = run.container["image"]
         pod = run.new_pod()
-        run.waiting(pod, "ErrImagePull", f'failed to pull image "{run.container["image"]}": not found')
-        time.sleep(0.2)
-        run.waiting(pod, "ImagePullBackOff", f'Back-off pulling image "{run.container["image"]}"')
+        for attempt in range(2):
+            said = f'failed to pull and unpack image "docker.io/library/{image}": {answer}'
+            run.waiting(pod, "ErrImagePull", said)
+            run.pod_event(pod, "Failed", f'Failed to pull image "{image}": {said}')
+            time.sleep(0.2)
+            run.waiting(pod, "ImagePullBackOff", f'Back-off pulling image "{image}"')
+            run.pod_event(pod, "BackOff", f'Back-off pulling image "{image}"', kind_of_event="Normal")
+            if recovers and attempt == 0:
+                time.sleep(1.0)
+                succeeds()(run, pod)
+                return
         run.wait_deleted()
 
     return behave
@@ -83,32 +96,56 @@ def unschedulable(message: str = "0/3 nodes are available: 3 Insufficient cpu.")
     return behave
 
 
-def deadline_exceeded() -> Behaviour:
+def deadline_exceeded(runs_for_s: float = 1.0) -> Behaviour:
+    """The Job outlives activeDeadlineSeconds while its pod still runs.
+
+    Kubernetes docs, "Jobs", "Job termination and cleanup": once a Job reaches
+    activeDeadlineSeconds, all of its running pods are terminated (deleted:
+    their logs go with them) and the Job becomes Failed with reason
+    DeadlineExceeded.
+    """
+
     def behave(run: JobRun) -> None:
         pod = run.new_pod()
         run.running(pod)
+        run.log(pod, "epoch 1 ...\n")
+        time.sleep(runs_for_s / 2)
         run.log(pod, "epoch 1 ...\nepoch 2 ...\n")
-        run.terminated(pod, 137, reason="Error", conditions=[condition("DisruptionTarget", "DeadlineExceeded")])
+        time.sleep(runs_for_s / 2)
+        run.delete_pod(pod)
         run.fail("DeadlineExceeded", "Job was active longer than specified deadline")
 
     return behave
 
 
 def disrupted_then(reason: str, then: str, pod_reason: str = "", message: str = "") -> Behaviour:
-    """The first pod is disrupted (evicted, preempted); the next one succeeds or the Job fails."""
+    """The first pod is disrupted (evicted, preempted); what follows is ``then``.
 
-    def behave(run: JobRun) -> None:
-        first = run.new_pod()
-        run.running(first)
-        run.log(first, "epoch 1 ...\n")
-        conditions = [condition("DisruptionTarget", reason, message)] if reason else []
-        run.terminated(first, 137, conditions=conditions, pod_reason=pod_reason, pod_message=message)
-        if then == "succeeds":
-            succeeds()(run)
+    ``then``: "succeeds" (the replacement pod completes), "BackoffLimitExceeded"
+    (every pod is disrupted the same way, and the controller's rules decide),
+    or "DeadlineExceeded" (the Job's deadline passes while the replacement runs:
+    the controller deletes it and fails the Job, see ``deadline_exceeded``).
+    A disruption with a DisruptionTarget condition matches the Job's Ignore
+    rule and is not counted; an eviction without one counts as a failure.
+    """
+
+    def attempt(run: JobRun, pod: str) -> None:
+        run.running(pod)
+        if len(run.pods) == 1 or then == "BackoffLimitExceeded":
+            run.log(pod, "epoch 1 ...\n")
+            conditions = [condition("DisruptionTarget", reason, message)] if reason else []
+            run.terminated(pod, 137, conditions=conditions, pod_reason=pod_reason, pod_message=message)
+        elif then == "succeeds":
+            run.write_events({"event": "start"}, {"event": "epoch_end", "epoch": 1})
+            run.write_result()
+            run.log(pod, "training...\n")
+            run.terminated(pod, 0)
         else:
-            run.fail(then, "Job has reached the specified backoff limit")
+            run.log(pod, "epoch 1 ...\n")
+            run.delete_pod(pod)
+            run.fail("DeadlineExceeded", "Job was active longer than specified deadline")
 
-    return behave
+    return lambda run: drive_pods(run, lambda pod: attempt(run, pod))
 
 
 # -- the end-to-end kubelet: run the container command here ---------------------------------------

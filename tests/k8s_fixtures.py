@@ -35,6 +35,7 @@ import datetime as dt
 import json
 import re
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +55,7 @@ SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.4-emulated",
 RESOURCES = {
     "batch/v1/jobs": {"kind": "Job", "namespaced": True, "subresources": ["status"]},
     "v1/pods": {"kind": "Pod", "namespaced": True, "subresources": ["status", "log"]},
+    "v1/events": {"kind": "Event", "namespaced": True},
     "v1/persistentvolumeclaims": {"kind": "PersistentVolumeClaim", "namespaced": True},
     "authorization.k8s.io/v1/selfsubjectaccessreviews": {"kind": "SelfSubjectAccessReview", "namespaced": False},
 }
@@ -83,13 +85,80 @@ def selector_matches(labels: dict[str, str], selector: str | None) -> bool:
 
 
 def fields_match(obj: dict, selector: str | None) -> bool:
+    """Equality field selectors on the fields the product selects by (Events' too)."""
     metadata = obj.get("metadata") or {}
+    involved = obj.get("involvedObject") or {}
     for term in filter(None, (t.strip() for t in (selector or "").split(","))):
         key, value = term.replace("==", "=").split("=", 1)
-        field = {"metadata.name": metadata.get("name"), "metadata.namespace": metadata.get("namespace")}[key]
+        field = {"metadata.name": metadata.get("name"), "metadata.namespace": metadata.get("namespace"),
+                 "type": obj.get("type"), "reason": obj.get("reason"),
+                 "involvedObject.uid": involved.get("uid"), "involvedObject.name": involved.get("name"),
+                 "involvedObject.kind": involved.get("kind")}[key]
         if field != value:
             return False
     return True
+
+
+RESTRICTED_VOLUMES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                                "projected", "secret"})
+
+
+def restricted_violations(spec: dict) -> list[str]:
+    """What Pod Security admission's "restricted" profile (latest) finds wrong with a pod spec.
+
+    Kubernetes docs, "Pod Security Standards": the Baseline checks (host
+    namespaces, privileged containers, added capabilities, hostPath volumes,
+    host ports, an Unconfined seccomp profile) and the Restricted ones (volume
+    types, privilege escalation, running as non-root, a non-zero runAsUser, a
+    RuntimeDefault or Localhost seccomp profile, capabilities dropping ALL and
+    adding at most NET_BIND_SERVICE). Messages are worded as the admission
+    plugin words them.
+    """
+    pod_context = spec.get("securityContext") or {}
+    containers = list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+    found: list[str] = []
+    hosts = [f"{k}=true" for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k)]
+    if hosts:
+        found.append(f"host namespaces ({', '.join(hosts)})")
+    for c in containers:
+        context = c.get("securityContext") or {}
+        name = c.get("name")
+        if context.get("privileged"):
+            found.append(f'privileged (container "{name}" must not set securityContext.privileged=true)')
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            found.append(f'hostPort (container "{name}" uses hostPort)')
+        if context.get("allowPrivilegeEscalation") is not False:
+            found.append(f'allowPrivilegeEscalation != false (container "{name}" must set '
+                         "securityContext.allowPrivilegeEscalation=false)")
+        capabilities = context.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []) or set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}:
+            found.append(f'unrestricted capabilities (container "{name}" must set '
+                         'securityContext.capabilities.drop=["ALL"])')
+        non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+        if non_root is not True:
+            found.append(f'runAsNonRoot != true (pod or container "{name}" must set securityContext.runAsNonRoot=true)')
+        if context.get("runAsUser", pod_context.get("runAsUser")) == 0:
+            found.append(f'runAsUser=0 (pod or container "{name}" must not set runAsUser=0)')
+        seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(f'seccompProfile (pod or container "{name}" must set securityContext.seccompProfile.type '
+                         'to "RuntimeDefault" or "Localhost")')
+    for volume in spec.get("volumes") or []:
+        kinds = [k for k in volume if k != "name"]
+        for kind in kinds:
+            if kind not in RESTRICTED_VOLUMES:
+                found.append(f'restricted volume types (volume "{volume.get("name")}" uses restricted volume type '
+                             f'"{kind}")')
+    return found
+
+
+def pod_security_message(name: str, violations: list[str]) -> str:
+    return f'pods "{name}" is forbidden: violates PodSecurity "restricted:latest": {", ".join(violations)}'
+
+
+def warning_header(text: str) -> str:
+    """A Warning header as the API server writes it: code 299, agent "-", the text quoted with escapes."""
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
@@ -104,6 +173,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     namespaces: set[str] = attrs.field(factory=set)
     """Namespaces that exist: kmock cannot parse the namespace collection's path, so they are kept here."""
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    log_stamps: dict[tuple[str, str], list[str]] = attrs.field(factory=dict)
+    broken_log_streams: int = 0
+    restricted: set[str] = attrs.field(factory=set)
+    """Namespaces labelled pod-security.kubernetes.io/enforce=restricted (and warn=restricted), as k8s/base sets."""
     denied: set[tuple[str, str, str]] = attrs.field(factory=set)
     """(verb, resource, subresource) that SelfSubjectAccessReview answers "not allowed"."""
     forbidden: list[tuple[str, str]] = attrs.field(factory=list)
@@ -137,10 +210,22 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             answer = dict(request.data, status={"allowed": key not in self.denied})
             return aiohttp.web.json_response(answer, status=201)
         if request.subresource == "log" and request.resource is not None and request.resource.plural == "pods":
-            text = self.pod_logs.get((request.namespace, request.name))
-            if text is None:
-                return _status(404, "NotFound", f'pods "{request.name}" not found')
-            return aiohttp.web.Response(text=text, content_type="text/plain")
+            return await self._serve_log(request)
+        warning = ""
+        if (request.action == kmock.action.CREATE and isinstance(request.data, dict) and request.resource is not None
+                and request.namespace in self.restricted):
+            # Kubernetes docs, "Pod Security Admission": enforce applies to pods; for workload
+            # resources (a Job's pod template) only warn and audit apply, as a Warning header.
+            if request.resource.plural == "pods":
+                violations = restricted_violations(request.data.get("spec") or {})
+                if violations:
+                    name = (request.data.get("metadata") or {}).get("name", "")
+                    return _status(403, "Forbidden", pod_security_message(name, violations))
+            elif request.resource.plural == "jobs":
+                template = ((request.data.get("spec") or {}).get("template") or {}).get("spec") or {}
+                violations = restricted_violations(template)
+                if violations:
+                    warning = f'would violate PodSecurity "restricted:latest": {", ".join(violations)}'
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
             metadata.setdefault("namespace", request.namespace)
@@ -148,30 +233,112 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             metadata.setdefault("creationTimestamp", dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
             metadata["resourceVersion"] = self._next_version()
             if request.params.get("dryRun"):
-                return aiohttp.web.json_response(request.data, status=201)
+                answer = aiohttp.web.json_response(request.data, status=201)
+                if warning:
+                    answer.headers["Warning"] = warning_header(warning)
+                return answer
         elif request.action == kmock.action.UPDATE and isinstance(request.data, dict):
             request.data.setdefault("metadata", {}).update(namespace=request.namespace,
                                                            resourceVersion=self._next_version())
+        owner_uid = None
+        if (request.action == kmock.action.DELETE and request.resource is not None
+                and request.resource.plural == "jobs"):
+            owner_uid = self._uid_of(request.resource.plural, request.namespace, request.name)
         response = await super()._handle(request)
+        if warning and isinstance(response, aiohttp.web.StreamResponse) and not response.prepared:
+            response.headers["Warning"] = warning_header(warning)
         for rule in list(self.lost_answers):
             method, pattern = rule
             if request.method.value.upper() == method.upper() and re.search(pattern, path):
                 self.lost_answers.remove(rule)
                 request._raw_request.transport.abort()
                 break
-        if (request.action == kmock.action.DELETE and request.resource is not None
-                and request.resource.plural == "jobs"
-                and request.params.get("propagationPolicy") in ("Foreground", "Background")):
-            await self._collect_pods(request.namespace, request.name)
+        if owner_uid and request.params.get("propagationPolicy") in ("Foreground", "Background"):
+            await self._collect_pods(request.namespace, owner_uid)
         return response
 
-    async def _collect_pods(self, namespace: str, job: str) -> None:
-        """The garbage collector: a Job deleted with propagation takes its pods with it."""
+    def _stamped_lines(self, key: tuple[str, str]) -> list[tuple[str, str]]:
+        """The pod's complete log lines so far, each with the time it was first seen (as the kubelet stamps them)."""
+        text = self.pod_logs.get(key, "")
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines = lines[:-1]  # a line is logged once it is complete
+        stamps = self.log_stamps.setdefault(key, [])
+        while len(stamps) < len(lines):
+            stamps.append(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        return list(zip(stamps, lines))
+
+    async def _serve_log(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        """GET pods/<name>/log with follow, timestamps, tailLines and limitBytes as the API server serves them.
+
+        Kubernetes API reference, "Pod" / "read log of the specified Pod":
+        limitBytes cuts the answer after that many bytes (the log's start),
+        tailLines keeps the last lines, timestamps prefixes RFC 3339 times,
+        follow streams until the container ends. A deleted pod's log is gone (404).
+        """
+        key = (request.namespace, request.name)
+        if key not in self.pod_logs or self._raw_of("pods", *key) is None:
+            return _status(404, "NotFound", f'pods "{request.name}" not found')
+        params = request.params
+        stamped = params.get("timestamps") == "true"
+
+        def render(entries: list[tuple[str, str]]) -> str:
+            return "".join(f"{ts} {line}" if stamped else line for ts, line in entries)
+
+        if params.get("follow") != "true":
+            entries = self._stamped_lines(key)
+            partial = self.pod_logs[key][sum(len(line) for _, line in entries):]
+            if partial:  # the last line, not yet ended by a newline, is shown as it is
+                entries.append((dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), partial))
+            if params.get("tailLines"):
+                entries = entries[-int(params["tailLines"]):] if int(params["tailLines"]) else []
+            text = render(entries)
+            if params.get("limitBytes"):
+                text = text.encode()[: int(params["limitBytes"])].decode(errors="ignore")
+            return aiohttp.web.Response(text=text, content_type="text/plain")
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request._raw_request)
+        sent = 0
+        while True:
+            entries = self._stamped_lines(key)
+            if len(entries) > sent:
+                await response.write(render(entries[sent:]).encode())
+                sent = len(entries)
+            pod = self._raw_of("pods", *key)
+            phase = ((pod or {}).get("status") or {}).get("phase")
+            if pod is None or phase in ("Succeeded", "Failed"):
+                break
+            for rule in list(self.lost_answers):  # a fault asked for: the stream breaks mid-way
+                if rule[0].upper() == "GET" and re.search(rule[1], request.url.path):
+                    self.lost_answers.remove(rule)
+                    self.broken_log_streams += 1
+                    request._raw_request.transport.abort()
+                    return response
+            await asyncio.sleep(0.05)
+        await response.write_eof()
+        return response
+
+    def _raw_of(self, plural: str, namespace: str, name: str) -> dict | None:
+        for (resource, ns, stored), obj in self._objects.items():
+            if resource.plural == plural and ns == namespace and stored == name and not obj.deleted:
+                return obj.raw
+        return None
+
+    def _uid_of(self, plural: str, namespace: str, name: str) -> str | None:
+        return ((self._raw_of(plural, namespace, name) or {}).get("metadata") or {}).get("uid")
+
+    async def _collect_pods(self, namespace: str, owner_uid: str) -> None:
+        """The garbage collector: a Job deleted with propagation takes the pods it owns (by uid) with it.
+
+        Kubernetes docs, "Garbage Collection", "Owners and dependents": dependents
+        name their owner by uid in ``ownerReferences``, so a new Job of the same
+        name never adopts, or loses, an old Job's pods.
+        """
         async with self._lock:
-            for (resource, ns, name), obj in list(self._objects.items()):
+            for (resource, ns, _name), obj in list(self._objects.items()):
                 raw = obj.raw if not obj.deleted else {}
-                labels = (raw.get("metadata") or {}).get("labels") or {}
-                if resource.plural == "pods" and ns == namespace and labels.get("job-name") == job:
+                owners = (raw.get("metadata") or {}).get("ownerReferences") or []
+                if resource.plural == "pods" and ns == namespace and any(o.get("uid") == owner_uid for o in owners):
                     obj.delete()
                     await self._buses[resource].put({"type": "DELETED", "object": raw})
 
@@ -188,7 +355,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request: kmock.Request) -> Any:
         fault = None
-        if request.resource.plural == "jobs" and self.watch_faults:
+        if (request.resource.plural == "jobs" and self.watch_faults
+                and "-probe" not in (request.params.get("fieldSelector") or "")):  # the write probe's watch is spared
             fault = self.watch_faults.pop(0)
         if fault == "gone":
             yield {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -269,6 +437,8 @@ class ClusterSide:
         self.core = client.CoreV1Api(self.api_client)
         self.batch = client.BatchV1Api(self.api_client)
         self.namespace = namespace
+        self.uids: dict[str, str] = {}
+        """Pod name -> uid, for events about the pods created here."""
 
     @staticmethod
     def _json(response: Any) -> Any:
@@ -293,6 +463,9 @@ class ClusterSide:
                                                          label_selector=f"job-name={job}"))["items"]
         return sorted(items, key=lambda p: p["metadata"]["creationTimestamp"])
 
+    def pod(self, name: str) -> dict:
+        return self._json(self.core.read_namespaced_pod(name, self.namespace, _preload_content=False))
+
     def pod_exists(self, name: str) -> bool:
         try:
             self._json(self.core.read_namespaced_pod(name, self.namespace, _preload_content=False))
@@ -315,16 +488,31 @@ class ClusterSide:
         template = job["spec"]["template"]
         name = f"{job['metadata']['name'][:50]}-{attempt}{secrets.token_hex(2)}"
         labels = dict(template["metadata"].get("labels") or {})
+        # Kubernetes docs, "Jobs", "Job labels": the controller sets batch.kubernetes.io/job-name and
+        # batch.kubernetes.io/controller-uid (1.27+) and still the legacy job-name and controller-uid.
         labels.update({"job-name": job["metadata"]["name"], "batch.kubernetes.io/job-name": job["metadata"]["name"],
-                       "controller-uid": job["metadata"]["uid"]})
+                       "controller-uid": job["metadata"]["uid"],
+                       "batch.kubernetes.io/controller-uid": job["metadata"]["uid"]})
         body = {"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": name, "namespace": self.namespace, "labels": labels,
                              "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "controller": True,
                                                   "name": job["metadata"]["name"], "uid": job["metadata"]["uid"]}]},
                 "spec": template["spec"]}
-        self.core.create_namespaced_pod(self.namespace, body, _preload_content=False).release_conn()
+        created = self._json(self.core.create_namespaced_pod(self.namespace, body, _preload_content=False))
+        self.uids[name] = created["metadata"]["uid"]
         self.pod_status(name, phase="Pending", conditions=[])
         return name
+
+    def event(self, kind: str, name: str, uid: str, reason: str, message: str, component: str = "kubelet",
+              kind_of_event: str = "Warning") -> None:
+        """A core/v1 Event about an object, as the kubelet or a controller records it."""
+        body = {"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": self.namespace},
+                "involvedObject": {"kind": kind, "name": name, "namespace": self.namespace, "uid": uid,
+                                   "apiVersion": "batch/v1" if kind == "Job" else "v1"},
+                "reason": reason, "message": message, "type": kind_of_event, "count": 1,
+                "firstTimestamp": now(), "lastTimestamp": now(), "source": {"component": component}}
+        self.core.create_namespaced_event(self.namespace, body, _preload_content=False).release_conn()
 
     def pod_status(self, name: str, **fields: Any) -> None:
         body = {"metadata": {"namespace": self.namespace}, "status": fields}
@@ -374,7 +562,23 @@ class JobRun:
 
     # pods ------------------------------------------------------------------------------
     def new_pod(self) -> str:
-        name = self.side.create_pod(self.job, len(self.pods) + 1)
+        """Create the next pod from the template, as the Job controller does.
+
+        Kubernetes docs, "Jobs" / "Pod Security Admission": when admission refuses
+        the pod, the controller records a FailedCreate warning event on the Job
+        ("Error creating: ...") and tries again later, for as long as the Job exists.
+        """
+        while True:
+            try:
+                name = self.side.create_pod(self.job, len(self.pods) + 1)
+                break
+            except client.ApiException as err:
+                if err.status != 403:
+                    raise
+                message = json.loads(err.body or "{}").get("message", "")
+                self.job_event("FailedCreate", f"Error creating: {message}")
+                if self.wait_deleted(0.3):
+                    raise client.ApiException(status=404, reason="the Job was deleted") from None
         self.pods.append(name)
         self.job_status(active=1)
         return name
@@ -383,6 +587,16 @@ class JobRun:
         self.side.pod_status(pod, phase="Pending", containerStatuses=[{
             "name": self.container["name"], "image": self.container["image"], "ready": False, "restartCount": 0,
             "imageID": "", "state": {"waiting": {"reason": reason, "message": message}}}])
+
+    def delete_pod(self, pod: str) -> None:
+        """The controller deletes a pod (deadline, TTL): its log goes with it."""
+        self.side.core.delete_namespaced_pod(pod, self.side.namespace, _preload_content=False).release_conn()
+
+    def pod_event(self, pod: str, reason: str, message: str, kind_of_event: str = "Warning") -> None:
+        self.side.event("Pod", pod, self.side.uids[pod], reason, message, kind_of_event=kind_of_event)
+
+    def job_event(self, reason: str, message: str) -> None:
+        self.side.event("Job", self.name, self.job["metadata"]["uid"], reason, message, component="job-controller")
 
     def unschedulable(self, pod: str, message: str) -> None:
         self.side.pod_status(pod, phase="Pending", conditions=[
@@ -430,6 +644,12 @@ class JobRun:
         self.job_status(conditions=[condition("FailureTarget", reason, message),
                                     condition("Failed", reason, message)], failed=len(self.pods))
 
+    def ended(self) -> bool:
+        """Whether the Job has its final Complete or Failed condition."""
+        current = self.side.job(self.name) or {}
+        return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in (current.get("status") or {}).get("conditions") or [])
+
     def still_exists(self) -> bool:
         """False once this Job was deleted (a new Job of the same name is another Job)."""
         current = self.side.job(self.name)
@@ -460,6 +680,89 @@ class JobRun:
 Behaviour = Callable[[JobRun], None]
 
 
+def pod_failure_action(job: dict, pod: dict) -> str:
+    """What the Job's podFailurePolicy says about a failed pod: Ignore, FailJob, or Count when no rule matches.
+
+    Kubernetes docs, "Jobs", "Pod failure policy": rules are evaluated in order
+    and the first match wins; ``onExitCodes`` matches a container's non-zero
+    exit code (In / NotIn), ``onPodConditions`` a pod condition's type and
+    status; a failed pod that matches no rule counts towards backoffLimit.
+    """
+    status = pod.get("status") or {}
+    for rule in ((job.get("spec") or {}).get("podFailurePolicy") or {}).get("rules") or []:
+        codes = rule.get("onExitCodes")
+        if codes:
+            for container in status.get("containerStatuses") or []:
+                if codes.get("containerName") not in (None, container.get("name")):
+                    continue
+                code = ((container.get("state") or {}).get("terminated") or {}).get("exitCode")
+                if code in (None, 0):
+                    continue
+                if (code in codes["values"]) == (codes.get("operator") == "In"):
+                    return rule["action"]
+        for pattern in rule.get("onPodConditions") or []:
+            for condition_ in status.get("conditions") or []:
+                if condition_.get("type") == pattern["type"] and condition_.get("status") == pattern.get("status",
+                                                                                                          "True"):
+                    return rule["action"]
+    return "Count"
+
+
+def drive_pods(run: JobRun, attempt: Callable[[str], None]) -> None:
+    """The Job controller's loop: a pod per try, until success or until the Job's rules say it failed.
+
+    ``attempt(pod)`` plays the kubelet for one pod and leaves it terminated.
+    Kubernetes docs, "Jobs": "Pod backoff failure policy" (backoffLimit counts
+    failed pods; past it the Job fails with BackoffLimitExceeded), "Pod failure
+    policy" (Ignore: a new pod, not counted; FailJob: the Job fails at once
+    with reason PodFailurePolicy).
+    """
+    failures = 0
+    while True:
+        pod = run.new_pod()
+        attempt(pod)
+        if not run.still_exists() or run.ended():
+            return
+        state = run.side.pod(pod)
+        if (state.get("status") or {}).get("phase") == "Succeeded":
+            run.complete()
+            return
+        action = pod_failure_action(run.job, state)
+        if action == "FailJob":
+            run.fail("PodFailurePolicy", f"Container {run.container['name']} for pod {run.side.namespace}/{pod} "
+                     "failed with an exit code matching FailJob rule at index 1")
+            return
+        if action == "Ignore":
+            continue
+        failures += 1
+        if failures > int(run.job["spec"].get("backoffLimit", 6)):
+            run.fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+            return
+
+
+def runs_probe(run: JobRun, as_job_user: bool) -> None:
+    """The kubelet for the harness's write probe: run its ``python -c`` here, as the pod's user when asked.
+
+    Run as the pod's runAsUser/runAsGroup (no supplementary groups), file
+    permissions are the kernel's, as on a node; the folders are the same paths
+    here and "in the pod" (--k8s-mount-path equals the shared folder in tests).
+    """
+    context = run.job["spec"]["template"]["spec"].get("securityContext") or {}
+
+    def attempt(pod: str) -> None:
+        run.running(pod)
+        identity: dict[str, Any] = {}
+        if as_job_user:
+            identity = {"user": context["runAsUser"], "group": context["runAsGroup"], "extra_groups": []}
+        done = subprocess.run(["/usr/bin/python3", *run.command[1:]], capture_output=True, text=True, check=False,
+                              cwd="/", timeout=60, **identity)
+        text = done.stdout + done.stderr
+        run.log(pod, text)
+        run.terminated(pod, done.returncode, message=text[-2048:] if done.returncode else "")
+
+    drive_pods(run, attempt)
+
+
 class FakeJobController:
     """Plays the Job controller and kubelet: runs a behaviour for every new Job."""
 
@@ -468,35 +771,62 @@ class FakeJobController:
         self.server = server
         self.behaviour = behaviour
         self.runs: dict[str, JobRun] = {}
+        self.probe_as_job_user = False
+        """Run the write probe as the pod's runAsUser/runAsGroup (needs root), not as this test's user."""
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._loop, name="fake-job-controller", daemon=True)
         self._thread.start()
 
+    def _collect_finished(self, jobs: list[dict], finished_at: dict[str, float]) -> None:
+        """The TTL-after-finished controller: delete a finished Job (and its pods) ``ttlSecondsAfterFinished`` later.
+
+        Kubernetes docs, "Automatic Cleanup for Finished Jobs": once a Job is
+        Complete or Failed, the TTL controller deletes it with cascading
+        (background) deletion after the TTL; its pods and their logs go too.
+        """
+        for job in jobs:
+            ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+            ended = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                        for c in (job.get("status") or {}).get("conditions") or [])
+            if ttl is None or not ended:
+                continue
+            uid = job["metadata"]["uid"]
+            finished_at.setdefault(uid, time.monotonic())
+            if time.monotonic() - finished_at[uid] >= ttl:
+                with contextlib.suppress(client.ApiException):
+                    self.side.batch.delete_namespaced_job(job["metadata"]["name"], self.side.namespace,
+                                                          propagation_policy="Background",
+                                                          _preload_content=False).release_conn()
+
     def _loop(self) -> None:
         seen: set[str] = set()
+        finished_at: dict[str, float] = {}
         while not self._stop.is_set():
             try:
                 jobs = self.side.jobs()
+                self._collect_finished(jobs, finished_at)
             except Exception:  # noqa: BLE001 - the server is going away at teardown
                 jobs = []
             for job in jobs:
                 uid = job["metadata"]["uid"]
-                if uid in seen or self.behaviour is None:
+                probe = (job["metadata"].get("labels") or {}).get("kbench.io/phase") == "probe"
+                if uid in seen or (self.behaviour is None and not probe):
                     continue
                 seen.add(uid)
                 run = JobRun(self.side, self.server, job)
                 self.runs[run.name] = run
-                thread = threading.Thread(target=self._drive, args=(run,), name=f"fake-kubelet-{run.name}",
+                behaviour = (lambda r: runs_probe(r, self.probe_as_job_user)) if probe else self.behaviour
+                thread = threading.Thread(target=self._drive, args=(run, behaviour), name=f"fake-kubelet-{run.name}",
                                           daemon=True)
                 self._threads.append(thread)
                 thread.start()
             self._stop.wait(0.05)
 
-    def _drive(self, run: JobRun) -> None:
+    def _drive(self, run: JobRun, behaviour: Behaviour) -> None:
         try:
-            self.behaviour(run)
+            behaviour(run)
         except Exception as err:  # noqa: BLE001 - reported by the fixture at teardown
             deleted = isinstance(err, client.ApiException) and err.status == 404 and not run.still_exists()
             if not self._stop.is_set() and not deleted:  # a deleted Job's kubelet just stops
@@ -521,15 +851,18 @@ class FakeCluster:
         self.kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", self.url)
         self.side = ClusterSide(self.url)
         self.server.namespaces.add(NAMESPACE)
+        self.server.restricted.add(NAMESPACE)
         self.side.create_pvc(PVC)
         self.controller = FakeJobController(self.url, self.server)
 
     def behave(self, behaviour: Behaviour) -> None:
         self.controller.behaviour = behaviour
 
-    def requests(self, method: str | None = None, pattern: str = "") -> list[kmock.Request]:
+    def requests(self, method: str | None = None, pattern: str = "", probes: bool = False) -> list[kmock.Request]:
+        """The requests made so far; those about the harness's write probe Job only with ``probes``."""
         return [r for r in self.api.requests()
-                if (method is None or r.method.value.upper() == method.upper()) and re.search(pattern, r.url.path)]
+                if (method is None or r.method.value.upper() == method.upper()) and re.search(pattern, r.url.path)
+                and (probes or not _about_probe(r))]
 
     def jobs(self) -> list[dict]:
         return self.side.jobs()
@@ -538,6 +871,11 @@ class FakeCluster:
         self.controller.close()
         self.side.close()
         self.api.close()
+
+
+def _about_probe(request: kmock.Request) -> bool:
+    name = ((request.data if isinstance(request.data, dict) else {}).get("metadata") or {}).get("name") or ""
+    return request.url.path.endswith("-probe") or name.endswith("-probe") or "-probe-" in request.url.path
 
 
 @contextlib.contextmanager

@@ -281,6 +281,20 @@ def test_option_values_are_parsed_and_checked():
             settings(**{option: value})
 
 
+@pytest.mark.parametrize("uid", ["0", 0])
+def test_root_is_refused_as_the_jobs_user_with_the_reason(uid):
+    """Issue 13 item 3: ``runAsUser: 0`` beside ``runAsNonRoot: true`` is refused by the kubelet.
+
+    Kubernetes docs, "Configure a Security Context for a Pod or Container"
+    (runAsNonRoot: the kubelet validates the image does not run as UID 0) and
+    "Pod Security Standards", Restricted, "Running as Non-root user": runAsUser
+    must not be 0. The kind recipe's ``--k8s-uid $(id -u)`` is 0 under root.
+    """
+    with pytest.raises(ConfigError, match=r"--k8s-uid: 0 is root, and the pods must run as non-root"):
+        settings(k8s_uid=uid)
+    assert settings(k8s_uid="1001").uid == 1001
+
+
 def test_importing_the_executor_does_not_load_the_kubernetes_client():
     """The pytest plugin imports the module at start-up to read its options."""
     code = ("import sys, harness.executors.kubernetes as k; k.KubernetesExecutor.options; "
@@ -343,7 +357,7 @@ def test_the_role_grants_what_the_executor_checks_and_nothing_more():
     granted = {(verb, resource.split("/")[0], group, resource.split("/")[1] if "/" in resource else "")
                for rule in docs["Role"]["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
-    optional = {("get", "persistentvolumeclaims", "", "")}
+    optional = {("get", "persistentvolumeclaims", "", ""), ("create", "pods", "", "")}  # the pod dry run
     assert granted == set(PERMISSIONS) | optional
     binding = docs["RoleBinding"]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",

@@ -108,6 +108,25 @@ def test_pod_failures_in_one_phrase(failed_pod, words):
     assert words in said and "\n" not in said
 
 
+@pytest.mark.parametrize("message", [
+    'Usage of EmptyDir volume "tmp" exceeds the limit "2Gi". ',
+    "Pod ephemeral local storage usage exceeds the total limit of containers 2Gi. ",
+    'Container workload exceeded its local ephemeral storage limit "1Gi". ',
+])
+def test_an_eviction_for_outgrowing_ephemeral_storage_is_its_own_reason(message):
+    """Issue 13 item 9: the kubelet evicts a pod over its own storage limits without a DisruptionTarget.
+
+    Kubernetes docs, "Local ephemeral storage" (Resource Management for Pods and
+    Containers): a pod whose emptyDir or container writable layer exceeds its
+    limit is marked for eviction; "Pod disruption conditions" lists
+    DisruptionTarget only for preemption, API eviction, taints, node pressure
+    and GC, so the Job's Ignore rule does not match and the try counts.
+    """
+    said = status.pod_failure(pod(pod_reason="Evicted", message=message), "workload", "", "4Gi")
+    assert said.startswith("evicted: ephemeral storage: ")
+    assert message.strip().rstrip(".") in said and "counted as a failed try" in said
+
+
 def test_a_complete_job_succeeds_even_after_failed_attempts():
     pods = [pod("a", exit_code=1), pod("b", "2026-01-01T01:00:00Z", phase="Succeeded", exit_code=0)]
     verdict = status.verdict(job(("Complete", "True", "")), pods, "workload", "", "4Gi")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -39,6 +40,10 @@ RETRIES = 4
 """Attempts per call after the first, for transient failures only."""
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+LOG_TAIL_LINES = 200_000
+"""Lines of a pod's log read back after it ended (the stream kept while it ran usually has them all)."""
+LOG_READ_TIMEOUT_S = 600.0
+"""A followed log that prints nothing this long is reconnected (quiet epochs are normal)."""
 FIELD_MANAGER = "kbench-harness"
 
 
@@ -220,11 +225,13 @@ class KubeApi:
 
     # -- the door -------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[..., Any], *args: Any, retries: int | None = None,
-             read_timeout_s: float = READ_TIMEOUT_S, **kwargs: Any) -> Any:
+             read_timeout_s: float = READ_TIMEOUT_S, warnings: list[str] | None = None, **kwargs: Any) -> Any:
         """Run one request and return its JSON as plain data (or text for logs).
 
         ``what`` names the action for messages ("create Job x"). Retries only
-        what can heal by itself; raises a ``KubeError`` otherwise.
+        what can heal by itself; raises a ``KubeError`` otherwise. The API
+        server's ``Warning`` headers (admission, deprecations) are logged, and
+        added to ``warnings`` when given.
         """
         attempts = 1 + (self.retries if retries is None else retries)
         for attempt in range(1, attempts + 1):
@@ -235,6 +242,11 @@ class KubeApi:
                     data = response.data
                 finally:
                     response.release_conn()
+                said = warning_texts(response.headers)
+                for text in said:
+                    log.info("%s: the API server warns: %s", what, text)
+                if warnings is not None:
+                    warnings.extend(said)
                 log.debug("%s: ok (attempt %d)", what, attempt)
                 return _decode(data, response.headers.get("Content-Type", ""))
             except client.ApiException as err:
@@ -281,6 +293,22 @@ class KubeApi:
                            review, retries=1)
         return bool((answer.get("status") or {}).get("allowed"))
 
+    def dry_run_job(self, manifest: dict) -> list[str]:
+        """Let the API server validate and admit a Job without creating it; return its warnings."""
+        warnings: list[str] = []
+        self.call(f"dry-run create Job {manifest['metadata']['name']}", self.batch.create_namespaced_job,
+                  self.namespace, manifest, field_validation="Strict", field_manager=FIELD_MANAGER, dry_run="All",
+                  warnings=warnings)
+        return warnings
+
+    def dry_run_pod(self, manifest: dict) -> list[str]:
+        """Let the API server admit a Pod without creating it (Pod Security enforces on pods only)."""
+        warnings: list[str] = []
+        self.call(f"dry-run create Pod {manifest['metadata']['name']}", self.core.create_namespaced_pod,
+                  self.namespace, manifest, field_manager=FIELD_MANAGER, dry_run="All", retries=1,
+                  warnings=warnings)
+        return warnings
+
     def create_job(self, manifest: dict, dry_run: bool = False) -> dict:
         name = manifest["metadata"]["name"]
         extra = {"dry_run": "All"} if dry_run else {}
@@ -308,9 +336,50 @@ class KubeApi:
                            retries=retries)
         return list(answer.get("items") or [])
 
-    def pod_log(self, name: str, container: str, limit_bytes: int = 16 << 20, retries: int | None = None) -> str:
+    def list_warning_events(self) -> list[dict]:
+        """The namespace's warning events (FailedMount, FailedCreate, Failed pulls...), as core/v1 Events."""
+        answer = self.call("list warning events", self.core.list_namespaced_event, self.namespace,
+                           field_selector="type=Warning", retries=1)
+        return list(answer.get("items") or [])
+
+    def pod_log(self, name: str, container: str, tail_lines: int = LOG_TAIL_LINES, retries: int | None = None) -> str:
+        """The end of a container's log: its last ``tail_lines`` lines.
+
+        The end, not the start: ``limitBytes`` would keep the start of a long log,
+        and the workload's ``kbench-error:`` line is at the end.
+        """
         return self.call(f"read the log of pod {name}", self.core.read_namespaced_pod_log, name, self.namespace,
-                         container=container, limit_bytes=limit_bytes, retries=retries)
+                         container=container, tail_lines=tail_lines, retries=retries)
+
+    def follow_pod_log(self, name: str, container: str, handle: WatchHandle) -> Iterator[str]:
+        """The lines of a container's log, each after its RFC 3339 timestamp, as the container prints them.
+
+        Ends when the container ends, the connection drops quietly, nothing is
+        printed for ``LOG_READ_TIMEOUT_S`` or ``handle.stop()`` is called;
+        errors are our types (``NotFound`` once the pod is gone).
+        """
+        what = f"follow the log of pod {name}"
+        try:
+            response = self.core.read_namespaced_pod_log(
+                name, self.namespace, container=container, follow=True, timestamps=True, _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT_S, LOG_READ_TIMEOUT_S))
+        except client.ApiException as err:
+            raise api_error(what, err, self.host) from err
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise _connection_error(what, err, self.host) from err
+        handle.attach(response)
+        try:
+            yield from iter_resp_lines(response)
+        except urllib3.exceptions.ReadTimeoutError:
+            return
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            if handle.stopped:
+                return
+            raise _connection_error(what + " (the stream broke)", err, self.host) from err
+        finally:
+            handle.detach()
+            response.close()
+            response.release_conn()
 
     def watch_jobs(self, field_selector: str, resource_version: str | None, timeout_s: float,
                    handle: WatchHandle | None = None) -> Iterator[dict]:
@@ -374,6 +443,21 @@ def _watch_error(what: str, status: dict, host: str) -> KubeError:
     error = KubeError(f"{what}: the server ended the watch with {code}: {message}", code,
                       str(status.get("reason") or ""))
     return error
+
+
+def warning_texts(headers: Any) -> list[str]:
+    """The texts of an answer's ``Warning: 299 - "text"`` headers (RFC 7234 form, as the API server sends)."""
+    try:
+        values = headers.getlist("Warning") if hasattr(headers, "getlist") else [headers.get("Warning")]
+    except (AttributeError, TypeError):
+        return []
+    texts = []
+    for value in values:
+        if not value:
+            continue
+        found = re.match(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"', value)
+        texts.append(found.group(1).replace('\\"', '"') if found else value.strip())
+    return texts
 
 
 def _decode(data: bytes, content_type: str) -> Any:

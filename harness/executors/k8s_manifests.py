@@ -78,6 +78,22 @@ def job_selector(name: str) -> str:
     return f"{JOB_LABEL}={name}"
 
 
+CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+"""What the Job controller labels its pods with: the current label (1.27+), then the legacy one."""
+
+
+def pod_selectors(job_uid: str | None, name: str) -> list[str]:
+    """Label selectors for the pods of exactly this Job, in the order to try.
+
+    The Job's uid, not its name: pods of an earlier Job of the same name (left
+    by kubectl's default background deletion) carry the same name labels.
+    The harness's own label is the last resort when the uid is unknown.
+    """
+    if job_uid:
+        return [f"{label}={job_uid}" for label in CONTROLLER_UID_LABELS]
+    return [job_selector(name)]
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 

@@ -3,9 +3,10 @@
 Each check fails within seconds with a message that names the fix: an
 unreachable API server, a missing namespace, a permission the harness lacks
 (asked with SelfSubjectAccessReview, which every authenticated user may
-create), a missing PersistentVolumeClaim. A server-side dry run of a real Job
-then lets the API server and its admission (Pod Security "restricted", quotas,
-policies) judge the manifest without creating anything.
+create), a missing PersistentVolumeClaim. A server-side dry run of a real Job,
+and of a Pod built from its template (Pod Security admission enforces on pods
+only), then lets the API server and its admission (Pod Security "restricted",
+quotas, policies) judge the manifest without creating anything.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import re
 from collections.abc import Callable
 
 from harness.errors import ExecutorError
-from harness.executors.k8s_client import Forbidden, KubeApi, NotFound
+from harness.executors.k8s_client import Forbidden, KubeApi, NotFound, Rejected
 from harness.executors.k8s_settings import K8sSettings
 
 log = logging.getLogger("harness.executors.kubernetes")
@@ -29,6 +30,7 @@ PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("watch", "jobs", "batch", ""),
     ("delete", "jobs", "batch", ""),
     ("list", "pods", "", ""),
+    ("list", "events", "", ""),
     ("get", "pods", "", "log"),
 )
 
@@ -99,9 +101,42 @@ def _check_pvc(api: KubeApi, settings: K8sSettings, say: Callable[[str], None]) 
         say(f"warning: PersistentVolumeClaim {settings.pvc} is {phase}, not Bound; pods wait until it binds")
 
 
-def dry_run(api: KubeApi, manifest: dict) -> None:
-    """Let the API server validate and admit a Job without creating it."""
+def pod_from_template(job: dict) -> dict:
+    """The Pod the Job controller would create from a Job's template (for a dry run)."""
+    template = (job.get("spec") or {}).get("template") or {}
+    metadata = dict(template.get("metadata") or {})
+    metadata.update(name=f"{job['metadata']['name'][:50]}-preflight", namespace=job["metadata"].get("namespace"))
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template.get("spec") or {}}
+
+
+def dry_run(api: KubeApi, manifest: dict, say: Callable[[str], None] = log.info) -> None:
+    """Let the API server validate and admit a Job, and a Pod from its template, without creating either.
+
+    Pod Security admission enforces on pods, not Jobs: a Job whose template
+    breaks the namespace's standard is accepted (with at most a warning) and
+    its pods then fail to be created. So the pod itself is dry-run too; where
+    the harness may not create pods, the Job's warnings are said instead.
+    """
+    name = manifest["metadata"]["name"]
     try:
-        api.create_job(manifest, dry_run=True)
+        warnings = api.dry_run_job(manifest)
     except NotFound as err:
         raise ExecutorError(f"{err}; check --k8s-namespace") from None
+    try:
+        api.dry_run_pod(pod_from_template(manifest))
+    except Forbidden as err:
+        if "PodSecurity" in str(err):
+            raise ExecutorError(f"the pods of Job {name} would be refused: {_admission_message(err)}; make the Job "
+                                "template (--k8s-template) meet the namespace's Pod Security standard "
+                                "(docs/kubernetes.md)") from None
+        log.info("may not dry-run a pod (%s); relying on the Job's admission warnings", err)
+        for text in warnings:
+            say(f"warning: the API server says the pods of Job {name} {text}; they may be refused (FailedCreate)")
+    except Rejected as err:
+        raise ExecutorError(f"the pods of Job {name} would be refused: {_admission_message(err)}; fix the Job "
+                            "template (--k8s-template)") from None
+
+
+def _admission_message(err: Exception) -> str:
+    text = str(err)
+    return text.split(": ", 1)[1] if text.startswith("dry-run create Pod") and ": " in text else text

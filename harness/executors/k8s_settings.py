@@ -100,6 +100,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_root_uid(text: str) -> int:
+    """A user id for ``runAsUser``: never 0, which ``runAsNonRoot: true`` and Pod Security "restricted" refuse."""
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "0 is root, and the pods must run as non-root (runAsNonRoot: true, Pod Security \"restricted\"): the "
+            "kubelet would refuse to start them; pass the non-root uid that owns the shared folder (as root, "
+            "`$(id -u)` is 0: use `$(stat -c %u /tmp/kbench-shared)` or 1000)")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -116,6 +127,9 @@ def image_reference(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not an image reference such as registry/kbench-keras3:0.1.0")
     return text
 
+
+TTL_MARGIN_S = 60.0
+"""Beyond --k8s-result-wait, the time the harness may need after a Job ends to list its pods and read their logs."""
 
 OPTIONS: tuple[Option, ...] = (
     Option("--k8s-kubeconfig", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config; inside a pod, "
@@ -139,15 +153,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k8s-gpus", "GPUs per job (default: 0)", 0, non_negative_int, "N"),
     Option("--k8s-gpu-resource", "extended resource that counts GPUs (default: nvidia.com/gpu)",
            "nvidia.com/gpu", resource_name, "NAME"),
-    Option("--k8s-uid", "user id the job runs as; the NFS export must let it write (default: 1000)",
-           1000, non_negative_int, "UID"),
+    Option("--k8s-uid", "user id the job runs as, never 0 (root); the NFS export must let it write "
+           "(default: 1000)", 1000, non_root_uid, "UID"),
     Option("--k8s-gid", "group id the job runs as (default: 1000)", 1000, non_negative_int, "GID"),
     Option("--k8s-schedule-timeout", "fail a job whose pod is still unschedulable after this many seconds; "
            "also the time allowed for pulling images (default: 300)", 300.0, positive_seconds, "SECONDS"),
+    Option("--k8s-start-grace", "fail a job whose pod stays in ImagePullBackOff, or whose warning event "
+           "(FailedMount, FailedCreate) persists, this many seconds; an image that does not exist fails at once "
+           "(default: 120)", 120.0, positive_seconds, "SECONDS"),
     Option("--k8s-backoff-limit", "retries of a failed pod before the Job fails (default: 1)",
            1, non_negative_int, "N"),
-    Option("--k8s-ttl", "seconds a finished Job is kept before Kubernetes deletes it; a backstop, the "
-           "harness reads what it needs first (default: 86400)", 86400, non_negative_int, "SECONDS"),
+    Option("--k8s-ttl", "seconds a finished Job is kept before Kubernetes deletes it with its pods; a "
+           "backstop for Jobs a killed harness left behind, at least --k8s-result-wait + "
+           f"{TTL_MARGIN_S:.0f} (default: 86400)", 86400, non_negative_int, "SECONDS"),
     Option("--k8s-template", "jinja2 template of the Job manifest (default: k8s/job.yaml.j2)",
            None, str, "FILE"),
     Option("--k8s-poll-interval", "seconds between checks of a running job's pods and progress "
@@ -181,6 +199,8 @@ class K8sSettings:
     uid: int
     gid: int
     schedule_timeout_s: float
+    start_grace_s: float
+    """How long a pod may back off pulling its image, or a mount or pod-creation warning last."""
     backoff_limit: int
     ttl_s: int
     template: Path
@@ -213,12 +233,18 @@ class K8sSettings:
             value = settings.get(option.dest, option.default)
             if isinstance(value, str) and value != "" and option.parse is not str:
                 value = _parse(option, value)
-            elif value is not None and not isinstance(value, str) and option.parse in (cpu_quantity,
-                                                                                      memory_quantity):
+            elif value is not None and not isinstance(value, str) and option.parse in (cpu_quantity, memory_quantity,
+                                                                                      non_root_uid):
                 value = _parse(option, str(value))
             values[option.dest] = None if value == "" else value
         template = values["k8s_template"]
         emit = values["emit_manifests"]
+        needed = math.ceil(float(values["k8s_result_wait"]) + TTL_MARGIN_S)
+        if int(values["k8s_ttl"]) < needed:
+            raise ConfigError(
+                f"--k8s-ttl: {values['k8s_ttl']} s is too short: Kubernetes would delete a finished Job and its "
+                f"pods before the harness has read their logs and result ({needed} s: --k8s-result-wait "
+                f"{float(values['k8s_result_wait']):.0f} + {TTL_MARGIN_S:.0f}); use {needed} or more")
         return cls(
             kubeconfig=values["k8s_kubeconfig"],
             context=values["k8s_context"],
@@ -235,6 +261,7 @@ class K8sSettings:
             uid=int(values["k8s_uid"]),
             gid=int(values["k8s_gid"]),
             schedule_timeout_s=float(values["k8s_schedule_timeout"]),
+            start_grace_s=float(values["k8s_start_grace"]),
             backoff_limit=int(values["k8s_backoff_limit"]),
             ttl_s=int(values["k8s_ttl"]),
             template=Path(template).expanduser().resolve() if template else DEFAULT_TEMPLATE,

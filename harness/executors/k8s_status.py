@@ -6,13 +6,13 @@ with a hand-written status. The rules follow the Job controller's behaviour:
 * A Job is over only when its ``Complete`` or ``Failed`` condition is "True".
   ``SuccessCriteriaMet`` and ``FailureTarget`` (1.31+) come earlier, while
   pods may still be terminating and writing to NFS: they are not an end.
-* Failure reasons come from the pods: an image that cannot be pulled (the
-  executor gives up at once), OOMKilled, eviction or preemption, a non-zero
+* Failure reasons come from the pods: an image that cannot be pulled, OOMKilled, eviction or preemption, a non-zero
   exit (with the workload's ``kbench-error:`` line), or a pod that stays
   unschedulable; the Job's own reason says when its deadline passed.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +30,10 @@ DISRUPTIONS = {
     "DeletionByTaintManager": "deleted by the taint manager (its node became unusable)",
     "DeletionByPodGC": "deleted by pod garbage collection (its node is gone)",
 }
+
+EPHEMERAL_LIMIT = re.compile(r"EmptyDir volume .* exceeds the limit|ephemeral local storage usage exceeds"
+                             r"|exceeded its local ephemeral storage limit", re.IGNORECASE)
+"""The kubelet's messages when a pod outgrows its own ephemeral-storage limits (pkg/kubelet/eviction)."""
 
 
 @dataclass(frozen=True)
@@ -99,12 +103,18 @@ def one_line(text: str, limit: int = 300) -> str:
 
 
 # -- while it runs: reasons to stop waiting --------------------------------------------------------
-def cannot_start(pod: dict, container: str) -> str | None:
-    """Why the container will never start without a change by the user (fail fast), or None."""
+def cannot_start(pod: dict, container: str, detail: str = "") -> str | None:
+    """What keeps the container from starting, in one line, or None.
+
+    ``detail`` adds what an earlier status said (the registry's answer behind
+    an ImagePullBackOff). Whether to give up is ``k8s_starting``'s call.
+    """
     status = _container(pod, container)
     waiting = (status.get("state") or {}).get("waiting") or {}
     why = waiting.get("reason")
     message = one_line(waiting.get("message") or "", 200)
+    if detail:
+        message = f"{message}; {one_line(detail, 200)}" if message else one_line(detail, 200)
     if why in IMAGE_PROBLEMS:
         image = status.get("image") or _spec_image(pod, container)
         return (f"cannot pull image {image} ({why}{': ' + message if message else ''}); build it and load or push "
@@ -144,6 +154,11 @@ def pod_failure(pod: dict, container: str, log_text: str, memory: str) -> str | 
         what = DISRUPTIONS.get(disruption.get("reason") or "", f"disrupted ({disruption.get('reason')})")
         message = one_line(disruption.get("message") or status.get("message") or "", 160)
         return f"{what}{': ' + message if message else ''}"
+    if status.get("reason") == "Evicted" and EPHEMERAL_LIMIT.search(status.get("message") or ""):
+        message = one_line(status.get("message") or "", 160)
+        return (f"evicted: ephemeral storage: {message.rstrip('. ')}; the job wrote more than its /tmp emptyDir "
+                "(HOME, Keras and Theano caches) or container storage allows, and the eviction counted as a "
+                "failed try (no DisruptionTarget condition, so the podFailurePolicy cannot ignore it)")
     if status.get("reason") == "Evicted":
         node = (pod.get("spec") or {}).get("nodeName")
         message = one_line(status.get("message") or "", 160)

@@ -16,18 +16,16 @@ the manifests instead of submitting them, with no cluster at all.
 
 Clean up everything of a run (also what a killed harness left behind)::
 
-    python -m harness.executors.kubernetes cleanup --run-id RUN [--k8s-namespace NS]
+    kbench cleanup --run-id RUN [--k8s-namespace NS]
     # or: kubectl -n NS delete jobs -l kbench.io/run-id=RUN --cascade=foreground
 """
 from __future__ import annotations
 
-import argparse
 import atexit
 import dataclasses
 import logging
 import os
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -42,6 +40,7 @@ from harness.executors import k8s_status as status
 from harness.executors.base import EventSink, Executor, ExecutorContext
 from harness.executors.job_output import EventFollower
 from harness.executors.k8s_settings import OPTIONS, K8sSettings
+from harness.executors.k8s_starting import StartLimits, StartWatch
 from harness.jobs import JobResult, JobSpec, JobState
 from harness.rundir import result_file_problem
 from harness.workload import layout
@@ -54,6 +53,10 @@ log = logging.getLogger("harness.executors.kubernetes")
 
 DEADLINE_GRACE_S = 120.0
 """How long past a Job's activeDeadlineSeconds the harness waits for the controller to fail it."""
+PROBE_TIMEOUT_S = 60.0
+"""The write probe's own run time (its deadline adds --k8s-schedule-timeout for scheduling and the image pull)."""
+LOG_DRAIN_S = 10.0
+"""How long the log streams of a Job that ended may take to deliver their last lines."""
 REPLACE_WAIT_S = 120.0
 """How long to wait for a stale Job of the same name to go away before creating ours."""
 
@@ -73,6 +76,10 @@ class KubernetesExecutor(Executor):
         self._watches: dict[str, JobWatch] = {}
         self._run_ids: set[str] = set()
         self._closed = False
+        self._events_unreadable = False
+        self._probe_lock = threading.Lock()
+        self._probed: dict[str, str] = {}
+        """Run id -> the probe's failure ("" when it passed)."""
         atexit.register(self._at_exit)
 
     # -- the cluster ---------------------------------------------------------------------------
@@ -137,7 +144,7 @@ class KubernetesExecutor(Executor):
                 continue
             tried.add(image)
             sample = JobSpec("preflight", backend, "train", job_env(backend, self.k8s.threads), 60.0, self.k8s.threads)
-            dry_run(self.api, self.template.job_manifest(sample, self.k8s))
+            dry_run(self.api, self.template.job_manifest(sample, self.k8s), self.context.say)
 
     def default_parallel(self, n_jobs: int) -> int:
         return max(1, n_jobs)
@@ -162,6 +169,7 @@ class KubernetesExecutor(Executor):
             elif self.stop_requested.is_set():
                 result.state, result.reason = JobState.CANCELLED, "cancelled before it started"
             else:
+                self._share_run_folder(job)
                 self._run_job(job, name, on_event, result)
         except HarnessError as err:
             result.state = JobState.CANCELLED if self.stop_requested.is_set() else JobState.FAILED
@@ -170,6 +178,113 @@ class KubernetesExecutor(Executor):
         result.finished_at = time.time()
         return result
 
+    # -- the shared folder: ownership and the write probe ---------------------------------------------
+    def _share_run_folder(self, job: JobSpec) -> None:
+        """Before a run's first job: give its folders to the jobs' group, and prove the pods can write there.
+
+        Once per run (later jobs wait for the first); a failure fails every job
+        of the run with the same one-line reason, before any of them is submitted.
+        """
+        from harness.executors import k8s_sharing as sharing
+
+        with self._probe_lock:
+            if job.run_id not in self._probed:
+                shared = Path(self.context.shared_dir)
+                folders = sharing.probe_folders(shared, job.run_id, sorted(self._backends_of(job)))
+                try:
+                    for folder in folders:
+                        sharing.share_folder(folder, self.k8s.uid, self.k8s.gid)
+                    self._run_probe(job, folders)
+                    self._probed[job.run_id] = ""
+                except HarnessError as err:
+                    self._probed[job.run_id] = str(err)
+                finally:
+                    sharing.remove_probes(folders)
+            problem = self._probed[job.run_id]
+        if problem:
+            raise ExecutorError(problem)
+        # a backend the probe did not see (a run resumed with more backends) still gets the group
+        sharing.share_folder(Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name)),
+                             self.k8s.uid, self.k8s.gid)
+
+    def _backends_of(self, job: JobSpec) -> set[str]:
+        """The backends of the job's run that have a folder already (the session made them), and the job's."""
+        run_dir = Path(layout.run_dir(str(self.context.shared_dir), job.run_id))
+        try:
+            found = {p.name for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        except OSError:
+            found = set()
+        return found | {job.backend.name}
+
+    def _run_probe(self, job: JobSpec, folders: list[Path]) -> None:
+        """Run the write probe as the jobs' user; raise ``ExecutorError`` with the fix when it fails."""
+        from harness.executors import k8s_sharing as sharing
+        from harness.executors.k8s_client import KubeError
+        from harness.executors.k8s_watch import JobWatch
+
+        token = uuid.uuid4().hex
+        shared = Path(self.context.shared_dir)
+        sharing.write_harness_probes(folders, token)
+        probe = dataclasses.replace(job, phase="probe", timeout_s=PROBE_TIMEOUT_S)
+        values = manifests.template_values(probe, self.k8s, token)
+        values["command"] = ["python", "-c", sharing.PROBE_SCRIPT, token,
+                             *(sharing.in_container(f, shared, self.k8s.mount_path) for f in folders)]
+        manifest = self.template.render(values)
+        name = manifest["metadata"]["name"]
+        self.context.say(f"checking that the jobs (uid {self.k8s.uid}, gid {self.k8s.gid}) can read and write the "
+                         f"run folder: Job {name}")
+        watch = JobWatch(self.api, name, self.k8s.poll_s)
+        with self._lock:
+            self._watches[name] = watch
+        try:
+            created = self._submit(probe, manifest, token)
+            job_uid = (created.get("metadata") or {}).get("uid")
+            selectors = manifests.pod_selectors(job_uid, name)
+            starting = StartWatch(StartLimits(self.k8s.schedule_timeout_s, self.k8s.start_grace_s))
+            started = time.monotonic()
+            deadline = manifests.active_deadline_s(probe, self.k8s) + DEADLINE_GRACE_S
+            pods: list[dict] = []
+            while not status.finished(watch.poll()):
+                if self.stop_requested.is_set():
+                    raise ExecutorError("cancelled: the harness was interrupted")
+                if watch.deleted:
+                    raise ExecutorError(f"the write probe Job {name} was deleted before it finished")
+                pods = self._list_pods(selectors) or pods
+                events = self._warning_events() if starting.needs_events(pods) else []
+                ending = self._stuck(starting, pods, events, job_uid, time.monotonic() - started, deadline)
+                if ending:
+                    raise ExecutorError(f"the write probe could not run: {ending[1]}")
+            pods = self._list_pods(selectors) or pods
+            newest = status.sort_pods(pods)[-1] if pods else {}
+            text = ""
+            if newest:
+                try:
+                    text = self.api.pod_log(status.name_of(newest), manifests.CONTAINER)
+                except KubeError as err:
+                    text = status.terminated(newest, manifests.CONTAINER).get("message") or str(err)
+            judged = status.verdict(watch.job or {}, pods, manifests.CONTAINER, str(text), self.k8s.memory)
+            if judged.state is not JobState.SUCCEEDED:
+                said = status.error_line(str(text)) or judged.reason
+                raise ExecutorError(
+                    f"the write probe failed: {said}; the pods (uid {self.k8s.uid}, gid {self.k8s.gid}) must be "
+                    f"able to read and write {shared} through PVC {self.k8s.pvc} (docs/kubernetes.md, 'Who owns "
+                    "what')")
+            waited = time.monotonic()
+            while missing := sharing.unanswered(folders, token):
+                if time.monotonic() - waited > self.k8s.result_wait_s:
+                    raise ExecutorError(
+                        f"the write probe ran but its file did not appear in {missing[0]} within "
+                        f"{self.k8s.result_wait_s:.0f} s; --shared-dir must be this machine's mount of the volume "
+                        f"behind PVC {self.k8s.pvc}")
+                self.stop_requested.wait(0.5)
+        finally:
+            with self._lock:
+                self._watches.pop(name, None)
+            try:
+                self.api.delete_job(name, "Foreground", retries=1)
+            except KubeError as err:
+                log.warning("could not delete the probe Job %s: %s", name, err)
+
     def _emit(self, job: JobSpec) -> list[Path]:
         """Write the job's manifest; a train job also writes its predict job's, which would never run."""
         jobs = [job] + ([dataclasses.replace(job, phase="predict")] if job.phase == "train" else [])
@@ -177,18 +292,22 @@ class KubernetesExecutor(Executor):
 
     def _run_job(self, job: JobSpec, name: str, on_event: EventSink, result: JobResult) -> None:
         from harness.executors.k8s_client import KubeError
-        from harness.executors.k8s_logs import save_pod_logs
+        from harness.executors.k8s_logs import PodLogStreams, save_pod_logs
         from harness.executors.k8s_watch import JobWatch
 
         folder = Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name))
         follower = EventFollower(folder / layout.events_name(job.phase))
         watch = JobWatch(self.api, name, self.k8s.poll_s)
+        streams = PodLogStreams(self.api, manifests.CONTAINER, folder, job.phase, min(1.0, self.k8s.poll_s))
         with self._lock:
             self._watches[name] = watch
             self._run_ids.add(job.run_id)
         try:
             submission = uuid.uuid4().hex
-            self._submit(job, self.template.job_manifest(job, self.k8s, submission), submission)
+            created = self._submit(job, self.template.job_manifest(job, self.k8s, submission), submission)
+            job_uid = (created.get("metadata") or {}).get("uid")
+            selectors = manifests.pod_selectors(job_uid, name)
+            starting = StartWatch(StartLimits(self.k8s.schedule_timeout_s, self.k8s.start_grace_s))
             submitted = time.monotonic()
             deadline = manifests.active_deadline_s(job, self.k8s) + DEADLINE_GRACE_S
             pods: list[dict] = []
@@ -206,10 +325,12 @@ class KubernetesExecutor(Executor):
                                                "or another harness?)"))
                 else:
                     try:
-                        pods = self.api.list_pods(manifests.job_selector(name)) or pods
+                        pods = self._list_pods(selectors) or pods
                     except KubeError as err:
                         log.warning("cannot list the pods of Job %s: %s", name, err)
-                    ending = self._stuck(pods, time.monotonic() - submitted, deadline)
+                    streams.update(pods)
+                    events = self._warning_events() if starting.needs_events(pods) else []
+                    ending = self._stuck(starting, pods, events, job_uid, time.monotonic() - submitted, deadline)
                 if ending:
                     try:
                         self.api.delete_job(name, "Foreground", retries=1)
@@ -218,10 +339,13 @@ class KubernetesExecutor(Executor):
                     break
             retries = 0 if ending and ending[0] is JobState.CANCELLED else None
             try:
-                pods = self.api.list_pods(manifests.job_selector(name), retries=retries) or pods
+                pods = self._list_pods(selectors, retries=retries) or pods
             except KubeError as err:
                 log.warning("cannot list the pods of Job %s: %s", name, err)
-            saved = save_pod_logs(self.api, pods, manifests.CONTAINER, folder, job.phase, retries=retries)
+            streams.stop(wait_s=0.0 if retries == 0 else LOG_DRAIN_S)
+            saved = save_pod_logs(self.api, pods, manifests.CONTAINER, folder, job.phase, retries=retries,
+                                  streams=streams)
+            streams.remove_files()
             for event in follower.new_events():
                 on_event(job, event)
             self._conclude(job, watch, pods, saved.final_text, ending, result)
@@ -230,23 +354,44 @@ class KubernetesExecutor(Executor):
                 nodes=sorted({(p.get("spec") or {}).get("nodeName") for p in pods} - {None}),
                 logs=[str(p) for p in saved.paths], relists=watch.relists, reconnects=watch.reconnects)
         finally:
+            streams.stop(wait_s=0.0)
             with self._lock:
                 self._watches.pop(name, None)
 
-    def _stuck(self, pods: list[dict], waited_s: float, deadline_s: float) -> tuple[JobState, str] | None:
+    def _list_pods(self, selectors: Sequence[str], retries: int | None = None) -> list[dict]:
+        """The Job's pods, by the first selector that finds any (controller-uid, then the legacy label)."""
+        for selector in selectors:
+            pods = self.api.list_pods(selector, retries=retries)
+            if pods:
+                return pods
+        return []
+
+    def _warning_events(self) -> list[dict]:
+        """The namespace's warning events, or none when they cannot be read (then only timeouts apply)."""
+        from harness.executors.k8s_client import KubeError
+
+        if self._events_unreadable:
+            return []
+        try:
+            return self.api.list_warning_events()
+        except KubeError as err:
+            if err.status in (401, 403):
+                self._events_unreadable = True
+                self.context.say(f"warning: cannot read events ({err}); FailedMount and FailedCreate will show only "
+                                 "as timeouts: apply k8s/base/role.yaml again")
+            else:
+                log.warning("cannot list events: %s", err)
+            return []
+
+    def _stuck(self, starting: StartWatch, pods: list[dict], events: list[dict], job_uid: str | None,
+               waited_s: float, deadline_s: float) -> tuple[JobState, str] | None:
         """A reason to stop waiting for a Job that is not over, or None."""
-        for pod in pods:
-            problem = status.cannot_start(pod, manifests.CONTAINER)
-            if problem:
-                return JobState.FAILED, problem
-        if waited_s > self.k8s.schedule_timeout_s:
-            pending = [status.unschedulable(p) for p in pods if (p.get("status") or {}).get("phase") == "Pending"]
-            pending = [message for message in pending if message]
-            if pending:
-                return JobState.FAILED, status.unschedulable_reason(pending[-1], waited_s)
-            if not pods:
-                return JobState.FAILED, (f"no pod was created within {waited_s:.0f} s; see `kubectl -n "
-                                         f"{self.k8s.namespace} describe job` for the reason (quota, admission)")
+        problem = starting.judge(pods, manifests.CONTAINER, events, job_uid)
+        if problem:
+            return JobState.FAILED, problem
+        if not pods and waited_s > self.k8s.schedule_timeout_s:
+            return JobState.FAILED, (f"no pod was created within {waited_s:.0f} s; see `kubectl -n "
+                                     f"{self.k8s.namespace} describe job` for the reason (quota, admission)")
         if waited_s > deadline_s:
             return JobState.TIMED_OUT, (f"the Job did not end {DEADLINE_GRACE_S:.0f} s after its deadline; is the "
                                         "cluster's Job controller running?")
@@ -289,14 +434,13 @@ class KubernetesExecutor(Executor):
             result.state = JobState.FAILED
             result.reason = f"the Job completed but its result is unusable: {problem}"
 
-    def _submit(self, job: JobSpec, manifest: dict, submission: str) -> None:
-        """Create the Job; replace one of the same name left by an earlier session of this run."""
+    def _submit(self, job: JobSpec, manifest: dict, submission: str) -> dict:
+        """Create the Job and return it as created; replace one of the same name left by an earlier session."""
         from harness.executors.k8s_client import AlreadyExists, KubeError, NotFound
 
         name = manifest["metadata"]["name"]
         try:
-            self.api.create_job(manifest)
-            return
+            return self.api.create_job(manifest)
         except AlreadyExists:
             pass
         try:
@@ -305,7 +449,7 @@ class KubernetesExecutor(Executor):
             existing = {}
         metadata = existing.get("metadata") or {}
         if (metadata.get("annotations") or {}).get(manifests.SUBMISSION_ANNOTATION) == submission:
-            return  # our own create, retried after its answer was lost
+            return existing  # our own create, retried after its answer was lost
         if existing and (metadata.get("labels") or {}).get(manifests.RUN_LABEL) != manifests.label_value(job.run_id):
             raise KubeError(f"a Job named {name} already exists in namespace {self.k8s.namespace} and is not from "
                             f"run {job.run_id}; delete it or choose another --run-id")
@@ -321,7 +465,7 @@ class KubernetesExecutor(Executor):
                 if time.monotonic() - waited > REPLACE_WAIT_S or self.stop_requested.wait(0.5):
                     raise KubeError(f"the earlier Job {name} did not go away within {REPLACE_WAIT_S:.0f} s; delete "
                                     f"it (kubectl -n {self.k8s.namespace} delete job {name}) and run again")
-        self.api.create_job(manifest)
+        return self.api.create_job(manifest)
 
     # -- stopping ---------------------------------------------------------------------------------
     def cancel_all(self) -> None:
@@ -405,24 +549,3 @@ def cleanup(run_id: str, settings: Mapping[str, Any], say: Any = print) -> list[
     finally:
         api.close()
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.executors.kubernetes",
-                                     description="Delete every Job (and pod) of a benchmark run from the cluster.")
-    parser.add_argument("command", choices=("cleanup",))
-    parser.add_argument("--run-id", required=True)
-    for option in OPTIONS:
-        if option.flag in ("--k8s-kubeconfig", "--k8s-context", "--k8s-namespace"):
-            parser.add_argument(option.flag, dest=option.dest, default=option.default, type=option.parse,
-                                metavar=option.metavar, help=option.help)
-    args = parser.parse_args(argv)
-    try:
-        cleanup(args.run_id, vars(args))
-    except HarnessError as err:
-        print(f"kbench: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
