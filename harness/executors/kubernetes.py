@@ -4,11 +4,14 @@ One Job per (backend, phase), rendered from ``k8s/job.yaml.j2``. The pods
 mount the PersistentVolumeClaim that holds the shared folder; this machine
 sees the same folder as ``--shared-dir`` (as the seed's master node mounts the
 NFS export), which is how run.json reaches the jobs and their results come
-back. While a Job runs the executor follows it with list-then-watch, checks its
-pods (to fail fast on a bad image or a pod nobody can schedule) and forwards
-the job's progress events from the shared folder. Once the Job has a final
-``Complete`` or ``Failed`` condition it keeps every pod's log in the run folder
-and says in one line how the job ended.
+back. Before a run's first job, the run's folders are given to the jobs' group
+and a short probe Job, run as the jobs' user, proves the pods can read and
+write them (``k8s_sharing``). While a Job runs the executor follows it with
+list-then-watch, finds its pods by the Job's uid, judges pods that do not
+start from their status and warning events (``k8s_starting``), streams their
+logs into the run folder (``k8s_logs``) and forwards the job's progress events
+from the shared folder. Once the Job has a final ``Complete`` or ``Failed``
+condition it writes every pod's log and says in one line how the job ended.
 
 The ``kubernetes`` client is imported only when the executor is built, so the
 pytest plugin can read ``options`` without it. ``--emit-manifests DIR`` writes
