@@ -16,7 +16,9 @@ files themselves). The layout, by key:
   with its per-class accuracy and confusion matrix;
 * ``recommendation``: the variant the validation split favours, and why;
 * ``rescue``: the seed's observation counted, with example images;
-* ``table``: the first test images in the seed's per-image format.
+* ``table``: the first test images in the seed's per-image format;
+* ``fidelity`` (see ``harness.fidelity``): the backend x backend matrix of the
+  same weights run through each backend's model, and the backends it names.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import calibration, ensemble, metrics, variants
+from harness import calibration, ensemble, fidelity, metrics, variants
 from harness.gather import Member, RunResults
 
 SCHEMA_VERSION = 2
@@ -83,6 +85,10 @@ def describe_member(member: Member, labels: dict[str, np.ndarray]) -> dict[str, 
         "reason": member.reason,
         "train_accuracy": train.get("final", {}).get("train_accuracy"),
         "train_loss": train.get("final", {}).get("train_loss"),
+        "train_accuracy_inference": train.get("final", {}).get("train_accuracy_inference"),
+        "train_loss_inference": train.get("final", {}).get("train_loss_inference"),
+        "train_inference_sample": train.get("final", {}).get("train_inference_sample"),
+        "seed_weight_figure": member.train_accuracy_basis if member.train else None,
         "train_images_per_s": train_timing.get("steady_images_per_s"),
         "epoch_seconds": train_timing.get("epoch_seconds"),
         "train_seconds": train_timing.get("train_seconds"),
@@ -169,6 +175,7 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
         "variants": {},
         "unavailable_variants": {},
         "ensemble": None,
+        "fidelity": fidelity.summarise(results.fidelity, results.fidelity_images, results.fidelity_problems),
     }
     if not usable:
         out["validation"] = {"available": False, "seed_faithful": profile.get("n_val") == 0,

@@ -150,7 +150,8 @@ class RunFolder:
             return None
         if fingerprint and result.get("data", {}).get("fingerprint") != fingerprint:
             return None
-        needed = [layout.WEIGHTS] if phase == "train" else [layout.probs_name("test")]
+        needed = {"train": [layout.WEIGHTS], "fidelity": [layout.FIDELITY_PROBS]}.get(
+            phase, [layout.probs_name("test")])
         if not all(self.file(backend, name).is_file() for name in needed):
             return None
         status.reused = True
@@ -163,7 +164,10 @@ class RunFolder:
         layout.remove_stale_temporaries(str(folder))
         names = [layout.result_name(phase), layout.status_name(phase), layout.events_name(phase)]
         if phase == "train":
-            names += [layout.WEIGHTS, layout.result_name("predict"), layout.status_name("predict")]
+            names += [layout.WEIGHTS, layout.result_name("predict"), layout.status_name("predict"),
+                      layout.result_name("fidelity"), layout.status_name("fidelity")]
+        if phase == "train" or phase == "fidelity":
+            names.append(layout.FIDELITY_PROBS)
         if phase == "predict" or phase == "train":
             names += [layout.probs_name(s) for s in ("test", "val")]
             names += [layout.labels_name(s) for s in ("test", "val")]

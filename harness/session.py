@@ -116,6 +116,12 @@ class BenchmarkSession:
             predict = self.folder.finished(backend.name, "predict")
             if predict is not None:
                 done[(backend.name, "predict")] = predict
+        # a fidelity check ran every member's weights: reusable only if no train runs again
+        if all((b.name, "train") in done for b in runnable):
+            for backend in runnable:
+                fidelity = self.folder.finished(backend.name, "fidelity")
+                if fidelity is not None:
+                    done[(backend.name, "fidelity")] = fidelity
         return done
 
     # -- running ------------------------------------------------------------------------

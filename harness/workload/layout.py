@@ -12,6 +12,8 @@ the workload package and keeps to Python 3.6 and the standard library + numpy.
         <backend>/probs_val.npy    the same on the validation split (if any)
         <backend>/labels_test.npy  the labels those rows belong to, int64
         <backend>/labels_val.npy
+        <backend>/fidelity.json    which members' weights this backend's model ran, on which images
+        <backend>/fidelity_probs.npz   its softmax outputs for each member's weights, by member name
         <backend>/<phase>.events.jsonl   progress, one JSON object a line
         <backend>/<phase>.log      what the job printed (written by the executor)
         <backend>/<phase>.status.json    how the job ended (written by the harness)
@@ -30,7 +32,10 @@ RUNS = "runs"
 CACHE = "cache"
 RUN_JSON = "run.json"
 WEIGHTS = "weights.npz"
-PHASES = ("train", "predict")
+FIDELITY_PROBS = "fidelity_probs.npz"
+PHASES = ("train", "predict", "fidelity")
+MEMBER_PHASES = ("train", "predict")
+"""The phases that make a backend a member of the ensemble; ``fidelity`` checks it."""
 
 
 def run_dir(shared, run_id):
@@ -108,6 +113,13 @@ def atomic_save_npz(path, arrays):
     import numpy as np
 
     _atomic(path, lambda handle: np.savez(handle, *arrays))
+
+
+def atomic_save_named_npz(path, arrays):
+    """``numpy.savez`` of a dict of named arrays through a temporary file."""
+    import numpy as np
+
+    _atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
 def remove_stale_temporaries(folder):

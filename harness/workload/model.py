@@ -32,3 +32,26 @@ def build(keras, input_shape, n_classes, learning_rate):
 
 def one_hot(keras, labels, n_classes):
     return keras.utils.to_categorical(labels, n_classes).astype("float32")
+
+
+def predict(net, x, batch):
+    """Softmax outputs in inference mode (dropout off), float32, batch by batch.
+
+    Every phase that scores a model goes through here, so every backend's
+    figures come from the same call and the same numpy code after it.
+    """
+    import numpy as np
+
+    if not len(x):
+        return np.zeros((0,) + tuple(net.output_shape[1:]), dtype=np.float32)
+    return np.concatenate([np.asarray(net.predict_on_batch(x[s:s + batch]), dtype=np.float32)
+                           for s in range(0, len(x), batch)])
+
+
+def load_weights(net, path):
+    """Set the weights saved by ``numpy.savez(*model.get_weights())`` at ``path``."""
+    import numpy as np
+
+    with np.load(path) as stored:
+        weights = [stored["arr_%d" % i] for i in range(len(stored.files))]
+    net.set_weights(weights)
