@@ -454,4 +454,11 @@ def build_view(analysis: dict[str, Any], history: Sequence[dict[str, Any]] = (),
         "images_note": thumbnails_unavailable,
         "classes": analysis.get("classes") or [],
         "charts": {},
+        **_same_model_views(analysis),
     }
+
+
+def _same_model_views(analysis: dict[str, Any]) -> dict[str, Any]:
+    from harness.report.fidelity_view import fidelity_view, train_accuracy_view
+
+    return {"fidelity": fidelity_view(analysis), "train_accuracy": train_accuracy_view(analysis)}
