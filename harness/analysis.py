@@ -175,7 +175,8 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
         "variants": {},
         "unavailable_variants": {},
         "ensemble": None,
-        "fidelity": fidelity.summarise(results.fidelity, results.fidelity_images, results.fidelity_problems),
+        "fidelity": fidelity.summarise(results.fidelity, results.fidelity_images, results.fidelity_problems,
+                                       steps=results.steps, step_grads=results.step_grads),
     }
     if not usable:
         out["validation"] = {"available": False, "seed_faithful": profile.get("n_val") == 0,

@@ -75,6 +75,9 @@ class RunResults:
     fidelity_images: int | None = None
     fidelity_problems: dict[str, str] = field(default_factory=dict)
     """Why a backend has no fidelity outputs (its job failed, was skipped, left bad files)."""
+    steps: dict[str, dict] = field(default_factory=dict)
+    """Each backend's one-step check (losses, reference weights), from its fidelity job."""
+    step_grads: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     @property
     def usable(self) -> dict[str, Member]:
@@ -136,6 +139,11 @@ def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[
             path = folder.file(name, result.get("outputs", layout.FIDELITY_PROBS))
             with np.load(path, allow_pickle=False) as stored:
                 outputs = {source: stored[source] for source in stored.files}
+            step = result.get("step")
+            if isinstance(step, dict):
+                with np.load(folder.file(name, step.get("gradients", layout.STEP_GRADS)), allow_pickle=False) as stored:
+                    results.step_grads[name] = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+                results.steps[name] = step
         except ResultError as err:
             results.fidelity_problems[name] = str(err)
             continue

@@ -167,7 +167,7 @@ class RunFolder:
             names += [layout.WEIGHTS, layout.result_name("predict"), layout.status_name("predict"),
                       layout.result_name("fidelity"), layout.status_name("fidelity")]
         if phase == "train" or phase == "fidelity":
-            names.append(layout.FIDELITY_PROBS)
+            names += [layout.FIDELITY_PROBS, layout.STEP_GRADS]
         if phase == "predict" or phase == "train":
             names += [layout.probs_name(s) for s in ("test", "val")]
             names += [layout.labels_name(s) for s in ("test", "val")]

@@ -150,11 +150,21 @@ def _write_fidelity(folder: RunFolder, spec: RunSpec, logits: np.ndarray, data: 
             own = logits * (1.0 + 0.1 * k) + rng.normal(0.0, 1e-7, size=logits.shape)
             outputs[source] = _softmax(own[:, ::-1] if backend in spec.fidelity_broken else own).astype(np.float32)
         layout.atomic_save_named_npz(str(folder.file(backend, layout.FIDELITY_PROBS)), outputs)
+        grads = [g * (1 + rng.normal(0.0, 1e-6, size=g.shape)) for g in _step_gradients(spec.seed)]
+        layout.atomic_save_npz(str(folder.file(backend, layout.STEP_GRADS)), [g.astype(np.float32) for g in grads])
         result = {"schema": layout.SCHEMA_VERSION, "kind": "fidelity", "backend": backend, "run_id": spec.run_id,
                   "data": data, "images": len(logits), "outputs": layout.FIDELITY_PROBS,
-                  "sources": {s: {"rows": len(logits)} for s in trained}}
+                  "sources": {s: {"rows": len(logits)} for s in trained},
+                  "step": {"reference_weights": trained[0], "images": 32, "learning_rate": 1.0,
+                           "loss_keras": 2.1 + 1e-8 * len(backend), "loss_numpy": 2.1,
+                           "gradients": layout.STEP_GRADS}}
         layout.atomic_write_json(str(folder.file(backend, layout.result_name("fidelity"))), result)
         _status(folder, backend, "fidelity", JobState.SUCCEEDED)
+
+
+def _step_gradients(seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0.0, 1e-2, size=(3, 3, 3, 8)), rng.normal(0.0, 1e-3, size=(8,))]
 
 
 def _environment(backend: str) -> dict:

@@ -95,3 +95,40 @@ def test_the_section_needs_two_backends_and_keeps_the_reasons_for_missing_ones()
     assert one["problems"] == {"cntk": "cntk/fidelity failed: boom"}
     two = fidelity.summarise(runs(["jax", "torch"]), 300, {})
     assert two["available"] and two["passed"] and two["images"] == 300
+
+
+def step_run(names, broken=(), reference="jax"):
+    """Each backend's one-step record and gradients: float32 rounding apart, unless broken."""
+    rng = np.random.RandomState(2)
+    true = [rng.normal(scale=1e-2, size=(3, 3, 3, 8)), rng.normal(scale=1e-3, size=(8,))]
+    steps, grads = {}, {}
+    for name in names:
+        noise = [g * (1 + rng.normal(scale=1e-6, size=g.shape)) for g in true]
+        if name in broken:
+            noise[0] = noise[0].swapaxes(0, 1)
+        steps[name] = {"reference_weights": reference, "images": 32, "loss_keras": 2.0 + 1e-7 * len(name),
+                       "loss_numpy": 2.0}
+        grads[name] = [g.astype(np.float32) for g in noise]
+    return steps, grads
+
+
+def test_one_step_from_the_same_weights_agrees_to_rounding():
+    result = fidelity.step_matrix(*step_run(["tensorflow", "jax", "torch"]))
+    assert result["available"] and result["passed"] and result["reference_weights"] == "jax"
+    assert 0 < result["largest"]["grad_rel"] < 1e-4 and result["largest"]["loss_rel"] < 1e-6
+    assert set(result["cells"]["jax"]) == {"tensorflow", "torch"}
+
+
+def test_a_backend_whose_gradients_differ_is_named_with_the_weight_array():
+    result = fidelity.step_matrix(*step_run(["tensorflow", "jax", "torch"], broken={"torch"}))
+    assert list(result["named"]) == ["torch"]
+    assert "gradients by" in result["named"]["torch"] and "weight array 0" in result["named"]["torch"]
+    assert result["cells"]["jax"]["tensorflow"]["passed"]
+
+
+def test_a_backend_that_started_from_other_weights_is_left_out_not_compared():
+    steps, grads = step_run(["tensorflow", "jax", "torch"])
+    steps["torch"]["reference_weights"] = "cntk"
+    result = fidelity.step_matrix(steps, grads)
+    assert result["left_out"] == {"torch": "it started from cntk's weights, not jax's"}
+    assert set(result["cells"]) == {"jax", "tensorflow"}

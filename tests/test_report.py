@@ -371,3 +371,13 @@ def test_both_training_accuracies_are_shown_and_the_weights_use_the_comparable_o
     assert "The seed&#39;s weights use it wherever the job measured it." in html or \
         "The seed's weights use it wherever the job measured it." in html
     assert "Training accuracy, two ways." in markdown
+
+
+def test_the_one_step_check_shows_every_pair(healthy) -> None:
+    analysis, html, markdown = healthy
+    step = analysis["fidelity"]["step"]
+    assert step["available"] and step["passed"] and step["reference_weights"] == BACKENDS[0]
+    rows = Tables(html).tables["step-table"][1:]
+    assert len(rows) == len(BACKENDS) * (len(BACKENDS) - 1) // 2
+    assert all(row[-1] == "pass" for row in rows)
+    assert f"One training step from {BACKENDS[0]}" in markdown

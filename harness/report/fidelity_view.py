@@ -50,6 +50,29 @@ def fidelity_view(analysis: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def step_view(analysis: dict[str, Any]) -> dict[str, Any]:
+    """The one-step check: each pair's loss and gradient differences from the same starting weights."""
+    step = (analysis.get("fidelity") or {}).get("step") or {}
+    view: dict[str, Any] = {"available": bool(step.get("available")), "reason": step.get("reason") or "",
+                            "reference": step.get("reference_weights"), "images": step.get("images"),
+                            "named": sorted((step.get("named") or {}).items()),
+                            "left_out": sorted((step.get("left_out") or {}).items()), "rows": []}
+    tolerance = step.get("tolerance") or {}
+    view["tolerance"] = (f"loss within {tolerance.get('loss_rtol', 0):g} relative, every gradient within "
+                         f"{tolerance.get('grad_rtol', 0):g} of its weight array's largest") if tolerance else ""
+    cells = step.get("cells") or {}
+    losses = step.get("losses") or {}
+    names = sorted(cells)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            cell = cells[a][b]
+            view["rows"].append({"pair": f"{a} – {b}", "passed": cell.get("passed"), "cells": [
+                f"{cell['loss_rel']:.1e}", f"{cell['grad_rel']:.1e}", f"{cell['grad_abs']:.1e}",
+                "pass" if cell.get("passed") else "FAIL"]})
+    view["losses"] = [(n, num((losses.get(n) or {}).get("keras"), 6)) for n in names]
+    return view
+
+
 def train_accuracy_view(analysis: dict[str, Any]) -> dict[str, Any]:
     """Each member's two training accuracies side by side, and which one the seed's weights use."""
     rows = []

@@ -459,6 +459,7 @@ def build_view(analysis: dict[str, Any], history: Sequence[dict[str, Any]] = (),
 
 
 def _same_model_views(analysis: dict[str, Any]) -> dict[str, Any]:
-    from harness.report.fidelity_view import fidelity_view, train_accuracy_view
+    from harness.report.fidelity_view import fidelity_view, step_view, train_accuracy_view
 
-    return {"fidelity": fidelity_view(analysis), "train_accuracy": train_accuracy_view(analysis)}
+    return {"fidelity": fidelity_view(analysis), "step": step_view(analysis),
+            "train_accuracy": train_accuracy_view(analysis)}

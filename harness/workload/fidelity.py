@@ -23,6 +23,8 @@ from harness.workload.job import InputError
 FIDELITY_IMAGES = 300
 """Test images scored per weights source: enough to see a wrong forward pass
 (a slip changes nearly every output), a second or two per source on a CPU."""
+STEP_IMAGES = 32
+"""The fixed batch of the one-step check: the first training images, one batch of the seed's size."""
 
 
 def finished_members(job):
@@ -44,7 +46,7 @@ def run(job, keras):
                          % (job.backend, job.run_id))
     t = time.time()
     arrays = data.load(job.settings["dataset"], job.shared, job.cache_dir, say=job.say)
-    prepared = data.prepare(arrays, profile, splits=("test",),
+    prepared = data.prepare(arrays, profile, splits=("train", "test"),
                             channels_first=keras.backend.image_data_format() == "channels_first")
     n = min(FIDELITY_IMAGES, len(prepared.y["test"]))
     x = prepared.floats("test", np.arange(n))
@@ -70,6 +72,10 @@ def run(job, keras):
                     images_per_s=round(n * len(outputs) / max(score_s, 1e-9), 1))
 
     layout.atomic_save_named_npz(job.path(layout.FIDELITY_PROBS), outputs)
+    t = time.time()
+    reference = sorted(sources)[0]
+    step = one_step(keras, job, prepared, reference, sources[reference])
+    step_s = time.time() - t
     return {
         "schema": layout.SCHEMA_VERSION,
         "kind": "fidelity",
@@ -81,9 +87,41 @@ def run(job, keras):
         "sources": described,
         "outputs": layout.FIDELITY_PROBS,
         "environment": environment.describe(keras, job.backend),
-        "timing": {"data_load_s": round(data_s, 3), "scoring_s": round(score_s, 3),
+        "step": step,
+        "timing": {"data_load_s": round(data_s, 3), "scoring_s": round(score_s, 3), "step_s": round(step_s, 3),
                    "total_s": round(job.elapsed(), 3)},
     }
+
+
+def one_step(keras, job, prepared, reference, path):
+    """Loss and gradients of one training step from ``reference``'s weights, dropout off.
+
+    Every backend starts from the same weights (one member's, the first by
+    name: all fidelity jobs see the same members) and takes one plain SGD step
+    with learning rate 1 on the same fixed batch, so the weights' change is
+    the gradient of the batch's mean loss (``w - w'``, exact to float32
+    rounding of ``w``). Writes the gradients to ``step_grads.npz``; returns the
+    losses (Keras's and the harness's numpy NLL from the same weights).
+    """
+    rows = np.arange(min(STEP_IMAGES, len(prepared.y["train"])))
+    x, labels = prepared.floats("train", rows), prepared.y["train"][rows]
+    n_classes = len(prepared.classes)
+    net = model.build(keras, prepared.input_shape(), n_classes, 1.0, dropout=False,
+                      optimizer=keras.optimizers.SGD(learning_rate=1.0))
+    with np.load(path) as stored:
+        weights = [stored["arr_%d" % i] for i in range(len(stored.files))]
+    net.set_weights(faults.alter_weights(job.backend, job.phase, weights))
+    before = [np.asarray(w, dtype=np.float64) for w in net.get_weights()]
+    probs = model.predict(net, x, len(rows))
+    picked = np.clip(probs[np.arange(len(rows)), labels], 1e-7, 1.0)
+    keras_loss = net.train_on_batch(x, model.one_hot(keras, labels, n_classes))
+    if isinstance(keras_loss, (list, tuple)):
+        keras_loss = keras_loss[0]
+    grads = [(b - np.asarray(a, dtype=np.float64)).astype(np.float32) for b, a in zip(before, net.get_weights())]
+    layout.atomic_save_npz(job.path(layout.STEP_GRADS), grads)
+    return {"reference_weights": reference, "images": int(len(rows)), "learning_rate": 1.0,
+            "loss_numpy": float(-np.mean(np.log(picked))), "loss_keras": float(keras_loss),
+            "gradients": layout.STEP_GRADS}
 
 
 def _sha256(path):

@@ -14,6 +14,7 @@ the workload package and keeps to Python 3.6 and the standard library + numpy.
         <backend>/labels_val.npy
         <backend>/fidelity.json    which members' weights this backend's model ran, on which images
         <backend>/fidelity_probs.npz   its softmax outputs for each member's weights, by member name
+        <backend>/step_grads.npz   gradients of one step from one member's weights (fidelity of training)
         <backend>/<phase>.events.jsonl   progress, one JSON object a line
         <backend>/<phase>.log      what the job printed (written by the executor)
         <backend>/<phase>.status.json    how the job ended (written by the harness)
@@ -33,6 +34,7 @@ CACHE = "cache"
 RUN_JSON = "run.json"
 WEIGHTS = "weights.npz"
 FIDELITY_PROBS = "fidelity_probs.npz"
+STEP_GRADS = "step_grads.npz"
 PHASES = ("train", "predict", "fidelity")
 MEMBER_PHASES = ("train", "predict")
 """The phases that make a backend a member of the ensemble; ``fidelity`` checks it."""

@@ -1,9 +1,16 @@
 """The seed's CIFAR-10 CNN, written once against the API Keras 2.3.1 and Keras 3 share."""
 
 
-def build(keras, input_shape, n_classes, learning_rate):
-    """Conv32-Conv32-Pool-Drop, Conv64-Conv64-Pool-Drop, Dense512-Drop, Dense softmax."""
+def build(keras, input_shape, n_classes, learning_rate, dropout=True, optimizer=None):
+    """Conv32-Conv32-Pool-Drop, Conv64-Conv64-Pool-Drop, Dense512-Drop, Dense softmax.
+
+    ``dropout=False`` leaves the Dropout layers out (they hold no weights, so
+    the weight list is the same) for checks that need a deterministic step;
+    ``optimizer`` replaces the seed's RMSprop.
+    """
     layers = keras.layers
+    if not dropout:
+        layers = _NoDropout(layers)
     inputs = layers.Input(shape=tuple(input_shape))
     x = layers.Conv2D(32, (3, 3), padding="same")(inputs)
     x = layers.Activation("relu")(x)
@@ -25,9 +32,21 @@ def build(keras, input_shape, n_classes, learning_rate):
     outputs = layers.Activation("softmax")(x)
     model = keras.models.Model(inputs, outputs)
     model.compile(loss="categorical_crossentropy",
-                  optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+                  optimizer=optimizer or keras.optimizers.RMSprop(learning_rate=learning_rate),
                   metrics=["accuracy"])
     return model
+
+
+class _NoDropout(object):
+    """``keras.layers`` with Dropout as the identity."""
+
+    def __init__(self, layers):
+        self._layers = layers
+
+    def __getattr__(self, name):
+        if name == "Dropout":
+            return lambda rate: (lambda x: x)
+        return getattr(self._layers, name)
 
 
 def one_hot(keras, labels, n_classes):
