@@ -132,3 +132,16 @@ def test_a_backend_that_started_from_other_weights_is_left_out_not_compared():
     result = fidelity.step_matrix(steps, grads)
     assert result["left_out"] == {"torch": "it started from cntk's weights, not jax's"}
     assert set(result["cells"]) == {"jax", "tensorflow"}
+
+
+def test_weights_are_saved_as_cross_correlation_kernels_and_theanos_are_flipped_both_ways():
+    """Keras 2.3.1's Theano convolves (flipped kernels); weights.npz holds what the others compute."""
+    from harness.workload import model
+
+    kernel, bias, dense = np.arange(2 * 3 * 1 * 1.0).reshape(2, 3, 1, 1), np.ones(1), np.eye(2)
+    assert all(a is b or np.array_equal(a, b) for a, b in zip(model.portable("torch", [kernel, bias, dense]),
+                                                              [kernel, bias, dense], strict=True))
+    flipped = model.portable("theano", [kernel, bias, dense])
+    assert np.array_equal(flipped[0][:, :, 0, 0], kernel[::-1, ::-1, 0, 0])
+    assert np.array_equal(flipped[2], dense)
+    assert np.array_equal(model.portable("theano", flipped)[0], kernel)

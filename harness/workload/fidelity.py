@@ -57,11 +57,9 @@ def run(job, keras):
     outputs, described = {}, {}
     t = time.time()
     for name, path in sorted(sources.items()):
-        with np.load(path) as stored:
-            weights = [stored["arr_%d" % i] for i in range(len(stored.files))]
-        weights = faults.alter_weights(job.backend, job.phase, weights)
+        weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
         try:
-            net.set_weights(weights)
+            net.set_weights(model.portable(job.backend, weights))
         except ValueError as err:
             raise InputError("%s's weights %s do not fit %s's model (%s); the two backends build different "
                              "models" % (name, path, job.backend, err))
@@ -108,9 +106,8 @@ def one_step(keras, job, prepared, reference, path):
     n_classes = len(prepared.classes)
     net = model.build(keras, prepared.input_shape(), n_classes, 1.0, dropout=False,
                       optimizer=keras.optimizers.SGD(learning_rate=1.0))
-    with np.load(path) as stored:
-        weights = [stored["arr_%d" % i] for i in range(len(stored.files))]
-    net.set_weights(faults.alter_weights(job.backend, job.phase, weights))
+    weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
+    net.set_weights(model.portable(job.backend, weights))
     before = [np.asarray(w, dtype=np.float64) for w in net.get_weights()]
     probs = model.predict(net, x, len(rows))
     picked = np.clip(probs[np.arange(len(rows)), labels], 1e-7, 1.0)
@@ -118,7 +115,7 @@ def one_step(keras, job, prepared, reference, path):
     if isinstance(keras_loss, (list, tuple)):
         keras_loss = keras_loss[0]
     grads = [(b - np.asarray(a, dtype=np.float64)).astype(np.float32) for b, a in zip(before, net.get_weights())]
-    layout.atomic_save_npz(job.path(layout.STEP_GRADS), grads)
+    layout.atomic_save_npz(job.path(layout.STEP_GRADS), model.portable(job.backend, grads))
     return {"reference_weights": reference, "images": int(len(rows)), "learning_rate": 1.0,
             "loss_numpy": float(-np.mean(np.log(picked))), "loss_keras": float(keras_loss),
             "gradients": layout.STEP_GRADS}

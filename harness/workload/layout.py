@@ -6,7 +6,7 @@ the workload package and keeps to Python 3.6 and the standard library + numpy.
     <shared>/runs/<run-id>/
         run.json                   what was asked (written by the harness)
         <backend>/train.json       training metrics, timings, environment
-        <backend>/weights.npz      model.get_weights(), portable across Keras lines
+        <backend>/weights.npz      model.get_weights() in the portable layout (model.portable), any backend loads it
         <backend>/predict.json     inference timings and test metrics
         <backend>/probs_test.npy   softmax outputs on the test set, float32 [n, classes]
         <backend>/probs_val.npy    the same on the validation split (if any)

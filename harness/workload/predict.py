@@ -30,7 +30,7 @@ def run(job, keras):
     t = time.time()
     net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"])
     try:
-        model.load_weights(net, weights_path)
+        model.load_weights(net, job.backend, weights_path)
     except (OSError, ValueError, KeyError) as err:
         raise InputError("weights %s do not fit the model (%s); run the train phase again" % (weights_path, err))
     load_s = time.time() - t
