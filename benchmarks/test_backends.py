@@ -44,7 +44,8 @@ def test_fidelity(backend_name, kbench, request):
     Its fidelity job ran every finished member's trained weights on the first
     test images; the case fails, with the numbers, when the fidelity matrix
     names this backend (max |dp| or argmax agreement beyond float32 tolerance
-    against most other backends).
+    against most other backends), or when its one training step from the same
+    weights gives another loss or other gradients than most backends'.
     """
     result = kbench.job(backend_name, "fidelity")
     fail_unless_ok(result)
@@ -54,3 +55,5 @@ def test_fidelity(backend_name, kbench, request):
         pytest.skip(f"no fidelity matrix in this run: {section['reason']}")
     assert backend_name in section["backends"], section["problems"].get(backend_name, "no fidelity outputs")
     assert backend_name not in section["named"], section["named"].get(backend_name)
+    step = section["step"]
+    assert backend_name not in step.get("named", {}), step["named"].get(backend_name)

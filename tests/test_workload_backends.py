@@ -166,3 +166,6 @@ def test_every_backend_computes_the_same_function_of_the_same_weights(finished):
     assert section["backends"] == ran and section["problems"] == {}
     worst = {(a, b): cell["max_abs_dp"] for a in ran for b, cell in section["cells"][a].items() if a < b}
     assert section["passed"], f"{section['named']}; max |dp| per pair: {worst}"
+    step = section["step"]
+    assert step["available"] and step["passed"], (step["named"], step["largest"])
+    assert step["largest"]["grad_rel"] <= 1e-3 and step["largest"]["loss_rel"] <= 1e-5

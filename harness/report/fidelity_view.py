@@ -11,9 +11,11 @@ from harness.report.tables import DASH, num, pct, points
 
 WEIGHT_FIGURE_WHY = (
     "The seed weights each member by its training accuracy. Keras's own figure is a running mean over the last "
-    "epoch's batches with dropout on, and Keras 2.3.1's CNTK backend reports it inflated; the inference-mode "
-    "figure is the trained model scored on training images by the same numpy code on every backend, so it means "
-    "the same everywhere. The seed's weights use it wherever the job measured it.")
+    "epoch's batches that each backend's Keras computes in its own way: with dropout on, before each optimizer "
+    "step, on most; after each step on the batch just learned, with dropout off, on Keras 2.3.1's CNTK backend "
+    "(benchmarks/accuracy_probe.py), which inflates it. The inference-mode figure is the trained model scored on "
+    "training images by the same numpy code on every backend, so it means the same everywhere. The seed's "
+    "weights use it wherever the job measured it.")
 
 
 def _dp(value: Any) -> str:
@@ -86,6 +88,6 @@ def train_accuracy_view(analysis: dict[str, Any]) -> dict[str, Any]:
             pct(keras), num(m.get("train_loss")), pct(inference), num(m.get("train_loss_inference")),
             points(gap), f"{sample.get('images')} of {sample.get('of')}" if sample else DASH,
             {"inference": "inference", "keras": "Keras's"}.get(m.get("seed_weight_figure") or "", DASH)]})
-    return {"columns": ["Keras acc. (running, dropout on)", "Keras loss", "Inference acc.", "Inference loss",
+    return {"columns": ["Keras acc. (its running figure)", "Keras loss", "Inference acc.", "Inference loss",
                         "Keras − inference", "Training images scored", "Seed weight uses"],
             "rows": rows, "why": WEIGHT_FIGURE_WHY}
