@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -212,12 +213,12 @@ def test_a_broken_weight_conversion_fails_that_backends_fidelity_case_with_the_n
     result = bench.run("r1", fault="torch/fidelity:transpose-kernel@load", backends="tensorflow,jax,torch")
     result.assert_outcomes(passed=9, failed=1)
     out = result.stdout.str()
-    assert "FAILED test_backends.py::test_fidelity[torch]" in out
+    assert re.search(r"FAILED \S*test_backends\.py::test_fidelity\[torch\]", out)
     assert "torch's forward pass differs from 2 of 2 other backend(s) (jax, tensorflow)" in out
     section = bench.analysis("r1")["fidelity"]
     assert list(section["named"]) == ["torch"]
     broken = section["cells"]["torch"]["tensorflow"]
-    assert broken["max_abs_dp"] > 1e-2 and not broken["passed"]
+    assert broken["max_abs_dp"] > 10 * section["tolerance"]["max_abs_dp"] and not broken["passed"]
     assert f"max |dp| {max(broken['max_abs_dp'], section['cells']['torch']['jax']['max_abs_dp']):.3g}" in out
     healthy = section["cells"]["tensorflow"]["jax"]
     assert healthy["passed"] and healthy["max_abs_dp"] <= 1e-4 and healthy["agreement"] == 1.0
