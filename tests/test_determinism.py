@@ -43,3 +43,17 @@ def test_a_backend_without_weights_is_reported_not_compared(tmp_path: Path) -> N
     found = determinism.compare_runs(first, second)
     assert found["theano"]["compared"] is False and "run its train job" in found["theano"]["reason"]
     assert found["tensorflow"]["compared"] is True
+
+
+def test_the_script_prints_one_line_per_backend(tmp_path: Path, capsys) -> None:
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "determinism.py"
+    spec = importlib.util.spec_from_file_location("kbench_determinism_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    first, second = two_runs(tmp_path, {"theano": 0.5})
+    assert module.main([str(first), str(second)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["tensorflow", "bit-identical"]
+    assert lines[1].startswith("theano") and "weights by up to 0.5," in lines[1]
