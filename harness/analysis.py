@@ -18,7 +18,8 @@ files themselves). The layout, by key:
 * ``rescue``: the seed's observation counted, with example images;
 * ``table``: the first test images in the seed's per-image format;
 * ``fidelity`` (see ``harness.fidelity``): the backend x backend matrix of the
-  same weights run through each backend's model, and the backends it names.
+  same weights run through each backend's model, the backends it names, and
+  (``fidelity.step``) one training step from the same weights compared.
 """
 from __future__ import annotations
 

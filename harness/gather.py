@@ -42,9 +42,9 @@ class Member:
 
         That is the model's accuracy over the training split in inference mode,
         computed by the workload's numpy code the same way on every backend
-        (``train_accuracy_inference``); Keras's running figure (dropout on, a
-        mean over the epoch's batches, and inflated by Keras 2.3.1's CNTK
-        backend) only for results written before it existed.
+        (``train_accuracy_inference``); Keras's own running figure (a mean over
+        the epoch's batches, computed differently per backend and inflated by
+        Keras 2.3.1's CNTK backend) only for results written before it existed.
         """
         final = (self.train or {}).get("final", {})
         comparable = final.get("train_accuracy_inference")
