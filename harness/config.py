@@ -209,15 +209,16 @@ def check_baseline_file(folder: Path, profile: str) -> None:
 
 
 def parse_rerun(text: str | None, backends: list[str]) -> frozenset[tuple[str, str]]:
-    """``--rerun BACKEND[/PHASE],...`` as (backend, phase) pairs; train always brings its predict.
+    """``--rerun BACKEND[/PHASE],...`` as (backend, phase) pairs; train always brings its later phases.
 
-    A backend alone means both phases; ``all`` means every chosen backend. A
-    predict job run on new weights would otherwise be reused with outputs of
-    the old ones, so rerunning train reruns predict too.
+    A backend alone means every phase; ``all`` means every chosen backend. A
+    predict or fidelity job run on new weights would otherwise be reused with
+    outputs of the old ones, so rerunning train reruns them too (the session
+    also reruns every backend's fidelity job then: each ran every member's weights).
     """
     if not text or not text.strip():
         return frozenset()
-    usage = ("--rerun takes BACKEND or BACKEND/PHASE (phase: train or predict), comma-separated, or all; "
+    usage = ("--rerun takes BACKEND or BACKEND/PHASE (phase: train, predict or fidelity), comma-separated, or all; "
              f"backends of this run: {', '.join(backends)}")
     jobs: set[tuple[str, str]] = set()
     for item in (part.strip() for part in text.split(",")):
@@ -231,7 +232,7 @@ def parse_rerun(text: str | None, backends: list[str]) -> frozenset[tuple[str, s
         if phase not in ("", *PHASES):
             raise ConfigError(f"--rerun {item!r}: unknown phase {phase!r}; {usage}")
         for backend in names:
-            jobs.update((backend, p) for p in (PHASES if phase in ("", "train") else ("predict",)))
+            jobs.update((backend, p) for p in (PHASES if phase in ("", "train") else (phase,)))
     return frozenset(jobs)
 
 

@@ -171,7 +171,10 @@ class RunFolder:
         layout.remove_stale_temporaries(str(folder))
         names = [layout.result_name(phase), layout.status_name(phase), layout.events_name(phase)]
         if phase == "train":
-            names += [layout.WEIGHTS, layout.result_name("predict"), layout.status_name("predict")]
+            names += [layout.WEIGHTS, layout.result_name("predict"), layout.status_name("predict"),
+                      layout.result_name("fidelity"), layout.status_name("fidelity")]
+        if phase == "train" or phase == "fidelity":
+            names += [layout.FIDELITY_PROBS, layout.STEP_GRADS]
         if phase == "predict" or phase == "train":
             names += [layout.probs_name(s) for s in ("test", "val")]
             names += [layout.labels_name(s) for s in ("test", "val")]

@@ -1,4 +1,4 @@
-"""Run a plan of jobs through an executor: a few at a time, predict after train.
+"""Run a plan of jobs through an executor: a few at a time, predict after train, fidelity after every train.
 
 Jobs run in worker threads (an executor's ``run`` blocks); everything the user
 sees (progress events, finished jobs) is handed to the thread that waits in
@@ -15,7 +15,11 @@ from harness.executors.base import Executor
 from harness.jobs import JobResult, JobSpec, JobState
 
 Key = tuple[str, str]
-DEPENDS_ON = {"predict": "train"}
+DEPENDS_ON = {"predict": "train", "fidelity": "train"}
+"""A job runs only after its backend's job of this phase succeeded."""
+WAITS_FOR_EVERY = {"fidelity": "train"}
+"""A job starts only once every planned job of this phase, of any backend, has ended:
+the fidelity check runs every member's trained weights."""
 
 
 class Scheduler:
@@ -97,6 +101,9 @@ class Scheduler:
                         job.backend.name, job.phase, JobState.SKIPPED, executor=self.executor.name,
                         reason=f"not run because {needed} {before.state.value}: {before.reason}"))
                     continue
+            waits_for = WAITS_FOR_EVERY.get(job.phase)
+            if waits_for and any(key not in self.results for key in self.keys if key[1] == waits_for):
+                continue
             if self._cancelled:
                 return
             thread = threading.Thread(target=self._work, args=(job,), name=f"job-{job.label}", daemon=True)

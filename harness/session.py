@@ -119,7 +119,7 @@ class BenchmarkSession:
         """Jobs an earlier session finished soundly; the rest (and those in --rerun) run again."""
         done = {}
         for backend in runnable:
-            for phase in PHASES:  # train first: a predict is reused only on reused weights
+            for phase in layout.MEMBER_PHASES:  # train first: a predict is reused only on reused weights
                 if (backend.name, phase) in self.config.rerun:
                     continue
                 if phase == "predict" and (backend.name, "train") not in done:
@@ -131,6 +131,17 @@ class BenchmarkSession:
                 if result is None:
                     break
                 done[(backend.name, phase)] = result
+        # a fidelity check ran every member's weights: reusable only if no train runs again
+        if all((b.name, "train") in done for b in runnable):
+            for backend in runnable:
+                if (backend.name, "fidelity") in self.config.rerun:
+                    continue
+                fidelity, problem = self.folder.earlier(backend.name, "fidelity")
+                if problem:
+                    self.say(f"not reusing {backend.name}/fidelity of run {self.config.run_id}: {problem}; "
+                             "running it again")
+                if fidelity is not None:
+                    done[(backend.name, "fidelity")] = fidelity
         return done
 
     # -- running ------------------------------------------------------------------------

@@ -55,6 +55,10 @@ class RunSpec:
     executor: str = "local"
     extra_train: dict[str, dict] = field(default_factory=dict)
     """backend -> keys merged into train.json (replacing the defaults' keys)."""
+    fidelity_images: int = 50
+    """Test images in each backend's fidelity outputs; 0 writes no fidelity job at all."""
+    fidelity_broken: tuple[str, ...] = ()
+    """Backends whose model computes another function of the same weights."""
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -123,7 +127,43 @@ def write_run(shared: Path, spec: RunSpec | None = None) -> Path:
             "source": {"kind": "path", "path": "/data/cifar10-jpeg.tar.gz"}}
     for i, backend in enumerate(spec.backends):
         _write_backend(folder, spec, backend, i, rng, shared_logits, labels, data)
+    if spec.fidelity_images:
+        _write_fidelity(folder, spec, shared_logits["test"][:spec.fidelity_images], data)
     return folder.path
+
+
+def _write_fidelity(folder: RunFolder, spec: RunSpec, logits: np.ndarray, data: dict) -> None:
+    """Every trained member's weights through every backend's model: float32 rounding apart, unless broken."""
+    trained = [b for b in spec.backends if b not in spec.skipped and b not in spec.failed]
+    rng = np.random.default_rng(spec.seed + 1)
+    for backend in spec.backends:
+        if backend in spec.skipped:
+            continue
+        if backend in spec.failed:
+            _status(folder, backend, "fidelity", JobState.SKIPPED, "not run because train failed")
+            continue
+        outputs = {}
+        for k, source in enumerate(trained):
+            own = logits * (1.0 + 0.1 * k) + rng.normal(0.0, 1e-7, size=logits.shape)
+            outputs[source] = _softmax(own[:, ::-1] if backend in spec.fidelity_broken else own).astype(np.float32)
+        layout.atomic_save_named_npz(str(folder.file(backend, layout.FIDELITY_PROBS)), outputs)
+        grads = [g * (1 + rng.normal(0.0, 1e-6, size=g.shape)) for g in _step_gradients(spec.seed)]
+        layout.atomic_save_npz(str(folder.file(backend, layout.STEP_GRADS)), [g.astype(np.float32) for g in grads])
+        result = {"schema": layout.SCHEMA_VERSION, "kind": "fidelity", "backend": backend, "run_id": spec.run_id,
+                  "data": data, "images": len(logits), "outputs": layout.FIDELITY_PROBS,
+                  "sources": {s: {"rows": len(logits)} for s in trained},
+                  "step": {"reference_weights": trained[0], "images": 32, "learning_rate": 1.0,
+                           "loss_keras": 2.1 + 1e-8 * len(backend), "loss_numpy": 2.1,
+                           "gradients": layout.STEP_GRADS}}
+        result["files"] = layout.file_records(str(folder.backend_dir(backend)),
+                                              layout.promised_files("fidelity", result))  # as the job does
+        layout.atomic_write_json(str(folder.file(backend, layout.result_name("fidelity"))), result)
+        _status(folder, backend, "fidelity", JobState.SUCCEEDED)
+
+
+def _step_gradients(seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0.0, 1e-2, size=(3, 3, 3, 8)), rng.normal(0.0, 1e-3, size=(8,))]
 
 
 def _environment(backend: str) -> dict:

@@ -56,15 +56,16 @@ def test_pytest_benchmarks_runs_every_job_as_a_kubernetes_job(fake_cluster, pyte
 
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines_random([f"*test_{phase}?{backend}? PASSED*" for backend in BACKENDS
-                                        for phase in ("train", "predict")])
+                                        for phase in ("train", "predict", "fidelity")])
     result.stdout.fnmatch_lines(["*Kubernetes v1.31*namespace kbench*", "*tensorflow/train*epoch 1 done in*",
                                  "*theano/predict*succeeded in*"])
     jobs = {j["metadata"]["name"]: j for j in fake_cluster.jobs()}
-    assert sorted(jobs) == sorted(f"kbench-k8s-e2e-{b}-{p}" for b in BACKENDS for p in ("train", "predict"))
+    assert sorted(jobs) == sorted(f"kbench-k8s-e2e-{b}-{p}" for b in BACKENDS
+                                  for p in ("train", "predict", "fidelity"))
     assert all(any(c["type"] == "Complete" for c in j["status"]["conditions"]) for j in jobs.values())
     run_folder = shared / "runs" / "k8s-e2e"
     for backend in BACKENDS:
-        for phase in ("train", "predict"):
+        for phase in ("train", "predict", "fidelity"):
             log = (run_folder / backend / f"{phase}.log").read_text()
             assert log.startswith("$ python -m harness.workload " + phase)  # fetched through the pod log API
             assert (run_folder / backend / f"{phase}.json").is_file()

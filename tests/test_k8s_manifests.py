@@ -56,7 +56,7 @@ def render(job: JobSpec | None = None, **overrides) -> dict:
 def every_manifest() -> list[tuple[str, dict]]:
     found = []
     for backend in BACKENDS:
-        for phase in ("train", "predict"):
+        for phase in ("train", "predict", "fidelity"):
             found.append((f"{backend}-{phase}", render(spec(backend, phase))))
     found.append(("gpu", render(spec("jax"), k8s_gpus=1)))
     found.append(("custom", render(spec("cntk"), k8s_cpu="500m", k8s_memory="1536Mi", k8s_pull_policy="always",
@@ -306,8 +306,8 @@ def test_importing_the_executor_does_not_load_the_kubernetes_client():
 def test_emit_manifests_writes_what_would_be_submitted_without_a_cluster(tmp_path, monkeypatch):
     """No cluster and no kubeconfig: every job becomes a YAML file and is reported as not submitted.
 
-    A train job also writes its predict job's manifest: the harness never runs
-    a predict job whose train job did not succeed.
+    A train job also writes its predict and fidelity jobs' manifests: the
+    harness never runs a job whose train job did not succeed.
     """
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     out = tmp_path / "manifests"
@@ -322,7 +322,8 @@ def test_emit_manifests_writes_what_would_be_submitted_without_a_cluster(tmp_pat
     assert all(r.state is JobState.SKIPPED and "--emit-manifests" in r.reason for r in results)
     written = sorted(out.glob("*.yaml"))
     assert [p.stem for p in written] == sorted(job_name("20260101-120000-abcd", b, p)
-                                               for b in ("tensorflow", "cntk") for p in ("train", "predict"))
+                                               for b in ("tensorflow", "cntk")
+                                               for p in ("train", "predict", "fidelity"))
     for path in written:
         kubernetes_validate.validate(yaml.safe_load(path.read_text()), SUPPORTED_VERSIONS[-1], strict=True)
     assert any("nothing is submitted" in line for line in said)

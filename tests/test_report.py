@@ -319,3 +319,66 @@ def test_a_history_of_training_only_runs_draws_throughput_without_an_empty_legen
 def test_a_history_with_nothing_measured_draws_no_chart() -> None:
     assert charts.history(["a", "b"], accuracy={"jax": [None, None]}, throughput={"jax": [None, None]},
                           colour={}) is None
+
+
+# -- same model on every backend ---------------------------------------------------------------
+def test_the_fidelity_matrix_shows_every_pair_and_passes_a_healthy_run(healthy) -> None:
+    analysis, html, markdown = healthy
+    matrix = Tables(html).tables["fidelity-table"]
+    assert matrix[0][1:] == sorted(BACKENDS)
+    cells = analysis["fidelity"]["cells"]
+    for row in matrix[1:]:
+        for other, text in zip(matrix[0][1:], row[1:], strict=True):
+            if other == row[0]:
+                assert text == "–"
+            else:
+                assert text == f"{cells[row[0]][other]['max_abs_dp']:.1e} / 100.0%"
+    assert "Every backend computes the same function within tolerance." in html
+    assert "first 50 test images" in html
+    assert "✅ Every backend computes the same function within tolerance." in markdown
+
+
+def test_a_backend_with_another_forward_pass_is_named_in_both_reports(tmp_path: Path) -> None:
+    analysis, html, markdown = make_report(tmp_path, RunSpec(fidelity_broken=("torch",)), cache=False)
+    assert list(analysis["fidelity"]["named"]) == ["torch"]
+    why = analysis["fidelity"]["named"]["torch"]
+    assert "torch's forward pass differs from 4 of 4 other backend(s)" in why
+    assert why.replace("'", "&#39;") in html
+    assert "fail" in html.split('id="fidelity-table"')[1].split("</table>")[0]
+    assert "- ❌ " + md_escape(why) in markdown
+
+
+def test_a_run_with_one_checked_backend_says_why_there_is_no_matrix(tmp_path: Path) -> None:
+    spec = RunSpec(backends=("tensorflow", "torch"), failed={"torch": "boom"})
+    _, html, markdown = make_report(tmp_path, spec, cache=False)
+    assert "No fidelity matrix: 1 backend(s) ran the fidelity check; it compares two or more." in html
+    assert "torch/fidelity skipped: not run because train failed" in html
+    assert "No fidelity matrix: 1 backend(s) ran the fidelity check" in markdown
+
+
+def test_both_training_accuracies_are_shown_and_the_weights_use_the_comparable_one(tmp_path: Path) -> None:
+    final = {"train_accuracy": 0.605, "train_loss": 1.506, "train_accuracy_inference": 0.43,
+             "train_loss_inference": 1.52, "train_inference_sample": {"images": 2000, "of": 5000, "seed": 7}}
+    analysis, html, markdown = make_report(tmp_path, RunSpec(extra_train={"cntk": {"final": final}}), cache=False)
+    rows = {row[0]: row for row in Tables(html).tables["train-accuracy-table"][1:]}
+    assert rows["cntk"][1:] == ["60.5%", "1.506", "43.0%", "1.520", "+17.5 pts", "2000 of 5000", "inference"]
+    assert rows["jax"][3] == "–" and rows["jax"][-1] == "Keras's"
+    member = analysis["members"]["cntk"]
+    assert member["train_accuracy_inference"] == 0.43 and member["seed_weight_figure"] == "inference"
+    seed = analysis["variants"]["seed"]["weights"]
+    kerases = {n: m["train_accuracy"] for n, m in analysis["members"].items() if n != "cntk"}
+    total = sum(kerases.values()) + 0.43
+    assert seed["cntk"] == pytest.approx(0.43 / total)
+    assert "The seed&#39;s weights use it wherever the job measured it." in html or \
+        "The seed's weights use it wherever the job measured it." in html
+    assert "Training accuracy, two ways." in markdown
+
+
+def test_the_one_step_check_shows_every_pair(healthy) -> None:
+    analysis, html, markdown = healthy
+    step = analysis["fidelity"]["step"]
+    assert step["available"] and step["passed"] and step["reference_weights"] == BACKENDS[0]
+    rows = Tables(html).tables["step-table"][1:]
+    assert len(rows) == len(BACKENDS) * (len(BACKENDS) - 1) // 2
+    assert all(row[-1] == "pass" for row in rows)
+    assert f"One training step from {BACKENDS[0]}" in markdown

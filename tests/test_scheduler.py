@@ -124,3 +124,17 @@ def test_draining_runs_nothing_new_and_marks_the_rest_not_selected():
     assert results[("jax", "predict")].state is JobState.SKIPPED
     assert results[("jax", "predict")].reason == "not selected in this session"
 
+
+def test_fidelity_starts_only_after_every_train_has_ended_and_runs_despite_a_failed_one():
+    """A fidelity check runs every member's weights: it waits for the last train, failed or not."""
+    ex = ScriptedExecutor(outcomes={"jax/train": JobState.FAILED})
+    jobs = [JobSpec("r", get(b), phase, {}, 60, 1) for phase in ("train", "predict", "fidelity")
+            for b in ("tensorflow", "jax", "torch")]
+    results = Scheduler(ex, jobs, parallel=4).run_all()
+    last_train = max(ex.order.index(f"{b}/train") for b in ("tensorflow", "jax", "torch"))
+    for backend in ("tensorflow", "torch"):
+        assert ex.order.index(f"{backend}/fidelity") > last_train
+        assert results[(backend, "fidelity")].state is JobState.SUCCEEDED
+    assert "jax/fidelity" not in ex.order
+    assert results[("jax", "fidelity")].state is JobState.SKIPPED
+    assert "not run because train failed" in results[("jax", "fidelity")].reason

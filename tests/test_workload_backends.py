@@ -1,7 +1,8 @@
 """The workload on every backend this machine can run: real Keras, real processes, tiny data.
 
-One session trains and predicts every available backend on a 3-class image
-folder (36 training images), through the real local executor and runtimes;
+One session trains, predicts and checks the fidelity of every available
+backend on a 3-class image folder (36 training images), through the real
+local executor and runtimes;
 the tests below check what it wrote. A backend that cannot run here is
 skipped with its reason.
 """
@@ -17,6 +18,7 @@ from harness.config import RunConfig
 from harness.jobs import JobState
 from harness.profiles import Profile
 from harness.session import BenchmarkSession
+from harness.workload import layout
 from tests.conftest import work_dir, write_image_folder
 
 pytestmark = pytest.mark.slow
@@ -56,9 +58,9 @@ def read(session, backend, name):
     return json.loads((session.folder.backend_dir(backend) / name).read_text())
 
 
-def test_both_phases_succeed(finished, backend):
+def test_every_phase_succeeds(finished, backend):
     session, _, _, _ = finished
-    for phase in ("train", "predict"):
+    for phase in ("train", "predict", "fidelity"):
         result = session.result(backend, phase)
         assert result.state is JobState.SUCCEEDED, f"{backend}/{phase}: {result.reason}\n{result.log_tail}"
 
@@ -126,3 +128,44 @@ def test_a_second_session_of_the_same_run_reuses_every_finished_job(finished):
     finally:
         again.close()
     assert results and all(r.reused for r in results.values())
+
+
+def test_the_training_accuracy_in_inference_mode_is_recorded_beside_kerass(finished, backend):
+    """Every backend scores the whole (tiny) training split itself; the seed's weights use that figure."""
+    session, analysis, _, _ = finished
+    final = read(session, backend, "train.json")["final"]
+    assert 0.0 <= final["train_accuracy"] <= 1.0
+    assert final["train_inference_sample"] == {"images": 24, "of": 24, "seed": TINY.seed}
+    assert final["train_accuracy_inference"] * 24 == pytest.approx(round(final["train_accuracy_inference"] * 24))
+    assert np.isfinite(final["train_loss_inference"])
+    ran = [b for b in BACKENDS if b not in session.skipped]
+    total = sum(read(session, b, "train.json")["final"]["train_accuracy_inference"] for b in ran)
+    assert analysis["variants"]["seed"]["weights"][backend] == pytest.approx(
+        final["train_accuracy_inference"] / total)
+
+
+def test_the_fidelity_job_ran_every_members_weights_on_the_same_test_images(finished, backend):
+    session, _, _, _ = finished
+    ran = sorted(b for b in BACKENDS if b not in session.skipped)
+    result = read(session, backend, "fidelity.json")
+    assert sorted(result["sources"]) == ran and result["images"] == 12
+    with np.load(session.folder.backend_dir(backend) / layout.FIDELITY_PROBS) as stored:
+        assert sorted(stored.files) == ran
+        own = stored[backend]
+    predicted = np.load(session.folder.backend_dir(backend) / "probs_test.npy")
+    np.testing.assert_allclose(own, predicted, atol=1e-6)  # the same model as its own predict job
+
+
+def test_every_backend_computes_the_same_function_of_the_same_weights(finished):
+    """The fidelity matrix over every backend that ran: within float32 tolerance everywhere."""
+    session, analysis, _, _ = finished
+    section = analysis["fidelity"]
+    ran = sorted(b for b in BACKENDS if b not in session.skipped)
+    if len(ran) < 2:
+        pytest.skip("fewer than two backends can run here")
+    assert section["backends"] == ran and section["problems"] == {}
+    worst = {(a, b): cell["max_abs_dp"] for a in ran for b, cell in section["cells"][a].items() if a < b}
+    assert section["passed"], f"{section['named']}; max |dp| per pair: {worst}"
+    step = section["step"]
+    assert step["available"] and step["passed"], (step["named"], step["largest"])
+    assert step["largest"]["grad_rel"] <= 1e-3 and step["largest"]["loss_rel"] <= 1e-5

@@ -289,8 +289,9 @@ class KubernetesExecutor(Executor):
                 log.warning("could not delete the probe Job %s: %s", name, err)
 
     def _emit(self, job: JobSpec) -> list[Path]:
-        """Write the job's manifest; a train job also writes its predict job's, which would never run."""
-        jobs = [job] + ([dataclasses.replace(job, phase="predict")] if job.phase == "train" else [])
+        """Write the job's manifest; a train job also writes its predict and fidelity jobs', which would never run."""
+        later = [p for p in layout.PHASES if p != "train"] if job.phase == "train" else []
+        jobs = [job] + [dataclasses.replace(job, phase=p) for p in later]
         return [manifests.write_manifest(self.k8s.emit_dir, self.template.job_manifest(j, self.k8s)) for j in jobs]
 
     def _run_job(self, job: JobSpec, name: str, on_event: EventSink, result: JobResult) -> None:

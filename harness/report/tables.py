@@ -460,4 +460,12 @@ def build_view(analysis: RunAnalysis, history: Sequence[dict[str, Any]] = (),
         "images_note": thumbnails_unavailable,
         "classes": analysis.classes or [],
         "charts": {},
+        **_same_model_views(analysis),
     }
+
+
+def _same_model_views(analysis: RunAnalysis) -> dict[str, Any]:
+    from harness.report.fidelity_view import fidelity_view, step_view, train_accuracy_view
+
+    return {"fidelity": fidelity_view(analysis), "step": step_view(analysis),
+            "train_accuracy": train_accuracy_view(analysis)}

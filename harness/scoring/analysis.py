@@ -16,7 +16,10 @@ the job files themselves). Its parts:
   with its per-class accuracy and confusion matrix;
 * ``recommendation``: the variant the validation split favours, and why;
 * ``rescue``: the seed's observation counted, with example images;
-* ``table``: the first test images in the seed's per-image format.
+* ``table``: the first test images in the seed's per-image format;
+* ``fidelity`` (see ``harness.fidelity``): the backend x backend matrix of the
+  same weights run through each backend's model, the backends it names, and
+  (``fidelity.step``) one training step from the same weights compared.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.scoring import calibration, ensemble, metrics, variants
+from harness.scoring import calibration, ensemble, fidelity, metrics, variants
 from harness.scoring.gather import Member, RunResults
 from harness.scoring.run_analysis import (
     BestMember,
@@ -95,6 +98,10 @@ def describe_member(member: Member, labels: dict[str, np.ndarray]) -> MemberFigu
         reason=member.reason,
         train_accuracy=train.get("final", {}).get("train_accuracy"),
         train_loss=train.get("final", {}).get("train_loss"),
+        train_accuracy_inference=train.get("final", {}).get("train_accuracy_inference"),
+        train_loss_inference=train.get("final", {}).get("train_loss_inference"),
+        train_inference_sample=train.get("final", {}).get("train_inference_sample"),
+        seed_weight_figure=member.train_accuracy_basis if member.train else None,
         train_images_per_s=train_timing.get("steady_images_per_s"),
         epoch_seconds=train_timing.get("epoch_seconds"),
         train_seconds=train_timing.get("train_seconds"),
@@ -172,6 +179,8 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
         data=_data_description(results),
         members={name: describe_member(m, results.labels) for name, m in results.members.items()},
         left_out=results.left_out,
+        fidelity=fidelity.summarise(results.fidelity, results.fidelity_images, results.fidelity_problems,
+                                    steps=results.steps, step_grads=results.step_grads),
     )
     if not usable:
         out.validation = Validation(False, seed_faithful, "no backend finished")

@@ -39,7 +39,23 @@ class Member:
 
     @property
     def train_accuracy(self) -> float | None:
-        return (self.train or {}).get("final", {}).get("train_accuracy")
+        """The training accuracy the seed's weights use: the comparable one when the job measured it.
+
+        That is the model's accuracy over the training split in inference mode,
+        computed by the workload's numpy code the same way on every backend
+        (``train_accuracy_inference``); Keras's own running figure (a mean over
+        the epoch's batches, computed differently per backend and inflated by
+        Keras 2.3.1's CNTK backend) only for results written before it existed.
+        """
+        final = (self.train or {}).get("final", {})
+        comparable = final.get("train_accuracy_inference")
+        return comparable if comparable is not None else final.get("train_accuracy")
+
+    @property
+    def train_accuracy_basis(self) -> str:
+        """Which figure ``train_accuracy`` is: ``inference`` or ``keras``."""
+        final = (self.train or {}).get("final", {})
+        return "inference" if final.get("train_accuracy_inference") is not None else "keras"
 
     @property
     def fingerprint(self) -> str | None:
@@ -55,6 +71,14 @@ class RunResults:
     """Labels shared by every usable member, by split."""
     classes: list[str]
     fingerprint: str | None
+    fidelity: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Fidelity outputs: runner backend -> weights' backend -> probabilities."""
+    fidelity_images: int | None = None
+    fidelity_problems: dict[str, str] = field(default_factory=dict)
+    """Why a backend has no fidelity outputs (its job failed, was skipped, left bad files)."""
+    steps: dict[str, dict] = field(default_factory=dict)
+    """Each backend's one-step check (losses, reference weights), from its fidelity job."""
+    step_grads: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     @property
     def usable(self) -> dict[str, Member]:
@@ -77,7 +101,7 @@ def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str
         if name in skipped:
             member.state, member.reason = "skipped", skipped[name]
             continue
-        failed = [s for s in member.statuses.values() if not s.ok]
+        failed = [s for p, s in member.statuses.items() if not s.ok and p in layout.MEMBER_PHASES]
         if failed:
             first = failed[0]
             member.state = "skipped" if first.state is JobState.SKIPPED else "failed"
@@ -95,7 +119,40 @@ def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str
     usable = [m for m in members.values() if m.usable]
     labels = dict(usable[0].labels) if usable else {}
     classes = (usable[0].predict or {}).get("data", {}).get("classes", []) if usable else []
-    return RunResults(folder.run_id, settings, members, labels, classes, fingerprint)
+    results = RunResults(folder.run_id, settings, members, labels, classes, fingerprint)
+    _load_fidelity(folder, results, statuses)
+    return results
+
+
+def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
+    """Every backend's fidelity outputs whose job succeeded on the run's data; the rest with reasons."""
+    for name in results.members:
+        status = statuses.get((name, "fidelity"))
+        if status is None:
+            continue
+        if not status.ok:
+            results.fidelity_problems[name] = f"{status.label} {status.state.value}: {status.reason}"
+            continue
+        try:
+            result = folder.read_result(name, "fidelity")
+            if result.get("data", {}).get("fingerprint") != results.fingerprint:
+                raise ResultError(f"{name}'s fidelity check ran on other data than the run's; run it again")
+            path = folder.file(name, result.get("outputs", layout.FIDELITY_PROBS))
+            with np.load(path, allow_pickle=False) as stored:
+                outputs = {source: stored[source] for source in stored.files}
+            step = result.get("step")
+            if isinstance(step, dict):
+                with np.load(folder.file(name, step.get("gradients", layout.STEP_GRADS)), allow_pickle=False) as stored:
+                    results.step_grads[name] = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+                results.steps[name] = step
+        except ResultError as err:
+            results.fidelity_problems[name] = str(err)
+            continue
+        except (OSError, ValueError, EOFError) as err:
+            results.fidelity_problems[name] = f"{name}'s fidelity outputs are unreadable ({err}); run it again"
+            continue
+        results.fidelity[name] = outputs
+        results.fidelity_images = result.get("images")
 
 
 def _load_member(folder: RunFolder, member: Member) -> None:

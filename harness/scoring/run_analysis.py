@@ -96,7 +96,15 @@ class MemberFigures(_Record):
     state: str
     reason: str = ""
     train_accuracy: float | None = None
+    """Keras's running figure over the last epoch, as the seed printed it."""
     train_loss: float | None = None
+    train_accuracy_inference: float | None = None
+    """The model in inference mode over a sample of the training split, computed alike on every backend."""
+    train_loss_inference: float | None = None
+    train_inference_sample: dict[str, Any] | None = None
+    """``{"images": scored, "of": training images}``."""
+    seed_weight_figure: str | None = None
+    """Which training accuracy the seed's weights use for this member (``harness.scoring.gather``)."""
     train_images_per_s: float | None = None
     epoch_seconds: list[float] | None = None
     train_seconds: float | None = None
@@ -122,7 +130,9 @@ class MemberFigures(_Record):
     _nested: ClassVar = {"test": Metrics.from_json, "val": Metrics.from_json,
                          "test_calibrated": Metrics.from_json}
     _omit_if_none: ClassVar = frozenset({"test", "per_class", "confusion", "reliability", "val",
-                                         "temperature", "test_calibrated"})
+                                         "temperature", "test_calibrated", "train_accuracy_inference",
+                                         "train_loss_inference", "train_inference_sample",
+                                         "seed_weight_figure"})
 
     @property
     def ok(self) -> bool:
@@ -211,6 +221,9 @@ class RunAnalysis(_Record):
     """How each job ended: ``"<backend>/<phase>"`` -> ``JobResult.to_json()``."""
     harness: dict[str, Any] | None = None
     """The harness's own cost: peak memory, concurrency, set-up and gather timings."""
+    fidelity: dict[str, Any] | None = None
+    """Same weights on every backend: the matrix, the one-step check, the backends named
+    (``harness.scoring.fidelity.summarise``); absent from runs made before it."""
 
     _nested: ClassVar = {
         "members": _records(MemberFigures), "variants": _records(VariantFigures),
@@ -218,7 +231,7 @@ class RunAnalysis(_Record):
         "best_member": BestMember.from_json}
     _omit_if_none: ClassVar = frozenset({
         "ensemble_unavailable", "validation", "best_member", "gain_over_best", "recommendation",
-        "pairwise", "rescue", "table", "harness"})
+        "pairwise", "rescue", "table", "harness", "fidelity"})
 
     @property
     def profile_name(self) -> str | None:

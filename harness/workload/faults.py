@@ -4,8 +4,11 @@
 by ``;``. Kinds: ``exit-N`` (exit with status N), ``crash`` (raise),
 ``kill`` (SIGKILL itself), ``hang`` (sleep until killed), ``memory-N`` (hold N
 MiB more memory, then continue), ``corrupt`` (after writing its result,
-truncate it). Points: ``start`` (default), ``epoch-N`` (after epoch N of
-training), ``end`` (after writing results). Unset in normal runs: then this
+truncate it), ``transpose-kernel`` (a broken weight conversion: the first
+convolution kernel's rows and columns swapped as the fidelity phase loads any
+member's weights; acts at point ``load`` only). Points: ``start`` (default),
+``epoch-N`` (after epoch N of training), ``end`` (after writing results),
+``load`` (as weights are loaded). Unset in normal runs: then this
 module does nothing.
 """
 import os
@@ -31,10 +34,23 @@ def _rules():
 
 def maybe_fail(backend, phase, point, result_path=None):
     """Act out any fault planned for this job at this point."""
-    for target, kind, at in _rules():
-        if target not in (backend + "/" + phase, backend + "/*", "*/" + phase, "*/*") or at != point:
-            continue
+    for kind in _matches(backend, phase, point):
         _act(kind, result_path)
+
+
+def _matches(backend, phase, point):
+    return [kind for target, kind, at in _rules()
+            if target in (backend + "/" + phase, backend + "/*", "*/" + phase, "*/*") and at == point]
+
+
+def alter_weights(backend, phase, weights):
+    """The weights as a broken conversion planned for this job would leave them."""
+    for kind in _matches(backend, phase, "load"):
+        if kind == "transpose-kernel":
+            weights = list(weights)
+            first = next(i for i, w in enumerate(weights) if w.ndim == 4)
+            weights[first] = weights[first].swapaxes(0, 1).copy()
+    return weights
 
 
 def _act(kind, result_path):

@@ -11,12 +11,15 @@ prefix or a folder of the shared storage itself.
         ensemble.json              the run's analysis (written by the harness)
         report.html, report.md     the report (written by the harness)
         <backend>/train.json       training metrics, timings, environment
-        <backend>/weights.npz      model.get_weights(), portable across Keras lines
+        <backend>/weights.npz      model.get_weights() in the portable layout (model.portable), any backend loads it
         <backend>/predict.json     inference timings and test metrics
         <backend>/probs_test.npy   softmax outputs on the test set, float32 [n, classes]
         <backend>/probs_val.npy    the same on the validation split (if any)
         <backend>/labels_test.npy  the labels those rows belong to, int64
         <backend>/labels_val.npy
+        <backend>/fidelity.json    which members' weights this backend's model ran, on which images
+        <backend>/fidelity_probs.npz   its softmax outputs for each member's weights, by member name
+        <backend>/step_grads.npz   gradients of one step from one member's weights (fidelity of training)
         <backend>/<phase>.events.jsonl   progress, one JSON object a line
         <backend>/<phase>.log      what the job printed (written by the executor)
         <backend>/<phase>.status.json    how the job ended (written by the harness)
@@ -52,7 +55,11 @@ ENSEMBLE_JSON = "ensemble.json"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 WEIGHTS = "weights.npz"
-PHASES = ("train", "predict")
+FIDELITY_PROBS = "fidelity_probs.npz"
+STEP_GRADS = "step_grads.npz"
+PHASES = ("train", "predict", "fidelity")
+MEMBER_PHASES = ("train", "predict")
+"""The phases that make a backend a member of the ensemble; ``fidelity`` checks it."""
 
 ERROR_PREFIX = "kbench-error: "
 """Starts the job's last line on standard error when it fails: the one-line reason."""
@@ -126,6 +133,8 @@ def promised_files(phase, result):
     """The files besides the result file that a finished job of ``phase`` leaves behind."""
     if phase == "train":
         return [WEIGHTS]
+    if phase == "fidelity":
+        return [FIDELITY_PROBS] + ([STEP_GRADS] if (result.get("step") or {}).get("gradients") else [])
     names = []
     for split in sorted(result.get("outputs", {})):
         names += [probs_name(split), labels_name(split)]
@@ -189,6 +198,13 @@ def atomic_save_npz(path, arrays):
     import numpy as np
 
     _atomic(path, lambda handle: np.savez(handle, *arrays))
+
+
+def atomic_save_named_npz(path, arrays):
+    """``numpy.savez`` of a dict of named arrays through a temporary file."""
+    import numpy as np
+
+    _atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
 def remove_stale_temporaries(folder):

@@ -30,9 +30,7 @@ def run(job, keras):
     t = time.time()
     net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"])
     try:
-        with np.load(weights_path) as stored:
-            weights = [stored["arr_%d" % i] for i in range(len(stored.files))]
-        net.set_weights(weights)
+        model.load_weights(net, job.backend, weights_path)
     except (OSError, ValueError, KeyError) as err:
         raise InputError("weights %s do not fit the model (%s); run the train phase again" % (weights_path, err))
     load_s = time.time() - t
@@ -60,7 +58,7 @@ def run(job, keras):
 
     splits = {"test": probs_test}
     if len(prepared.y["val"]):
-        splits["val"] = _predict_all(net, prepared.floats("val"), batch)
+        splits["val"] = model.predict(net, prepared.floats("val"), batch)
     for split, probs in splits.items():
         layout.atomic_save_npy(job.path(layout.probs_name(split)), probs)
         layout.atomic_save_npy(job.path(layout.labels_name(split)), prepared.y[split].astype(np.int64))
@@ -99,7 +97,3 @@ def run(job, keras):
         "cpu": environment.cpu_use(job.elapsed()),
     }
 
-
-def _predict_all(net, x, batch):
-    return np.concatenate([np.asarray(net.predict_on_batch(x[s:s + batch]), dtype=np.float32)
-                           for s in range(0, len(x), batch)])

@@ -1,0 +1,134 @@
+"""``fidelity``: run every finished member's trained weights through this backend's model.
+
+The project's promise is one model on five backends. If two backends load the
+same weights and give different probabilities for the same images, one of them
+computes another function (a transposed kernel, a channels-first slip, another
+padding rule, a broken weight conversion), and comparing their accuracies
+compares different models. This job loads each ``<member>/weights.npz`` whose
+train job finished into this backend's model, scores a fixed slice of the test
+split (its first ``FIDELITY_IMAGES`` images, the same on every backend) in
+inference mode, and writes the probabilities, one array per weights source, to
+``fidelity_probs.npz``; the harness compares them across backends
+(``harness.scoring.fidelity``). It runs after every train job of the run has ended.
+"""
+import hashlib
+import os
+import time
+
+import numpy as np
+
+from harness.workload import data, environment, events, faults, layout, model
+from harness.workload.job import InputError
+
+FIDELITY_IMAGES = 300
+"""Test images scored per weights source: enough to see a wrong forward pass
+(a slip changes nearly every output), a second or two per source on a CPU."""
+STEP_IMAGES = 32
+"""The fixed batch of the one-step check: the first training images, one batch of the seed's size."""
+
+
+def finished_members(job):
+    """Backends of the run whose train job left weights and a result: name -> weights path."""
+    found = {}
+    for name in job.settings.get("backends", []):
+        folder = layout.backend_dir(job.shared, job.run_id, name)
+        weights = os.path.join(folder, layout.WEIGHTS)
+        if os.path.isfile(weights) and os.path.isfile(os.path.join(folder, layout.result_name("train"))):
+            found[name] = weights
+    return found
+
+
+def run(job, keras):
+    profile = job.profile
+    sources = finished_members(job)
+    if job.backend not in sources:
+        raise InputError("no trained weights for %s in run %s; run its train phase first"
+                         % (job.backend, job.run_id))
+    t = time.time()
+    arrays = data.load(job.settings["dataset"], job.shared, job.cache_dir, say=job.say)
+    prepared = data.prepare(arrays, profile, splits=("train", "test"),
+                            channels_first=keras.backend.image_data_format() == "channels_first")
+    n = min(FIDELITY_IMAGES, len(prepared.y["test"]))
+    x = prepared.floats("test", np.arange(n))
+    data_s = time.time() - t
+    job.events.emit(events.DATA_LOADED, seconds=round(data_s, 3), n_test=n)
+
+    # the training step comes first: CNTK 2.7 on one thread dies of SIGFPE when a model
+    # trains after any model has predicted in the same process (measured; not after training)
+    t = time.time()
+    reference = sorted(sources)[0]
+    step = one_step(keras, job, prepared, reference, sources[reference])
+    step_s = time.time() - t
+
+    net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"])
+    outputs, described = {}, {}
+    t = time.time()
+    for name, path in sorted(sources.items()):
+        weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
+        try:
+            net.set_weights(model.portable(job.backend, weights))
+        except ValueError as err:
+            raise InputError("%s's weights %s do not fit %s's model (%s); the two backends build different "
+                             "models" % (name, path, job.backend, err))
+        outputs[name] = model.predict(net, x, profile["predict_batch_size"])
+        described[name] = {"weights_sha256": _sha256(path), "rows": int(n)}
+    score_s = time.time() - t
+    job.events.emit(events.PREDICTED, split="fidelity", images=n * len(outputs),
+                    images_per_s=round(n * len(outputs) / max(score_s, 1e-9), 1))
+
+    layout.atomic_save_named_npz(job.path(layout.FIDELITY_PROBS), outputs)
+    return {
+        "schema": layout.SCHEMA_VERSION,
+        "kind": "fidelity",
+        "run_id": job.run_id,
+        "backend": job.backend,
+        "data": {"fingerprint": prepared.fingerprint, "source": job.settings["dataset"],
+                 "split": "test", "rows": "the first %d" % n},
+        "images": int(n),
+        "sources": described,
+        "outputs": layout.FIDELITY_PROBS,
+        "environment": environment.describe(keras, job.backend),
+        "step": step,
+        "timing": {"data_load_s": round(data_s, 3), "scoring_s": round(score_s, 3), "step_s": round(step_s, 3),
+                   "total_s": round(job.elapsed(), 3)},
+    }
+
+
+def one_step(keras, job, prepared, reference, path):
+    """Loss and gradients of one training step from ``reference``'s weights, dropout off.
+
+    Every backend starts from the same weights (one member's, the first by
+    name: all fidelity jobs see the same members) and takes one plain SGD step
+    with learning rate 1 on the same fixed batch, so the weights' change is
+    the gradient of the batch's mean loss (``w - w'``, exact to float32
+    rounding of ``w``). Writes the gradients to ``step_grads.npz``; returns the
+    losses (Keras's and the harness's numpy NLL from the same weights).
+    """
+    rows = np.arange(min(STEP_IMAGES, len(prepared.y["train"])))
+    x, labels = prepared.floats("train", rows), prepared.y["train"][rows]
+    n_classes = len(prepared.classes)
+    net = model.build(keras, prepared.input_shape(), n_classes, 1.0, dropout=False,
+                      optimizer=keras.optimizers.SGD(learning_rate=1.0))
+    weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
+    net.set_weights(model.portable(job.backend, weights))
+    start = net.get_weights()
+    keras_loss = net.train_on_batch(x, model.one_hot(keras, labels, n_classes))
+    if isinstance(keras_loss, (list, tuple)):
+        keras_loss = keras_loss[0]
+    grads = [(np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)).astype(np.float32)
+             for b, a in zip(start, net.get_weights())]
+    layout.atomic_save_npz(job.path(layout.STEP_GRADS), model.portable(job.backend, grads))
+    net.set_weights(start)  # the harness's own loss, from the same starting weights
+    probs = model.predict(net, x, len(rows))
+    picked = np.clip(probs[np.arange(len(rows)), labels], 1e-7, 1.0)
+    return {"reference_weights": reference, "images": int(len(rows)), "learning_rate": 1.0,
+            "loss_numpy": float(-np.mean(np.log(picked))), "loss_keras": float(keras_loss),
+            "gradients": layout.STEP_GRADS}
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
