@@ -335,6 +335,12 @@ class KubernetesExecutor(Executor):
                     streams.update(pods)
                     events = self._warning_events() if starting.needs_events(pods) else []
                     ending = self._stuck(starting, pods, events, job_uid, time.monotonic() - submitted, deadline)
+                    if ending and self._recheck(watch):  # the Job ended or went away meanwhile
+                        if status.finished(watch.job):
+                            ending = None
+                            break
+                        ending = (JobState.FAILED, (f"Job {name} was deleted before it finished (kubectl, a "
+                                                    "cleanup or another harness?)"))
                 if ending:
                     try:
                         self.api.delete_job(name, "Foreground", retries=1)
@@ -361,6 +367,22 @@ class KubernetesExecutor(Executor):
             streams.stop(wait_s=0.0)
             with self._lock:
                 self._watches.pop(name, None)
+
+    @staticmethod
+    def _recheck(watch: JobWatch) -> bool:
+        """Read the Job once more before giving up on it: True if it has ended or is gone.
+
+        A watch can miss a change (a deletion between a list and the next
+        watch, on a server that does not replay from the resourceVersion).
+        """
+        from harness.executors.k8s_client import KubeError
+
+        try:
+            watch.relist()
+        except KubeError as err:
+            log.info("cannot read Job %s again: %s", watch.name, err)
+            return False
+        return watch.deleted or bool(status.finished(watch.job))
 
     def _list_pods(self, selectors: Sequence[str], retries: int | None = None) -> list[dict]:
         """The Job's pods, by the first selector that finds any (controller-uid, then the legacy label)."""
