@@ -11,7 +11,6 @@ inference mode, and writes the probabilities, one array per weights source, to
 ``fidelity_probs.npz``; the harness compares them across backends
 (``harness.scoring.fidelity``). It runs after every train job of the run has ended.
 """
-import hashlib
 import os
 import time
 
@@ -71,7 +70,7 @@ def run(job, keras):
             raise InputError("%s's weights %s do not fit %s's model (%s); the two backends build different "
                              "models" % (name, path, job.backend, err))
         outputs[name] = model.predict(net, x, profile["predict_batch_size"])
-        described[name] = {"weights_sha256": _sha256(path), "rows": int(n)}
+        described[name] = {"weights_sha256": layout.sha256_file(path), "rows": int(n)}
     score_s = time.time() - t
     job.events.emit(events.PREDICTED, split="fidelity", images=n * len(outputs),
                     images_per_s=round(n * len(outputs) / max(score_s, 1e-9), 1))
@@ -125,10 +124,3 @@ def one_step(keras, job, prepared, reference, path):
             "loss_numpy": float(-np.mean(np.log(picked))), "loss_keras": float(keras_loss),
             "gradients": layout.STEP_GRADS}
 
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
