@@ -140,7 +140,7 @@ def test_the_training_accuracy_in_inference_mode_is_recorded_beside_kerass(finis
     assert np.isfinite(final["train_loss_inference"])
     ran = [b for b in BACKENDS if b not in session.skipped]
     total = sum(read(session, b, "train.json")["final"]["train_accuracy_inference"] for b in ran)
-    assert analysis["variants"]["seed"]["weights"][backend] == pytest.approx(
+    assert analysis.variants["seed"].weights[backend] == pytest.approx(
         final["train_accuracy_inference"] / total)
 
 
@@ -159,7 +159,7 @@ def test_the_fidelity_job_ran_every_members_weights_on_the_same_test_images(fini
 def test_every_backend_computes_the_same_function_of_the_same_weights(finished):
     """The fidelity matrix over every backend that ran: within float32 tolerance everywhere."""
     session, analysis, _, _ = finished
-    section = analysis["fidelity"]
+    section = analysis.fidelity
     ran = sorted(b for b in BACKENDS if b not in session.skipped)
     if len(ran) < 2:
         pytest.skip("fewer than two backends can run here")
