@@ -23,11 +23,6 @@ FIDELITY_IMAGES = 300
 """Test images scored per weights source: enough to see a wrong forward pass
 (a slip changes nearly every output), a second or two per source on a CPU."""
 STEP_IMAGES = 32
-STEP_LEARNING_RATE = 1024.0
-"""A power of two, so dividing the weights' change by it is exact. The change ``w - w'``
-carries float32 rounding of ``w'`` (about 6e-8 of the weight); with a learning rate of 1
-that was up to 0.2% of a small gradient (seen: a late conv layer after training), with
-1024 it is about a thousandth of that, far below the check's tolerance."""
 """The fixed batch of the one-step check: the first training images, one batch of the seed's size."""
 
 
@@ -103,30 +98,29 @@ def one_step(keras, job, prepared, reference, path):
 
     Every backend starts from the same weights (one member's, the first by
     name: all fidelity jobs see the same members) and takes one plain SGD step
-    with learning rate ``STEP_LEARNING_RATE`` on the same fixed batch, so the
-    weights' change divided by it is the gradient of the batch's mean loss
-    (``(w - w') / lr``, exact to float32 rounding of ``w'``). Writes the gradients to ``step_grads.npz``; returns the
+    with learning rate 1 on the same fixed batch, so the weights' change is
+    the gradient of the batch's mean loss (``w - w'``, exact to float32
+    rounding of ``w``). Writes the gradients to ``step_grads.npz``; returns the
     losses (Keras's and the harness's numpy NLL from the same weights).
     """
     rows = np.arange(min(STEP_IMAGES, len(prepared.y["train"])))
     x, labels = prepared.floats("train", rows), prepared.y["train"][rows]
     n_classes = len(prepared.classes)
     net = model.build(keras, prepared.input_shape(), n_classes, 1.0, dropout=False,
-                      optimizer=keras.optimizers.SGD(learning_rate=STEP_LEARNING_RATE))
+                      optimizer=keras.optimizers.SGD(learning_rate=1.0))
     weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
     net.set_weights(model.portable(job.backend, weights))
     start = net.get_weights()
     keras_loss = net.train_on_batch(x, model.one_hot(keras, labels, n_classes))
     if isinstance(keras_loss, (list, tuple)):
         keras_loss = keras_loss[0]
-    grads = [((np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)) / STEP_LEARNING_RATE)
-             .astype(np.float32)
+    grads = [(np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)).astype(np.float32)
              for b, a in zip(start, net.get_weights())]
     layout.atomic_save_npz(job.path(layout.STEP_GRADS), model.portable(job.backend, grads))
     net.set_weights(start)  # the harness's own loss, from the same starting weights
     probs = model.predict(net, x, len(rows))
     picked = np.clip(probs[np.arange(len(rows)), labels], 1e-7, 1.0)
-    return {"reference_weights": reference, "images": int(len(rows)), "learning_rate": STEP_LEARNING_RATE,
+    return {"reference_weights": reference, "images": int(len(rows)), "learning_rate": 1.0,
             "loss_numpy": float(-np.mean(np.log(picked))), "loss_keras": float(keras_loss),
             "gradients": layout.STEP_GRADS}
 
