@@ -173,14 +173,16 @@ class KbenchRun:
         if self.session.started:
             return
         self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-        # the report's imports (matplotlib: ~0.5 s) load while the jobs run, not after
-        threading.Thread(target=importlib.import_module, args=("harness.report",), daemon=True,
-                         name="import-report").start()
         try:
             self.session.start()
         except HarnessError as err:
             self.session.close(cancel=True)
             pytest.exit(f"keras-multibackend: {err}", returncode=pytest.ExitCode.USAGE_ERROR)
+        # the report's imports (matplotlib: ~0.5 s) load while the jobs run, not after; only once
+        # the session has started: a thread still importing C extensions while a refused session
+        # exits can crash the interpreter at shutdown (seen once: exit -11 after the usage error)
+        threading.Thread(target=importlib.import_module, args=("harness.report",), daemon=True,
+                         name="import-report").start()
 
     def job(self, backend: str, phase: str) -> JobResult:
         """The ended job (run now if needed); skips or fails the calling test as it ended."""
