@@ -270,8 +270,8 @@ def read_samples(path: Path) -> dict[str, SpeedSample]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpeedDataError(f"no file {path}; give a JSON file written by pytest --benchmark-json or a "
-                             "--benchmark-storage folder") from None
+        raise SpeedDataError(f"no file {path}; give the JSON file that pytest --benchmark-json wrote (the base "
+                             "may also be a --benchmark-storage folder)") from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpeedDataError(f"cannot read {path} ({err}); give a pytest-benchmark JSON file") from err
     try:
