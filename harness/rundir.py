@@ -27,6 +27,15 @@ from harness.workload import layout
 RUN_ID_PATTERN = names.SAFE_NAME
 IDENTITY_KEYS = ("profile", "dataset")
 """run.json keys that must match for a later session to resume a run."""
+TIMING_ONLY = ("speed_steps", "speed_predict_batches")
+"""Profile fields that change only how the speed phase times a backend, not what any job
+computes: a later session may change them (its speed jobs then run again)."""
+
+
+def _identity(key: str, value: Any) -> Any:
+    if key == "profile" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in TIMING_ONLY}
+    return value
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -98,7 +107,7 @@ class RunFolder:
         existing = self.read_settings()
         if existing is not None:
             for key in IDENTITY_KEYS:
-                if existing.get(key) != settings.get(key):
+                if _identity(key, existing.get(key)) != _identity(key, settings.get(key)):
                     raise ConfigError(
                         f"run {self.run_id} was started with a different {key} "
                         f"({_short(existing.get(key))}, now {_short(settings.get(key))}); resume it with "
@@ -106,6 +115,9 @@ class RunFolder:
             merged = dict(existing)
             merged["backends"] = sorted(set(existing.get("backends", [])) | set(settings.get("backends", [])))
             merged["resumed_at"] = settings.get("created_at")
+            if isinstance(merged.get("profile"), dict) and isinstance(settings.get("profile"), dict):
+                merged["profile"] = dict(merged["profile"], **{k: settings["profile"][k] for k in TIMING_ONLY
+                                                               if k in settings["profile"]})
             settings = merged
         self.path.mkdir(parents=True, exist_ok=True)
         layout.atomic_write_json(str(self.path / layout.RUN_JSON), settings)

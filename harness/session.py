@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import __version__, keras_dataset, tuning
 from harness.backends import Backend
 from harness.config import RunConfig
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.executors import executor_class
 from harness.executors.base import Executor, ExecutorContext
 from harness.jobs import JobResult, JobSpec, JobState
@@ -155,11 +155,22 @@ class BenchmarkSession:
             if "speed" not in self.phases or (backend.name, "speed") in self.config.rerun:
                 continue
             speed, problem = self.folder.earlier(backend.name, "speed")
+            if speed is not None and not self._timed_as_asked(backend.name):
+                speed, problem = None, "it timed another number of steps than the profile asks"
             if problem:
                 self.say(f"not reusing {backend.name}/speed of run {self.config.run_id}: {problem}; running it again")
             if speed is not None:
                 done[(backend.name, "speed")] = speed
         return done
+
+    def _timed_as_asked(self, backend: str) -> bool:
+        try:
+            settings = self.folder.read_result(backend, "speed").get("settings") or {}
+        except HarnessError:
+            return False
+        profile = self.config.profile
+        return (settings.get("steps"), settings.get("predict_batches")) == (profile.speed_steps,
+                                                                            profile.speed_predict_batches)
 
     # -- running ------------------------------------------------------------------------
     def result(self, backend: str, phase: str) -> JobResult:
