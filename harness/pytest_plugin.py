@@ -141,6 +141,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     except HarnessError as err:
         raise pytest.UsageError(str(err)) from None
     config.stash[session_key] = KbenchRun(run_config, config)
+    if run_config.profile.speed_steps < 1:  # the profile times no speed phase: no case to show for it
+        timed = [item for item in items if getattr(item, "originalname", None) == "test_speed"]
+        if timed:
+            config.hook.pytest_deselected(items=timed)
+            items[:] = [item for item in items if item not in timed]
 
 
 class KbenchRun:

@@ -103,15 +103,21 @@ def test_a_smoke_run_trains_predicts_and_a_second_session_reuses_it(pytester, tm
             "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(work_dir()), "--run-id", "e2e",
             "--baselines", str(REPO / "benchmarks" / "baselines"), "--benchmark-json", "first.json"]
     first = run(pytester, *args)
-    first.assert_outcomes(passed=3, skipped=1)  # one backend: no fidelity matrix to check
+    first.assert_outcomes(passed=4, skipped=1)  # one backend: no fidelity matrix to check
     first.stdout.fnmatch_lines(["*tensorflow/train*epoch 1 done in*", "*tensorflow/predict*succeeded in*"])
     saved = json.loads((pytester.path / "first.json").read_text())["benchmarks"]
     train = next(b for b in saved if b["name"] == "test_train[tensorflow]")
-    assert train["extra_info"]["steady_images_per_s"] > 0
+    assert train["extra_info"]["training_job_images_per_s"] > 0
+    assert "shared the machine" in train["extra_info"]["training_job_images_per_s_note"]
     assert train["stats"]["min"] == train["extra_info"]["job_wall_s"]
+    speed = next(b for b in saved if b["name"] == "test_speed[tensorflow]")
+    steps = speed["extra_info"]["speed"]["train_step_ms"]
+    assert len(steps) == 60 and speed["stats"]["rounds"] == 6, "one round per 10 of the smoke profile's 60 steps"
+    assert speed["stats"]["mean"] == pytest.approx(sum(steps) / 6 / 1000.0, rel=1e-3)
+    assert speed["extra_info"]["speed"]["threads"] == 1 and speed["extra_info"]["speed"]["ceiling_gflops"] > 0
 
     second = run(pytester, *args[:-1], "second.json")
-    second.assert_outcomes(passed=3, skipped=1)
+    second.assert_outcomes(passed=4, skipped=1)
     reused = "*reusing finished jobs of run e2e: tensorflow/train, tensorflow/predict, tensorflow/fidelity*"
     second.stdout.fnmatch_lines([reused])
     assert "epoch 1 done" not in second.stdout.str()
@@ -130,7 +136,7 @@ def test_a_resumed_run_reruns_jobs_whose_outputs_were_damaged_and_those_asked_fo
     args = ["--backend", "tensorflow", "--profile", "smoke", "--dataset", str(SHARED_DATA),
             "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(work_dir()), "--run-id", "resume",
             "--baselines", str(tmp_path / "baselines"), "--record-baseline"]
-    run(pytester, *args).assert_outcomes(passed=3, skipped=1)  # one backend: no fidelity matrix
+    run(pytester, *args).assert_outcomes(passed=4, skipped=1)  # one backend: no fidelity matrix
     folder = tmp_path / "shared" / "runs" / "resume" / "tensorflow"
     assert json.loads((folder / "train.json").read_text())["files"]["weights.npz"]["sha256"]
     assert set(json.loads((folder / "predict.json").read_text())["files"]) == {
@@ -138,12 +144,12 @@ def test_a_resumed_run_reruns_jobs_whose_outputs_were_damaged_and_those_asked_fo
 
     (folder / "weights.npz").write_bytes(b"\0" * 100)
     damaged = run(pytester, *args)
-    damaged.assert_outcomes(passed=3, skipped=1)
+    damaged.assert_outcomes(passed=4, skipped=1)
     damaged.stdout.fnmatch_lines(["*not reusing tensorflow/train of run resume: *weights.npz has 100 bytes*",
                                   "*tensorflow/train*epoch 1 done*", "*tensorflow/predict*succeeded in*"])
 
     asked = run(pytester, *args, "--rerun", "tensorflow/predict")
-    asked.assert_outcomes(passed=3, skipped=1)
+    asked.assert_outcomes(passed=4, skipped=1)
     asked.stdout.fnmatch_lines(["*reusing finished jobs of run resume: tensorflow/train*",
                                 "*tensorflow/predict*succeeded in*"])
     assert "epoch 1 done" not in asked.stdout.str()

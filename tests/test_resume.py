@@ -84,7 +84,7 @@ def test_overwritten_weights_rerun_train_and_its_predict(shared):
 
 
 @pytest.mark.parametrize("rerun, again", [
-    ("jax", {("jax", "train"), ("jax", "predict")} | FIDELITY),
+    ("jax", {("jax", "train"), ("jax", "predict"), ("jax", "speed")} | FIDELITY),
     ("jax/train", {("jax", "train"), ("jax", "predict")} | FIDELITY),
     ("jax/predict", {("jax", "predict")}),
     ("tensorflow/predict, jax/predict", {("tensorflow", "predict"), ("jax", "predict")}),

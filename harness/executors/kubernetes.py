@@ -290,7 +290,8 @@ class KubernetesExecutor(Executor):
 
     def _emit(self, job: JobSpec) -> list[Path]:
         """Write the job's manifest; a train job also writes its predict and fidelity jobs', which would never run."""
-        later = [p for p in layout.PHASES if p != "train"] if job.phase == "train" else []
+        later = [p for p in layout.PHASES if p != "train" and p not in layout.EXCLUSIVE_PHASES] \
+            if job.phase == "train" else []  # a speed job needs no weights: it is emitted when it is run
         jobs = [job] + [dataclasses.replace(job, phase=p) for p in later]
         return [manifests.write_manifest(self.k8s.emit_dir, self.template.job_manifest(j, self.k8s)) for j in jobs]
 
