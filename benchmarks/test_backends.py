@@ -1,7 +1,9 @@
 """The benchmark: train and predict on every backend, check they compute the same model, ensemble them.
 
 ``pytest benchmarks/ --backend all`` runs one job per (backend, phase) through
-the chosen executor. Each case records the job's wall time with
+the chosen executor, for the model ``--model`` names (the seed's CNN by
+default); with several models (``--model seed,resnet-small``) every case runs
+per model and backend (``test_train[resnet-small-jax]``), one run each. Each case records the job's wall time with
 pytest-benchmark and the figures measured inside the job (steady-state
 images/s, epoch times, inference latency) in the benchmark JSON.
 """
@@ -11,8 +13,8 @@ from harness.pytest_plugin import fail_unless_ok, record_job_timing
 from harness.scoring.gather import job_figures
 
 
-def test_train(backend_name, kbench, request):
-    """The backend trains the seed's CNN on the profile's data and writes its weights."""
+def test_train(model_name, backend_name, kbench, request):
+    """The backend trains the model on the profile's data and writes its weights."""
     result = kbench.job(backend_name, "train")
     fail_unless_ok(result)
     figures = job_figures(kbench.result_json(backend_name, "train"), "train")
@@ -20,7 +22,7 @@ def test_train(backend_name, kbench, request):
     assert figures["steady_images_per_s"] and figures["steady_images_per_s"] > 0
 
 
-def test_predict(backend_name, kbench, request):
+def test_predict(model_name, backend_name, kbench, request):
     """The backend writes softmax outputs for every test image, as accurate as its baseline."""
     result = kbench.job(backend_name, "predict")
     fail_unless_ok(result)
@@ -30,7 +32,7 @@ def test_predict(backend_name, kbench, request):
     kbench.check_member(backend_name, figures["test_accuracy"])
 
 
-def test_ensemble(kbench):
+def test_ensemble(model_name, kbench):
     """The seed's weighted ensemble of every backend that finished meets its baseline."""
     analysis = kbench.check_ensemble()
     ensemble = analysis.ensemble
@@ -38,7 +40,7 @@ def test_ensemble(kbench):
     assert set(ensemble.members) == {name for name, row in analysis.members.items() if row.ok}
 
 
-def test_fidelity(backend_name, kbench, request):
+def test_fidelity(model_name, backend_name, kbench, request):
     """The backend's model gives the same outputs as every other backend's for the same weights.
 
     Its fidelity job ran every finished member's trained weights on the first

@@ -25,8 +25,21 @@ from harness.jobs import JobResult, JobState
 from harness.workload import layout
 
 RUN_ID_PATTERN = names.SAFE_NAME
-IDENTITY_KEYS = ("profile", "dataset")
+IDENTITY_KEYS = ("profile", "dataset", "model")
 """run.json keys that must match for a later session to resume a run."""
+
+
+def _identity(key: str, value: Any) -> Any:
+    """What must match on resume: a model is its file's content (a run from before models has the seed's)."""
+    if key != "model":
+        return value
+    return (value or {}).get("sha256") or _seed_sha256()
+
+
+def _seed_sha256() -> str:
+    from harness.workload.model import shipped_path
+
+    return layout.sha256_file(shipped_path(layout.DEFAULT_MODEL))
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -98,7 +111,7 @@ class RunFolder:
         existing = self.read_settings()
         if existing is not None:
             for key in IDENTITY_KEYS:
-                if existing.get(key) != settings.get(key):
+                if _identity(key, existing.get(key)) != _identity(key, settings.get(key)):
                     raise ConfigError(
                         f"run {self.run_id} was started with a different {key} "
                         f"({_short(existing.get(key))}, now {_short(settings.get(key))}); resume it with "
