@@ -3,37 +3,39 @@
 A 3x3 stem, then three stages of one basic block each (two 3x3 convolutions,
 each followed by batch normalisation, with an identity or 1x1 projection
 shortcut added before the last ReLU), 16, 32 and 64 filters, the last two
-halving the image; global average pooling and a softmax. About 78 thousand
+halving the image; global average pooling and a softmax. About 79 thousand
 weights: where the seed's CNN is mostly one big dense layer, this one is all
 convolutions, batch statistics and a merge, so the backends are compared on
 different kernels. Leaves the optimizer and loss to the harness.
 """
 
 
-def _conv_bn(layers, x, filters, strides, relu):
+def _conv_bn(layers, axis, x, filters, strides, relu):
     x = layers.Conv2D(filters, (3, 3), strides=(strides, strides), padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(axis=axis)(x)
     return layers.Activation("relu")(x) if relu else x
 
 
-def _block(layers, x, filters, strides):
+def _block(layers, axis, x, filters, strides):
     shortcut = x
-    y = _conv_bn(layers, x, filters, strides, relu=True)
-    y = _conv_bn(layers, y, filters, 1, relu=False)
+    y = _conv_bn(layers, axis, x, filters, strides, relu=True)
+    y = _conv_bn(layers, axis, y, filters, 1, relu=False)
     if strides != 1:
         shortcut = layers.Conv2D(filters, (1, 1), strides=(strides, strides), use_bias=False)(x)
-        shortcut = layers.BatchNormalization()(shortcut)
+        shortcut = layers.BatchNormalization(axis=axis)(shortcut)
     y = layers.Add()([y, shortcut])
     return layers.Activation("relu")(y)
 
 
 def build(keras, input_shape, n_classes):
     layers = keras.layers
+    # normalise over the channels wherever the backend keeps them (CNTK runs channels first)
+    axis = 1 if keras.backend.image_data_format() == "channels_first" else -1
     inputs = layers.Input(shape=tuple(input_shape))
-    x = _conv_bn(layers, inputs, 16, 1, relu=True)
-    x = _block(layers, x, 16, 1)
-    x = _block(layers, x, 32, 2)
-    x = _block(layers, x, 64, 2)
+    x = _conv_bn(layers, axis, inputs, 16, 1, relu=True)
+    x = _block(layers, axis, x, 16, 1)
+    x = _block(layers, axis, x, 32, 2)
+    x = _block(layers, axis, x, 64, 2)
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
     return keras.models.Model(inputs, outputs)
