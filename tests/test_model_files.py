@@ -147,3 +147,12 @@ def test_a_run_resumes_only_with_the_same_model_file(tmp_path):
     other = model_files.resolve("resnet-small", tmp_path)
     with pytest.raises(ConfigError, match="run older was started with a different model"):
         folder.write_settings({**settings, "model": other.to_json()})
+
+
+def test_kbench_compare_names_another_model_a_run_from_before_models_counts_as_the_seeds():
+    from harness.compare import differences_in_setup
+
+    seed_run, older_run = {"profile": "smoke", "model": "seed"}, {"profile": "smoke"}
+    assert differences_in_setup(seed_run, older_run) == []
+    assert differences_in_setup(seed_run, {"profile": "smoke", "model": "resnet-small"}) == [
+        "the runs differ in model: 'seed' vs 'resnet-small'"]
