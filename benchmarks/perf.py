@@ -1,23 +1,22 @@
-"""Measure every performance goal in one run and print a table: figure, goal, measured.
+"""Measure the harness's speed figures and performance goals in one run and print a table.
 
     .venv/bin/python benchmarks/perf.py --profile default --dataset ../shared/datasets/cifar10-jpeg.tar.gz
 
-What it does, in order (all on the local executor, on this machine):
+Sections (``--only`` picks some; all by default), all on the local executor:
 
-1. the float32 matrix-multiply ceiling (numpy's BLAS, all cores and one core);
-2. ``pytest benchmarks/ --backend all`` one job at a time (threads = cores), and
-   again with two jobs at once (one thread each), side by side: session wall
-   time, CPU run-queue length while it ran, each backend's training images/s
-   and model FLOP utilisation (MFU) against the ceiling;
-3. the harness's own cost: one backend's training job through
-   ``pytest benchmarks/`` against the same workload command run directly,
-   alternated over ``--rounds`` rounds;
-4. loading all of CIFAR-10 from the shared cache with five jobs starting at once;
-5. gathering, ensembling and reporting five members on 10,000 test images;
-6. peak resident memory of every job and of the harness.
+* ``isolation``: ``pytest benchmarks/ --backend all`` (jobs two at a time), then each
+  Keras 3 backend's speed case run by itself (``--backend X -k test_speed``), side by
+  side: the training images/s the ``--backend all`` report states, the same backend
+  alone, their ratio (goal: within 10%), and what the training job itself measured
+  while sharing the machine (the figure the report no longer calls the backend's speed);
+  with each backend's MFU, the ceiling, its kernel and the theoretical peak;
+* ``shapes``: the machine's BLAS on the GEMM shapes this model's layers become;
+* ``overhead``: one backend's training job through ``pytest benchmarks/`` against the
+  same workload command run directly, alternated over ``--rounds`` rounds;
+* ``data``: loading all of CIFAR-10 from the shared cache with five jobs starting at once;
+* ``gather``: gathering, ensembling and reporting five members on 10,000 test images.
 
-Goals are not assertions: the table says met or not, and why numbers are what
-they are belongs in the notes. Results also go to ``<out>/perf.json``.
+Goals are not assertions: the table says met or not. Results also go to ``<out>/perf.json``.
 """
 from __future__ import annotations
 
@@ -41,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from harness import backends as registry
 from harness import runtimes, tuning
 from harness.scoring.run_analysis import read_analysis
-from harness.workload import data, flops, layout
+from harness.workload import data, layout
 
 PYTHON = sys.executable
 NO_TEST_PLUGINS = ("-p", "no:kmock", "-p", "no:hypothesispytest")
@@ -108,15 +107,47 @@ def run_dir(args, run_id: str) -> Path:
 
 
 # -- the measurements ----------------------------------------------------------------------
-def ceiling() -> dict:
-    """numpy float32 matmul rate at every core and at one core (threads set in fresh processes)."""
-    out = {}
-    code = "from harness.workload import flops; print(flops.matmul_gflops(size=2048, seconds=3.0))"
-    for threads in (os.cpu_count(), 1):
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-                   PYTHONPATH=str(REPO))
-        value = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, check=True)
-        out[threads] = float(value.stdout.strip())
+def speed_rows(folder: Path) -> dict:
+    """The speed section of a finished run's analysis (the report's figures), by backend."""
+    stored = folder / layout.ENSEMBLE_JSON
+    if not stored.exists():
+        return {}
+    return read_analysis(stored).speed or {}
+
+
+def shared_rate(folder: Path, backend: str) -> float | None:
+    """What the training job itself measured, beside the run's other jobs."""
+    path = folder / backend / "train.json"
+    return read(path)["timing"].get("steady_images_per_s") if path.exists() else None
+
+
+def isolation(args) -> dict:
+    """The --backend all report's training img/s beside each Keras 3 backend timed by itself."""
+    all_id = f"{args.tag}-all"
+    with RunQueue() as queue:
+        wall, _ = bench(args, all_id, "--backend", args.backends)
+    together = speed_rows(run_dir(args, all_id))
+    out = {"all_run": all_id, "all_wall_s": round(wall, 1), "all_run_queue_mean": queue.mean,
+           "ceilings": together.get("ceilings", []), "backends": {}}
+    for backend in registry.parse_backends(args.backends):
+        if backend.keras_line != "3":
+            continue
+        alone_id = f"{args.tag}-alone-{backend.name}"
+        bench(args, alone_id, "--backend", backend.name, "--parallel", "1", "-k", "test_speed")
+        alone = speed_rows(run_dir(args, alone_id)).get("backends", {}).get(backend.name)
+        in_all = together.get("backends", {}).get(backend.name)
+        if not alone or not in_all:
+            out["backends"][backend.name] = {"problem": "no speed figures in one of the runs"}
+            continue
+        a, b = in_all["train"]["images_per_s"], alone["train"]["images_per_s"]
+        out["backends"][backend.name] = {
+            "report_all": a, "alone": b, "ratio": round(a["median"] / b["median"], 4),
+            "training_job_shared": shared_rate(run_dir(args, all_id), backend.name),
+            "train_mfu": in_all.get("train_mfu"), "inference_mfu": in_all.get("inference_mfu"),
+            "configuration": in_all.get("configuration"),
+        }
+        print(f"{backend.name}: --backend all report {a['median']:.0f} img/s, alone {b['median']:.0f} img/s",
+              flush=True)
     return out
 
 
@@ -182,8 +213,6 @@ def session(args, run_id: str, parallel: int, threads: int) -> dict:
             "cpus": status.get("details", {}).get("cpus"),
             "train_images_per_s": train["timing"]["steady_images_per_s"],
             "train_flops_per_image": train["flops"]["train"],
-            "job_matmul_gflops": train["flops"]["matmul_gflops"],
-            "job_mfu": train["flops"]["model_flop_utilisation"],
             "test_accuracy": train["final"]["test_accuracy"],
             "train_wall_s": status.get("wall_s"),
             "peak_rss_mb_train": max(train.get("peak_rss_mb") or 0, status.get("details", {}).get("peak_rss_mb") or 0),
@@ -300,59 +329,62 @@ def gather_cost(args, source_run: Path) -> dict:
 
 
 # -- the table ---------------------------------------------------------------------------------
+def _interval(figures: dict) -> str:
+    return f"{figures['median']:.0f} ({figures['ci_low']:.0f}-{figures['ci_high']:.0f})"
+
+
 def table(results: dict) -> list[tuple[str, str, str, str]]:
     rows = []
-    top = results["ceiling_gflops"]
-    cores = os.cpu_count()
-    seq, par = results["sequential"], results["parallel"]
-    default = par if "parallel" in results.get("ran", ["parallel"]) else seq
-    rows.append(("float32 matmul ceiling", "measured each run",
-                 f"{top[cores]:.0f} GFLOP/s on {cores} cores, {top[1]:.0f} on one", "-"))
-    shapes = results["model_shapes"]
-    share = 100 * shapes["effective_training_gflops"] / shapes["square_gflops"]
-    measured = (f"{shapes['effective_training_gflops']:.0f} GFLOP/s vs {shapes['square_gflops']:.0f} square "
-                f"= {share:.0f}%")
-    rows.append(("the same BLAS on this model's GEMM shapes (batch 32, 1 thread)", "why MFU stops short",
-                 measured, "-"))
-    per_job_ceiling = top[1] * default["threads"] if default["threads"] < cores else top[cores]
-    for name, m in default["members"].items():
-        mfu = flops.utilisation(m["train_images_per_s"], m["train_flops_per_image"], per_job_ceiling) or 0.0
-        keras3 = registry.get(name).keras_line == "3"
-        measured = (f"{m['train_images_per_s']:.0f} img/s on {default['threads']} thread(s) = {100 * mfu:.0f}% "
-                    f"of {per_job_ceiling:.0f} GFLOP/s (job's own matmul: {m['job_matmul_gflops']:.0f})")
-        rows.append((f"{name} training", ">= 50% of ceiling" if keras3 else "(no target)", measured,
-                     ("yes" if mfu >= 0.5 else "no") if keras3 else "-"))
+    if "isolation" in results:
+        iso = results["isolation"]
+        for name, row in iso["backends"].items():
+            if "problem" in row:
+                rows.append((f"{name} training img/s, --backend all vs alone", "within 10%", row["problem"], "no"))
+                continue
+            shared = row["training_job_shared"]
+            shared_text = f"{shared:.0f}" if shared else "-"
+            measured = (f"report {_interval(row['report_all'])} vs alone {_interval(row['alone'])}: ratio "
+                        f"{row['ratio']:.3f}; the training job itself, sharing the machine: {shared_text}")
+            rows.append((f"{name} training img/s, --backend all report vs alone", "within 10%", measured,
+                         "yes" if abs(row["ratio"] - 1) <= 0.10 else "no"))
+            mfus = [row.get("train_mfu"), row.get("inference_mfu")]
+            rows.append((f"{name} MFU (train / inference)", "<= 100%",
+                         " / ".join("-" if m is None else f"{100 * m:.1f}%" for m in mfus),
+                         "yes" if all(m is None or m <= 1 for m in mfus) else "no"))
+        for entry in iso["ceilings"]:
+            kernels = ", ".join(f"{k} {v.get('gflops')}" for k, v in sorted(entry["kernels"].items()))
+            peak = (entry.get("theoretical_peak") or {}).get("gflops")
+            rows.append((f"ceiling at {entry['threads']} thread(s)", "the best kernel here",
+                         f"{entry['gflops']} GFLOP/s ({entry['kernel']}); {kernels}; theoretical peak {peak}", "-"))
+    if "model_shapes" in results:
+        shapes = results["model_shapes"]
+        share = 100 * shapes["effective_training_gflops"] / shapes["square_gflops"]
+        rows.append(("the same BLAS on this model's GEMM shapes (batch 32, 1 thread)", "why MFU stops short",
+                     (f"{shapes['effective_training_gflops']:.0f} GFLOP/s vs {shapes['square_gflops']:.0f} square "
+                     f"= {share:.0f}%"), "-"))
     if "overhead" in results:
         o = results["overhead"]
         measured = (f"wall {o['overhead_pct']:+.1f}% (medians {o['median_through_s']:.1f} s vs "
                     f"{o['median_direct_s']:.1f} s); added by the harness {o['attributable_s']:.1f} s = "
                     f"{o['attributable_pct']:.1f}% ({statistics.median(o['outside_job_s']):.1f} s outside the job, "
-                    f"start-up {o['job_startup_s']['through']:.1f} vs {o['job_startup_s']['direct']:.1f} s); "
-                    f"steady epochs through/direct: {o['steady_epoch_s']['through']} / {o['steady_epoch_s']['direct']} s")
+                    f"start-up {o['job_startup_s']['through']:.1f} vs {o['job_startup_s']['direct']:.1f} s)")
         verdict = f"wall {'yes' if o['overhead_pct'] <= 3 else 'no'}, added {'yes' if o['attributable_pct'] <= 3 else 'no'}"
         rows.append((f"harness cost ({o['backend']} training, {o['rounds']} rounds alternated)", "<= 3%", measured,
                      verdict))
-    measured = (f"{par['wall_s']:.0f} s ({par['parallel']} jobs x {par['threads']} thread) vs {seq['wall_s']:.0f} s "
-                f"({seq['parallel']} job x {seq['threads']} threads)")
-    rows.append(("--backend all, jobs at once vs one at a time", "parallel <= sequential", measured,
-                 "yes" if par["wall_s"] <= seq["wall_s"] else "no"))
-    busiest = max((m["busy_cores_train"] or 0) for m in default["members"].values())
-    measured = (f"busiest job {busiest:.2f} cores for {default['threads']} thread(s); runnable threads "
-                f"{default['run_queue_mean']} in parallel, {seq['run_queue_mean']} one at a time")
-    rows.append(("no oversubscription", f"<= {cores} cores in all", measured,
-                 "yes" if busiest * default["parallel"] <= cores + 0.1 else "no"))
-    d = results["data_load"]
-    rows.append((f"data load, all CIFAR-10 ({d['images']} images), 5 jobs at once", "< 1 s each, one decode",
-                 f"max {d['max_s']:.2f} s (first decode {d['first_use_s']:.1f} s)", "yes" if d["max_s"] < 1 else "no"))
-    g = results["gather"]
-    rows.append((f"gather + ensemble + report, {g['members']} members x {g['test_images']} images", "< 2 s",
-                 f"{g['seconds']:.2f} s" + ("" if g["report_written"] else " (no report renderer)"),
-                 "yes" if g["seconds"] < 2 else "no"))
-    rss = {name: (m["peak_rss_mb_train"], m["peak_rss_mb_predict"]) for name, m in default["members"].items()}
-    measured = (", ".join(f"{n} {t:.0f}/{p or 0:.0f}" for n, (t, p) in rss.items())
-                + f"; harness {default['harness'].get('peak_rss_mb', 0):.0f}")
-    rows.append(("peak memory per job (train / predict, MiB)", "recorded", measured, "yes"))
+    if "data_load" in results:
+        d = results["data_load"]
+        rows.append((f"data load, all CIFAR-10 ({d['images']} images), 5 jobs at once", "< 1 s each, one decode",
+                     f"max {d['max_s']:.2f} s (first decode {d['first_use_s']:.1f} s)",
+                     "yes" if d["max_s"] < 1 else "no"))
+    if "gather" in results:
+        g = results["gather"]
+        rows.append((f"gather + ensemble + report, {g['members']} members x {g['test_images']} images", "< 2 s",
+                     f"{g['seconds']:.2f} s" + ("" if g["report_written"] else " (no report renderer)"),
+                     "yes" if g["seconds"] < 2 else "no"))
     return rows
+
+
+SECTIONS = ("isolation", "shapes", "overhead", "data", "gather")
 
 
 def main() -> int:
@@ -363,30 +395,31 @@ def main() -> int:
     parser.add_argument("--overhead-backend", default="tensorflow")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "out" / "perf")
-    parser.add_argument("--skip", default="", help="comma list of: overhead, parallel")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of: {', '.join(SECTIONS)}")
     args = parser.parse_args()
     args.tag = "perf-" + time.strftime("%Y%m%d-%H%M%S").lower()
     args.out.mkdir(parents=True, exist_ok=True)
     args.shared = args.out / "shared"
-    skip = set(filter(None, args.skip.split(",")))
-    cores = os.cpu_count()
+    only = set(filter(None, args.only.split(",")))
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
 
-    results: dict = {"profile": args.profile, "cores": cores, "ceiling_gflops": ceiling(),
-                     "model_shapes": model_shape_ceiling()}
-    print(f"ceiling: {results['ceiling_gflops']}; at the model's GEMM shapes: {results['model_shapes']}", flush=True)
-    results["data_load"] = data_load(args)
-    print(f"data load: {results['data_load']}", flush=True)
-    results["sequential"] = session(args, f"{args.tag}-seq", parallel=1, threads=cores)
-    print(f"sequential: {results['sequential']['wall_s']} s", flush=True)
-    if "parallel" not in skip:
-        results["parallel"] = session(args, f"{args.tag}-par", parallel=cores, threads=1)
-        print(f"parallel: {results['parallel']['wall_s']} s", flush=True)
-    else:
-        results["parallel"] = results["sequential"]
-    if "overhead" not in skip:
+    results: dict = {"profile": args.profile, "cores": os.cpu_count()}
+    if "isolation" in only:
+        results["isolation"] = isolation(args)
+    if "shapes" in only:
+        results["model_shapes"] = model_shape_ceiling()
+    if "data" in only:
+        results["data_load"] = data_load(args)
+    if "overhead" in only:
         results["overhead"] = overhead(args, args.overhead_backend)
-        print(f"overhead: {results['overhead']}", flush=True)
-    results["gather"] = gather_cost(args, run_dir(args, f"{args.tag}-seq"))
+    if "gather" in only:
+        source = run_dir(args, f"{args.tag}-all")
+        if not source.exists():
+            source = run_dir(args, f"{args.tag}-gsrc")
+            bench(args, f"{args.tag}-gsrc", "--backend", "tensorflow")
+        results["gather"] = gather_cost(args, source)
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
 
     rows = table(results)

@@ -1,15 +1,18 @@
-"""The benchmark: train and predict on every backend, check they compute the same model, ensemble them.
+"""The benchmark: train and predict on every backend, check they compute the same model, time them, ensemble them.
 
 ``pytest benchmarks/ --backend all`` runs one job per (backend, phase) through
 the chosen executor, for the model ``--model`` names (the seed's CNN by
 default); with several models (``--model seed,resnet-small``) every case runs
-per model and backend (``test_train[resnet-small-jax]``), one run each. Each case records the job's wall time with
-pytest-benchmark and the figures measured inside the job (steady-state
-images/s, epoch times, inference latency) in the benchmark JSON.
+per model and backend (``test_train[resnet-small-jax]``), one run each. The
+train and predict cases record their job's wall time with pytest-benchmark
+(jobs may share the machine, and their extra_info says so); the speed case
+records the backend's steady training steps, timed while no other job of the
+run ran, one round per block of steps, with every step's time in its
+extra_info for the regression gate (``kbench gate``).
 """
 import pytest
 
-from harness.pytest_plugin import fail_unless_ok, record_job_timing
+from harness.pytest_plugin import fail_unless_ok, record_job_timing, record_speed
 from harness.scoring.gather import job_figures
 
 
@@ -19,7 +22,7 @@ def test_train(model_name, backend_name, kbench, request):
     fail_unless_ok(result)
     figures = job_figures(kbench.result_json(backend_name, "train"), "train")
     record_job_timing(request, result, figures)
-    assert figures["steady_images_per_s"] and figures["steady_images_per_s"] > 0
+    assert figures["training_job_images_per_s"] and figures["training_job_images_per_s"] > 0
 
 
 def test_predict(model_name, backend_name, kbench, request):
@@ -28,7 +31,7 @@ def test_predict(model_name, backend_name, kbench, request):
     fail_unless_ok(result)
     figures = job_figures(kbench.result_json(backend_name, "predict"), "predict")
     record_job_timing(request, result, figures)
-    assert figures["images_per_s"] and figures["images_per_s"] > 0
+    assert figures["predict_job_images_per_s"] and figures["predict_job_images_per_s"] > 0
     kbench.check_member(backend_name, figures["test_accuracy"])
 
 
@@ -59,3 +62,21 @@ def test_fidelity(model_name, backend_name, kbench, request):
     assert backend_name not in section["named"], section["named"].get(backend_name)
     step = section["step"]
     assert backend_name not in step.get("named", {}), step["named"].get(backend_name)
+
+
+def test_speed(model_name, backend_name, kbench, request):
+    """The backend's steady training and inference speed, timed with no other job running.
+
+    pytest-benchmark gets one round per block of steady training steps; the
+    case fails when the backend's model FLOP utilisation is above 100% of the
+    machine's measured ceiling, which would mean the ceiling is wrong.
+    """
+    if not kbench.plans("speed"):
+        pytest.skip(f"profile {kbench.config.profile.name} times no speed phase (speed_steps is 0)")
+    result = kbench.job(backend_name, "speed")
+    fail_unless_ok(result)
+    section = kbench.analysis().speed
+    row = section["backends"].get(backend_name)
+    assert row is not None, section["problems"].get(backend_name, "no speed figures")
+    record_speed(request, result, kbench.result_json(backend_name, "speed"), row)
+    assert backend_name not in section["above_ceiling"], section["above_ceiling"].get(backend_name)

@@ -6,10 +6,12 @@ subcommands work on runs it left behind:
 * ``kbench report RUN``: analyse a finished run folder again and rewrite its report;
 * ``kbench history``: the runs kept in the history store, newest last;
 * ``kbench compare RUN_A RUN_B``: two runs side by side, with each change's direction and size;
+* ``kbench gate BASE CANDIDATE``: fail (exit 1) when a backend's training steps got slower beyond noise;
 * ``kbench cleanup --run-id ID``: delete a run's Jobs and pods from a Kubernetes cluster.
 
 A run is named by its folder (``<shared>/runs/<run-id>``) or by its id, looked
-up under ``--shared-dir``. Every problem is one line on stderr and exit status 1.
+up under ``--shared-dir``; ``gate`` reads pytest-benchmark JSON files instead.
+Every problem is one line on stderr and exit status 1.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import compare as comparison
-from harness import history
+from harness import history, speed_gate
 from harness.errors import HarnessError
 from harness.executors.k8s_settings import OPTIONS as K8S_OPTIONS
 from harness.scoring import run_analysis
@@ -121,6 +123,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    candidate = speed_gate.read_samples(args.candidate)
+    base_path = args.base
+    if base_path.is_dir():
+        base_path = speed_gate.latest_in_store(args.base, exclude=args.candidate)
+        if base_path is None:
+            print(f"nothing to compare against: {args.base} holds no pytest-benchmark JSON besides the candidate; "
+                  "the gate passes (save a base with pytest --benchmark-autosave)")
+            return 0
+    base = speed_gate.read_samples(base_path)
+    report = speed_gate.compare(base, candidate, threshold=args.threshold)
+    print(f"gate: {args.candidate} against {base_path} (threshold {args.threshold * 100:g}%)")
+    for line in report.lines():
+        print(line)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def threshold(text: str) -> float:
+    """``10%`` or ``0.1``: the slowdown beyond which a backend regresses."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a threshold; give a percentage (10%) or a "
+                                         "fraction (0.1)") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the threshold must be above 0, e.g. 10% or 0.1")
+    if value >= 1 and not text.endswith("%"):
+        raise argparse.ArgumentTypeError(f"{text!r} would be {value * 100:g}%; write {text}% for "
+                                         f"{text} percent, or a fraction such as 0.1")
+    return value
+
+
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from harness.executors import kubernetes  # the Kubernetes client only when asked for
 
@@ -185,6 +220,22 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("first", metavar="RUN_A", help="the earlier run: folder or id")
     diff.add_argument("second", metavar="RUN_B", help="the later run: folder or id")
     diff.set_defaults(handler=cmd_compare)
+
+    gate = commands.add_parser(
+        "gate", help="fail when a backend's training steps are slower than before, beyond noise",
+        description="Compare each backend's timed training steps (the test_speed cases of a pytest-benchmark "
+                    "JSON) with a base run's, as distributions: a backend regresses when the 95% interval of "
+                    "its median step-time ratio lies wholly above 1 + threshold. Runs from different machines "
+                    "are compared in units of each machine's float32 matmul ceiling. Exit status 1 on a "
+                    "regression.")
+    gate.add_argument("base", metavar="BASE", type=Path,
+                      help="the base: a pytest-benchmark JSON file, or a --benchmark-storage folder (its latest "
+                           "file other than CANDIDATE)")
+    gate.add_argument("candidate", metavar="CANDIDATE", type=Path,
+                      help="the run to judge: a pytest-benchmark JSON file (--benchmark-json)")
+    gate.add_argument("--threshold", type=threshold, default=speed_gate.DEFAULT_THRESHOLD,
+                      help="slowdown that counts, as 10%% or 0.1 (default: 10%%)")
+    gate.set_defaults(handler=cmd_gate)
 
     cleanup = commands.add_parser("cleanup", help="delete a run's Jobs and pods from a Kubernetes cluster",
                                   description="Delete every Job (and its pods) of a benchmark run.")

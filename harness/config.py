@@ -42,6 +42,8 @@ class RunConfig:
     reports_dir: Path
     parallel: int | None = None
     threads: int | None = None
+    speed_threads: int | None = None
+    """Threads of every speed job (each runs alone); None: 1, the same for every backend."""
     job_timeout_s: float | None = None
     ensemble_method: str = "seed"
     """The ensemble variant shown as "the ensemble" and recorded by --record-baseline."""
@@ -113,19 +115,20 @@ MAX_REMOTE_THREADS = 256
 what no single node has."""
 
 
-def parse_threads(value: Any, executor: str = "local", cores: int | None = None) -> int | None:
-    threads = parse_positive_int("--threads", value)
+def parse_threads(value: Any, executor: str = "local", cores: int | None = None,
+                  option: str = "--threads") -> int | None:
+    threads = parse_positive_int(option, value)
     if threads is None:
         return None
     if executor != "local":
         if threads > MAX_REMOTE_THREADS:
-            raise ConfigError(f"--threads {threads} is more than any one node has; pass --threads "
+            raise ConfigError(f"{option} {threads} is more than any one node has; pass {option} "
                               f"{MAX_REMOTE_THREADS} or fewer (a job's threads share one node's cores)")
         return threads
     cores = cores or os.cpu_count() or 1
     if threads > cores * THREADS_PER_CORE:
-        raise ConfigError(f"--threads {threads} is more than {THREADS_PER_CORE} per core of this machine's "
-                          f"{cores} cores; more only makes the jobs contend, so pass --threads "
+        raise ConfigError(f"{option} {threads} is more than {THREADS_PER_CORE} per core of this machine's "
+                          f"{cores} cores; more only makes the jobs contend, so pass {option} "
                           f"{cores * THREADS_PER_CORE} or fewer")
     return threads
 
@@ -143,6 +146,7 @@ def build(
     cwd: Path,
     parallel: Any = None,
     threads: Any = None,
+    speed_threads: Any = None,
     job_timeout: Any = None,
     ensemble_method: str = "seed",
     history_dir: str | Path | None = None,
@@ -183,6 +187,7 @@ def build(
         reports_dir=(cwd / Path(reports_dir).expanduser()).resolve(),
         parallel=parse_positive_int("--parallel", parallel),
         threads=parse_threads(threads, executor),
+        speed_threads=parse_threads(speed_threads, executor, option="--speed-threads"),
         job_timeout_s=timeout,
         ensemble_method=parse_ensemble(ensemble_method),
         history_dir=(cwd / Path(history_dir).expanduser()).resolve() if history_dir else None,
@@ -236,6 +241,10 @@ def check_baseline_file(folder: Path, profile: str, model: str = model_files.DEF
         baselines.load(path)
 
 
+AFTER_TRAIN = ("train", "predict", "fidelity")
+"""A rerun of train reruns these: they read its weights (speed needs none)."""
+
+
 def parse_rerun(text: str | None, backends: list[str]) -> frozenset[tuple[str, str]]:
     """``--rerun BACKEND[/PHASE],...`` as (backend, phase) pairs; train always brings its later phases.
 
@@ -246,7 +255,7 @@ def parse_rerun(text: str | None, backends: list[str]) -> frozenset[tuple[str, s
     """
     if not text or not text.strip():
         return frozenset()
-    usage = ("--rerun takes BACKEND or BACKEND/PHASE (phase: train, predict or fidelity), comma-separated, or all; "
+    usage = (f"--rerun takes BACKEND or BACKEND/PHASE (phase: {', '.join(PHASES)}), comma-separated, or all; "
              f"backends of this run: {', '.join(backends)}")
     jobs: set[tuple[str, str]] = set()
     for item in (part.strip() for part in text.split(",")):
@@ -260,7 +269,8 @@ def parse_rerun(text: str | None, backends: list[str]) -> frozenset[tuple[str, s
         if phase not in ("", *PHASES):
             raise ConfigError(f"--rerun {item!r}: unknown phase {phase!r}; {usage}")
         for backend in names:
-            jobs.update((backend, p) for p in (PHASES if phase in ("", "train") else (phase,)))
+            jobs.update((backend, p) for p in (PHASES if phase == "" else AFTER_TRAIN if phase == "train"
+                                               else (phase,)))
     return frozenset(jobs)
 
 

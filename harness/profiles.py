@@ -35,6 +35,11 @@ class Profile:
     job_timeout_s: float
     """A job still running after this long is killed and reported as timed out."""
     seed: int = 20170318
+    speed_steps: int = 0
+    """Training steps the speed phase times, each backend alone on the machine, after a
+    short warm-up; 0 plans no speed phase (a profile file without the field)."""
+    speed_predict_batches: int = 20
+    """Inference batches (of ``predict_batch_size``) the speed phase times."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -54,6 +59,8 @@ PROFILES: dict[str, Profile] = {
             learning_rate=1e-3,
             predict_batch_size=100,
             job_timeout_s=900,
+            speed_steps=60,
+            speed_predict_batches=10,
         ),
         Profile(
             name="default",
@@ -66,6 +73,8 @@ PROFILES: dict[str, Profile] = {
             learning_rate=1e-3,
             predict_batch_size=100,
             job_timeout_s=3600,
+            speed_steps=150,
+            speed_predict_batches=30,
         ),
         Profile(
             name="full",
@@ -79,6 +88,8 @@ PROFILES: dict[str, Profile] = {
             learning_rate=1e-4,
             predict_batch_size=100,
             job_timeout_s=7 * 24 * 3600,
+            speed_steps=300,
+            speed_predict_batches=50,
         ),
     )
 }
@@ -156,6 +167,10 @@ def field_problem(profile: Profile) -> str | None:
         ("predict_batch_size", _whole(profile.predict_batch_size, 1), "a whole number of at least 1"),
         ("learning_rate", _real(profile.learning_rate), "a finite number above 0 (the seed uses 1e-4)"),
         ("job_timeout_s", _real(profile.job_timeout_s), "a finite number of seconds above 0"),
+        ("speed_steps", _whole(profile.speed_steps, 0, 100_000),
+         "a whole number from 0 to 100000 (0: no speed phase)"),
+        ("speed_predict_batches", _whole(profile.speed_predict_batches, 1, 100_000),
+         "a whole number from 1 to 100000"),
         ("seed", _whole(profile.seed, 0, MAX_SEED - 100_000),
          f"a whole number from 0 to {MAX_SEED - 100_000} (numpy seeds stop at 2**32; each epoch adds 1)"),
     )

@@ -59,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "BACKEND or BACKEND/PHASE, comma-separated, or all (rerunning train reruns its predict)")
     group.addoption("--parallel", default=None, metavar="N", help="jobs to run at once (default: the executor's choice)")
     group.addoption("--threads", default=None, metavar="N", help="CPU threads per job (default: cores / parallel jobs)")
+    group.addoption("--speed-threads", default=None, metavar="N",
+                    help="CPU threads of each speed job, the same for every backend; each runs alone (default: 1)")
     group.addoption("--job-timeout", default=None, metavar="SECONDS", help="kill a job after this long (default: the profile's)")
     group.addoption("--work-dir", default=None, metavar="DIR",
                     help="machine-local state: runtimes, staged code (default: <rootdir>/.kbench)")
@@ -145,7 +147,8 @@ def _run_configs(config: pytest.Config) -> list[RunConfig]:
         work_dir=get("--work-dir") or root / ".kbench",
         reports_dir=get("--reports-dir") or root / "reports" / "out",
         cwd=Path(config.invocation_params.dir),
-        parallel=get("--parallel"), threads=get("--threads"), job_timeout=get("--job-timeout"),
+        parallel=get("--parallel"), threads=get("--threads"), speed_threads=get("--speed-threads"),
+        job_timeout=get("--job-timeout"),
         ensemble_method=get("--ensemble"), history_dir=get("--history-dir"),
         report_images=get("--report-images"), executor_settings=settings, rerun=get("--rerun"),
         baselines_dir=get("--baselines") or root / "benchmarks" / "baselines",
@@ -259,6 +262,10 @@ class KbenchRun:
             # --emit-manifests only wrote what would be submitted
             pytest.skip(result.reason)
         return result
+
+    def plans(self, phase: str) -> bool:
+        """Whether this run has jobs of ``phase`` (a profile may time no speed phase)."""
+        return phase in self.session.phases
 
     def result_json(self, backend: str, phase: str) -> dict:
         """The job's own result file (train.json / predict.json); fails the test if it is unusable."""
@@ -404,6 +411,45 @@ def record_job_timing(request: pytest.FixtureRequest, result: JobResult, figures
     readings = iter((0.0, float(result.wall_s)))
     benchmark._timer = lambda: next(readings)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1, warmup_rounds=0)
+
+
+SPEED_BLOCK_STEPS = 10
+"""Steady training steps per pytest-benchmark round of a speed case."""
+
+
+def record_speed(request: pytest.FixtureRequest, result: JobResult, speed_json: dict, row: dict[str, Any]) -> None:
+    """Give pytest-benchmark the speed job's steady training steps, one round per block of steps.
+
+    Each round is the time of ``SPEED_BLOCK_STEPS`` consecutive steps (as
+    ``record_job_timing``, through a clock that reads recorded times), so
+    ``pytest-benchmark compare`` shows a spread, not one number. Every step's
+    time, the ceiling and the thread count go into extra_info["speed"], which
+    the regression gate (``kbench gate``) compares as distributions.
+    """
+    benchmark = request.getfixturevalue("benchmark")
+    steps = [float(s) for s in speed_json["train"]["step_s"]]
+    predict = speed_json.get("predict") or {}
+    benchmark.extra_info["speed"] = {
+        "train_step_ms": [round(s * 1000.0, 4) for s in steps],
+        "predict_batch_ms": [round(s * 1000.0, 4) for s in predict.get("batch_s", [])],
+        "images_per_step": speed_json["train"].get("images_per_step"),
+        "ceiling_gflops": row.get("ceiling_gflops"),
+        "threads": (speed_json.get("settings") or {}).get("threads"),
+        "machine": row.get("machine"),
+        "train_images_per_s": row["train"]["images_per_s"],
+        "predict_images_per_s": (row.get("predict") or {}).get("images_per_s"),
+        "train_mfu": row.get("train_mfu"),
+        "inference_mfu": row.get("inference_mfu"),
+        "configuration": row.get("configuration"),
+        "measured": "alone: no other job of the run ran during the timed steps",
+    }
+    benchmark.extra_info["job_wall_s"] = result.wall_s
+    benchmark.extra_info["reused_from_earlier_session"] = result.reused
+    blocks = [sum(steps[i:i + SPEED_BLOCK_STEPS]) for i in range(0, len(steps) - SPEED_BLOCK_STEPS + 1,
+                                                                  SPEED_BLOCK_STEPS)] or [sum(steps)]
+    readings = iter([reading for block in blocks for reading in (0.0, block)])
+    benchmark._timer = lambda: next(readings)
+    benchmark.pedantic(lambda: None, rounds=len(blocks), iterations=1, warmup_rounds=0)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -134,8 +134,8 @@ def load_run(run_dir: Path) -> RunResults:
         states = [statuses.get((name, p)) for p in layout.PHASES]
         if all(s is None for s in states):
             skipped[name] = "no job ran for it in this run"
-        elif all(s is not None and s.state is JobState.SKIPPED for s in states):
-            skipped[name] = states[0].reason
+        elif all(s is None or s.state is JobState.SKIPPED for s in states):
+            skipped[name] = next(s for s in states if s is not None).reason
     return gather(folder, backends, statuses, skipped)
 
 

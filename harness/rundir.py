@@ -27,6 +27,15 @@ from harness.workload import layout
 RUN_ID_PATTERN = names.SAFE_NAME
 IDENTITY_KEYS = ("profile", "dataset", "model")
 """run.json keys that must match for a later session to resume a run."""
+TIMING_ONLY = ("speed_steps", "speed_predict_batches")
+"""Profile fields that change only how the speed phase times a backend, not what any job
+computes: a later session may change them (its speed jobs then run again)."""
+
+
+def _identity(key: str, value: Any) -> Any:
+    if key == "profile" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in TIMING_ONLY}
+    return value
 
 
 def _identity(key: str, value: Any) -> Any:
@@ -119,6 +128,9 @@ class RunFolder:
             merged = dict(existing)
             merged["backends"] = sorted(set(existing.get("backends", [])) | set(settings.get("backends", [])))
             merged["resumed_at"] = settings.get("created_at")
+            if isinstance(merged.get("profile"), dict) and isinstance(settings.get("profile"), dict):
+                merged["profile"] = dict(merged["profile"], **{k: settings["profile"][k] for k in TIMING_ONLY
+                                                               if k in settings["profile"]})
             settings = merged
         self.path.mkdir(parents=True, exist_ok=True)
         layout.atomic_write_json(str(self.path / layout.RUN_JSON), settings)

@@ -1,4 +1,5 @@
-"""Run a plan of jobs through an executor: a few at a time, predict after train, fidelity after every train.
+"""Run a plan of jobs through an executor: a few at a time, predict after train, fidelity after every train,
+and each speed job alone.
 
 Jobs run in worker threads (an executor's ``run`` blocks); everything the user
 sees (progress events, finished jobs) is handed to the thread that waits in
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from harness.executors.base import Executor
 from harness.jobs import JobResult, JobSpec, JobState
+from harness.workload.layout import EXCLUSIVE_PHASES
 
 Key = tuple[str, str]
 DEPENDS_ON = {"predict": "train", "fidelity": "train"}
@@ -20,6 +22,9 @@ DEPENDS_ON = {"predict": "train", "fidelity": "train"}
 WAITS_FOR_EVERY = {"fidelity": "train"}
 """A job starts only once every planned job of this phase, of any backend, has ended:
 the fidelity check runs every member's trained weights."""
+EXCLUSIVE = frozenset(EXCLUSIVE_PHASES)
+"""A job of these phases starts only when no job is running, and none starts while it runs:
+its timings are the backend's own, not what another job left of the machine."""
 
 
 class Scheduler:
@@ -86,9 +91,11 @@ class Scheduler:
     # -- internals ----------------------------------------------------------------------
     def _start_ready(self) -> None:
         for job in self.jobs:
-            if len(self._running) >= self.parallel:
+            if len(self._running) >= self.parallel or any(key[1] in EXCLUSIVE for key in self._running):
                 return
             if job.key in self.results or job.key in self._running:
+                continue
+            if job.phase in EXCLUSIVE and (self._running or self._others_ready(job)):
                 continue
             needed = DEPENDS_ON.get(job.phase)
             if needed:
@@ -109,6 +116,21 @@ class Scheduler:
             thread = threading.Thread(target=self._work, args=(job,), name=f"job-{job.label}", daemon=True)
             self._running[job.key] = thread
             thread.start()
+
+    def _others_ready(self, job: JobSpec) -> bool:
+        """Whether a job that shares the machine could start now: it goes before an exclusive one,
+        so the run's parallel jobs are not held up behind one-at-a-time timing."""
+        for other in self.jobs:
+            if other is job or other.phase in EXCLUSIVE or other.key in self.results or other.key in self._running:
+                continue
+            needed = DEPENDS_ON.get(other.phase)
+            if needed and (other.backend.name, needed) in self.keys and (other.backend.name, needed) not in self.results:
+                continue
+            waits_for = WAITS_FOR_EVERY.get(other.phase)
+            if waits_for and any(key not in self.results for key in self.keys if key[1] == waits_for):
+                continue
+            return True
+        return False
 
     def _work(self, job: JobSpec) -> None:
         try:

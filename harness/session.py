@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import __version__, keras_dataset, model_check, tuning
 from harness.backends import Backend
 from harness.config import RunConfig
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.executors import executor_class
 from harness.executors.base import Executor, ExecutorContext
 from harness.jobs import JobResult, JobSpec, JobState
@@ -46,6 +46,8 @@ class BenchmarkSession:
         self.started = False
         self.parallel = 1
         self.threads = 1
+        self.speed_threads = 1
+        self.phases: tuple[str, ...] = planned_phases(config)
         self.analysis: RunAnalysis | None = None
         self.timings: dict[str, float] = {}
         """Seconds the harness itself spent: set-up before the first job, gathering after the last."""
@@ -81,11 +83,13 @@ class BenchmarkSession:
                               f"{storage_hint(err, config.run_id)}") from None
         self.executor.prepare(runnable)
 
-        n_jobs = len(runnable) * len(PHASES)
+        self.phases = planned_phases(config)
+        n_jobs = len(runnable) * len(self.phases)
         self.parallel = config.parallel or self.executor.default_parallel(max(1, len(runnable)))
         self.threads = config.threads or self.executor.threads_per_job(self.parallel)
+        self.speed_threads = config.speed_threads or 1
         self.executor.set_concurrency(self.parallel, self.threads)
-        jobs = [self._job(b, phase) for phase in PHASES for b in slowest_first(runnable)]
+        jobs = [self._job(b, phase) for phase in self.phases for b in slowest_first(runnable)]
         done = self._reusable(runnable)
         try:
             for job in jobs:
@@ -99,6 +103,9 @@ class BenchmarkSession:
             self.say(f"reusing finished jobs of run {config.run_id}: {reused}")
         self.say(f"run {config.run_id}: {n_jobs - len(done)} jobs to run on the {config.executor} executor, "
                  f"{self.parallel} at a time, {self.threads} thread(s) each; folder {self.folder.path}")
+        if "speed" in self.phases:
+            self.say(f"speed is timed by one speed job per backend, each alone on the machine at "
+                     f"{self.speed_threads} thread(s); the training jobs' own images/s are shared figures")
         self.scheduler = Scheduler(self.executor, jobs, self.parallel, done=done,
                                    on_event=self._on_event, on_result=self._on_result)
         self.started = True
@@ -120,8 +127,9 @@ class BenchmarkSession:
         }
 
     def _job(self, backend: Backend, phase: str) -> JobSpec:
-        return JobSpec(self.config.run_id, backend, phase, tuning.job_env(backend, self.threads),
-                       self.config.timeout_s, self.threads)
+        threads = self.speed_threads if phase in layout.EXCLUSIVE_PHASES else self.threads
+        return JobSpec(self.config.run_id, backend, phase, tuning.job_env(backend, threads),
+                       self.config.timeout_s, threads)
 
     def _reusable(self, runnable: list[Backend]) -> dict[tuple[str, str], JobResult]:
         """Jobs an earlier session finished soundly; the rest (and those in --rerun) run again."""
@@ -150,7 +158,27 @@ class BenchmarkSession:
                              "running it again")
                 if fidelity is not None:
                     done[(backend.name, "fidelity")] = fidelity
+        # a speed job times the backend alone, from the run's seed: it needs no trained weights
+        for backend in runnable:
+            if "speed" not in self.phases or (backend.name, "speed") in self.config.rerun:
+                continue
+            speed, problem = self.folder.earlier(backend.name, "speed")
+            if speed is not None and not self._timed_as_asked(backend.name):
+                speed, problem = None, "it timed another number of steps than the profile asks"
+            if problem:
+                self.say(f"not reusing {backend.name}/speed of run {self.config.run_id}: {problem}; running it again")
+            if speed is not None:
+                done[(backend.name, "speed")] = speed
         return done
+
+    def _timed_as_asked(self, backend: str) -> bool:
+        try:
+            settings = self.folder.read_result(backend, "speed").get("settings") or {}
+        except HarnessError:
+            return False
+        profile = self.config.profile
+        return (settings.get("steps"), settings.get("predict_batches")) == (profile.speed_steps,
+                                                                            profile.speed_predict_batches)
 
     # -- running ------------------------------------------------------------------------
     def result(self, backend: str, phase: str) -> JobResult:
@@ -178,7 +206,7 @@ class BenchmarkSession:
             statuses = dict(self.run_all() if run_remaining else self.scheduler.drain())
         started = time.perf_counter()
         for name, reason in self.skipped.items():
-            for phase in PHASES:
+            for phase in self.phases:
                 statuses[(name, phase)] = JobResult(name, phase, JobState.SKIPPED, reason=reason,
                                                     executor=self.config.executor)
         results = gather(self.folder, [b.name for b in self.config.backends], statuses, self.skipped)
@@ -187,7 +215,8 @@ class BenchmarkSession:
         analysis.statuses = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
         self.timings["gather_analyse_s"] = round(time.perf_counter() - started, 3)
         analysis.harness = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
-                            "threads_per_job": self.threads, "executor": self.config.executor,
+                            "threads_per_job": self.threads, "speed_threads": self.speed_threads,
+                            "executor": self.config.executor,
                             "timings": dict(self.timings)}
         try:
             layout.atomic_write_json(str(self.folder.path / layout.ENSEMBLE_JSON), analysis.to_json())
@@ -224,6 +253,11 @@ class BenchmarkSession:
             if self.executor is not None:
                 self.executor.close()
             self.folder.release()
+
+
+def planned_phases(config: RunConfig) -> tuple[str, ...]:
+    """The phases each backend's jobs go through: the speed phase only when the profile times steps."""
+    return tuple(p for p in PHASES if p != "speed" or config.profile.speed_steps > 0)
 
 
 def storage_hint(err: OSError, run_id: str) -> str:

@@ -59,6 +59,11 @@ class RunSpec:
     """Test images in each backend's fidelity outputs; 0 writes no fidelity job at all."""
     fidelity_broken: tuple[str, ...] = ()
     """Backends whose model computes another function of the same weights."""
+    speed_steps: int = 60
+    """Timed training steps in each backend's speed job; 0 writes no speed job at all."""
+    step_ms: dict[str, float] = field(default_factory=dict)
+    """backend -> median step time of its speed job in ms (default: 40 + 15 per backend's place)."""
+    ceiling_gflops: float = 150.0
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -129,7 +134,36 @@ def write_run(shared: Path, spec: RunSpec | None = None) -> Path:
         _write_backend(folder, spec, backend, i, rng, shared_logits, labels, data)
     if spec.fidelity_images:
         _write_fidelity(folder, spec, shared_logits["test"][:spec.fidelity_images], data)
+    if spec.speed_steps:
+        for i, backend in enumerate(spec.backends):
+            _write_speed(folder, spec, backend, i)
     return folder.path
+
+
+def _write_speed(folder: RunFolder, spec: RunSpec, backend: str, i: int) -> None:
+    """A speed job's result: lognormal step times around the backend's median, its kernel's ceiling."""
+    if backend in spec.skipped:
+        return
+    rng = np.random.default_rng(spec.seed + 10 + i)
+    median = spec.step_ms.get(backend, 40.0 + 15.0 * i) / 1000.0
+    steps = median * rng.lognormal(0.0, 0.05, size=spec.speed_steps)
+    batches = 0.02 * (1 + i) * rng.lognormal(0.0, 0.05, size=10)
+    machine = {"id": "machine0", "cpu_model": "AMD EPYC", "vector_flags": ["avx2", "fma"], "cpus": 2,
+               "usable_cpus": 1, "reported_mhz": 2000.0}
+    result = {"schema": layout.SCHEMA_VERSION, "kind": "speed", "backend": backend, "run_id": spec.run_id,
+              "environment": dict(_environment(backend), image_data_format="channels_last"),
+              "settings": {"batch_size": 32, "predict_batch_size": 100, "steps": spec.speed_steps,
+                           "warmup_steps": 5, "predict_batches": 10, "threads": 1, "slowdown": None},
+              "train": {"step_s": [float(s) for s in steps], "warmup_s": 1.5, "images_per_step": 32},
+              "predict": {"batch_s": [float(b) for b in batches], "images_per_batch": 100},
+              "flops": {"forward": 40_000_000, "train": 118_000_000},
+              "ceiling": {"machine": machine, "threads": 1,
+                          "kernels": {"numpy": {"gflops": spec.ceiling_gflops * 0.8, "what": "numpy"},
+                                      backend: {"gflops": spec.ceiling_gflops - i, "what": backend}},
+                          "theoretical_peak": {"gflops": 64.0, "how": "1 core x 2.00 GHz x 32"}}}
+    result["files"] = {}
+    layout.atomic_write_json(str(folder.file(backend, layout.result_name("speed"))), result)
+    _status(folder, backend, "speed", JobState.SUCCEEDED)
 
 
 def _write_fidelity(folder: RunFolder, spec: RunSpec, logits: np.ndarray, data: dict) -> None:
@@ -201,8 +235,7 @@ def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, 
              "history": epochs, "model": {"parameters": 1250858},
              "timing": {"steady_images_per_s": 400.0 - 30 * i,
                         "epoch_seconds": [e["seconds"] for e in epochs], "train_seconds": 8.0 + i},
-             "flops": {"forward": 40_000_000, "train": 118_000_000, "matmul_gflops": 90.0 + i,
-                       "model_flop_utilisation": round((400.0 - 30 * i) * 118e6 / ((90.0 + i) * 1e9), 4)},
+             "flops": {"forward": 40_000_000, "train": 118_000_000},
              "peak_rss_mb": 1000.0 + 10 * i, **spec.extra_train.get(backend, {})}
     np.savez(folder.file(backend, layout.WEIGHTS), np.full((3, 3), float(i), dtype=np.float32))
     train.setdefault("files", layout.file_records(str(folder.backend_dir(backend)), [layout.WEIGHTS]))
@@ -231,8 +264,7 @@ def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, 
                "outputs": outputs, "test": {"accuracy": 0.3, "loss": 2.0},
                "timing": {"images_per_s": 2000.0 - 300 * i, "p50_ms": 40.0 + 10 * i,
                           "p90_ms": 50.0 + 10 * i, "p99_ms": 60.0 + 10 * i},
-               "flops": {"forward": 40_000_000, "train": 118_000_000, "matmul_gflops": 91.0,
-                         "model_flop_utilisation": 0.5},
+               "flops": {"forward": 40_000_000, "train": 118_000_000},
                "peak_rss_mb": 800.0 + 5 * i}
     predict["files"] = layout.file_records(str(folder.backend_dir(backend)),
                                            layout.promised_files("predict", predict))  # as the job does

@@ -170,15 +170,14 @@ def test_an_unknown_method_lists_the_valid_ones(tmp_path: Path) -> None:
         analyse(load_run(write_run(tmp_path)), "best")
 
 
-def test_flop_figures_are_kept_when_the_jobs_measured_them(tmp_path: Path) -> None:
+def test_flop_counts_are_kept_but_a_jobs_own_utilisation_is_not(tmp_path: Path) -> None:
+    """A training or predict job may share the machine, and its half-second matmul was no ceiling:
+    MFU comes only from the speed phase (``harness.scoring.speed``)."""
     analysis = run(tmp_path, extra_train={"torch": {"flops": {"train": 9e7}}, "jax": {"flops": None}})
     tensorflow = analysis["members"]["tensorflow"]["flops"]
-    assert tensorflow == {"train_flops_per_image": 118e6, "forward_flops_per_image": 40e6,
-                          "train_mfu": pytest.approx(400 * 118e6 / 90e9, abs=1e-4),
-                          "inference_mfu": 0.5, "matmul_gflops": 90.0}
+    assert tensorflow == {"train_flops_per_image": 118e6, "forward_flops_per_image": 40e6}
     assert analysis["members"]["torch"]["flops"]["train_flops_per_image"] == 9e7
-    assert "train_mfu" not in analysis["members"]["torch"]["flops"]
-    assert "train_mfu" not in analysis["members"]["jax"]["flops"], "an older result without FLOPs"
+    assert "train_flops_per_image" not in analysis["members"]["jax"]["flops"], "an older result without FLOPs"
 
 
 def test_the_chosen_ensemble_matches_combining_the_members_directly(tmp_path: Path) -> None:

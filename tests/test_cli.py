@@ -17,6 +17,8 @@ from harness.compare import compare, describe_change
 from harness.run_end import reanalyse
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
+from tests.test_speed_gate import benchmark_document
+from tests.test_speed_gate import run as speed_run
 
 
 def kbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -32,13 +34,13 @@ def finished_run(shared: Path, run_id: str, **spec) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("command", [[], ["report"], ["history"], ["compare"], ["cleanup"]])
+@pytest.mark.parametrize("command", [[], ["report"], ["history"], ["compare"], ["gate"], ["cleanup"]])
 def test_every_subcommand_has_help(command):
     result = kbench(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert "usage: kbench" in result.stdout
     if not command:
-        for name in ("report", "history", "compare", "cleanup"):
+        for name in ("report", "history", "compare", "gate", "cleanup"):
             assert name in result.stdout
 
 
@@ -100,6 +102,97 @@ def test_cleanup_without_a_cluster_is_one_line(tmp_path):
     result = kbench("cleanup", "--run-id", "r1", "--k8s-kubeconfig", str(tmp_path / "missing"))
     assert result.returncode == 1
     assert result.stderr.startswith("kbench: ") and "Traceback" not in result.stderr
+
+
+def benchmark_json(path: Path, seed: int, **speed) -> Path:
+    """A pytest-benchmark JSON file with test_speed cases of every backend (see tests/test_speed_gate.py)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(benchmark_document(speed_run(seed, **speed))))
+    return path
+
+
+def test_gate_fails_on_a_backend_surely_slower_and_names_it(tmp_path):
+    base = benchmark_json(tmp_path / "base.json", 1)
+    candidate = benchmark_json(tmp_path / "candidate.json", 2, scale={"jax": 1.25})
+    result = kbench("gate", str(base), str(candidate))
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"gate: {candidate} against {base} (threshold 10%)"
+    assert lines[1].startswith("jax: 1.2") and lines[1].endswith("threshold 10%): REGRESSION")
+    assert "unchanged" in lines[2] and "unchanged" in lines[3]
+    assert lines[4].startswith("REGRESSION: 1 slower, 2 unchanged; raw step times: the same machine")
+
+
+def test_gate_passes_when_nothing_changed_beyond_noise_or_the_threshold(tmp_path):
+    base = benchmark_json(tmp_path / "base.json", 1)
+    candidate = benchmark_json(tmp_path / "candidate.json", 2, scale={"torch": 1.25})
+    assert kbench("gate", str(base), str(candidate), "--threshold", "50%").returncode == 0
+    result = kbench("gate", str(base), str(benchmark_json(tmp_path / "same.json", 3)), "--threshold", "0.1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("no regression: 3 unchanged")
+
+
+def test_gate_normalises_by_the_ceiling_across_machines_and_says_why(tmp_path):
+    base = benchmark_json(tmp_path / "base.json", 1, ceiling=200.0, machine="fast-box")
+    candidate = benchmark_json(tmp_path / "candidate.json", 2, ceiling=100.0, machine="slow-box",
+                               scale={"tensorflow": 2.0, "jax": 2.0, "torch": 2.0})
+    result = kbench("gate", str(base), str(candidate))
+    assert result.returncode == 0, result.stdout
+    assert "ceiling-normalised step times: different machines (fast-box vs slow-box" in result.stdout
+
+
+def test_gate_against_a_store_takes_its_latest_file_other_than_the_candidate(tmp_path):
+    store = tmp_path / ".benchmarks"
+    benchmark_json(store / "Linux-CPython-3.11-64bit" / "0001_old.json", 1, scale={"jax": 2.0})
+    latest = benchmark_json(store / "Linux-CPython-3.11-64bit" / "0002_new.json", 2, scale={"jax": 1.25})
+    candidate = benchmark_json(store / "Linux-CPython-3.11-64bit" / "0003_candidate.json", 3, scale={"jax": 1.25})
+    result = kbench("gate", str(store), str(candidate))
+    assert result.returncode == 0, result.stdout
+    assert f"against {latest}" in result.stdout.splitlines()[0]
+
+
+def test_gate_with_an_empty_store_has_nothing_to_compare_and_passes(tmp_path):
+    candidate = benchmark_json(tmp_path / "candidate.json", 1)
+    (tmp_path / "store").mkdir()
+    result = kbench("gate", str(tmp_path / "store"), str(candidate))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("nothing to compare against: ")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (None, "no file "),
+    ("{not json", "is not JSON"),
+    ('{"machine_info": {}}', "is not a pytest-benchmark JSON document"),
+    ('{"benchmarks": []}', "no test_speed cases with speed data in "),
+])
+def test_gate_on_bad_input_is_one_line_naming_the_fix(tmp_path, bad, message):
+    base = benchmark_json(tmp_path / "base.json", 1)
+    candidate = tmp_path / "candidate.json"
+    if bad is not None:
+        candidate.write_text(bad)
+    result = kbench("gate", str(base), str(candidate))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("kbench: ") and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_gate_without_speed_cases_says_which_version_to_run(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"benchmarks": [], "version": "5.3.1"}))
+    result = kbench("gate", str(old), str(benchmark_json(tmp_path / "candidate.json", 1)))
+    assert result.stderr == (f"kbench: no test_speed cases with speed data in {old}; run pytest benchmarks/ with "
+                             "--benchmark-json from a version that has the speed phase\n")
+
+
+@pytest.mark.parametrize("value, expected", [("10%", 0.10), ("0.1", 0.1), ("150%", 1.5), ("2.5%", 0.025)])
+def test_gate_thresholds_are_a_percentage_or_a_fraction(value, expected):
+    assert cli.threshold(value) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("value", ["10", "0", "-5%", "ten", "nan"])
+def test_gate_rejects_a_threshold_that_is_not_one(value, tmp_path):
+    result = kbench("gate", "a.json", "b.json", "--threshold", value)
+    assert result.returncode == 2 and "--threshold" in result.stderr
 
 
 @pytest.mark.parametrize("before, after, kind, higher, expected", [

@@ -138,3 +138,44 @@ def test_fidelity_starts_only_after_every_train_has_ended_and_runs_despite_a_fai
     assert "jax/fidelity" not in ex.order
     assert results[("jax", "fidelity")].state is JobState.SKIPPED
     assert "not run because train failed" in results[("jax", "fidelity")].reason
+
+
+class IntervalExecutor(ScriptedExecutor):
+    """Records when each job ran, so overlaps can be read off afterwards."""
+
+    def __init__(self, seconds_by_phase):
+        super().__init__()
+        self.seconds_by_phase = seconds_by_phase
+        self.spans: dict[str, tuple[float, float]] = {}
+
+    def run(self, job, on_event):
+        self.seconds = self.seconds_by_phase.get(job.phase, 0.05)
+        started = time.monotonic()
+        result = super().run(job, on_event)
+        self.spans[job.label] = (started, time.monotonic())
+        return result
+
+
+def full_plan(*backends):
+    return [JobSpec("r", get(b), phase, {}, 60, 1) for phase in ("train", "predict", "fidelity", "speed")
+            for b in backends]
+
+
+def test_a_speed_job_runs_alone_and_nothing_starts_beside_it():
+    """The isolation rule: a speed job's span overlaps no other job's, whatever the parallel limit."""
+    ex = IntervalExecutor({"train": 0.15, "predict": 0.05, "fidelity": 0.05, "speed": 0.1})
+    results = Scheduler(ex, full_plan("tensorflow", "jax", "torch"), parallel=3).run_all()
+    assert all(r.ok for r in results.values())
+    assert ex.most_at_once == 3, "the other phases still run in parallel"
+    for label, (start, end) in ex.spans.items():
+        if not label.endswith("/speed"):
+            continue
+        overlapping = [other for other, (s, e) in ex.spans.items() if other != label and s < end and e > start]
+        assert overlapping == [], f"{label} shared the machine with {overlapping}"
+
+
+def test_speed_jobs_wait_for_the_parallel_jobs_that_can_start_rather_than_hold_them_up():
+    ex = IntervalExecutor({"train": 0.1, "predict": 0.05, "fidelity": 0.05, "speed": 0.05})
+    Scheduler(ex, full_plan("tensorflow", "jax"), parallel=2).run_all()
+    first_speed = min(i for i, label in enumerate(ex.order) if label.endswith("/speed"))
+    assert all(label.endswith("/speed") for label in ex.order[first_speed:]), ex.order

@@ -25,17 +25,22 @@ from tests.conftest import work_dir, write_image_folder
 pytestmark = pytest.mark.slow
 
 TINY = Profile(name="tiny", description="tests", n_train=24, n_val=6, n_test=12, epochs=2, batch_size=8,
-               learning_rate=1e-3, predict_batch_size=4, job_timeout_s=900, seed=3)
+               learning_rate=1e-3, predict_batch_size=4, job_timeout_s=900, seed=3, speed_steps=12,
+               speed_predict_batches=3)
 
 
 def make_config(shared, data, run_id="tiny") -> RunConfig:
     return RunConfig(backends=tuple(BACKENDS.values()), profile=TINY, executor="local",
                      dataset={"kind": "path", "path": str(data)}, shared_dir=shared, run_id=run_id,
-                     work_dir=work_dir(), reports_dir=shared / "reports", parallel=1, threads=2)
+                     work_dir=work_dir(), reports_dir=shared / "reports", parallel=2, threads=1)
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
+    # the ceiling's plumbing, not its value, is under test here: a short measurement per kernel
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("KBENCH_CEILING_SECONDS", "0.2")
+    request_finalizer = monkeypatch.undo
     root = tmp_path_factory.mktemp("backends")
     data = write_image_folder(root / "data")
     session = BenchmarkSession(make_config(root / "shared", data), say=lambda line: None)
@@ -44,6 +49,7 @@ def finished(tmp_path_factory):
         analysis = session.finish()
     finally:
         session.close()
+        request_finalizer()
     return session, analysis, root, data
 
 
@@ -61,7 +67,7 @@ def read(session, backend, name):
 
 def test_every_phase_succeeds(finished, backend):
     session, _, _, _ = finished
-    for phase in ("train", "predict", "fidelity"):
+    for phase in ("train", "predict", "fidelity", "speed"):
         result = session.result(backend, phase)
         assert result.state is JobState.SUCCEEDED, f"{backend}/{phase}: {result.reason}\n{result.log_tail}"
 
@@ -80,7 +86,7 @@ def test_training_records_metrics_timings_and_environment(finished, backend):
     assert env["keras"].startswith("3." if line == "3" else "2.3.1")
     assert env["keras_backend"] == backend and env["backend_version"]
     assert env["cpu_model"] and env["python"]
-    assert env["variables"]["KBENCH_THREADS"] == "2"
+    assert env["variables"]["KBENCH_THREADS"] == "1"
 
 
 def test_prediction_writes_normalised_probabilities_and_latencies(finished, backend):
@@ -170,3 +176,59 @@ def test_every_backend_computes_the_same_function_of_the_same_weights(finished):
     step = section["step"]
     assert step["available"] and step["passed"], (step["named"], step["largest"])
     assert step["largest"]["grad_rel"] <= fidelity.STEP_GRAD_RTOL and step["largest"]["loss_rel"] <= 1e-5
+
+
+def events_of(session, backend, phase):
+    path = session.folder.backend_dir(backend) / layout.events_name(phase)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_no_timed_section_of_a_speed_job_overlaps_any_other_job(finished):
+    """The isolation rule, read from the events the jobs wrote: while a speed job timed its steps,
+    no other job of the run (two at a time otherwise) had started and not yet ended."""
+    session, _, _, _ = finished
+    ran = [b for b in BACKENDS if b not in session.skipped]
+    lifetimes = {}
+    for backend in ran:
+        for phase in layout.PHASES:
+            events = events_of(session, backend, phase)
+            if events:
+                lifetimes[f"{backend}/{phase}"] = (events[0]["t"], events[-1]["t"])
+    sections = []
+    for backend in ran:
+        events = events_of(session, backend, "speed")
+        starts = [e["t"] for e in events if e["event"] == "timed_start"]
+        ends = [e["t"] for e in events if e["event"] == "timed_end"]
+        assert len(starts) == len(ends) == 2, f"{backend}: a train and a predict section"
+        sections += [(f"{backend}/speed", s, e) for s, e in zip(starts, ends)]
+    for label, start, end in sections:
+        beside = [other for other, (s, e) in lifetimes.items() if other != label and s < end and e > start]
+        assert beside == [], f"{label} timed {start}-{end} while {beside} ran"
+    overlapping = [(a, b) for a in sections for b in sections if a < b and a[1] < b[2] and b[1] < a[2]]
+    assert overlapping == []
+
+
+def test_the_speed_job_times_each_step_and_measures_its_own_kernels(finished, backend):
+    session, analysis, _, _ = finished
+    speed = read(session, backend, "speed.json")
+    assert len(speed["train"]["step_s"]) == 12 and all(s > 0 for s in speed["train"]["step_s"])
+    assert len(speed["predict"]["batch_s"]) == 3
+    assert speed["settings"]["threads"] == 1
+    kernels = speed["ceiling"]["kernels"]
+    assert "numpy" in kernels and backend in kernels
+    assert kernels[backend].get("gflops") or kernels[backend].get("error"), "measured, or why not"
+    row = analysis.speed["backends"][backend]
+    summary = row["train"]["images_per_s"]
+    assert summary["ci_low"] <= summary["median"] <= summary["ci_high"]
+    assert row["configuration"]["threads"] == 1
+
+
+def test_no_real_job_reaches_more_than_the_machines_ceiling(finished):
+    """MFU above 100% would mean the ceiling is not the machine's best kernel: on real job results,
+    every backend's training and inference MFU is at most 100%."""
+    _, analysis, _, _ = finished
+    section = analysis.speed
+    assert section["available"] and section["above_ceiling"] == {}
+    for name, row in section["backends"].items():
+        for key in ("train_mfu", "inference_mfu"):
+            assert row.get(key) is None or 0 < row[key] <= 1.0, (name, key, row.get(key))

@@ -155,7 +155,8 @@ class LocalExecutor(Executor):
         env.update(runtime.env)
         env["PYTHONPATH"] = str(self._code_dir or stage_workload(self.context.work_dir))
         argv = [str(runtime.python)] + job.workload_args(str(self.context.shared_dir))
-        cpus = self._take_cpus()
+        exclusive = job.phase in layout.EXCLUSIVE_PHASES
+        cpus = self._alone_cpus(job.threads) if exclusive else self._take_cpus()
         if cpus:
             result.details["cpus"] = list(cpus)
         try:
@@ -171,7 +172,7 @@ class LocalExecutor(Executor):
                 with self._lock:
                     self._procs.pop(proc.pid, None)
         finally:
-            if cpus:
+            if cpus and not exclusive:
                 self._cpu_sets.put(cpus)
         result.exit_code = proc.returncode
         result.log_tail = log_tail(read_log_end(log_path), LOG_TAIL_LINES)
@@ -188,6 +189,14 @@ class LocalExecutor(Executor):
         else:
             result.reason = describe_exit(proc.returncode, log_path)
         return _finish(result, start)
+
+    def _alone_cpus(self, threads: int) -> tuple[int, ...] | None:
+        """A job that runs alone (the speed phase) is pinned to its own thread count's cores, the
+        same cores for every backend, unless pinning is off or the threads exceed the cores."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if (self.settings.get("pin_cpus") or "auto") == "no" or threads > len(cpus):
+            return None
+        return tuple(cpus[:threads])
 
     def _take_cpus(self) -> tuple[int, ...] | None:
         if self._cpu_sets is None:

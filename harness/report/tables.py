@@ -22,8 +22,6 @@ from harness.scoring.run_analysis import RunAnalysis
 DASH = "–"
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 4000
-MFU_COLUMNS = {"train_mfu": "Train MFU", "inference_mfu": "Infer MFU"}
-"""Model FLOP utilisation: the model's FLOPs per second over the job's measured matmul rate."""
 CASE_TEXT = {
     "ensemble_right_all_members_wrong": "ensemble right, every backend wrong",
     "ensemble_right_majority_wrong": "ensemble right, most backends wrong",
@@ -100,7 +98,9 @@ def what_ran(analysis: RunAnalysis) -> list[tuple[str, str]]:
          + (f" (resumed {settings['resumed_at']})" if settings.get("resumed_at") else "")),
         ("Ensemble checked", f"{analysis.method}: {variants.DESCRIPTIONS.get(analysis.method, '')}"),
     ]
-    return facts
+    from harness.report.speed_view import ceiling_facts
+
+    return facts + ceiling_facts(analysis)
 
 
 def _model_text(analysis: RunAnalysis) -> str:
@@ -127,8 +127,7 @@ def environments(analysis: RunAnalysis) -> list[list[str]]:
         rows.append([name, str(env.get("python", DASH)), str(env.get("keras", DASH)),
                      f"{env.get('backend_library', name)} {env.get('backend_version', '')}".strip(),
                      str(env.get("numpy", DASH)), str(env.get("cpu_model", DASH)),
-                     str(threads.get("requested", DASH)),
-                     general((member.flops or {}).get("matmul_gflops")),
+                     str(threads.get("requested", DASH)), str(env.get("image_data_format", DASH)),
                      str(env.get("hostname", DASH))])
     return rows
 
@@ -141,11 +140,11 @@ def results(analysis: RunAnalysis, verdicts: dict[str, dict], unchecked: str | N
     (``NO_BASELINE`` when the run had no baseline to check against).
     """
     members = analysis.members
-    utilisation = [key for key in ("train_mfu", "inference_mfu")
-                   if any(key in (m.flops or {}) for m in members.values())]
+    parallel = (analysis.harness or {}).get("parallel")
+    where = "in job, shared" if parallel is None or parallel > 1 else "in job, one at a time"
     columns = ["Backend", "State", "Train acc.", "Train loss", "Test acc.", "NLL", "ECE", "Brier",
-               "Train img/s", "Epoch s", "Infer img/s", "Latency p50 / p99 ms", "Peak RSS MB",
-               *(MFU_COLUMNS[key] for key in utilisation), "Baseline"]
+               f"Train img/s ({where})", "Epoch s", f"Infer img/s ({where})", "Latency p50 / p99 ms",
+               "Peak RSS MB", "Baseline"]
     rows = []
     best = analysis.best_member.name if analysis.best_member else None
     for name, m in members.items():
@@ -161,8 +160,7 @@ def results(analysis: RunAnalysis, verdicts: dict[str, dict], unchecked: str | N
                       rate(m.train_images_per_s), num(_mean(m.epoch_seconds), 1),
                       rate(m.inference_images_per_s),
                       f"{num(m.latency_p50_ms, 0)} / {num(m.latency_p99_ms, 0)}",
-                      rate(rss),
-                      *(pct((m.flops or {}).get(key)) for key in utilisation)],
+                      rate(rss)],
             "verdict": (unchecked if verdict is None and unchecked and test is not None
                         else _verdict_text(verdict)),
             "verdict_passed": None if verdict is None else verdict.get("passed"),
@@ -421,6 +419,11 @@ def headline(analysis: RunAnalysis) -> list[str]:
         lines.append(f"Recommended variant: {rec['variant']} ({pct(v.test.accuracy)}, NLL "
                      f"{num(v.test.nll)}, ECE {num(v.test.ece)}); against the best "
                      f"backend it {_beats(better)}.")
+    if analysis.accuracy_ranking:
+        lines.append(analysis.accuracy_ranking + ".")
+    speed = analysis.speed or {}
+    if speed.get("available"):
+        lines += [text + "." for text in (speed.get("ranking") or {}).values() if text]
     if analysis.validation is not None and analysis.validation.seed_faithful:
         lines.append("Seed-faithful run: no validation split was held out, so the calibrated and "
                      "fitted variants are not available.")
@@ -470,6 +473,7 @@ def build_view(analysis: RunAnalysis, history: Sequence[dict[str, Any]] = (),
 
 def _same_model_views(analysis: RunAnalysis) -> dict[str, Any]:
     from harness.report.fidelity_view import fidelity_view, step_view, train_accuracy_view
+    from harness.report.speed_view import speed_view
 
     return {"fidelity": fidelity_view(analysis), "step": step_view(analysis),
-            "train_accuracy": train_accuracy_view(analysis)}
+            "train_accuracy": train_accuracy_view(analysis), "speed": speed_view(analysis)}

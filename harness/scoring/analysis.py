@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.scoring import calibration, ensemble, fidelity, metrics, variants
+from harness.scoring import calibration, ensemble, fidelity, intervals, metrics, variants
+from harness.scoring import speed as speed_figures
 from harness.scoring.gather import Member, RunResults
 from harness.scoring.run_analysis import (
     BestMember,
@@ -48,11 +49,10 @@ EXAMPLES_PER_CASE = 4
 FLOP_FIGURES = {
     "train_flops_per_image": ("train", "train"),
     "forward_flops_per_image": ("predict", "forward"),
-    "train_mfu": ("train", "model_flop_utilisation"),
-    "inference_mfu": ("predict", "model_flop_utilisation"),
-    "matmul_gflops": ("train", "matmul_gflops"),
 }
-"""Figures from a job's ``flops`` object (when it wrote one): name -> (phase, key)."""
+"""Figures from a job's ``flops`` object (when it wrote one): name -> (phase, key). Utilisation
+is not among them: it is computed from the speed phase, measured alone against the machine's
+ceiling (``harness.scoring.speed``)."""
 
 
 def member_outputs(member: Member) -> ensemble.MemberOutputs:
@@ -83,6 +83,20 @@ def _flop_figures(train: dict, predict: dict) -> dict[str, float]:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             found[name] = float(value)
     return found
+
+
+def accuracy_ranking(members: dict[str, MemberFigures], n_test: int) -> str:
+    """Who is the most accurate on the ``n_test`` test images, or who is tied: Wilson 95% intervals.
+
+    The interval is that of the accuracy on images like these (the test set a
+    sample of them); a second training run with another seed adds its own spread.
+    """
+    figures = {}
+    for name, row in members.items():
+        if row.test is not None and n_test:
+            low, high = intervals.wilson(round(row.test.accuracy * n_test), n_test)
+            figures[name] = (row.test.accuracy, low, high)
+    return intervals.ranking(figures, higher_is_better=True, noun="most accurate", fmt="{:.1%}".format)
 
 
 def scores(probs: np.ndarray, labels: np.ndarray) -> Metrics:
@@ -181,6 +195,7 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
         left_out=results.left_out,
         fidelity=fidelity.summarise(results.fidelity, results.fidelity_images, results.fidelity_problems,
                                     steps=results.steps, step_grads=results.step_grads),
+        speed=speed_figures.summarise(results.speed, results.speed_problems),
     )
     if not usable:
         out.validation = Validation(False, seed_faithful, "no backend finished")
@@ -191,6 +206,7 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
     out.validation = Validation(with_val, seed_faithful, "" if with_val else variants.NO_VALIDATION
                                 if seed_faithful else (
         "a member wrote no predictions on the validation split; re-run its predict job"))
+    out.accuracy_ranking = accuracy_ranking(out.members, out.n_test)
     built, out.unavailable_variants = variants.build(outputs)
     best_name = max(usable, key=lambda n: out.members[n].test.accuracy)
     best = out.members[best_name].test

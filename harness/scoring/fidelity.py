@@ -30,15 +30,16 @@ MIN_AGREEMENT = 0.999
 STEP_LOSS_RTOL = 1e-5
 """One-step check: largest allowed |loss_A - loss_B| / loss. The loss is a mean of 32
 float32 log-probabilities: rounding alone moves it by about 1e-7 relative."""
-STEP_GRAD_RTOL = 1e-2
+STEP_GRAD_RTOL = 1e-3
 """One-step check: largest allowed max|g_A - g_B| / max|g| for each weight array.
-Summation order moves gradients by about 1e-6 relative in float32. A ReLU whose
-input rounds to the other side of zero on one backend moves that unit's share of a
-layer's gradient: measured 2.3e-3 of the largest value in the third conv layer's
-kernel between tensorflow and theano (56 of 18,432 entries above 1e-3; every later
-layer within 6e-7) on the Kubernetes end-to-end test's smoke run, at learning rates 1
-and 1024 alike, so it is not rounding of the step. A wrong backward pass (a transposed
-or flipped kernel) is off by order 1, far above this bound."""
+Summation order moves gradients by about 1e-6 relative in float32: measured at most
+4.4e-6 between any two of the five backends on the default profile (3e-5 on smoke).
+Exact ties are where backends legitimately differ (which tied maximum of a pooling
+window gets the gradient; Theano gives it to all): 3% of the first kernel's largest
+value on real CIFAR-10 images, whose flat regions tie. The step's batch carries
+noise below half a grey level (``harness.workload.fidelity.tie_breaking_noise``), so
+ties do not occur and this bound can sit far below them. A wrong backward pass (a
+transposed or flipped kernel) is off by order 1."""
 
 
 @dataclass(frozen=True)

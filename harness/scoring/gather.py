@@ -79,6 +79,10 @@ class RunResults:
     steps: dict[str, dict] = field(default_factory=dict)
     """Each backend's one-step check (losses, reference weights), from its fidelity job."""
     step_grads: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    speed: dict[str, dict] = field(default_factory=dict)
+    """Each backend's speed job result (``speed.json``): its step times measured alone, its ceiling."""
+    speed_problems: dict[str, str] = field(default_factory=dict)
+    """Why a backend has no speed figures (its job failed, was skipped, or the profile times none)."""
 
     @property
     def usable(self) -> dict[str, Member]:
@@ -121,7 +125,30 @@ def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str
     classes = (usable[0].predict or {}).get("data", {}).get("classes", []) if usable else []
     results = RunResults(folder.run_id, settings, members, labels, classes, fingerprint)
     _load_fidelity(folder, results, statuses)
+    _load_speed(folder, results, statuses)
     return results
+
+
+def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
+    """Every backend's speed result whose job succeeded; the others with the reason."""
+    for name in results.members:
+        status = statuses.get((name, "speed"))
+        if status is None:
+            continue
+        if not status.ok:
+            results.speed_problems[name] = f"{status.label} {status.state.value}: {status.reason}"
+            continue
+        try:
+            result = folder.read_result(name, "speed")
+        except ResultError as err:
+            results.speed_problems[name] = str(err)
+            continue
+        steps = (result.get("train") or {}).get("step_s")
+        if not isinstance(steps, list) or not steps or not all(isinstance(s, (int, float)) for s in steps):
+            results.speed_problems[name] = (f"{name}'s speed.json holds no step times; run it again "
+                                            f"(--rerun {name}/speed)")
+            continue
+        results.speed[name] = result
 
 
 def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
@@ -214,6 +241,10 @@ def _try(read, *args) -> Any:
         return None
 
 
+SHARED_NOTE = ("measured inside the training job, which may have shared the machine with other jobs of "
+               "the run; the backend's own speed is its test_speed case's, timed alone")
+
+
 def job_figures(result_json: dict | None, phase: str) -> dict[str, Any]:
     """The figures measured inside a job, flat, for pytest-benchmark's extra_info."""
     if not result_json:
@@ -221,15 +252,14 @@ def job_figures(result_json: dict | None, phase: str) -> dict[str, Any]:
     timing = result_json.get("timing", {})
     cost = result_json.get("flops", {})
     common = {
-        "matmul_gflops": cost.get("matmul_gflops"),
-        "model_flop_utilisation": cost.get("model_flop_utilisation"),
         "peak_rss_mb": result_json.get("peak_rss_mb"),
         "data_fingerprint": result_json.get("data", {}).get("fingerprint"),
     }
     if phase == "train":
         final = result_json.get("final", {})
         return {
-            "steady_images_per_s": timing.get("steady_images_per_s"),
+            "training_job_images_per_s": timing.get("steady_images_per_s"),
+            "training_job_images_per_s_note": SHARED_NOTE,
             "epoch_seconds": timing.get("epoch_seconds"),
             "first_epoch_s": timing.get("first_epoch_s"),
             "warmup_s": timing.get("warmup_s"),
@@ -242,7 +272,8 @@ def job_figures(result_json: dict | None, phase: str) -> dict[str, Any]:
             **common,
         }
     return {
-        "images_per_s": timing.get("images_per_s"),
+        "predict_job_images_per_s": timing.get("images_per_s"),
+        "predict_job_images_per_s_note": SHARED_NOTE.replace("training job", "predict job"),
         "latency_p50_ms": timing.get("p50_ms"),
         "latency_p90_ms": timing.get("p90_ms"),
         "latency_p99_ms": timing.get("p99_ms"),

@@ -225,6 +225,11 @@ class RunAnalysis(_Record):
     fidelity: dict[str, Any] | None = None
     """Same weights on every backend: the matrix, the one-step check, the backends named
     (``harness.scoring.fidelity.summarise``); absent from runs made before it."""
+    speed: dict[str, Any] | None = None
+    """Each backend's speed measured alone, the ceiling, MFU and who is fastest
+    (``harness.scoring.speed.summarise``); absent from runs made before it."""
+    accuracy_ranking: str | None = None
+    """Which member is the most accurate on test data, or who is tied (Wilson 95% intervals)."""
 
     _nested: ClassVar = {
         "members": _records(MemberFigures), "variants": _records(VariantFigures),
@@ -232,7 +237,8 @@ class RunAnalysis(_Record):
         "best_member": BestMember.from_json}
     _omit_if_none: ClassVar = frozenset({
         "ensemble_unavailable", "validation", "best_member", "gain_over_best", "recommendation",
-        "pairwise", "rescue", "table", "harness", "fidelity"})
+        "pairwise", "rescue", "table", "harness", "fidelity", "speed",
+        "accuracy_ranking"})
 
     @property
     def profile_name(self) -> str | None:

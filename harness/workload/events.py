@@ -23,6 +23,10 @@ STEP = "step"
 EPOCH_END = "epoch_end"
 EVALUATED = "evaluated"
 PREDICTED = "predicted"
+TIMED_START = "timed_start"
+TIMED_END = "timed_end"
+"""Around each timed section of a speed job (``section``: train or predict): the isolation
+rule (no other job runs meanwhile) is checked against these."""
 DONE = "done"
 ERROR = "error"
 

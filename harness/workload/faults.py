@@ -4,7 +4,9 @@
 by ``;``. Kinds: ``exit-N`` (exit with status N), ``crash`` (raise),
 ``kill`` (SIGKILL itself), ``hang`` (sleep until killed), ``memory-N`` (hold N
 MiB more memory, then continue), ``corrupt`` (after writing its result,
-truncate it), ``transpose-kernel`` (a broken weight conversion: the first
+truncate it), ``slow-F`` (every timed training step takes F times as long: the
+step's own time, then a sleep; acts at any point, for the speed gate's tests),
+``transpose-kernel`` (a broken weight conversion: the first
 convolution kernel's rows and columns swapped as the fidelity phase loads any
 member's weights; acts at point ``load`` only). Points: ``start`` (default),
 ``epoch-N`` (after epoch N of training), ``end`` (after writing results),
@@ -41,6 +43,19 @@ def maybe_fail(backend, phase, point, result_path=None):
 def _matches(backend, phase, point):
     return [kind for target, kind, at in _rules()
             if target in (backend + "/" + phase, backend + "/*", "*/" + phase, "*/*") and at == point]
+
+
+def slowdown(backend, phase):
+    """The factor a planned ``slow-F`` fault stretches this job's training steps by (1.0: none)."""
+    for target, kind, _ in _rules():
+        if kind.startswith("slow-") and target in (backend + "/" + phase, backend + "/*", "*/" + phase, "*/*"):
+            try:
+                factor = float(kind[5:])
+            except ValueError:
+                continue
+            if factor >= 1.0:
+                return factor
+    return 1.0
 
 
 def alter_weights(backend, phase, weights):

@@ -11,6 +11,7 @@ inference mode, and writes the probabilities, one array per weights source, to
 ``fidelity_probs.npz``; the harness compares them across backends
 (``harness.scoring.fidelity``). It runs after every train job of the run has ended.
 """
+import hashlib
 import os
 import time
 
@@ -94,6 +95,29 @@ def run(job, keras):
     }
 
 
+TIE_NOISE = 0.5 / 255.0
+"""Largest noise added to the one-step batch: under half a grey level."""
+
+
+def tie_breaking_noise(shape, fingerprint, channels_first=False):
+    """Seeded noise, the same on every backend, that leaves no exact ties in the step's batch.
+
+    A subgradient is a convention where a function has a kink: on CIFAR-10's
+    flat image regions, neighbouring convolution outputs are exactly equal, and
+    Theano's max-pooling gradient goes to every tied maximum where the other
+    backends pick one (measured on the default profile: theano's first-kernel
+    gradient 3% of its largest value off every other backend's, loss equal to
+    8e-8). Noise below half a grey level makes ties (and ReLUs at exactly 0)
+    events of probability zero, so the check compares the gradient itself.
+    ``shape`` is the batch's NHWC shape.
+    """
+    seed = int(hashlib.sha256(str(fingerprint).encode("utf-8")).hexdigest()[:8], 16)
+    noise = np.random.RandomState(seed).uniform(0.0, TIE_NOISE, size=shape).astype(np.float32)
+    # drawn in NHWC, the images' own order, then laid out as the model wants: the same noise per
+    # pixel on every backend (drawn in the model's shape, CNTK's channels-first batch got other noise)
+    return np.ascontiguousarray(noise.transpose(0, 3, 1, 2)) if channels_first else noise
+
+
 def one_step(keras, job, prepared, reference, path):
     """Loss and gradients of one training step from ``reference``'s weights, dropout off.
 
@@ -114,6 +138,8 @@ def one_step(keras, job, prepared, reference, path):
     """
     rows = np.arange(min(STEP_IMAGES, len(prepared.y["train"])))
     x, labels = prepared.floats("train", rows), prepared.y["train"][rows]
+    x = x + tie_breaking_noise(prepared.pixels("train", rows).shape, prepared.fingerprint,
+                               prepared.channels_first)
     n_classes = len(prepared.classes)
     net = model.build(keras, prepared.input_shape(), n_classes, 1.0, dropout=False,
                       optimizer=keras.optimizers.SGD(learning_rate=1.0), path=model.job_model_path(job))

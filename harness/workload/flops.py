@@ -1,4 +1,4 @@
-"""The cost of the model in floating-point operations, and this machine's ceiling.
+"""The cost of the model in floating-point operations (the ceiling is ``ceiling.py``'s).
 
 FLOPs are counted from the built model's own layers (their configuration and
 the shapes flowing through them), so a change to the model changes the count.
@@ -125,20 +125,3 @@ def utilisation(images_per_s, flops_per_image, ceiling_gflops):
     if not images_per_s or not flops_per_image or not ceiling_gflops:
         return None
     return round(images_per_s * flops_per_image / (ceiling_gflops * 1e9), 4)
-
-
-def matmul_gflops(size=1024, seconds=1.0):
-    """float32 matrix-multiply rate of this process (numpy's BLAS, this job's threads)."""
-    rng = np.random.RandomState(0)
-    a = rng.rand(size, size).astype(np.float32)
-    b = rng.rand(size, size).astype(np.float32)
-    np.dot(a, b)  # warm up the BLAS threads
-    best = 0.0
-    deadline = time.perf_counter() + seconds
-    while True:
-        start = time.perf_counter()
-        np.dot(a, b)
-        took = time.perf_counter() - start
-        best = max(best, 2.0 * size ** 3 / took / 1e9)
-        if time.perf_counter() > deadline:
-            return round(best, 1)

@@ -21,11 +21,13 @@ prefix or a folder of the shared storage itself.
         <backend>/fidelity.json    which members' weights this backend's model ran, on which images
         <backend>/fidelity_probs.npz   its softmax outputs for each member's weights, by member name
         <backend>/step_grads.npz   gradients of one step from one member's weights (fidelity of training)
+        <backend>/speed.json       steady training-step and inference-batch times, measured alone; the ceiling
         <backend>/<phase>.events.jsonl   progress, one JSON object a line
         <backend>/<phase>.log      what the job printed (written by the executor)
         <backend>/<phase>.status.json    how the job ended (written by the harness)
     <shared>/cache/datasets/<key>/       decoded data sets shared by all jobs
     <shared>/inputs/<key>/<file>         data sets copied in for jobs that cannot see the harness's files
+    <shared>/cache/ceilings/<machine>-t<threads>.json   float32 matmul rates per kernel, once per machine
     <shared>/history/<profile>.jsonl     the run history (by default)
 
 A job's output lines: progress events behind ``EVENT_PREFIX`` (one JSON object
@@ -64,9 +66,14 @@ MODELS = "models"
 """The folder of shipped model files, inside the workload package."""
 DEFAULT_MODEL = "seed"
 """The model a run builds unless asked for another: the seed's CIFAR-10 CNN."""
-PHASES = ("train", "predict", "fidelity")
+CEILINGS = "ceilings"
+"""Folder under the cache that holds each machine's measured matmul ceilings."""
+PHASES = ("train", "predict", "fidelity", "speed")
 MEMBER_PHASES = ("train", "predict")
 """The phases that make a backend a member of the ensemble; ``fidelity`` checks it."""
+EXCLUSIVE_PHASES = ("speed",)
+"""Phases whose job runs alone: no other job of the run starts while it runs, and it
+starts only once none is running, so its timings are the backend's own."""
 
 ERROR_PREFIX = "kbench-error: "
 """Starts the job's last line on standard error when it fails: the one-line reason."""
@@ -102,6 +109,11 @@ def dataset_cache_dir(cache_root, key):
 def input_path(key, file_name):
     """A copied-in data set's place, relative to the shared folder (a POSIX path)."""
     return "/".join((INPUTS, key, file_name))
+
+
+def ceiling_cache_path(cache_root, machine, threads):
+    """Where one machine's matmul ceilings at ``threads`` threads are kept."""
+    return os.path.join(cache_root, CEILINGS, "%s-t%d.json" % (machine, int(threads)))
 
 
 def history_dir(shared):
@@ -153,6 +165,8 @@ def promised_files(phase, result):
     """The files besides the result file that a finished job of ``phase`` leaves behind."""
     if phase == "train":
         return [WEIGHTS]
+    if phase == "speed":
+        return []
     if phase == "fidelity":
         return [FIDELITY_PROBS] + ([STEP_GRADS] if (result.get("step") or {}).get("gradients") else [])
     names = []

@@ -37,7 +37,6 @@ def run(job, keras):
         raise InputError("weights %s do not fit the model (%s); run the train phase again" % (weights_path, err))
     load_s = time.time() - t
     cost = flops.per_image(net, prepared.input_shape(), keras.backend.image_data_format())
-    ceiling = flops.matmul_gflops(seconds=0.5)
     startup_s = job.elapsed()
     job.events.emit(events.MODEL_READY, seconds=round(load_s, 3), startup_s=round(startup_s, 3))
 
@@ -94,8 +93,7 @@ def run(job, keras):
             images_per_s=round(len(x_test) / infer_s, 2),
             total_s=round(job.elapsed(), 3),
         ),
-        "flops": dict(cost, matmul_gflops=ceiling,
-                      model_flop_utilisation=flops.utilisation(len(x_test) / infer_s, cost["forward"], ceiling)),
+        "flops": cost,
         "peak_rss_mb": environment.peak_rss_mb(),
         "cpu": environment.cpu_use(job.elapsed()),
     }

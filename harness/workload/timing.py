@@ -14,8 +14,10 @@ class StepTimer(object):
     step times are real compute, not dispatch.
     """
 
-    def __init__(self, keras, log, epoch, steps, batch_size):
+    def __init__(self, keras, log, epoch, steps, batch_size, slowdown=1.0):
         self.log = log
+        self.slowdown = slowdown
+        """A fault mode (``faults.slowdown``): each step is stretched to this many times its time."""
         self.epoch = epoch
         self.steps = steps
         self.batch_size = batch_size
@@ -49,6 +51,10 @@ class StepTimer(object):
         now = time.perf_counter()
         if self.ends and self.ends[-1][0] == batch:
             return  # Keras 2 calls both on_batch_end and on_train_batch_end
+        if self.slowdown > 1.0:
+            previous = self.ends[-1][1] if self.ends else self.begin
+            time.sleep((self.slowdown - 1.0) * (now - previous))
+            now = time.perf_counter()
         self.ends.append((batch, now))
         if now - self._last_event >= STEP_EVENT_EVERY_S or batch + 1 == self.steps:
             self._last_event = now
