@@ -427,6 +427,8 @@ def record_speed(request: pytest.FixtureRequest, result: JobResult, speed_json: 
     the regression gate (``kbench gate``) compares as distributions.
     """
     benchmark = request.getfixturevalue("benchmark")
+    model = request.getfixturevalue("kbench").config.model
+    benchmark.extra_info.update(model=model.name, model_sha256=model.sha256)  # the gate compares per model
     steps = [float(s) for s in speed_json["train"]["step_s"]]
     predict = speed_json.get("predict") or {}
     benchmark.extra_info["speed"] = {
