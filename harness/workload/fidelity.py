@@ -67,7 +67,7 @@ def run(job, keras):
     for name, path in sorted(sources.items()):
         weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
         try:
-            net.set_weights(model.portable(job.backend, weights))
+            net.set_weights(model.portable(job.backend, weights, net))
         except ValueError as err:
             raise InputError("%s's weights %s do not fit %s's model (%s); the two backends build different "
                              "models" % (name, path, job.backend, err))
@@ -144,7 +144,7 @@ def one_step(keras, job, prepared, reference, path):
     net = model.build(keras, prepared.input_shape(), n_classes, 1.0, dropout=False,
                       optimizer=keras.optimizers.SGD(learning_rate=1.0), path=model.job_model_path(job))
     weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
-    net.set_weights(model.portable(job.backend, weights))
+    net.set_weights(model.portable(job.backend, weights, net))
     start = net.get_weights()
     keras_loss = net.train_on_batch(x, model.one_hot(keras, labels, n_classes))
     if isinstance(keras_loss, (list, tuple)):
@@ -156,7 +156,7 @@ def one_step(keras, job, prepared, reference, path):
     moved_by_rule = [i for i, trainable in enumerate(mask or []) if not trainable]
     for i in moved_by_rule:
         grads[i] = np.zeros_like(grads[i])
-    layout.atomic_save_npz(job.path(layout.STEP_GRADS), model.portable(job.backend, grads))
+    layout.atomic_save_npz(job.path(layout.STEP_GRADS), model.portable(job.backend, grads, net))
     net.set_weights(start)  # the harness's own loss, from the same starting weights
     probs = model.predict(net, x, len(rows))
     picked = np.clip(probs[np.arange(len(rows)), labels], 1e-7, 1.0)

@@ -202,16 +202,33 @@ convolution; with each kernel flipped in both spatial axes the outputs agree to
 float32 rounding)."""
 
 
-def portable(backend, weights):
+def portable(backend, weights, net=None):
     """``model.get_weights()`` in the portable layout (cross-correlation kernels), or back.
 
-    Flipping both spatial axes of every convolution kernel is its own inverse,
-    so the same call converts in both directions; on other backends it changes
-    nothing. ``weights.npz`` always holds the portable layout.
+    Flipping both spatial axes of every Conv2D kernel is its own inverse, so
+    the same call converts in both directions; on other backends it changes
+    nothing. ``weights.npz`` always holds the portable layout. Given the model
+    (``net``), only Conv2D kernels flip: Keras 2.3.1's Theano backend flips a
+    depthwise kernel itself before its convolution flips it again, so a
+    DepthwiseConv2D (and a SeparableConv2D's depthwise part) already
+    cross-correlates (found by the fidelity check on mobilenet-small). Without
+    the model, every 4-D array flips (the seed's CNN has only Conv2D kernels).
     """
     if backend not in FLIPPED_KERNELS:
         return list(weights)
-    return [w[::-1, ::-1].copy() if w.ndim == 4 else w for w in weights]
+    flips = flipped_kernels(net) if net is not None else None
+    if flips is None or len(flips) != len(weights):
+        flips = [True] * len(weights)
+    return [w[::-1, ::-1].copy() if w.ndim == 4 and flip else w for w, flip in zip(weights, flips)]
+
+
+def flipped_kernels(net):
+    """For each array of ``net.get_weights()``: is it a Conv2D kernel (which Theano's convolution flips)?"""
+    flips = []
+    for layer in net.layers:
+        kernel = getattr(layer, "kernel", None) if layer.__class__.__name__ == "Conv2D" else None
+        flips.extend(kernel is not None and w is kernel for w in layer.weights)
+    return flips
 
 
 def read_weights(path):
@@ -224,4 +241,4 @@ def read_weights(path):
 
 def load_weights(net, backend, path):
     """Set portable weights saved at ``path`` into this backend's model."""
-    net.set_weights(portable(backend, read_weights(path)))
+    net.set_weights(portable(backend, read_weights(path), net))

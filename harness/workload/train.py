@@ -81,7 +81,7 @@ def run(job, keras):
     train_eval = evaluate_train_split(net, prepared, profile)
     job.events.emit(events.EVALUATED, split="train", **train_eval)
     job.events.emit(events.EVALUATED, split="test", loss=test_loss, accuracy=test_acc)
-    layout.atomic_save_npz(job.path(layout.WEIGHTS), model.portable(job.backend, net.get_weights()))
+    layout.atomic_save_npz(job.path(layout.WEIGHTS), model.portable(job.backend, net.get_weights(), net))
 
     final = history[-1]
     result = {
