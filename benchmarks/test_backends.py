@@ -1,11 +1,14 @@
 """The benchmark: train and predict on every backend, check they compute the same model, time them, ensemble them.
 
 ``pytest benchmarks/ --backend all`` runs one job per (backend, phase) through
-the chosen executor. The train and predict cases record their job's wall time
-with pytest-benchmark (jobs may share the machine, and their extra_info says
-so); the speed case records the backend's steady training steps, timed while
-no other job of the run ran, one round per block of steps, with every step's
-time in its extra_info for the regression gate (``kbench gate``).
+the chosen executor, for the model ``--model`` names (the seed's CNN by
+default); with several models (``--model seed,resnet-small``) every case runs
+per model and backend (``test_train[resnet-small-jax]``), one run each. The
+train and predict cases record their job's wall time with pytest-benchmark
+(jobs may share the machine, and their extra_info says so); the speed case
+records the backend's steady training steps, timed while no other job of the
+run ran, one round per block of steps, with every step's time in its
+extra_info for the regression gate (``kbench gate``).
 """
 import pytest
 
@@ -13,8 +16,8 @@ from harness.pytest_plugin import fail_unless_ok, record_job_timing, record_spee
 from harness.scoring.gather import job_figures
 
 
-def test_train(backend_name, kbench, request):
-    """The backend trains the seed's CNN on the profile's data and writes its weights."""
+def test_train(model_name, backend_name, kbench, request):
+    """The backend trains the model on the profile's data and writes its weights."""
     result = kbench.job(backend_name, "train")
     fail_unless_ok(result)
     figures = job_figures(kbench.result_json(backend_name, "train"), "train")
@@ -22,7 +25,7 @@ def test_train(backend_name, kbench, request):
     assert figures["training_job_images_per_s"] and figures["training_job_images_per_s"] > 0
 
 
-def test_predict(backend_name, kbench, request):
+def test_predict(model_name, backend_name, kbench, request):
     """The backend writes softmax outputs for every test image, as accurate as its baseline."""
     result = kbench.job(backend_name, "predict")
     fail_unless_ok(result)
@@ -32,7 +35,7 @@ def test_predict(backend_name, kbench, request):
     kbench.check_member(backend_name, figures["test_accuracy"])
 
 
-def test_ensemble(kbench):
+def test_ensemble(model_name, kbench):
     """The seed's weighted ensemble of every backend that finished meets its baseline."""
     analysis = kbench.check_ensemble()
     ensemble = analysis.ensemble
@@ -40,7 +43,7 @@ def test_ensemble(kbench):
     assert set(ensemble.members) == {name for name, row in analysis.members.items() if row.ok}
 
 
-def test_fidelity(backend_name, kbench, request):
+def test_fidelity(model_name, backend_name, kbench, request):
     """The backend's model gives the same outputs as every other backend's for the same weights.
 
     Its fidelity job ran every finished member's trained weights on the first
@@ -61,7 +64,7 @@ def test_fidelity(backend_name, kbench, request):
     assert backend_name not in step.get("named", {}), step["named"].get(backend_name)
 
 
-def test_speed(backend_name, kbench, request):
+def test_speed(model_name, backend_name, kbench, request):
     """The backend's steady training and inference speed, timed with no other job running.
 
     pytest-benchmark gets one round per block of steady training steps; the

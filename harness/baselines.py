@@ -1,6 +1,7 @@
 """Stored expectations per profile, and the check of a run against them.
 
-A baseline file (``benchmarks/baselines/<profile>.json``) holds, per backend
+A baseline file (``benchmarks/baselines/<profile>.json`` for the seed's CNN,
+``<profile>@<model>.json`` for another model) holds, per backend
 and for the ensemble, the expected test accuracy and the tolerance below it
 that still passes. Values are recorded from a real run on request (never
 automatically) with ``--record-baseline``.
@@ -27,9 +28,10 @@ from typing import Any
 
 from harness import names
 from harness.errors import BaselineError
+from harness.model_files import key as model_files_key
 from harness.scoring import variants
 from harness.scoring.run_analysis import RunAnalysis
-from harness.workload.layout import atomic_write_json
+from harness.workload.layout import DEFAULT_MODEL, atomic_write_json
 
 SCHEMA_VERSION = 1
 DEFAULT_TOLERANCE = {"smoke": 0.08, "default": 0.04, "full": 0.02}
@@ -86,9 +88,14 @@ class GapVerdict:
                 f"{self.best_name} ({self.best_accuracy:.4f}); margin {self.margin:.4f}, {verdict}")
 
 
-def path_for(directory: Path, profile: str) -> Path:
-    """``<directory>/<profile>.json``; a profile name that could reach outside the folder is refused."""
-    return Path(directory) / f"{names.check(profile, 'profile name', 'smoke')}.json"
+def path_for(directory: Path, profile: str, model: str = DEFAULT_MODEL) -> Path:
+    """``<directory>/<profile>.json`` for the seed's CNN, ``<profile>@<model>.json`` for another model.
+
+    A profile or model name that could reach outside the folder is refused.
+    """
+    names.check(profile, "profile name", "smoke")
+    names.check(model, "model name", "resnet-small")
+    return Path(directory) / f"{model_files_key(profile, model)}.json"
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -305,6 +312,8 @@ def record(path: Path, profile: str, analysis: RunAnalysis, tolerance: float | N
         "recorded_from_run": analysis.run_id,
         "recorded_at": dt.datetime.now().isoformat(timespec="seconds"),
         "data_fingerprint": analysis.fingerprint,
+        "model": analysis.model_name,
+        "model_sha256": (analysis.settings.get("model") or {}).get("sha256"),
         "members": members,
         "ensemble": {"method": analysis.method,
                      "test_accuracy": round(analysis.ensemble.test.accuracy, 4),

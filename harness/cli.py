@@ -73,13 +73,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     directory = args.history_dir or history.default_dir(args.shared_dir)
-    profiles = [args.profile] if args.profile else sorted(p.stem for p in Path(directory).glob("*.jsonl"))
-    if not profiles:
+    stored = sorted(history.stored_keys(Path(directory)))
+    if args.profile and args.model:
+        stored = [(args.profile, args.model)]
+    stored = [(p, m) for p, m in stored if args.profile in (None, p) and args.model in (None, m)]
+    if not stored and args.profile:
+        stored = [(args.profile, args.model or layout.DEFAULT_MODEL)]
+    if not stored:
         raise CliError(f"no run history in {directory}; runs are added when `pytest benchmarks/` "
                        "finishes (pass --shared-dir or --history-dir to look elsewhere)")
-    for profile in profiles:
-        past = history.load(Path(directory), profile, limit=args.limit)
-        print(f"profile {profile}: {len(past)} run(s) in {past.path}")
+    for profile, model in stored:
+        past = history.load(Path(directory), profile, limit=args.limit, model=model)
+        print(f"profile {profile}, model {model}: {len(past)} run(s) in {past.path}")
         for problem in past.problems[:3]:
             print(f"  (skipped: {problem})")
         if len(past.problems) > 3:
@@ -203,6 +208,7 @@ def parser() -> argparse.ArgumentParser:
                                description="List earlier runs per profile, oldest first, with each "
                                            "backend's and the ensemble's test accuracy.")
     past.add_argument("--profile", default=None, help="only this profile (default: every profile)")
+    past.add_argument("--model", default=None, help="only this model (default: every model)")
     past.add_argument("--history-dir", type=Path, default=None, help="history store (default: <shared>/history)")
     past.add_argument("--limit", type=int, default=history.DEFAULT_LIMIT,
                       help=f"most recent runs per profile (default: {history.DEFAULT_LIMIT})")

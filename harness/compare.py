@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from harness.workload.layout import DEFAULT_MODEL
+
 FIGURES: tuple[tuple[str, str, str, bool], ...] = (
     # key in a member's summary, label, kind (ratio | points | difference), higher is better
     ("test_accuracy", "test accuracy", "points", True),
@@ -92,9 +94,12 @@ def compare(first: dict[str, Any], second: dict[str, Any]) -> list[Row]:
 
 
 def differences_in_setup(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
-    """What makes the two runs less comparable: another profile, data set or executor."""
+    """What makes the two runs less comparable: another profile, model, data set or executor."""
     notes = []
-    for key, what in (("profile", "profile"), ("fingerprint", "data (fingerprint)"), ("executor", "executor")):
+    first = {"model": DEFAULT_MODEL, **first}  # a run from before models were pluggable built the seed's CNN
+    second = {"model": DEFAULT_MODEL, **second}
+    for key, what in (("profile", "profile"), ("model", "model"), ("fingerprint", "data (fingerprint)"),
+                      ("executor", "executor")):
         if first.get(key) != second.get(key):
             notes.append(f"the runs differ in {what}: {first.get(key)!r} vs {second.get(key)!r}")
     return notes

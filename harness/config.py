@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import backends as backend_registry
-from harness import baselines, history, profiles
+from harness import baselines, history, model_files, profiles
 from harness.backends import Backend
 from harness.errors import ConfigError
 from harness.executors import executor_class
+from harness.model_files import ModelSpec
 from harness.profiles import Profile
 from harness.rundir import check_run_id, new_run_id
 from harness.scoring import variants
@@ -59,6 +60,8 @@ class RunConfig:
     """Fail, rather than skip, the accuracy checks a missing baseline (or entry) leaves unchecked."""
     rerun: frozenset[tuple[str, str]] = frozenset()
     """(backend, phase) jobs to run again even if an earlier session finished them (--rerun)."""
+    model: ModelSpec = field(default_factory=lambda: model_files.resolve(model_files.DEFAULT, Path.cwd()))
+    """The model every job of the run builds (--model); the seed's CNN by default."""
 
     @property
     def timeout_s(self) -> float:
@@ -71,10 +74,10 @@ class RunConfig:
 
     @property
     def baseline_path(self) -> Path | None:
-        """This profile's baseline file, or None when no baseline folder was given."""
+        """This profile and model's baseline file, or None when no baseline folder was given."""
         if self.baselines_dir is None:
             return None
-        return Path(self.baselines_dir) / f"{self.profile.name}.json"
+        return baselines.path_for(Path(self.baselines_dir), self.profile.name, self.model.name)
 
 
 def parse_dataset(text: str | None, cwd: Path) -> dict:
@@ -153,6 +156,7 @@ def build(
     record_baseline: bool = False,
     require_baseline: bool = False,
     rerun: str | None = None,
+    model: str | ModelSpec | None = None,
 ) -> RunConfig:
     executor_class(executor)  # an unknown executor fails here, listing the valid ones
     timeout = None
@@ -168,9 +172,10 @@ def build(
                           "pass only one of them")
     chosen = tuple(backend_registry.parse_backends(backend))
     chosen_profile = profiles.get(profile)
+    spec = model if isinstance(model, ModelSpec) else model_files.resolve(model or model_files.DEFAULT, cwd)
     baselines_path = parse_baselines_dir(baselines_dir, cwd)
     if baselines_path is not None and not record_baseline:
-        check_baseline_file(baselines_path, chosen_profile.name)
+        check_baseline_file(baselines_path, chosen_profile.name, spec.name)
     return RunConfig(
         backends=chosen,
         profile=chosen_profile,
@@ -192,7 +197,30 @@ def build(
         record_baseline=bool(record_baseline),
         require_baseline=bool(require_baseline),
         rerun=parse_rerun(rerun, [b.name for b in chosen]),
+        model=spec,
     )
+
+
+def build_all(*, model: str | None = None, run_id: str | None = None, **options: Any) -> list[RunConfig]:
+    """One RunConfig per model of ``--model``: one run each, so each has its own folder, ensemble and report.
+
+    With one model the run id is as given (or new); with several, each run's id
+    is ``<run-id>-<model>``, so ``--run-id`` resumes all of them together.
+    """
+    specs = model_files.parse(model, options["cwd"])
+    if len(specs) == 1:
+        return [build(model=specs[0], run_id=run_id, **options)]
+    base = check_run_id(run_id) if run_id else new_run_id()
+    return [build(model=spec, run_id=model_run_id(base, spec.name), **options) for spec in specs]
+
+
+def model_run_id(base: str, model: str) -> str:
+    """A model's run of a several-model session: ``<run-id>-<model>``, checked as a run id."""
+    run_id = f"{base}-{model}"
+    if len(run_id) > 40:
+        raise ConfigError(f"--run-id {base} with the model {model} makes the run id {run_id}, over 40 characters; "
+                          "choose a shorter --run-id")
+    return check_run_id(run_id)
 
 
 def parse_baselines_dir(text: str | Path | None, cwd: Path) -> Path | None:
@@ -206,9 +234,9 @@ def parse_baselines_dir(text: str | Path | None, cwd: Path) -> Path | None:
     return path
 
 
-def check_baseline_file(folder: Path, profile: str) -> None:
+def check_baseline_file(folder: Path, profile: str, model: str = model_files.DEFAULT) -> None:
     """A malformed baseline fails before any job starts; a missing one is the run's business (skip or fail)."""
-    path = baselines.path_for(folder, profile)
+    path = baselines.path_for(folder, profile, model)
     if path.exists():
         baselines.load(path)
 

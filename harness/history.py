@@ -1,10 +1,11 @@
-"""The run history: one JSON line per finished run, one file per profile.
+"""The run history: one JSON line per finished run, one file per profile and model.
 
 Each finished session appends a short summary of its analysis (accuracy,
 calibration and speed per backend and for the ensemble) to
-``<history-dir>/<profile>.jsonl`` (by default ``<shared>/history/``), so the
-report can show how accuracy and speed moved across earlier runs. Only runs
-of the same profile are comparable, hence one file each.
+``<history-dir>/<profile>.jsonl`` (``<profile>@<model>.jsonl`` for a model other
+than the seed's CNN; by default in ``<shared>/history/``), so the report can
+show how accuracy and speed moved across earlier runs. Only runs of the same
+profile and model are comparable, hence one file each.
 
 The store is append-only text: a run that is finished again (a resumed run)
 appends a newer line that replaces the older one when read. Only the file's
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import names
+from harness import model_files, names
 from harness.errors import ConfigError
 from harness.scoring.run_analysis import Metrics, RunAnalysis
 from harness.workload import layout
@@ -50,9 +51,23 @@ class History:
         return len(self.entries)
 
 
-def path_for(directory: Path, profile: str) -> Path:
-    """``<directory>/<profile>.jsonl``; a profile name that could reach outside the folder is refused."""
-    return Path(directory) / f"{names.check(profile, 'profile name', 'smoke')}.jsonl"
+def path_for(directory: Path, profile: str, model: str = layout.DEFAULT_MODEL) -> Path:
+    """``<directory>/<profile>.jsonl`` for the seed's CNN, ``<profile>@<model>.jsonl`` for another model.
+
+    A profile or model name that could reach outside the folder is refused.
+    """
+    names.check(profile, "profile name", "smoke")
+    names.check(model, "model name", "resnet-small")
+    return Path(directory) / f"{model_files.key(profile, model)}.jsonl"
+
+
+def stored_keys(directory: Path) -> list[tuple[str, str]]:
+    """The (profile, model) pairs that have a history file in ``directory``."""
+    found = []
+    for path in Path(directory).glob("*.jsonl"):
+        profile, _, model = path.stem.partition("@")
+        found.append((profile, model or layout.DEFAULT_MODEL))
+    return found
 
 
 def default_dir(shared_dir: Path) -> Path:
@@ -92,6 +107,7 @@ def entry(analysis: RunAnalysis, recorded_at: dt.datetime | None = None) -> dict
         "schema": SCHEMA_VERSION,
         "run_id": analysis.run_id,
         "profile": analysis.profile_name,
+        "model": analysis.model_name,
         "created_at": settings.get("created_at"),
         "recorded_at": (recorded_at or dt.datetime.now()).isoformat(timespec="seconds"),
         "fingerprint": analysis.fingerprint,
@@ -107,12 +123,12 @@ def entry(analysis: RunAnalysis, recorded_at: dt.datetime | None = None) -> dict
 
 
 def append(directory: Path, analysis: RunAnalysis, profile: str | None = None) -> Path:
-    """Add the run to its profile's history file; returns the file."""
+    """Add the run to its profile and model's history file; returns the file."""
     line = entry(analysis)
     profile = profile or line["profile"]
     if not profile:
         raise ValueError("the analysis names no profile (no settings); pass profile=")
-    path = path_for(directory, profile)
+    path = path_for(directory, profile, analysis.model_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(line, sort_keys=True, allow_nan=False) + "\n"
     with open(path, "a+b") as handle:
@@ -155,13 +171,14 @@ def tail_lines(path: Path, count: int) -> tuple[list[str], bool]:
     return lines[-count:], more
 
 
-def load(directory: Path, profile: str, limit: int = DEFAULT_LIMIT, tail: int = TAIL_LINES) -> History:
-    """The profile's most recent ``limit`` runs, oldest first, from the file's last ``tail`` lines.
+def load(directory: Path, profile: str, limit: int = DEFAULT_LIMIT, tail: int = TAIL_LINES,
+         model: str = layout.DEFAULT_MODEL) -> History:
+    """The profile and model's most recent ``limit`` runs, oldest first, from the file's last ``tail`` lines.
 
     Unreadable lines are skipped and summarised in one problem: how many, why and which file.
     """
     try:
-        path = path_for(directory, profile)
+        path = path_for(directory, profile, model)
     except ConfigError as err:
         return History(problems=[f"{err}; the trend is not shown"])
     history = History(path=path)

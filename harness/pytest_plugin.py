@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from harness import backends as backend_registry
-from harness import baselines, executors, profiles
-from harness.config import RunConfig, build
+from harness import baselines, executors, model_files, profiles
+from harness.config import RunConfig, build_all
 from harness.errors import HarnessError
 from harness.jobs import JobResult, JobState, reasons_once
 from harness.scoring import variants
@@ -27,8 +27,9 @@ from harness.scoring.run_analysis import RunAnalysis
 from harness.session import BenchmarkSession
 
 GROUP = "keras-multibackend"
-session_key = pytest.StashKey["KbenchRun"]()
+session_key = pytest.StashKey["KbenchRuns"]()
 backends_key = pytest.StashKey[list]()
+models_key = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +38,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"backends to run: one name, a comma list, or all ({backend_registry.valid_choices()})")
     group.addoption("--executor", default="local", metavar="NAME",
                     help=f"where jobs run: {', '.join(executors.names())} (default: local)")
+    group.addoption("--model", default=model_files.DEFAULT, metavar="NAMES",
+                    help="the model to benchmark: a shipped one (" + ", ".join(model_files.shipped())
+                         + "), the path of a model file (a .py defining build(keras, input_shape, n_classes)), "
+                         "or a comma list of them: one run each, cases named <model>-<backend> "
+                         f"(default: {model_files.DEFAULT}, the seed's CNN)")
     group.addoption("--profile", default="default", metavar="NAME",
                     help="benchmark size: " + "; ".join(f"{p.name}: {p.description}" for p in profiles.PROFILES.values())
                     + "; or a .json file with every profile field")
@@ -96,6 +102,8 @@ def _loadable_executors() -> list[tuple[str, type]]:
 def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[backends_key] = backend_registry.parse_backends(config.getoption("--backend"))
+        config.stash[models_key] = [spec.name for spec in model_files.parse(
+            config.getoption("--model"), Path(config.invocation_params.dir))]
         profiles.get(config.getoption("--profile"))
         executors.executor_class(config.getoption("--executor"))
     except HarnessError as err:
@@ -103,19 +111,35 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Cases per backend; with several models (``--model a,b``), per model and backend: ``[a-tensorflow]``."""
+    names = [b.name for b in metafunc.config.stash[backends_key]]
+    models = metafunc.config.stash[models_key]
+    several = len(models) > 1 and "model_name" in metafunc.fixturenames
     if "backend_name" in metafunc.fixturenames:
-        names = [b.name for b in metafunc.config.stash[backends_key]]
-        metafunc.parametrize("backend_name", names, ids=names)
+        if several:
+            pairs = [(m, b) for m in models for b in names]
+            metafunc.parametrize("model_name,backend_name", pairs, ids=[f"{m}-{b}" for m, b in pairs])
+        else:
+            metafunc.parametrize("backend_name", names, ids=names)
+    elif several:
+        metafunc.parametrize("model_name", models, ids=models)
 
 
-def _run_config(config: pytest.Config) -> RunConfig:
+@pytest.fixture
+def model_name(request: pytest.FixtureRequest) -> str:
+    """The model of the calling case: its parameter with several models, else the one asked for."""
+    return request.config.stash[models_key][0]
+
+
+def _run_configs(config: pytest.Config) -> list[RunConfig]:
     root = Path(config.rootpath)
     get = config.getoption
     settings = {}
     for _name, cls in _loadable_executors():
         for option in cls.options:
             settings[option.dest] = get(option.dest)
-    return build(
+    return build_all(
+        model=get("--model"),
         backend=get("--backend"), profile=get("--profile"), executor=get("--executor"),
         dataset=get("--dataset"),
         shared_dir=get("--shared-dir") or root / ".kbench" / "shared",
@@ -137,22 +161,62 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not any("kbench" in getattr(item, "fixturenames", ()) for item in items):
         return
     try:
-        run_config = _run_config(config)
+        run_configs = _run_configs(config)
     except HarnessError as err:
         raise pytest.UsageError(str(err)) from None
-    config.stash[session_key] = KbenchRun(run_config, config)
-    if run_config.profile.speed_steps < 1:  # the profile times no speed phase: no case to show for it
+    config.stash[session_key] = KbenchRuns(run_configs, config)
+    models = config.stash[models_key]
+    if len(models) > 1:  # one model's cases after the other's: its jobs end before the next model's start
+        order = {name: i for i, name in enumerate(models)}
+        items.sort(key=lambda item: order.get(_case_model(item), 0))
+    if run_configs[0].profile.speed_steps < 1:  # the profile times no speed phase: no case to show for it
         timed = [item for item in items if getattr(item, "originalname", None) == "test_speed"]
         if timed:
             config.hook.pytest_deselected(items=timed)
             items[:] = [item for item in items if item not in timed]
 
 
+def _case_model(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("model_name") if callspec is not None else None
+
+
+class KbenchRuns:
+    """One ``KbenchRun`` per model of the session, in the order asked; every model is built before any job."""
+
+    def __init__(self, run_configs: list[RunConfig], pytest_config: pytest.Config):
+        self.runs = [KbenchRun(c, pytest_config, self) for c in run_configs]
+        self.models_checked = False
+
+    def of(self, model: str | None) -> KbenchRun:
+        return next((r for r in self.runs if r.config.model.name == model), self.runs[0])
+
+    def check_models(self, say) -> None:
+        """Build every non-default model once before the first job of the session (a bad one stops all)."""
+        if self.models_checked:
+            return
+        from harness import model_check, session
+
+        for run in self.runs:
+            if not run.config.model.is_default:
+                shape, classes = session.check_dataset(run.config.dataset, run.config, say)
+                model_check.check(run.config.model, shape, classes, run.config.work_dir, say)
+        self.models_checked = True
+
+    def started(self) -> list[KbenchRun]:
+        return [r for r in self.runs if r.session.started]
+
+    def close(self, cancel: bool) -> None:
+        for run in self.runs:
+            run.close(cancel=cancel)
+
+
 class KbenchRun:
     """What the benchmark cases see: jobs by backend and phase, results, the report."""
 
-    def __init__(self, run_config: RunConfig, pytest_config: pytest.Config):
+    def __init__(self, run_config: RunConfig, pytest_config: pytest.Config, runs: KbenchRuns | None = None):
         self.config = run_config
+        self._runs = runs
         self._pytest_config = pytest_config
         self.session = BenchmarkSession(run_config, say=self.say)
         self.report_paths: list[Path] = []
@@ -182,6 +246,8 @@ class KbenchRun:
             return
         self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         try:
+            if self._runs is not None:
+                self._runs.check_models(self.say)
             self.session.start()
         except HarnessError as err:
             self.session.close(cancel=True)
@@ -295,17 +361,26 @@ def _sigterm_to_interrupt(signum, frame):
 
 
 @pytest.fixture(scope="session")
-def kbench(request: pytest.FixtureRequest) -> KbenchRun:
-    run = request.config.stash.get(session_key, None)
-    if run is None:
-        run = KbenchRun(_run_config(request.config), request.config)
-        request.config.stash[session_key] = run
-    yield run
-    if run.session.started and not run.interrupted:
-        try:
-            run.end_run()
-        finally:
-            run.close(cancel=False)
+def kbench_runs(request: pytest.FixtureRequest) -> KbenchRuns:
+    """Every model's run of the session; each that started is ended (history, report) at the end."""
+    runs = request.config.stash.get(session_key, None)
+    if runs is None:
+        runs = KbenchRuns(_run_configs(request.config), request.config)
+        request.config.stash[session_key] = runs
+    yield runs
+    for run in runs.runs:
+        if run.session.started and not run.interrupted:
+            try:
+                run.end_run()
+            finally:
+                run.close(cancel=False)
+
+
+@pytest.fixture
+def kbench(request: pytest.FixtureRequest, kbench_runs: KbenchRuns) -> KbenchRun:
+    """The run of the calling case's model (the only one, unless --model named several)."""
+    model = request.getfixturevalue("model_name") if "model_name" in request.fixturenames else None
+    return kbench_runs.of(model)
 
 
 def fail_unless_ok(result: JobResult) -> None:
@@ -331,6 +406,8 @@ def record_job_timing(request: pytest.FixtureRequest, result: JobResult, figures
     failed or skipped job leaves no "fixture was not used" warning behind.
     """
     benchmark = request.getfixturevalue("benchmark")
+    model = request.getfixturevalue("kbench").config.model
+    benchmark.extra_info.update(model=model.name, model_sha256=model.sha256)
     benchmark.extra_info.update({k: v for k, v in figures.items() if v is not None})
     benchmark.extra_info["job_wall_s"] = result.wall_s
     benchmark.extra_info["reused_from_earlier_session"] = result.reused
@@ -355,6 +432,8 @@ def record_speed(request: pytest.FixtureRequest, result: JobResult, speed_json: 
     the regression gate (``kbench gate``) compares as distributions.
     """
     benchmark = request.getfixturevalue("benchmark")
+    model = request.getfixturevalue("kbench").config.model
+    benchmark.extra_info.update(model=model.name, model_sha256=model.sha256)  # the gate compares per model
     steps = [float(s) for s in speed_json["train"]["step_s"]]
     predict = speed_json.get("predict") or {}
     benchmark.extra_info["speed"] = {
@@ -388,27 +467,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     wait for the remaining jobs. The run folder stays resumable: finished jobs
     keep their results, the rest restart clean on the next session.
     """
-    run = session.config.stash.get(session_key, None)
-    if run is not None and exitstatus == pytest.ExitCode.INTERRUPTED:
-        run.interrupted = True
-        run.say("interrupted: stopping every job; run again with --run-id "
-                f"{run.config.run_id} to resume")
-        run.close(cancel=True)
+    runs = session.config.stash.get(session_key, None)
+    if runs is not None and exitstatus == pytest.ExitCode.INTERRUPTED:
+        for run in runs.started():
+            run.interrupted = True
+            run.say("interrupted: stopping every job; run again with --run-id "
+                    f"{run.config.run_id} to resume")
+        runs.close(cancel=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    run = config.stash.get(session_key, None)
-    if run is not None:
-        run.close(cancel=True)
+    runs = config.stash.get(session_key, None)
+    if runs is not None:
+        runs.close(cancel=True)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    run = config.stash.get(session_key, None)
-    if run is None or not run.session.started:
+    runs = config.stash.get(session_key, None)
+    if runs is None or not runs.started():
         return
     terminalreporter.section("keras-multibackend")
-    for line in run.summary_lines:
-        terminalreporter.write_line(line)
-    for path in run.report_paths:
-        terminalreporter.write_line(f"report: {path}")
-    terminalreporter.write_line(f"run folder: {run.session.folder.path}")
+    for run in runs.started():
+        if len(runs.runs) > 1:
+            terminalreporter.write_line(f"model {run.config.model.name}:")
+        for line in run.summary_lines:
+            terminalreporter.write_line(line)
+        for path in run.report_paths:
+            terminalreporter.write_line(f"report: {path}")
+        terminalreporter.write_line(f"run folder: {run.session.folder.path}")

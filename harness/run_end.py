@@ -78,7 +78,7 @@ def finish(analysis: RunAnalysis, run_dir: Path, settings: EndSettings,
         history.append(settings.history_dir, analysis, profile)
     except (OSError, ValueError, HarnessError) as err:
         problems.append(f"could not add this run to the history in {settings.history_dir} ({err})")
-    past = history.load(settings.history_dir, profile)
+    past = history.load(settings.history_dir, profile, model=analysis.model_name)
     problems += past.problems
     images = thumbnails.load(analysis, settings.shared_dir)
     from harness.report import write_reports  # imports matplotlib: only once a report is written
@@ -104,7 +104,7 @@ def _record(end: RunEnd, settings: EndSettings, profile: str) -> None:
         end.lines.append("could not record the baseline: no baseline folder was given (--baselines)")
         return
     try:  # the earlier runs give each entry its spread
-        earlier = history.load(settings.history_dir, profile).entries
+        earlier = history.load(settings.history_dir, profile, model=end.analysis.model_name).entries
         baselines.record(settings.baseline_path, profile, end.analysis, history=earlier)
         end.lines.append(f"recorded the baseline {settings.baseline_path}")
     except (HarnessError, OSError) as err:
@@ -187,5 +187,5 @@ def rerender(run_dir: Path, *, reports_dir: Path | None = None, baselines_dir: P
     settings = EndSettings(
         shared_dir=shared, history_dir=Path(history_dir) if history_dir else history.default_dir(shared),
         reports_dir=reports_dir,
-        baseline_path=baselines.path_for(baselines_dir, profile) if baselines_dir else None)
+        baseline_path=baselines.path_for(baselines_dir, profile, analysis.model_name) if baselines_dir else None)
     return finish(analysis, run_dir, settings, say)

@@ -25,7 +25,7 @@ from harness.jobs import JobResult, JobState
 from harness.workload import layout
 
 RUN_ID_PATTERN = names.SAFE_NAME
-IDENTITY_KEYS = ("profile", "dataset")
+IDENTITY_KEYS = ("profile", "dataset", "model")
 """run.json keys that must match for a later session to resume a run."""
 TIMING_ONLY = ("speed_steps", "speed_predict_batches")
 """Profile fields that change only how the speed phase times a backend, not what any job
@@ -36,6 +36,19 @@ def _identity(key: str, value: Any) -> Any:
     if key == "profile" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in TIMING_ONLY}
     return value
+
+
+def _identity(key: str, value: Any) -> Any:
+    """What must match on resume: a model is its file's content (a run from before models has the seed's)."""
+    if key != "model":
+        return value
+    return (value or {}).get("sha256") or _seed_sha256()
+
+
+def _seed_sha256() -> str:
+    from harness.workload.model import shipped_path
+
+    return layout.sha256_file(shipped_path(layout.DEFAULT_MODEL))
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:

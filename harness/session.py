@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import __version__, keras_dataset, tuning
+from harness import __version__, keras_dataset, model_check, tuning
 from harness.backends import Backend
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
@@ -61,15 +61,22 @@ class BenchmarkSession:
         self.executor = executor_class(config.executor)(context, config.executor_settings)
         self.executor.check()
         self.skipped = self.executor.unavailable(config.backends)
+        for backend in config.backends:
+            reason = config.model.skip_reason(backend.name)
+            if reason and backend.name not in self.skipped:
+                self.skipped[backend.name] = reason
         for name, reason in self.skipped.items():
             self.say(f"skipping {name}: {reason}")
         runnable = [b for b in config.backends if b.name not in self.skipped]
         dataset = self.executor.stage_dataset(config.dataset)
-        check_dataset(dataset, config, self.say)
+        input_shape, n_classes = check_dataset(dataset, config, self.say)
+        model_check.check(config.model, input_shape, n_classes, config.work_dir, self.say)
 
         try:
             self.folder.acquire()
             self.settings = self.folder.write_settings(self._run_settings(dataset))
+            # every job builds the run folder's copy, on any executor: it is on the storage they all mount
+            layout.atomic_write_bytes(str(self.folder.path / layout.MODEL_FILE), config.model.path.read_bytes())
             remove_derived(self.folder.path, config.reports_dir / config.run_id)  # only once this run goes on
         except OSError as err:
             raise ConfigError(f"cannot write the run folder {self.folder.path} ({err.strerror}); "
@@ -111,6 +118,7 @@ class BenchmarkSession:
             "created_at": dt.datetime.now().isoformat(timespec="seconds"),
             "harness_version": __version__,
             "profile": self.config.profile.to_json(),
+            "model": self.config.model.to_json(),
             "dataset": dataset,
             "backends": [b.name for b in self.config.backends],
             "executor": self.config.executor,
@@ -321,13 +329,18 @@ def describe_event(event: dict) -> str | None:
     return None
 
 
-def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) -> None:
+CIFAR10_SHAPE = ((32, 32, 3), 10)
+"""The image shape (channels last) and classes of ``--dataset keras``: CIFAR-10."""
+
+
+def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) -> tuple[tuple[int, ...], int]:
     """Decode the data set into the shared cache now, so a bad one is one clear message.
 
     Jobs then only read the cache. A ``keras`` download needs Keras, which the
     harness does not import; the first job fetches it instead, so here the
     harness only checks that it can be had (on this machine: a cluster's pods
-    have their own network).
+    have their own network). Returns the image shape (channels last) and the
+    number of classes, which the model is built for.
     """
     cache = layout.cache_dir(str(config.shared_dir))
     if dataset.get("kind") == "keras":
@@ -335,10 +348,11 @@ def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) 
             decoded = layout.dataset_cache_dir(cache, data.source_key("keras", None))
             source = keras_dataset.check_available(Path(decoded))
             say(f"data set: CIFAR-10 through keras.datasets, from {source}")
-        return
+        return CIFAR10_SHAPE
     arrays = data.load(dataset, str(config.shared_dir), cache,
                        say=lambda line: say(f"{line} (first use of this data set)"))
-    data.prepare(arrays, config.profile.to_json(), splits=())
+    prepared = data.prepare(arrays, config.profile.to_json(), splits=())
+    return tuple(int(d) for d in arrays.x["test"].shape[1:]), len(prepared.classes)
 
 
 def check_shared_dir(path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.errors import ResultError
 from harness.scoring.intervals import DEFAULT_LEVEL, ratio_of_medians
+from harness.workload.layout import DEFAULT_MODEL
 
 DEFAULT_THRESHOLD = 0.10
 """A backend regresses when its median step is surely more than 10% slower."""
@@ -213,6 +214,19 @@ def _backend_of(benchmark: Mapping[str, Any]) -> str:
     return match.group(1) if match else str(benchmark.get("name"))
 
 
+def _case_key(benchmark: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
+    """The backend, with the model beside it unless it is the seed's CNN: ``jax``, ``jax (resnet-small)``.
+
+    Cases of several models (``test_speed[resnet-small-jax]``) carry the backend
+    in ``params``; a case from before models were pluggable timed the seed's CNN.
+    """
+    params = benchmark.get("params")
+    backend = params.get("backend_name") if isinstance(params, Mapping) else None
+    backend = backend if isinstance(backend, str) and backend else _backend_of(benchmark)
+    model = extra.get("model")
+    return backend if not isinstance(model, str) or model in ("", DEFAULT_MODEL) else f"{backend} ({model})"
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -257,7 +271,7 @@ def samples_from_benchmark_json(data: Any, source: str = "the document") -> dict
         extra = benchmark.get("extra_info")
         if not name.startswith(SPEED_CASE) or not isinstance(extra, Mapping) or "speed" not in extra:
             continue
-        backend = _backend_of(benchmark)
+        backend = _case_key(benchmark, extra)
         if backend in samples:
             raise SpeedDataError(f"{source} holds two speed cases for {backend}; give the JSON of one "
                                  "benchmark run")

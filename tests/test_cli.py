@@ -66,7 +66,7 @@ def test_history_lists_every_finished_run_of_a_profile(tmp_path):
     result = kbench("--shared-dir", str(shared), "history")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("profile smoke: 2 run(s)")
+    assert lines[0].startswith("profile smoke, model seed: 2 run(s)")
     assert [line.split()[1] for line in lines[1:]] == ["h1", "h2"]
     assert "tensorflow" in lines[1] and "ensemble (seed)" in lines[1]
 

@@ -36,7 +36,7 @@ from harness.run_end import reanalyse
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config):
-    run = config.stash[session_key]  # the jobs of this run have finished already
+    run = config.stash[session_key].runs[0]  # the jobs of this run have finished already
     run.session.analysis = reanalyse(run.session.folder.path)
     run.session.started = True
 '''

@@ -207,6 +207,22 @@ def test_the_backend_comes_from_the_brackets_when_the_document_has_no_params():
     assert set(samples_from_benchmark_json(document)) == set(BACKENDS)
 
 
+def test_each_model_is_gated_against_the_same_model_the_seeds_cnn_under_the_backend_alone():
+    """``--model seed,resnet-small`` names cases [seed-jax] and [resnet-small-jax]; extra_info says the model."""
+    document = benchmark_document(run(1, n=5))
+    speed = next(e for e in document["benchmarks"] if e["name"] == "test_speed[jax]")
+    for model in ("seed", "resnet-small"):
+        entry = json.loads(json.dumps(speed))
+        entry.update(name=f"test_speed[{model}-jax]", param=f"{model}-jax",
+                     params={"model_name": model, "backend_name": "jax"})
+        entry["extra_info"]["model"] = model
+        document["benchmarks"].append(entry)
+    document["benchmarks"].remove(speed)
+    read = samples_from_benchmark_json(document)
+    assert "jax" in read and "jax (resnet-small)" in read and "seed-jax" not in read
+    assert read["jax (resnet-small)"].step_ms == read["jax"].step_ms
+
+
 def test_speed_cases_without_speed_data_are_skipped():
     document = benchmark_document(run(1, n=5))
     for entry in document["benchmarks"]:

@@ -343,18 +343,19 @@ def stage_workload(work_dir: Path) -> Path:
     A runtime must import ``harness.workload`` without seeing the harness's own
     environment (its numpy would shadow the runtime's).
     """
-    files = [WORKLOAD_SOURCE / "__init__.py"] + sorted((WORKLOAD_SOURCE / "workload").glob("*.py"))
+    workload = WORKLOAD_SOURCE / "workload"
+    files = ([WORKLOAD_SOURCE / "__init__.py"] + sorted(workload.glob("*.py"))
+             + sorted((workload / layout.MODELS).glob("*.py")))  # the shipped models, too
     digest = hashlib.sha256()
     for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digest.update(str(path.relative_to(WORKLOAD_SOURCE)).encode() + b"\0" + path.read_bytes())
     target = Path(work_dir) / "workload" / digest.hexdigest()[:12]
     if (target / "harness" / "workload" / "__main__.py").exists():
         return target
     staging = Path(str(target) + f".partial-{os.getpid()}-{threading.get_ident()}")
-    (staging / "harness" / "workload").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(files[0], staging / "harness" / "__init__.py")
-    for path in files[1:]:
-        shutil.copy2(path, staging / "harness" / "workload" / path.name)
+    (staging / "harness" / "workload" / layout.MODELS).mkdir(parents=True, exist_ok=True)
+    for path in files:
+        shutil.copy2(path, staging / path.relative_to(WORKLOAD_SOURCE.parent))
     try:
         os.rename(staging, target)
     except OSError:  # another process staged the same code first

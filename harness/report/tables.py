@@ -104,16 +104,19 @@ def what_ran(analysis: RunAnalysis) -> list[tuple[str, str]]:
 
 
 def _model_text(analysis: RunAnalysis) -> str:
+    """The model's name and file hash, then its size and cost as the jobs counted them on the model itself."""
+    spec = analysis.settings.get("model") or {}
+    name = f"{analysis.model_name}" + (f" (file sha256 {spec['sha256'][:12]})" if spec.get("sha256") else "")
     for member in analysis.members.values():
         flops = member.flops or {}
         if member.parameters or flops:
-            parts = [f"{member.parameters:,} parameters" if member.parameters else None,
+            parts = [name, f"{member.parameters:,} parameters" if member.parameters else None,
                      f"{flops['forward_flops_per_image'] / 1e6:,.1f} MFLOP per image to infer"
                      if "forward_flops_per_image" in flops else None,
                      f"{flops['train_flops_per_image'] / 1e6:,.1f} MFLOP to train on"
                      if "train_flops_per_image" in flops else None]
             return ", ".join(p for p in parts if p)
-    return DASH
+    return name
 
 
 def environments(analysis: RunAnalysis) -> list[list[str]]:
@@ -438,6 +441,7 @@ def build_view(analysis: RunAnalysis, history: Sequence[dict[str, Any]] = (),
     reliability, reliability_variant = reliability_panels(analysis)
     return {
         "run_id": analysis.run_id,
+        "model": analysis.model_name,
         "generated_at": (now or dt.datetime.now()).isoformat(timespec="seconds"),
         "headline": headline(analysis),
         "what_ran": what_ran(analysis),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import ResultError
+from harness.workload.layout import DEFAULT_MODEL
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (2,)
@@ -242,6 +243,11 @@ class RunAnalysis(_Record):
     @property
     def profile_name(self) -> str | None:
         return (self.settings.get("profile") or {}).get("name")
+
+    @property
+    def model_name(self) -> str:
+        """The model the run built; the seed's CNN for runs from before models were pluggable."""
+        return (self.settings.get("model") or {}).get("name") or DEFAULT_MODEL
 
     @property
     def usable_members(self) -> dict[str, MemberFigures]:

@@ -54,7 +54,7 @@ def _import_keras(backend):
 
 def main(argv=None):
     args = _parse(sys.argv[1:] if argv is None else argv)
-    from harness.workload import data, events, faults, layout
+    from harness.workload import data, events, faults, layout, model
     from harness.workload.job import Job, JobError, InputError
 
     job = None
@@ -79,7 +79,7 @@ def main(argv=None):
         job.events.emit(events.DONE, seconds=round(job.elapsed(), 3))
         faults.maybe_fail(args.backend, args.phase, "end", result_path)
         return 0
-    except (JobError, data.DataError) as err:
+    except (JobError, data.DataError, model.ModelError) as err:
         code = err.exit_code if isinstance(err, JobError) else InputError.exit_code
         return _fail(job, str(err), code)
     except KeyboardInterrupt:

@@ -60,13 +60,14 @@ def run(job, keras):
     step = one_step(keras, job, prepared, reference, sources[reference])
     step_s = time.time() - t
 
-    net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"])
+    net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"],
+                      path=model.job_model_path(job))
     outputs, described = {}, {}
     t = time.time()
     for name, path in sorted(sources.items()):
         weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
         try:
-            net.set_weights(model.portable(job.backend, weights))
+            net.set_weights(model.portable(job.backend, weights, net))
         except ValueError as err:
             raise InputError("%s's weights %s do not fit %s's model (%s); the two backends build different "
                              "models" % (name, path, job.backend, err))
@@ -126,6 +127,14 @@ def one_step(keras, job, prepared, reference, path):
     the gradient of the batch's mean loss (``w - w'``, exact to float32
     rounding of ``w``). Writes the gradients to ``step_grads.npz``; returns the
     losses (Keras's and the harness's numpy NLL from the same weights).
+
+    Any model works: dropout-like layers are built as the identity; weights a
+    step moves by an update rule rather than a gradient (a batch
+    normalisation's moving mean and variance, whose update Keras 2.3.1 and
+    Keras 3 backends need not compute alike) are written as zeros and listed
+    under ``not_gradients``. The step itself uses the batch's statistics, so
+    the gradients of the trainable weights still check the whole forward and
+    backward pass.
     """
     rows = np.arange(min(STEP_IMAGES, len(prepared.y["train"])))
     x, labels = prepared.floats("train", rows), prepared.y["train"][rows]
@@ -133,20 +142,25 @@ def one_step(keras, job, prepared, reference, path):
                                prepared.channels_first)
     n_classes = len(prepared.classes)
     net = model.build(keras, prepared.input_shape(), n_classes, 1.0, dropout=False,
-                      optimizer=keras.optimizers.SGD(learning_rate=1.0))
+                      optimizer=keras.optimizers.SGD(learning_rate=1.0), path=model.job_model_path(job))
     weights = faults.alter_weights(job.backend, job.phase, model.read_weights(path))
-    net.set_weights(model.portable(job.backend, weights))
+    net.set_weights(model.portable(job.backend, weights, net))
     start = net.get_weights()
     keras_loss = net.train_on_batch(x, model.one_hot(keras, labels, n_classes))
     if isinstance(keras_loss, (list, tuple)):
         keras_loss = keras_loss[0]
     grads = [(np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)).astype(np.float32)
              for b, a in zip(start, net.get_weights())]
-    layout.atomic_save_npz(job.path(layout.STEP_GRADS), model.portable(job.backend, grads))
+    # a batch normalisation's moving statistics move by an update rule, not a gradient: left at zero
+    mask = model.trainable_mask(net)
+    moved_by_rule = [i for i, trainable in enumerate(mask or []) if not trainable]
+    for i in moved_by_rule:
+        grads[i] = np.zeros_like(grads[i])
+    layout.atomic_save_npz(job.path(layout.STEP_GRADS), model.portable(job.backend, grads, net))
     net.set_weights(start)  # the harness's own loss, from the same starting weights
     probs = model.predict(net, x, len(rows))
     picked = np.clip(probs[np.arange(len(rows)), labels], 1e-7, 1.0)
     return {"reference_weights": reference, "images": int(len(rows)), "learning_rate": 1.0,
             "loss_numpy": float(-np.mean(np.log(picked))), "loss_keras": float(keras_loss),
-            "gradients": layout.STEP_GRADS}
+            "gradients": layout.STEP_GRADS, "not_gradients": moved_by_rule}
 

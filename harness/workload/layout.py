@@ -6,7 +6,8 @@ Each name is defined here once; neither side spells a file name, a line
 prefix or a folder of the shared storage itself.
 
     <shared>/runs/<run-id>/
-        run.json                   what was asked (written by the harness)
+        run.json                   what was asked (written by the harness), the model's name and sha256 among it
+        model.py                   the model file every job of the run builds (copied by the harness)
         .lock                      held by the harness process using the run
         ensemble.json              the run's analysis (written by the harness)
         report.html, report.md     the report (written by the harness)
@@ -59,6 +60,12 @@ REPORT_MD = "report.md"
 WEIGHTS = "weights.npz"
 FIDELITY_PROBS = "fidelity_probs.npz"
 STEP_GRADS = "step_grads.npz"
+MODEL_FILE = "model.py"
+"""The run folder's copy of the model file: jobs build it from there on any executor."""
+MODELS = "models"
+"""The folder of shipped model files, inside the workload package."""
+DEFAULT_MODEL = "seed"
+"""The model a run builds unless asked for another: the seed's CIFAR-10 CNN."""
 CEILINGS = "ceilings"
 """Folder under the cache that holds each machine's measured matmul ceilings."""
 PHASES = ("train", "predict", "fidelity", "speed")
@@ -115,6 +122,19 @@ def history_dir(shared):
 
 def backend_dir(shared, run_id, backend):
     return os.path.join(run_dir(shared, run_id), backend)
+
+
+def model_file_name(name):
+    """The shipped file of a model name: ``resnet-small`` -> ``resnet_small.py`` (names use '-', modules '_')."""
+    return name.replace("-", "_") + ".py"
+
+
+def model_name_of(file_name):
+    """The model name a file gives: ``my_net.py`` -> ``my-net``; the inverse of ``model_file_name``."""
+    stem = os.path.basename(file_name)
+    if stem.endswith(".py"):
+        stem = stem[:-3]
+    return stem.lower().replace("_", "-")
 
 
 def result_name(phase):

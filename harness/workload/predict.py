@@ -28,7 +28,9 @@ def run(job, keras):
                     n_test=len(prepared.y["test"]))
 
     t = time.time()
-    net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"])
+    model_path = model.job_model_path(job)
+    net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"],
+                      path=model_path)
     try:
         model.load_weights(net, job.backend, weights_path)
     except (OSError, ValueError, KeyError) as err:
@@ -73,6 +75,7 @@ def run(job, keras):
                  "cache_key": prepared.key, "classes": prepared.classes,
                  "sizes": {s: int(len(i)) for s, i in prepared.indices.items()}},
         "environment": environment.describe(keras, job.backend),
+        "model": model.describe(job, model_path),
         "outputs": {split: {"probs": layout.probs_name(split), "labels": layout.labels_name(split),
                             "rows": int(len(probs)),
                             "columns": int(probs.shape[1])} for split, probs in splits.items()},

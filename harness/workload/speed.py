@@ -49,7 +49,9 @@ def run(job, keras):
     job.events.emit(events.DATA_LOADED, seconds=round(data_s, 3), n_train=len(prepared.y["train"]))
 
     np.random.seed(profile["seed"])
-    net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"])
+    model_path = model.job_model_path(job)
+    net = model.build(keras, prepared.input_shape(), len(prepared.classes), profile["learning_rate"],
+                      path=model_path)
     cost = flops.per_image(net, prepared.input_shape(), keras.backend.image_data_format())
     job.events.emit(events.MODEL_READY, startup_s=round(job.elapsed(), 3), parameters=int(net.count_params()))
     batch = profile["batch_size"]
@@ -90,6 +92,7 @@ def run(job, keras):
         "run_id": job.run_id,
         "backend": job.backend,
         "environment": environment.describe(keras, job.backend),
+        "model": model.describe(job, model_path),
         "settings": {"batch_size": batch, "predict_batch_size": predict_batch, "steps": steps,
                      "warmup_steps": SPEED_WARMUP_STEPS, "predict_batches": n_batches, "threads": threads,
                      "slowdown": slowdown if slowdown != 1.0 else None},

@@ -1,4 +1,4 @@
-"""``train``: fit the seed's CNN on the run's training split and record everything.
+"""``train``: fit the run's model on the run's training split and record everything.
 
 Timings separate start-up (imports, data, model build) and the first epoch
 (which includes tracing and compilation) from steady-state work.
@@ -39,7 +39,8 @@ def run(job, keras):
 
     _seed_everything(keras, profile["seed"])
     t = time.time()
-    net = model.build(keras, input_shape, n_classes, profile["learning_rate"])
+    model_path = model.job_model_path(job)
+    net = model.build(keras, input_shape, n_classes, profile["learning_rate"], path=model_path)
     build_s = time.time() - t
     cost = flops.per_image(net, input_shape, keras.backend.image_data_format())
     startup_s = job.elapsed()
@@ -80,7 +81,7 @@ def run(job, keras):
     train_eval = evaluate_train_split(net, prepared, profile)
     job.events.emit(events.EVALUATED, split="train", **train_eval)
     job.events.emit(events.EVALUATED, split="test", loss=test_loss, accuracy=test_acc)
-    layout.atomic_save_npz(job.path(layout.WEIGHTS), model.portable(job.backend, net.get_weights()))
+    layout.atomic_save_npz(job.path(layout.WEIGHTS), model.portable(job.backend, net.get_weights(), net))
 
     final = history[-1]
     result = {
@@ -110,8 +111,8 @@ def run(job, keras):
             model_build_s=round(build_s, 3),
             total_s=round(job.elapsed(), 3),
         ),
-        "model": {"parameters": int(net.count_params()), "input_shape": list(input_shape),
-                  "classes": prepared.classes},
+        "model": dict(model.describe(job, model_path), parameters=int(net.count_params()),
+                      input_shape=list(input_shape), classes=prepared.classes),
         "peak_rss_mb": environment.peak_rss_mb(),
         "cpu": environment.cpu_use(job.elapsed()),
     }

@@ -1,0 +1,126 @@
+"""A model file written here, two layers, trained on every backend this machine can run.
+
+The model is the parameter, as the backend is: the same real session as
+``test_workload_backends.py`` (real runtimes, real subprocesses, tiny data),
+but with ``--model`` naming a file of this test's own. Each backend must train
+it, predict with it and compute the same function of the same weights, and
+every result must say which model (and which file) it came from.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from harness import model_files
+from harness.backends import BACKENDS
+from harness.jobs import JobState
+from harness.session import BenchmarkSession
+from harness.workload import layout
+from tests.conftest import write_image_folder
+from tests.test_workload_backends import make_config
+
+pytestmark = pytest.mark.slow
+
+TWO_LAYERS = '''
+"""Two layers: a 3x3 convolution of 4 filters, then a softmax over the classes."""
+
+
+def build(keras, input_shape, n_classes):
+    inputs = keras.layers.Input(shape=tuple(input_shape))
+    x = keras.layers.Conv2D(4, (3, 3), activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
+    return keras.models.Model(inputs, outputs)
+'''
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    data = write_image_folder(root / "data")
+    (root / "two_layers.py").write_text(TWO_LAYERS)
+    spec = model_files.resolve(str(root / "two_layers.py"), root)
+    config = make_config(root / "shared", data, run_id="two-layers")
+    config = type(config)(**{**config.__dict__, "model": spec})
+    session = BenchmarkSession(config, say=lambda line: None)
+    session.start()
+    try:
+        analysis = session.finish()
+    finally:
+        session.close()
+    return session, analysis, spec
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request, finished):
+    session, _, _ = finished
+    if request.param in session.skipped:
+        pytest.skip(session.skipped[request.param])
+    return request.param
+
+
+def read(session, backend, phase):
+    return json.loads((session.folder.backend_dir(backend) / layout.result_name(phase)).read_text())
+
+
+def test_the_model_file_trains_predicts_and_is_checked_on_every_backend(finished, backend):
+    session, _, spec = finished
+    for phase in layout.PHASES:
+        result = session.result(backend, phase)
+        assert result.state is JobState.SUCCEEDED, f"{backend}/{phase}: {result.reason}\n{result.log_tail}"
+    train = read(session, backend, "train")
+    assert train["model"]["name"] == "two-layers" and train["model"]["sha256"] == spec.sha256
+    assert read(session, backend, "predict")["model"] == {"name": "two-layers", "sha256": spec.sha256}
+    probs = np.load(session.folder.backend_dir(backend) / layout.probs_name("test"))
+    assert probs.shape == (12, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_flops_are_counted_on_the_model_itself(finished, backend):
+    """Conv 3x3x3->4 on 32x32 'valid' (30x30 out) with bias and ReLU, then Dense 3600->3 with bias and softmax."""
+    session, _, _ = finished
+    train = read(session, backend, "train")
+    conv = 2 * 30 * 30 * 9 * 3 * 4 + 30 * 30 * 4 + 30 * 30 * 4  # multiply-adds, bias, its ReLU
+    dense = 2 * 3600 * 3 + 3 + 3
+    assert train["flops"]["forward"] == conv + dense
+    assert train["model"]["parameters"] == (9 * 3 * 4 + 4) + (3600 * 3 + 3)
+
+
+def test_the_run_names_the_model_and_keeps_its_file(finished):
+    session, analysis, spec = finished
+    settings = json.loads((session.folder.path / layout.RUN_JSON).read_text())
+    assert settings["model"]["name"] == "two-layers" and settings["model"]["sha256"] == spec.sha256
+    assert (session.folder.path / layout.MODEL_FILE).read_text() == TWO_LAYERS
+    assert analysis.model_name == "two-layers"
+    ran = {b for b in BACKENDS if b not in session.skipped}
+    assert analysis.ensemble is not None and set(analysis.ensemble.members) == ran
+
+
+def test_every_backend_computes_the_same_function_of_the_model(finished):
+    session, analysis, _ = finished
+    if len([b for b in BACKENDS if b not in session.skipped]) < 2:
+        pytest.skip("fewer than two backends can run here")
+    section = analysis.fidelity
+    assert section["passed"], section["named"]
+    assert section["step"]["available"] and section["step"]["passed"], section["step"]["named"]
+
+
+def test_a_model_file_changed_after_the_run_started_fails_its_jobs_with_the_reason(finished):
+    """The jobs build the run folder's copy; one edited behind the harness's back is refused, not trained."""
+    session, _, _ = finished
+    copy = Path(session.folder.path) / layout.MODEL_FILE
+    original = copy.read_text()
+    try:
+        copy.write_text(original + "\n# edited\n")
+        from harness.workload import model
+
+        settings = json.loads((session.folder.path / layout.RUN_JSON).read_text())
+        job = SimpleNamespace(settings=settings, run_dir=str(session.folder.path))  # what a job knows
+        with pytest.raises(model.ModelError, match="changed since the run started"):
+            model.job_model_path(job)
+    finally:
+        copy.write_text(original)
