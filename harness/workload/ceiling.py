@@ -176,12 +176,16 @@ def numpy_auto_rate():
 
 def kernels_for(backend):
     """[(kernel name, what it is, function returning GFLOP/s)] this job can measure."""
+    import numpy
+
     coretype = os.environ.get("OPENBLAS_CORETYPE")
-    found = [("numpy", "numpy's BLAS as configured" + (" (OPENBLAS_CORETYPE=%s)" % coretype if coretype else ""),
-              numpy_rate)]
+    # each runtime has its own numpy and BLAS build: named by version, so one does not stand for another
+    name = "numpy-%s" % numpy.__version__
+    found = [(name, "numpy %s's BLAS as configured%s" % (numpy.__version__, " (OPENBLAS_CORETYPE=%s)" % coretype
+                                                          if coretype else ""), numpy_rate)]
     if any(k in os.environ for k in REMOVED_FOR_AUTO):
-        found.append(("numpy-auto", "numpy's OpenBLAS with its own kernel choice (%s removed for this "
-                      "measurement only)" % ", ".join(REMOVED_FOR_AUTO), numpy_auto_rate))
+        found.append((name + "-auto", "numpy %s's OpenBLAS with its own kernel choice (%s removed for this "
+                      "measurement only)" % (numpy.__version__, ", ".join(REMOVED_FOR_AUTO)), numpy_auto_rate))
     found.append((backend, "%s's own float32 matmul" % backend,
                   lambda: best_rate(_backend_multiply(backend))))
     return found
