@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,25 @@ def _basis(base: SpeedSample, candidate: SpeedSample) -> tuple[bool, str]:
     return False, f"raw step times: the same machine ({same})"
 
 
+BLOCK_STEPS = 10
+"""Steps per block: the gate's unit of independent measurement."""
+
+
+def block_medians(step_ms: Sequence[float], block: int = BLOCK_STEPS) -> list[float]:
+    """The median of each run of ``block`` consecutive steps (of at least 3 blocks, else the steps).
+
+    Consecutive steps are not independent: measured on a 2-core VM, a backend's
+    step time shifts by 20-40% for tens of steps at a time (another tenant, the
+    clock), so resampling single steps gives an interval far narrower than the
+    run-to-run spread and raised false alarms (jax 1.21x "slower" between two
+    unchanged runs). Blocks carry that drift into the interval.
+    """
+    blocks = [sorted(step_ms[i:i + block]) for i in range(0, len(step_ms) - block + 1, block)]
+    if len(blocks) < 3:
+        return list(step_ms)
+    return [b[len(b) // 2] if len(b) % 2 else (b[len(b) // 2 - 1] + b[len(b) // 2]) / 2 for b in blocks]
+
+
 def compare_one(base: SpeedSample, candidate: SpeedSample, threshold: float = DEFAULT_THRESHOLD,
                 level: float = DEFAULT_LEVEL) -> GateVerdict:
     """One backend measured in both runs: its verdict."""
@@ -174,7 +193,7 @@ def compare_one(base: SpeedSample, candidate: SpeedSample, threshold: float = DE
     if normalised:
         before = [ms * base.ceiling_gflops for ms in before]
         after = [ms * candidate.ceiling_gflops for ms in after]
-    ratio, low, high = ratio_of_medians(before, after, level=level)
+    ratio, low, high = ratio_of_medians(block_medians(before), block_medians(after), level=level)
     if low > 1 + threshold:
         state = "slower"
     elif high < 1 / (1 + threshold):
