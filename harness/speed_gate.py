@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ResultError
-from harness.scoring.intervals import DEFAULT_LEVEL, ratio_of_medians
+from harness.scoring.intervals import DEFAULT_LEVEL, block_medians, ratio_of_medians
 from harness.workload.layout import DEFAULT_MODEL
 
 DEFAULT_THRESHOLD = 0.10
@@ -155,25 +155,6 @@ def _basis(base: SpeedSample, candidate: SpeedSample) -> tuple[bool, str]:
                        "to normalise by, so a slower machine reads as a slower backend")
     same = f"ceilings {ceiling_text}, within 5%" if known else "no ceilings recorded"
     return False, f"raw step times: the same machine ({same})"
-
-
-BLOCK_STEPS = 10
-"""Steps per block: the gate's unit of independent measurement."""
-
-
-def block_medians(step_ms: Sequence[float], block: int = BLOCK_STEPS) -> list[float]:
-    """The median of each run of ``block`` consecutive steps (of at least 3 blocks, else the steps).
-
-    Consecutive steps are not independent: measured on a 2-core VM, a backend's
-    step time shifts by 20-40% for tens of steps at a time (another tenant, the
-    clock), so resampling single steps gives an interval far narrower than the
-    run-to-run spread and raised false alarms (jax 1.21x "slower" between two
-    unchanged runs). Blocks carry that drift into the interval.
-    """
-    blocks = [sorted(step_ms[i:i + block]) for i in range(0, len(step_ms) - block + 1, block)]
-    if len(blocks) < 3:
-        return list(step_ms)
-    return [b[len(b) // 2] if len(b) % 2 else (b[len(b) // 2 - 1] + b[len(b) // 2]) / 2 for b in blocks]
 
 
 def compare_one(base: SpeedSample, candidate: SpeedSample, threshold: float = DEFAULT_THRESHOLD,

@@ -19,7 +19,7 @@ default (linear interpolation between order statistics).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
@@ -281,3 +281,22 @@ def ranking(figures: Mapping[str, Figure], higher_is_better: bool, noun: str, *,
     side = "above" if higher_is_better else "below"
     return (f"{best} is the {noun}: its {interval} ({fmt(low)}-{fmt(high)}{unit_text}) lies {side} "
             f"{runner_up}'s ({fmt(other_low)}-{fmt(other_high)})")
+
+
+BLOCK_STEPS = 10
+"""Steps per block: the gate's unit of independent measurement."""
+
+
+def block_medians(step_ms: Sequence[float], block: int = BLOCK_STEPS) -> list[float]:
+    """The median of each run of ``block`` consecutive steps (of at least 3 blocks, else the steps).
+
+    Consecutive steps are not independent: measured on a 2-core VM, a backend's
+    step time shifts by 20-40% for tens of steps at a time (another tenant, the
+    clock), so resampling single steps gives an interval far narrower than the
+    run-to-run spread and raised false alarms (jax 1.21x "slower" between two
+    unchanged runs). Blocks carry that drift into the interval.
+    """
+    blocks = [sorted(step_ms[i:i + block]) for i in range(0, len(step_ms) - block + 1, block)]
+    if len(blocks) < 3:
+        return list(step_ms)
+    return [b[len(b) // 2] if len(b) % 2 else (b[len(b) // 2 - 1] + b[len(b) // 2]) / 2 for b in blocks]
