@@ -195,7 +195,8 @@ def test_a_second_session_on_a_busy_run_is_refused_and_other_runs_proceed(bench)
         other = bench.run("other")
         other.assert_outcomes(passed=7)
         assert sorted(p.name for p in bench.run_dir("other").iterdir()) == sorted(
-            [".lock", "ensemble.json", "run.json", "tensorflow", "torch"] + _report_files(bench.run_dir("other")))
+            [".lock", "ensemble.json", "model.py", "run.json", "tensorflow", "torch"]
+            + _report_files(bench.run_dir("other")))  # model.py: the run's copy of its model file
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=60)
