@@ -62,6 +62,9 @@ class RunConfig:
     """(backend, phase) jobs to run again even if an earlier session finished them (--rerun)."""
     model: ModelSpec = field(default_factory=lambda: model_files.resolve(model_files.DEFAULT, Path.cwd()))
     """The model every job of the run builds (--model); the seed's CNN by default."""
+    phases: tuple[str, ...] | None = None
+    """The phases the selected benchmark cases need (``-k test_speed``: only the speed phase);
+    None: every phase the profile plans."""
 
     @property
     def timeout_s(self) -> float:

@@ -8,6 +8,7 @@ into passes, failures and skips. Registered through the
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import signal
 import threading
@@ -25,6 +26,7 @@ from harness.jobs import JobResult, JobState, reasons_once
 from harness.scoring import variants
 from harness.scoring.run_analysis import RunAnalysis
 from harness.session import BenchmarkSession
+from harness.workload.layout import PHASES
 
 GROUP = "keras-multibackend"
 session_key = pytest.StashKey["KbenchRuns"]()
@@ -174,6 +176,39 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if timed:
             config.hook.pytest_deselected(items=timed)
             items[:] = [item for item in items if item not in timed]
+
+
+CASE_PHASES = {
+    "test_train": ("train",),
+    "test_predict": ("train", "predict"),
+    "test_ensemble": ("train", "predict"),
+    "test_fidelity": ("train", "fidelity"),
+    "test_speed": ("speed",),
+}
+"""The job phases each benchmark case needs; a case not named here (a user's own) needs them all."""
+
+
+def phases_for(items: list) -> tuple[str, ...] | None:
+    """The phases the selected cases need (``-k test_speed`` times speed and trains nothing); None: all."""
+    needed: set[str] = set()
+    for item in items:
+        if "kbench" not in getattr(item, "fixturenames", ()):
+            continue
+        phases = CASE_PHASES.get(getattr(item, "originalname", None) or item.name)
+        if phases is None:
+            return None
+        needed.update(phases)
+    return tuple(sorted(needed)) if needed else None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once ``-k``/``-m`` have deselected cases: plan only the jobs the remaining cases need."""
+    runs = session.config.stash.get(session_key, None)
+    phases = phases_for(session.items)
+    if runs is None or phases is None or set(phases) >= set(PHASES):
+        return
+    session.config.stash[session_key] = KbenchRuns(
+        [dataclasses.replace(run.config, phases=phases) for run in runs.runs], session.config)
 
 
 def _case_model(item: pytest.Item) -> str | None:

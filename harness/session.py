@@ -256,8 +256,10 @@ class BenchmarkSession:
 
 
 def planned_phases(config: RunConfig) -> tuple[str, ...]:
-    """The phases each backend's jobs go through: the speed phase only when the profile times steps."""
-    return tuple(p for p in PHASES if p != "speed" or config.profile.speed_steps > 0)
+    """The phases each backend's jobs go through: the speed phase only when the profile times steps,
+    and only those the selected cases need (``config.phases``)."""
+    return tuple(p for p in PHASES if (p != "speed" or config.profile.speed_steps > 0)
+                 and (config.phases is None or p in config.phases))
 
 
 def storage_hint(err: OSError, run_id: str) -> str:

@@ -6,6 +6,7 @@ trains TensorFlow on the smoke profile for real (marked slow).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def test_options_are_listed_under_their_own_group_in_help(project):
 @pytest.mark.parametrize("args, message", [
     (["--backend", "tf2"], "unknown backend 'tf2'; choose from tensorflow, jax, torch, theano, cntk, or all"),
     (["--backend", ","], "--backend is empty; choose from"),
-    (["--profile", "huge"], "unknown profile 'huge'; choose from smoke, default, full, or give a .json file"),
+    (["--profile", "huge"], "unknown profile 'huge'; choose from smoke, default, standard, full, or give a .json file"),
     (["--executor", "docker"], "unknown executor 'docker'; choose from local, kubernetes"),
     (["--dataset", "/no/such/data"], "data set /no/such/data does not exist; pass --dataset"),
     (["--run-id", "../escape"], "run id '../escape' is not a safe name"),
@@ -65,6 +66,33 @@ def test_bad_options_are_a_usage_error_that_names_the_fix(project, args, message
 def test_cases_are_parametrized_by_the_chosen_backends(project):
     result = run(project, "--backend", "torch,jax", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["test_cases.py::test_train[[]jax[]]", "test_cases.py::test_train[[]torch[]]"])
+
+
+PHASE_CASES = """
+def test_train(backend_name, kbench):
+    print("planned:", ", ".join(kbench.session.phases))
+
+def test_speed(backend_name, kbench):
+    print("planned:", ", ".join(kbench.session.phases))
+
+def test_mine(backend_name, kbench):
+    print("planned:", ", ".join(kbench.session.phases))
+"""
+
+
+@pytest.mark.parametrize("select, planned", [
+    ([], "train, predict, fidelity, speed"),
+    (["-k", "test_train or test_speed"], "train, speed"),
+    (["-k", "test_speed"], "speed"),
+    (["-k", "test_train"], "train"),
+])
+def test_a_run_plans_only_the_jobs_its_selected_cases_need(pytester, select, planned):
+    """``pytest benchmarks/ -k test_speed`` times each backend and trains nothing (what the CI gate
+    uses to time its base); a case of the user's own that uses ``kbench`` plans every phase."""
+    pytester.makepyfile(test_cases=PHASE_CASES)
+    result = run(pytester, "--backend", "jax", "-s", *select)
+    assert result.ret == 0
+    assert set(re.findall(r"planned: ([a-z, ]+)", result.stdout.str())) == {planned}
 
 
 def test_the_plugin_stays_out_of_test_suites_that_do_not_use_it(pytester):

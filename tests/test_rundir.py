@@ -57,6 +57,18 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         folder.write_settings(dict(SETTINGS, profile={"name": "default"}))
 
 
+def test_resuming_may_change_only_how_speed_is_timed(tmp_path):
+    """speed_steps and speed_predict_batches change no job's outputs: a later session may set them
+    (its speed jobs run again); any other profile field is another run."""
+    folder = RunFolder(tmp_path, "r1")
+    profile = {"name": "smoke", "epochs": 3, "speed_steps": 60, "speed_predict_batches": 10}
+    folder.write_settings(dict(SETTINGS, profile=profile))
+    merged = folder.write_settings(dict(SETTINGS, profile=dict(profile, speed_steps=120, speed_predict_batches=5)))
+    assert merged["profile"] == dict(profile, speed_steps=120, speed_predict_batches=5)
+    with pytest.raises(ConfigError, match="different profile"):
+        folder.write_settings(dict(SETTINGS, profile=dict(profile, epochs=4)))
+
+
 def test_resuming_adds_backends_to_the_run(tmp_path):
     folder = RunFolder(tmp_path, "r1")
     folder.write_settings(SETTINGS)

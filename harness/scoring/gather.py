@@ -93,6 +93,10 @@ class RunResults:
         return {name: m.reason for name, m in self.members.items() if not m.usable}
 
 
+NOT_PLANNED = ("not trained in this session: the selected benchmark cases need no train or predict job "
+               "(run test_train and test_predict, or drop -k, to train it)")
+
+
 def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str], JobResult],
            skipped: dict[str, str] | None = None) -> RunResults:
     """Load every backend's results; check they describe the same data."""
@@ -113,11 +117,15 @@ def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str
             # a finished train is still worth showing in the report
             member.train = _try(folder.read_result, name, "train")
             continue
+        planned = any(p in member.statuses for p in layout.MEMBER_PHASES)
         try:
             _load_member(folder, member)
             member.usable, member.state = True, "ok"
         except ResultError as err:
-            member.state, member.reason = "failed", str(err)
+            if planned:
+                member.state, member.reason = "failed", str(err)
+            else:  # e.g. pytest -k test_speed: this session trained nothing, and no earlier one did
+                member.state, member.reason = "skipped", NOT_PLANNED
 
     fingerprint = _agree_on_data(members)
     usable = [m for m in members.values() if m.usable]
