@@ -5,6 +5,7 @@ every problem is a ``ConfigError`` whose message names the fix.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -62,9 +63,16 @@ class RunConfig:
     """(backend, phase) jobs to run again even if an earlier session finished them (--rerun)."""
     model: ModelSpec = field(default_factory=lambda: model_files.resolve(model_files.DEFAULT, Path.cwd()))
     """The model every job of the run builds (--model); the seed's CNN by default."""
+    repeat: int = 0
+    """Which of ``--repeats`` runs this is (1, 2, ...); 0: the session repeats nothing."""
     phases: tuple[str, ...] | None = None
     """The phases the selected benchmark cases need (``-k test_speed``: only the speed phase);
     None: every phase the profile plans."""
+
+    @property
+    def label(self) -> str:
+        """How the benchmark cases name this run: the model, ``r2`` or ``resnet-small-r2`` for a repeat."""
+        return run_label(self.model.name, self.model.is_default, self.repeat)
 
     @property
     def timeout_s(self) -> float:
@@ -204,24 +212,62 @@ def build(
     )
 
 
-def build_all(*, model: str | None = None, run_id: str | None = None, **options: Any) -> list[RunConfig]:
-    """One RunConfig per model of ``--model``: one run each, so each has its own folder, ensemble and report.
+def build_all(*, model: str | None = None, run_id: str | None = None, repeats: Any = None,
+              **options: Any) -> list[RunConfig]:
+    """One RunConfig per model of ``--model`` and repeat: one run each, so each has its own folder,
+    ensemble and report.
 
     With one model the run id is as given (or new); with several, each run's id
-    is ``<run-id>-<model>``, so ``--run-id`` resumes all of them together.
+    is ``<run-id>-<model>``, so ``--run-id`` resumes all of them together. With
+    ``--repeats N`` each model's run is made N times, ``<id>-r1`` to ``<id>-rN``,
+    repeat i training with ``train_seed = seed + i - 1`` (the same data, other
+    initial weights and shuffles).
     """
+    count = parse_positive_int("--repeats", repeats) or 1
+    if count > MAX_REPEATS:
+        raise ConfigError(f"--repeats {count} is more than {MAX_REPEATS}; a 95% interval of the mean is already "
+                          "narrow at 10 repeats")
+    if count > 1 and options.get("record_baseline"):
+        raise ConfigError("--record-baseline writes one run's accuracies; record it without --repeats")
     specs = model_files.parse(model, options["cwd"])
-    if len(specs) == 1:
+    if len(specs) == 1 and count == 1:
         return [build(model=specs[0], run_id=run_id, **options)]
     base = check_run_id(run_id) if run_id else new_run_id()
-    return [build(model=spec, run_id=model_run_id(base, spec.name), **options) for spec in specs]
+    configs = []
+    for spec in specs:
+        model_id = base if len(specs) == 1 else model_run_id(base, spec.name)
+        if count == 1:
+            configs.append(build(model=spec, run_id=model_id, **options))
+            continue
+        for repeat in range(1, count + 1):
+            config = build(model=spec, run_id=model_run_id(model_id, f"r{repeat}"), **options)
+            profile = dataclasses.replace(config.profile, train_seed=config.profile.seed + repeat - 1)
+            configs.append(dataclasses.replace(config, profile=profile, repeat=repeat))
+    return configs
+
+
+MAX_REPEATS = 20
+
+
+def run_label(model: str, is_default: bool, repeat: int) -> str:
+    """A run's name in case ids: the model; for a repeat ``r2`` (the seed's CNN) or ``resnet-small-r2``."""
+    if not repeat:
+        return model
+    return f"r{repeat}" if is_default else f"{model}-r{repeat}"
+
+
+def run_labels(models: list[ModelSpec], repeats: int) -> list[str]:
+    """Every run's label, in the order ``build_all`` makes the runs."""
+    if repeats <= 1:
+        return [spec.name for spec in models]
+    return [run_label(spec.name, spec.is_default, i) for spec in models for i in range(1, repeats + 1)]
 
 
 def model_run_id(base: str, model: str) -> str:
-    """A model's run of a several-model session: ``<run-id>-<model>``, checked as a run id."""
+    """A model's (or a repeat's) run of a several-run session: ``<run-id>-<model>``, checked as a run id."""
     run_id = f"{base}-{model}"
     if len(run_id) > 40:
-        raise ConfigError(f"--run-id {base} with the model {model} makes the run id {run_id}, over 40 characters; "
+        raise ConfigError(f"--run-id {base} with {model} makes the run id {run_id}, over 40 characters; "
                           "choose a shorter --run-id")
     return check_run_id(run_id)
 

@@ -40,6 +40,13 @@ class Profile:
     short warm-up; 0 plans no speed phase (a profile file without the field)."""
     speed_predict_batches: int = 20
     """Inference batches (of ``predict_batch_size``) the speed phase times."""
+    train_seed: int | None = None
+    """Seed of the weights' initialisation and of each epoch's shuffle; None: ``seed``. The data
+    subsets always come from ``seed``, so repeats (``--repeats``) differ only in training."""
+
+    @property
+    def training_seed(self) -> int:
+        return self.seed if self.train_seed is None else self.train_seed
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -189,6 +196,8 @@ def field_problem(profile: Profile) -> str | None:
          "a whole number from 1 to 100000"),
         ("seed", _whole(profile.seed, 0, MAX_SEED - 100_000),
          f"a whole number from 0 to {MAX_SEED - 100_000} (numpy seeds stop at 2**32; each epoch adds 1)"),
+        ("train_seed", profile.train_seed is None or _whole(profile.train_seed, 0, MAX_SEED - 100_000),
+         f"null or a whole number from 0 to {MAX_SEED - 100_000}"),
     )
     for key, ok, rule in checks:
         if not ok:

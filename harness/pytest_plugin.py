@@ -20,7 +20,7 @@ import pytest
 
 from harness import backends as backend_registry
 from harness import baselines, executors, model_files, profiles
-from harness.config import RunConfig, build_all
+from harness.config import RunConfig, build_all, parse_positive_int, run_labels
 from harness.errors import HarnessError
 from harness.jobs import JobResult, JobState, reasons_once
 from harness.scoring import variants
@@ -59,6 +59,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rerun", default=None, metavar="JOBS",
                     help="with --run-id of an earlier run: run these jobs again even if they finished, as "
                          "BACKEND or BACKEND/PHASE, comma-separated, or all (rerunning train reruns its predict)")
+    group.addoption("--repeats", default=None, metavar="N",
+                    help="run every backend's training N times, repeat i with train_seed = seed + i - 1 "
+                         "(runs <run-id>-r1 ...); accuracy and speed are then given as means with 95%% "
+                         "intervals, and a backend is called best only where they separate it (default: 1)")
     group.addoption("--parallel", default=None, metavar="N", help="jobs to run at once (default: the executor's choice)")
     group.addoption("--threads", default=None, metavar="N", help="CPU threads per job (default: cores / parallel jobs)")
     group.addoption("--speed-threads", default=None, metavar="N",
@@ -104,8 +108,9 @@ def _loadable_executors() -> list[tuple[str, type]]:
 def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[backends_key] = backend_registry.parse_backends(config.getoption("--backend"))
-        config.stash[models_key] = [spec.name for spec in model_files.parse(
-            config.getoption("--model"), Path(config.invocation_params.dir))]
+        config.stash[models_key] = run_labels(
+            model_files.parse(config.getoption("--model"), Path(config.invocation_params.dir)),
+            parse_positive_int("--repeats", config.getoption("--repeats")) or 1)
         profiles.get(config.getoption("--profile"))
         executors.executor_class(config.getoption("--executor"))
     except HarnessError as err:
@@ -113,7 +118,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Cases per backend; with several models (``--model a,b``), per model and backend: ``[a-tensorflow]``."""
+    """Cases per backend; with several runs, per run and backend: ``[resnet-small-tensorflow]`` for
+    ``--model seed,resnet-small``, ``[r2-tensorflow]`` for ``--repeats 3``."""
     names = [b.name for b in metafunc.config.stash[backends_key]]
     models = metafunc.config.stash[models_key]
     several = len(models) > 1 and "model_name" in metafunc.fixturenames
@@ -129,7 +135,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def model_name(request: pytest.FixtureRequest) -> str:
-    """The model of the calling case: its parameter with several models, else the one asked for."""
+    """The run of the calling case (its model, or ``r2`` for a repeat): its parameter with several
+    runs, else the only one."""
     return request.config.stash[models_key][0]
 
 
@@ -153,6 +160,7 @@ def _run_configs(config: pytest.Config) -> list[RunConfig]:
         job_timeout=get("--job-timeout"),
         ensemble_method=get("--ensemble"), history_dir=get("--history-dir"),
         report_images=get("--report-images"), executor_settings=settings, rerun=get("--rerun"),
+        repeats=get("--repeats"),
         baselines_dir=get("--baselines") or root / "benchmarks" / "baselines",
         record_baseline=get("--record-baseline"), require_baseline=get("--require-baseline"),
     )
@@ -222,9 +230,10 @@ class KbenchRuns:
     def __init__(self, run_configs: list[RunConfig], pytest_config: pytest.Config):
         self.runs = [KbenchRun(c, pytest_config, self) for c in run_configs]
         self.models_checked = False
+        self.summary_lines: list[str] = []
 
     def of(self, model: str | None) -> KbenchRun:
-        return next((r for r in self.runs if r.config.model.name == model), self.runs[0])
+        return next((r for r in self.runs if r.config.label == model), self.runs[0])
 
     def check_models(self, say) -> None:
         """Build every non-default model once before the first job of the session (a bad one stops all)."""
@@ -237,6 +246,26 @@ class KbenchRuns:
                 shape, classes = session.check_dataset(run.config.dataset, run.config, say)
                 model_check.check(run.config.model, shape, classes, run.config.work_dir, say)
         self.models_checked = True
+
+    def end_repeats(self) -> None:
+        """With ``--repeats``: each model's means and 95% intervals over its finished repeats."""
+        from harness import run_end
+
+        groups: dict[str, list[KbenchRun]] = {}
+        for run in self.runs:
+            if run.config.repeat and run.session.analysis is not None and not run.interrupted:
+                groups.setdefault(run.config.model.name, []).append(run)
+        for model, group in groups.items():
+            if len(group) < 2:
+                self.summary_lines.append(f"repeats of {model}: only {len(group)} run finished, so there is no "
+                                          "spread to show")
+                continue
+            base_id = group[0].config.run_id.rpartition("-r")[0]
+            title = f"Keras multi-backend benchmark: {len(group)} repeats of run {base_id}, model {model}"
+            paths, lines = run_end.finish_repeats([r.session.analysis for r in group],
+                                                  group[0].config.reports_dir / base_id, title)
+            self.summary_lines += [f"repeats of {model} ({len(group)} runs, means with 95% intervals):"]
+            self.summary_lines += [f"  {line}" for line in lines] + [f"repeats report: {p}" for p in paths]
 
     def started(self) -> list[KbenchRun]:
         return [r for r in self.runs if r.session.started]
@@ -409,6 +438,7 @@ def kbench_runs(request: pytest.FixtureRequest) -> KbenchRuns:
                 run.end_run()
             finally:
                 run.close(cancel=False)
+    runs.end_repeats()
 
 
 @pytest.fixture
@@ -524,9 +554,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     terminalreporter.section("keras-multibackend")
     for run in runs.started():
         if len(runs.runs) > 1:
-            terminalreporter.write_line(f"model {run.config.model.name}:")
+            terminalreporter.write_line(f"run {run.config.label}:")
         for line in run.summary_lines:
             terminalreporter.write_line(line)
         for path in run.report_paths:
             terminalreporter.write_line(f"report: {path}")
         terminalreporter.write_line(f"run folder: {run.session.folder.path}")
+    for line in runs.summary_lines:
+        terminalreporter.write_line(line)

@@ -13,6 +13,7 @@ what it could not show. Finished results are never lost to them.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,3 +190,21 @@ def rerender(run_dir: Path, *, reports_dir: Path | None = None, baselines_dir: P
         reports_dir=reports_dir,
         baseline_path=baselines.path_for(baselines_dir, profile, analysis.model_name) if baselines_dir else None)
     return finish(analysis, run_dir, settings, say)
+
+
+def finish_repeats(analyses: list[RunAnalysis], folder: Path, title: str) -> tuple[list[Path], list[str]]:
+    """Write ``repeats.json``, ``repeats.md`` and ``repeats.html`` into ``folder``; the paths and the
+    summary's sentences for the terminal."""
+    from harness.report import repeats_view
+    from harness.scoring.repeats import summarise_repeats
+
+    summary = summarise_repeats(analyses)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in (("repeats.json", json.dumps(summary, indent=2, sort_keys=True) + "\n"),
+                       ("repeats.md", repeats_view.markdown(summary, title)),
+                       ("repeats.html", repeats_view.html(summary, title))):
+        path = folder / name
+        layout.atomic_write_bytes(str(path), text.encode("utf-8"))
+        written.append(path)
+    return written, repeats_view.sentences(summary)

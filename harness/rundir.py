@@ -35,8 +35,8 @@ computes: a later session may change them (its speed jobs then run again)."""
 def _identity(key: str, value: Any) -> Any:
     """What must match on resume: a profile but for its timing-only fields; a model is its file's
     content (a run from before models has the seed's)."""
-    if key == "profile" and isinstance(value, dict):
-        return {k: v for k, v in value.items() if k not in TIMING_ONLY}
+    if key == "profile" and isinstance(value, dict):  # train_seed None is a run from before repeats
+        return {k: v for k, v in value.items() if k not in TIMING_ONLY and not (k == "train_seed" and v is None)}
     if key == "model":
         return (value or {}).get("sha256") or _seed_sha256()
     return value

@@ -17,6 +17,12 @@ TRAIN_EVAL_IMAGES = 2000
 split is larger): enough for a figure good to about a point, cheap next to an epoch."""
 
 
+def training_seed(profile: dict) -> int:
+    """The seed of initialisation and shuffling: the profile's ``train_seed`` (a repeat's), else ``seed``."""
+    value = profile.get("train_seed")
+    return int(profile["seed"] if value is None else value)
+
+
 def _seed_everything(keras, seed):
     random.seed(seed)
     np.random.seed(seed)
@@ -37,7 +43,8 @@ def run(job, keras):
     job.events.emit(events.DATA_LOADED, seconds=round(data_s, 3), n_train=len(y_train),
                     n_val=len(prepared.y["val"]), n_test=len(prepared.y["test"]))
 
-    _seed_everything(keras, profile["seed"])
+    train_seed = training_seed(profile)
+    _seed_everything(keras, train_seed)
     t = time.time()
     model_path = model.job_model_path(job)
     net = model.build(keras, input_shape, n_classes, profile["learning_rate"], path=model_path)
@@ -52,7 +59,7 @@ def run(job, keras):
     steps = int(np.ceil(len(y_train) / float(batch)))
     history, timers = [], []
     for epoch in range(1, profile["epochs"] + 1):
-        order = np.random.RandomState(profile["seed"] + epoch).permutation(len(y_train))
+        order = np.random.RandomState(train_seed + epoch).permutation(len(y_train))
         x_epoch, y_epoch = prepared.floats("train", order), y_train_1h[order]
         timer = StepTimer(keras, job.events, epoch, steps, batch, slowdown=faults.slowdown(job.backend, "train"))
         job.events.emit(events.EPOCH_START, epoch=epoch, steps=steps)
@@ -90,7 +97,8 @@ def run(job, keras):
         "run_id": job.run_id,
         "backend": job.backend,
         "data": _data_record(prepared, job.settings),
-        "settings": {k: profile[k] for k in ("epochs", "batch_size", "learning_rate", "seed")},
+        "settings": dict({k: profile[k] for k in ("epochs", "batch_size", "learning_rate", "seed")},
+                         train_seed=train_seed),
         "environment": environment.describe(keras, job.backend),
         "history": history,
         "final": {
