@@ -10,6 +10,9 @@ Sections (``--only`` picks some; all by default), all on the local executor:
   alone, their ratio (goal: within 10%), and what the training job itself measured
   while sharing the machine (the figure the report no longer calls the backend's speed);
   with each backend's MFU, the ceiling, its kernel and the theoretical peak;
+* ``knobs``: each Keras 3 backend's speed phase alone under the switches Keras offers
+  (``jit_compile``, channels_first, and every core instead of one), one speed-only run
+  per switch and round (``--rounds``), to pick each backend's default configuration;
 * ``shapes``: the machine's BLAS on the GEMM shapes this model's layers become;
 * ``overhead``: one backend's training job through ``pytest benchmarks/`` against the
   same workload command run directly, alternated over ``--rounds`` rounds;
@@ -85,12 +88,12 @@ class RunQueue:
         return round(statistics.fmean(self.samples) - self.baseline, 2)
 
 
-def bench(args, run_id: str, *extra: str) -> tuple[float, subprocess.CompletedProcess]:
+def bench(args, run_id: str, *extra: str, env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     command = [PYTHON, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider", *NO_TEST_PLUGINS,
                "--profile", args.profile, "--dataset", args.dataset, "--shared-dir", str(args.shared),
                "--run-id", run_id, *extra]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         print(done.stdout[-3000:], done.stderr[-2000:], sep="\n")
@@ -148,6 +151,60 @@ def isolation(args) -> dict:
         }
         print(f"{backend.name}: --backend all report {a['median']:.0f} img/s, alone {b['median']:.0f} img/s",
               flush=True)
+    return out
+
+
+KNOBS = {
+    "tensorflow": {"default": {}, "jit_compile=True": {"KBENCH_JIT_COMPILE": "true"},
+                   "jit_compile=False": {"KBENCH_JIT_COMPILE": "false"},
+                   "channels_first": {"KBENCH_DATA_FORMAT": "channels_first"}},
+    "jax": {"default": {}, "channels_first": {"KBENCH_DATA_FORMAT": "channels_first"}},
+    "torch": {"default": {}, "jit_compile=True": {"KBENCH_JIT_COMPILE": "true"},
+              "channels_first": {"KBENCH_DATA_FORMAT": "channels_first"}},
+}
+"""The switches Keras 3 itself offers, per backend, beside the default (jit_compile="auto", channels_last).
+JAX is left compiled: with jit_compile=False Keras runs it op by op, which is not a configuration anyone
+would benchmark it in."""
+
+
+def knobs(args) -> dict:
+    """Each Keras 3 backend's speed phase alone under each switch, at 1 thread and at every core.
+
+    One speed-only run (``-k test_speed``, nothing trained) per backend, switch and
+    round; the rounds go through every configuration in turn, so a drift of the
+    machine falls on all of them alike. Figures: the speed phase's median train and
+    inference img/s with their 95% intervals, and the configuration the job recorded.
+    """
+    out: dict = {}
+    cores = os.cpu_count() or 1
+    for round_no in range(args.rounds):
+        for backend in registry.parse_backends(args.backends):
+            if backend.name not in KNOBS:
+                continue
+            configs = dict(KNOBS[backend.name])
+            if cores > 1:
+                configs[f"default, {cores} threads"] = {"threads": str(cores)}
+            for label, env in configs.items():
+                run_id = f"{args.tag}-k{round_no}-{backend.name}-{len(out.get(backend.name, {}))}"[:40]
+                threads = env.get("threads", "1")
+                variables = {k: v for k, v in env.items() if k != "threads"}
+                command_env = dict(os.environ, **variables)
+                for key in ("KBENCH_JIT_COMPILE", "KBENCH_DATA_FORMAT"):
+                    if key not in variables:
+                        command_env.pop(key, None)
+                bench(args, run_id, "--backend", backend.name, "--speed-threads", threads, "-k", "test_speed",
+                      env=command_env)
+                row = speed_rows(run_dir(args, run_id)).get("backends", {}).get(backend.name)
+                entry = out.setdefault(backend.name, {}).setdefault(label, {"rounds": []})
+                if not row:
+                    entry["rounds"].append({"problem": f"no speed figures in run {run_id}"})
+                    continue
+                entry["rounds"].append({"run_id": run_id, "train": row["train"]["images_per_s"],
+                                        "predict": row["predict"]["images_per_s"],
+                                        "configuration": row.get("configuration")})
+                print(f"{backend.name} {label} (round {round_no + 1}): train "
+                      f"{row['train']['images_per_s']['median']:.0f} img/s, inference "
+                      f"{row['predict']['images_per_s']['median']:.0f} img/s", flush=True)
     return out
 
 
@@ -356,6 +413,17 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
             peak = (entry.get("theoretical_peak") or {}).get("gflops")
             rows.append((f"ceiling at {entry['threads']} thread(s)", "the best kernel here",
                          f"{entry['gflops']} GFLOP/s ({entry['kernel']}); {kernels}; theoretical peak {peak}", "-"))
+    for name, configs in results.get("knobs", {}).items():
+        base = _median_of(configs.get("default", {}), "train")
+        for label, entry in configs.items():
+            trains = [r for r in entry["rounds"] if "train" in r]
+            if not trains:
+                rows.append((f"{name} {label}", "fastest is the default", entry["rounds"][0]["problem"], "-"))
+                continue
+            measured = "; ".join(f"train {_interval(r['train'])}, infer {_interval(r['predict'])}" for r in trains)
+            ratio = _median_of(entry, "train") / base if base else None
+            rows.append((f"{name} {label} (img/s, 95% interval)", "fastest is the default",
+                         measured + (f"; train vs default {ratio:.2f}x" if ratio else ""), "-"))
     if "model_shapes" in results:
         shapes = results["model_shapes"]
         share = 100 * shapes["effective_training_gflops"] / shapes["square_gflops"]
@@ -384,7 +452,12 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-SECTIONS = ("isolation", "shapes", "overhead", "data", "gather")
+def _median_of(entry: dict, figure: str) -> float | None:
+    values = [r[figure]["median"] for r in entry.get("rounds", []) if figure in r]
+    return statistics.median(values) if values else None
+
+
+SECTIONS = ("isolation", "knobs", "shapes", "overhead", "data", "gather")
 
 
 def main() -> int:
@@ -408,6 +481,8 @@ def main() -> int:
     results: dict = {"profile": args.profile, "cores": os.cpu_count()}
     if "isolation" in only:
         results["isolation"] = isolation(args)
+    if "knobs" in only:
+        results["knobs"] = knobs(args)
     if "shapes" in only:
         results["model_shapes"] = model_shape_ceiling()
     if "data" in only:

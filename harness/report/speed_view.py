@@ -11,7 +11,7 @@ from harness.report.tables import DASH, num, pct, rate
 from harness.scoring.run_analysis import RunAnalysis
 
 COLUMNS = ["Train img/s", "95% interval", "IQR", "Step ms", "Infer img/s", "95% interval", "Batch ms",
-           "Train MFU", "Infer MFU", "Threads", "Layout"]
+           "Train MFU", "Infer MFU", "Threads", "Layout", "JIT"]
 WHY = ("Medians of per-step times, with a bootstrap 95% interval of the median and the interquartile range "
        "(IQR) of the steps; a backend is called the fastest only where its interval is clear of the next one's. "
        "MFU is the model's FLOP rate over the machine's ceiling: the best float32 matmul rate any kernel reached "
@@ -45,7 +45,8 @@ def speed_view(analysis: RunAnalysis) -> dict[str, Any]:
             rate(train.get("median")), _span(train, "ci_low", "ci_high"), _span(train, "q1", "q3"),
             num(train_ms.get("median"), 1), rate(infer.get("median")), _span(infer, "ci_low", "ci_high"),
             num(infer_ms.get("median"), 1), pct(row.get("train_mfu")), pct(row.get("inference_mfu")),
-            str(config.get("threads") or DASH), str(config.get("image_data_format") or DASH)]})
+            str(config.get("threads") or DASH), str(config.get("image_data_format") or DASH),
+            _jit(config.get("jit_compile"))]})
     ranking = section.get("ranking") or {}
     view["ranking"] = [text for text in (ranking.get("train"), ranking.get("predict")) if text]
     for entry in section.get("ceilings") or []:
@@ -79,3 +80,10 @@ def ceiling_facts(analysis: RunAnalysis) -> list[tuple[str, str]]:
                  if entry["above_peak"] else "")
         facts.append(("Theoretical peak", entry["peak"] + above))
     return facts
+
+
+def _jit(value) -> str:
+    """Keras 3's jit_compile as the job compiled with it; a dash on Keras 2, which has none."""
+    if value is None:
+        return DASH
+    return {True: "on", False: "off"}.get(value, str(value))

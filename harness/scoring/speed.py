@@ -98,7 +98,8 @@ def configuration(result: dict) -> dict[str, Any]:
     """What the figures were measured in: threads, layout, versions, thread variables, flags."""
     env = result.get("environment") or {}
     return {"threads": (result.get("settings") or {}).get("threads"),
-            "image_data_format": env.get("image_data_format"), "keras": env.get("keras"),
+            "image_data_format": env.get("image_data_format"), "jit_compile": env.get("jit_compile"),
+            "keras": env.get("keras"),
             "backend_version": env.get("backend_version"), "python": env.get("python"),
             "threads_in_effect": env.get("threads"), "variables": env.get("variables") or {}}
 

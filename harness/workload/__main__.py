@@ -45,8 +45,12 @@ def _import_keras(backend):
     if keras.backend.backend() != backend:
         raise JobError("keras %s loaded backend %r instead of %r; install %s in this environment"
                        % (getattr(keras, "__version__", "?"), keras.backend.backend(), backend, backend))
-    keras.backend.set_image_data_format(DATA_FORMAT.get(backend, "channels_last"))
     from harness.workload import environment
+
+    try:
+        keras.backend.set_image_data_format(environment.data_format(DATA_FORMAT.get(backend, "channels_last")))
+    except ValueError as err:
+        raise JobError(str(err))
 
     environment.apply_threads(backend)
     return keras

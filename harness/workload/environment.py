@@ -11,7 +11,32 @@ import sys
 
 THREAD_VARIABLES = ("KBENCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS", "TF_XLA_FLAGS",
-                    "THEANO_FLAGS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "TF_ENABLE_ONEDNN_OPTS")
+                    "THEANO_FLAGS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "TF_ENABLE_ONEDNN_OPTS",
+                    "KBENCH_JIT_COMPILE", "KBENCH_DATA_FORMAT")
+
+JIT_VARIABLE = "KBENCH_JIT_COMPILE"
+"""Keras 3's ``compile(jit_compile=...)`` for a job: ``auto`` (Keras's default), ``true`` or ``false``."""
+DATA_FORMAT_VARIABLE = "KBENCH_DATA_FORMAT"
+"""A job's image layout, ``channels_last`` or ``channels_first``, instead of the backend's default."""
+JIT_CHOICES = {"auto": "auto", "true": True, "false": False}
+
+
+def jit_compile():
+    """The ``jit_compile`` argument this job compiles with (Keras 3 only); a bad value is an error."""
+    text = os.environ.get(JIT_VARIABLE, "auto").strip().lower() or "auto"
+    if text not in JIT_CHOICES:
+        raise ValueError("%s=%s: use auto, true or false" % (JIT_VARIABLE, os.environ.get(JIT_VARIABLE)))
+    return JIT_CHOICES[text]
+
+
+def data_format(default):
+    """The image layout of this job: ``KBENCH_DATA_FORMAT`` if set, else ``default``."""
+    text = os.environ.get(DATA_FORMAT_VARIABLE, "").strip()
+    if not text:
+        return default
+    if text not in ("channels_last", "channels_first"):
+        raise ValueError("%s=%s: use channels_last or channels_first" % (DATA_FORMAT_VARIABLE, text))
+    return text
 
 LIBRARY_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "theano": "theano",
                    "cntk": "cntk"}
@@ -76,10 +101,18 @@ def describe(keras, backend_name):
         "backend_version": _version(library),
         "numpy": numpy.__version__,
         "image_data_format": keras.backend.image_data_format(),
+        "jit_compile": _jit_in_effect(keras),
         "floatx": keras.backend.floatx(),
         "threads": threads_in_effect(backend_name),
         "variables": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
     }
+
+
+def _jit_in_effect(keras):
+    if not str(getattr(keras, "__version__", "2")).startswith("3"):
+        return None  # Keras 2 has no such switch
+    value = jit_compile()
+    return value if isinstance(value, bool) else "auto"
 
 
 def requested_threads():

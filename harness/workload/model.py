@@ -113,9 +113,14 @@ def build(keras, input_shape, n_classes, learning_rate, dropout=True, optimizer=
     """
     net, wanted, loss = build_network(keras, path or shipped_path(layout.DEFAULT_MODEL), input_shape, n_classes,
                                       dropout=dropout)
+    options = {}
+    if str(getattr(keras, "__version__", "2")).startswith("3"):  # Keras 2 has no jit_compile
+        from harness.workload import environment
+
+        options["jit_compile"] = environment.jit_compile()
     net.compile(loss=loss or "categorical_crossentropy",
                 optimizer=optimizer or wanted or keras.optimizers.RMSprop(learning_rate=learning_rate),
-                metrics=["accuracy"])
+                metrics=["accuracy"], **options)
     return net
 
 
