@@ -137,19 +137,27 @@ def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str
     return results
 
 
+def _ended_result(folder: RunFolder, statuses: dict[tuple[str, str], JobResult], name: str,
+                  phase: str) -> tuple[dict | None, str | None]:
+    """A job's result file if it succeeded, else None and why (None, None: not planned in this run)."""
+    status = statuses.get((name, phase))
+    if status is None:
+        return None, None
+    if not status.ok:
+        return None, f"{status.label} {status.state.value}: {status.reason}"
+    try:
+        return folder.read_result(name, phase), None
+    except ResultError as err:
+        return None, str(err)
+
+
 def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
     """Every backend's speed result whose job succeeded; the others with the reason."""
     for name in results.members:
-        status = statuses.get((name, "speed"))
-        if status is None:
-            continue
-        if not status.ok:
-            results.speed_problems[name] = f"{status.label} {status.state.value}: {status.reason}"
-            continue
-        try:
-            result = folder.read_result(name, "speed")
-        except ResultError as err:
-            results.speed_problems[name] = str(err)
+        result, problem = _ended_result(folder, statuses, name, "speed")
+        if result is None:
+            if problem:
+                results.speed_problems[name] = problem
             continue
         steps = (result.get("train") or {}).get("step_s")
         if not isinstance(steps, list) or not steps or not all(isinstance(s, (int, float)) for s in steps):
@@ -162,14 +170,12 @@ def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str
 def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
     """Every backend's fidelity outputs whose job succeeded on the run's data; the rest with reasons."""
     for name in results.members:
-        status = statuses.get((name, "fidelity"))
-        if status is None:
-            continue
-        if not status.ok:
-            results.fidelity_problems[name] = f"{status.label} {status.state.value}: {status.reason}"
+        result, problem = _ended_result(folder, statuses, name, "fidelity")
+        if result is None:
+            if problem:
+                results.fidelity_problems[name] = problem
             continue
         try:
-            result = folder.read_result(name, "fidelity")
             if result.get("data", {}).get("fingerprint") != results.fingerprint:
                 raise ResultError(f"{name}'s fidelity check ran on other data than the run's; run it again")
             path = folder.file(name, result.get("outputs", layout.FIDELITY_PROBS))
