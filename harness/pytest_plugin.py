@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.jobs import JobResult, JobState, reasons_once
 from harness.scoring import variants
 from harness.scoring.run_analysis import RunAnalysis
-from harness.session import BenchmarkSession
+from harness.session import BenchmarkSession, planned_phases
 from harness.workload.layout import PHASES
 
 GROUP = "keras-multibackend"
@@ -215,8 +215,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     phases = phases_for(session.items)
     if runs is None or phases is None or set(phases) >= set(PHASES):
         return
-    session.config.stash[session_key] = KbenchRuns(
-        [dataclasses.replace(run.config, phases=phases) for run in runs.runs], session.config)
+    for run in runs.runs:
+        run.plan_only(phases)
 
 
 def _case_model(item: pytest.Item) -> str | None:
@@ -288,6 +288,12 @@ class KbenchRun:
         self.interrupted = False
         self._assessment: baselines.Assessment | None = None
         self._previous_sigterm: Any = None
+
+    def plan_only(self, phases: tuple[str, ...]) -> None:
+        """Run only the jobs of these phases (before the session starts: it plans its jobs then)."""
+        self.config = dataclasses.replace(self.config, phases=phases)
+        self.session.config = self.config
+        self.session.phases = planned_phases(self.config)
 
     def say(self, message: str) -> None:
         """Print a line now, even while pytest captures the test's output."""
