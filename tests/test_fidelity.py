@@ -126,6 +126,65 @@ def test_a_backend_whose_gradients_differ_is_named_with_the_weight_array():
     assert result["cells"]["jax"]["tensorflow"]["passed"]
 
 
+def ill_conditioned_run(names, off=(), scale=1e-2, sensitivity=1e-3):
+    """One array whose gradient float32 rounding moves by ``sensitivity`` (as batch norm's backward can)."""
+    steps, grads = step_run(names)
+    rng = np.random.RandomState(5)
+    for name in names:
+        if name in off:
+            grads[name][1] = grads[name][1] + (scale * np.abs(grads[name][1]).max()
+                                               * rng.uniform(-1, 1, size=grads[name][1].shape)).astype(np.float32)
+        steps[name]["sensitivity"] = [1e-7, sensitivity]
+    return steps, grads
+
+
+def test_an_array_that_rounding_itself_moves_gets_a_tolerance_from_its_measured_sensitivity():
+    """mobilenet-small's case: TensorFlow 1.9e-2 off in an array a one-ulp nudge moves by 1.6e-3."""
+    result = fidelity.step_matrix(*ill_conditioned_run(["tensorflow", "jax", "torch"], off={"tensorflow"}))
+    assert result["passed"], result["named"]
+    cell = result["cells"]["jax"]["tensorflow"]
+    assert cell["worst_array"] == 1 and cell["grad_tolerance"] == pytest.approx(0.1)
+    assert 5e-3 < cell["grad_rel"] < 0.1
+    assert result["sensitivity"] == {"jax": 1e-3, "tensorflow": 1e-3, "torch": 1e-3}
+    # the same difference without the measured sensitivity (an older run) is beyond 1e-3
+    steps, grads = ill_conditioned_run(["tensorflow", "jax", "torch"], off={"tensorflow"})
+    for step in steps.values():
+        del step["sensitivity"]
+    assert list(fidelity.step_matrix(steps, grads)["named"]) == ["tensorflow"]
+
+
+def test_a_wrong_backward_pass_fails_even_in_a_sensitive_array():
+    steps, grads = ill_conditioned_run(["tensorflow", "jax", "torch"], off={"torch"}, scale=1.0)
+    result = fidelity.step_matrix(steps, grads)
+    assert list(result["named"]) == ["torch"] and "weight array 1" in result["named"]["torch"]
+    assert "tolerance 0.1" in result["named"]["torch"]
+
+
+def test_one_backend_cannot_widen_its_own_tolerance_by_reporting_erratic_gradients():
+    steps, grads = ill_conditioned_run(["tensorflow", "jax", "torch"], off={"torch"}, scale=1.0)
+    steps["torch"]["sensitivity"] = [1.0, 1.0]
+    assert fidelity.array_tolerances(list(steps.values()), 2) == [pytest.approx(1e-3), pytest.approx(0.1)]
+    assert list(fidelity.step_matrix(steps, grads)["named"]) == ["torch"]
+    # with two backends, the lower of the two rules
+    assert fidelity.array_tolerances([steps["jax"], steps["torch"]], 2)[1] == pytest.approx(0.1)
+
+
+def test_the_ulp_nudge_moves_every_value_exactly_one_float32_step_the_same_way_everywhere():
+    from harness.workload.fidelity import relative_change, ulp_nudge
+
+    arrays = [np.linspace(-1, 1, 101, dtype=np.float32), np.zeros((2, 3), np.float32)]
+    once, again = ulp_nudge(arrays, "fp"), ulp_nudge(arrays, "fp")
+    assert all(np.array_equal(a, b) for a, b in zip(once, again, strict=True))
+    for before, after in zip(arrays, once, strict=True):
+        assert after.dtype == np.float32 and after.shape == before.shape
+        up, down = np.nextafter(before, np.float32(np.inf)), np.nextafter(before, np.float32(-np.inf))
+        assert np.all((after == up) | (after == down))
+    assert 0 < np.mean(once[0] > arrays[0]) < 1  # both directions drawn
+    assert not np.array_equal(ulp_nudge(arrays, "other")[0], once[0])
+    assert relative_change(np.array([2.0, -4.0]), np.array([2.0, -3.0])) == pytest.approx(0.25)
+    assert relative_change(np.zeros(3), np.zeros(3)) == 0.0
+
+
 def test_a_backend_that_started_from_other_weights_is_left_out_not_compared():
     steps, grads = step_run(["tensorflow", "jax", "torch"])
     steps["torch"]["reference_weights"] = "cntk"

@@ -64,6 +64,12 @@ def step_view(analysis: RunAnalysis) -> dict[str, Any]:
     tolerance = step.get("tolerance") or {}
     view["tolerance"] = (f"loss within {tolerance.get('loss_rtol', 0):g} relative, every gradient within "
                          f"{tolerance.get('grad_rtol', 0):g} of its weight array's largest") if tolerance else ""
+    sensitivity = step.get("sensitivity") or {}
+    if tolerance.get("sensitivity_factor") and sensitivity:
+        view["tolerance"] += (
+            f", or {tolerance['sensitivity_factor']:g} times the array's sensitivity where that is more (how far "
+            f"its gradient moves in a step from weights and batch one float32 ulp away; the most sensitive "
+            f"array measured {min(sensitivity.values()):.1e} to {max(sensitivity.values()):.1e} across backends)")
     cells = step.get("cells") or {}
     losses = step.get("losses") or {}
     names = sorted(cells)
@@ -71,7 +77,8 @@ def step_view(analysis: RunAnalysis) -> dict[str, Any]:
         for b in names[i + 1:]:
             cell = cells[a][b]
             view["rows"].append({"pair": f"{a} – {b}", "passed": cell.get("passed"), "cells": [
-                f"{cell['loss_rel']:.1e}", f"{cell['grad_rel']:.1e}", f"{cell['grad_abs']:.1e}",
+                f"{cell['loss_rel']:.1e}", f"{cell['grad_rel']:.1e}",
+                f"{cell.get('grad_tolerance', tolerance.get('grad_rtol', 0)):.1e}", f"{cell['grad_abs']:.1e}",
                 "pass" if cell.get("passed") else "FAIL"]})
     view["losses"] = [(n, num((losses.get(n) or {}).get("keras"), 6)) for n in names]
     return view

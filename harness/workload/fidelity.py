@@ -149,18 +149,55 @@ def one_step(keras, job, prepared, reference, path):
     keras_loss = net.train_on_batch(x, model.one_hot(keras, labels, n_classes))
     if isinstance(keras_loss, (list, tuple)):
         keras_loss = keras_loss[0]
-    grads = [(np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)).astype(np.float32)
-             for b, a in zip(start, net.get_weights())]
+    grads = step_change(start, net.get_weights())
+    # the same step from weights and batch one float32 ulp away: how far rounding alone moves each gradient
+    nudged = ulp_nudge(start + [x], prepared.fingerprint)
+    net.set_weights(nudged[:-1])
+    net.train_on_batch(nudged[-1], model.one_hot(keras, labels, n_classes))
+    nudged_grads = step_change(nudged[:-1], net.get_weights())
     # a batch normalisation's moving statistics move by an update rule, not a gradient: left at zero
     mask = model.trainable_mask(net)
     moved_by_rule = [i for i, trainable in enumerate(mask or []) if not trainable]
     for i in moved_by_rule:
         grads[i] = np.zeros_like(grads[i])
-    layout.atomic_save_npz(job.path(layout.STEP_GRADS), model.portable(job.backend, grads, net))
+        nudged_grads[i] = np.zeros_like(nudged_grads[i])
+    grads = model.portable(job.backend, grads, net)
+    sensitivity = [relative_change(a, b) for a, b in zip(grads, model.portable(job.backend, nudged_grads, net))]
+    layout.atomic_save_npz(job.path(layout.STEP_GRADS), grads)
     net.set_weights(start)  # the harness's own loss, from the same starting weights
     probs = model.predict(net, x, len(rows))
     picked = np.clip(probs[np.arange(len(rows)), labels], 1e-7, 1.0)
     return {"reference_weights": reference, "images": int(len(rows)), "learning_rate": 1.0,
             "loss_numpy": float(-np.mean(np.log(picked))), "loss_keras": float(keras_loss),
-            "gradients": layout.STEP_GRADS, "not_gradients": moved_by_rule}
+            "gradients": layout.STEP_GRADS, "not_gradients": moved_by_rule, "sensitivity": sensitivity}
+
+
+def step_change(before, after):
+    """The weights' change in one SGD step at learning rate 1 (the gradient), in float32."""
+    return [(np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)).astype(np.float32)
+            for b, a in zip(before, after)]
+
+
+def ulp_nudge(arrays, fingerprint):
+    """Each value moved one float32 step up or down, at random (seeded, the same on every backend)."""
+    seed = int(hashlib.sha256(("ulp" + str(fingerprint)).encode("utf-8")).hexdigest()[:8], 16)
+    rng = np.random.RandomState(seed)
+    nudged = []
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float32)
+        up = rng.randint(0, 2, size=a.shape).astype(bool)
+        toward = np.where(up, np.float32(np.inf), np.float32(-np.inf)).astype(np.float32)
+        nudged.append(np.nextafter(a, toward).astype(np.float32))
+    return nudged
+
+
+def relative_change(a, b):
+    """max |a - b| over the larger of the two arrays' largest magnitudes (0 for an all-zero pair)."""
+    if not a.size:
+        return 0.0
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+    if scale == 0.0:
+        return 0.0
+    change = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+    return change / scale if np.isfinite(change) else float("inf")
 
