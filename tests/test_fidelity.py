@@ -169,6 +169,14 @@ def test_one_backend_cannot_widen_its_own_tolerance_by_reporting_erratic_gradien
     assert fidelity.array_tolerances([steps["jax"], steps["torch"]], 2)[1] == pytest.approx(0.1)
 
 
+def test_no_array_goes_unchecked_however_sensitive():
+    """A ReLU flipped by the nudge moves a gradient by a whole term: the tolerance stops at 0.1."""
+    steps, grads = ill_conditioned_run(["tensorflow", "jax", "torch"], off={"torch"}, scale=1.0, sensitivity=3e-2)
+    assert fidelity.array_tolerances(list(steps.values()), 2)[1] == fidelity.STEP_GRAD_CAP == 0.1
+    result = fidelity.step_matrix(steps, grads)
+    assert list(result["named"]) == ["torch"] and result["tolerance"]["grad_cap"] == 0.1
+
+
 def test_the_ulp_nudge_moves_every_value_exactly_one_float32_step_the_same_way_everywhere():
     from harness.workload.fidelity import relative_change, ulp_nudge
 

@@ -67,9 +67,10 @@ def step_view(analysis: RunAnalysis) -> dict[str, Any]:
     sensitivity = step.get("sensitivity") or {}
     if tolerance.get("sensitivity_factor") and sensitivity:
         view["tolerance"] += (
-            f", or {tolerance['sensitivity_factor']:g} times the array's sensitivity where that is more (how far "
-            f"its gradient moves in a step from weights and batch one float32 ulp away; the most sensitive "
-            f"array measured {min(sensitivity.values()):.1e} to {max(sensitivity.values()):.1e} across backends)")
+            f", or {tolerance['sensitivity_factor']:g} times the array's sensitivity where that is more, up to "
+            f"{tolerance.get('grad_cap', 0.1):g} (sensitivity: how far its gradient moves in a step from weights "
+            f"and batch one float32 ulp away; the most sensitive array measured {min(sensitivity.values()):.1e} "
+            f"to {max(sensitivity.values()):.1e} across backends)")
     cells = step.get("cells") or {}
     losses = step.get("losses") or {}
     names = sorted(cells)
