@@ -160,13 +160,15 @@ def test_a_wrong_backward_pass_fails_even_in_a_sensitive_array():
     assert "tolerance 0.1" in result["named"]["torch"]
 
 
-def test_one_backend_cannot_widen_its_own_tolerance_by_reporting_erratic_gradients():
-    steps, grads = ill_conditioned_run(["tensorflow", "jax", "torch"], off={"torch"}, scale=1.0)
-    steps["torch"]["sensitivity"] = [1.0, 1.0]
+def test_the_largest_sensitivity_any_backend_measured_sets_the_tolerance_up_to_the_cap():
+    """Whether a ReLU within rounding of zero flips depends on each backend's rounding, not on the model alone."""
+    steps, grads = ill_conditioned_run(["tensorflow", "jax", "torch"])
+    steps["jax"]["sensitivity"] = [1e-7, 5e-4]
+    steps["torch"]["sensitivity"] = [1e-7, 1.0]  # erratic: widens the tolerance only up to the cap
     assert fidelity.array_tolerances(list(steps.values()), 2) == [pytest.approx(1e-3), pytest.approx(0.1)]
-    assert list(fidelity.step_matrix(steps, grads)["named"]) == ["torch"]
-    # with two backends, the lower of the two rules
-    assert fidelity.array_tolerances([steps["jax"], steps["torch"]], 2)[1] == pytest.approx(0.1)
+    steps["torch"]["sensitivity"] = [2e-5, 1e-6]
+    assert fidelity.array_tolerances(list(steps.values()), 2) == [pytest.approx(2e-3), pytest.approx(0.1)]
+    assert fidelity.array_tolerances([{}, {"sensitivity": [1.0]}], 3) == [1e-3] * 3  # wrong length: ignored
 
 
 def test_no_array_goes_unchecked_however_sensitive():
