@@ -110,7 +110,7 @@ def write_run(shared: Path, spec: RunSpec | None = None) -> Path:
     profile = {"name": spec.profile, "description": "synthetic", "n_train": spec.n_train,
                "n_val": spec.n_val, "n_test": spec.n_test, "epochs": 3, "batch_size": 32,
                "learning_rate": 1e-3, "predict_batch_size": 100, "job_timeout_s": 900,
-               "seed": spec.seed}
+               "seed": spec.seed, "speed_steps": spec.speed_steps}
     folder.write_settings({
         "schema": layout.SCHEMA_VERSION, "run_id": spec.run_id, "created_at": "2026-01-02T03:04:05",
         "harness_version": "0.1.0", "profile": profile,

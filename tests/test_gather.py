@@ -119,3 +119,24 @@ def test_an_archive_in_place_of_an_array_is_reported(run):
     with open(path, "wb") as handle:
         np.savez(handle, np.load(run.file("jax", "probs_test.npy")))
     assert "probs_val.npy is an archive, not one array" in read_back(run).left_out["jax"]
+
+
+def test_speed_figures_an_earlier_session_timed_are_kept_when_this_one_plans_no_speed_job(run):
+    """``pytest -k test_fidelity`` on a finished run: its report must not lose (or deny) the speed figures."""
+    results = read_back(run)  # this session planned train and predict only
+    assert sorted(results.speed) == sorted(BACKENDS) and results.speed_problems == {}
+
+
+def test_a_speed_phase_never_timed_says_why_and_how_to_time_it(tmp_path):
+    write_run(tmp_path, RunSpec(backends=tuple(BACKENDS), speed_steps=0))
+    folder = RunFolder(tmp_path, "synthetic1")
+    edit_json(folder.path / "run.json", profile__speed_steps=150)
+    results = read_back(folder)
+    assert results.speed == {} and set(results.speed_problems) == set(BACKENDS)
+    assert "not timed in this session" in results.speed_problems["jax"] and "test_speed" in results.speed_problems["jax"]
+
+
+def test_a_damaged_earlier_speed_result_is_not_used(run):
+    edit_json(run.file("jax", "speed.json"), kind="train")
+    results = read_back(run)
+    assert "jax" not in results.speed and "cannot be used" in results.speed_problems["jax"]

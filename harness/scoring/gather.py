@@ -151,10 +151,26 @@ def _ended_result(folder: RunFolder, statuses: dict[tuple[str, str], JobResult],
         return None, str(err)
 
 
+NOT_TIMED = ("not timed in this session: the selected benchmark cases need no speed job "
+             "(run test_speed, or drop -k, to time it)")
+
+
 def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
-    """Every backend's speed result whose job succeeded; the others with the reason."""
+    """Every backend's speed result whose job succeeded; the others with the reason.
+
+    A speed job not planned in this session (``pytest -k``) keeps the figures an
+    earlier session of the run timed: a speed job trains its own model from
+    scratch, so its result depends on nothing this session changed.
+    """
+    timed = int(((results.settings.get("profile") or {}).get("speed_steps")) or 0) > 0
     for name in results.members:
         result, problem = _ended_result(folder, statuses, name, "speed")
+        if result is None and problem is None and (name, "speed") not in statuses and timed:
+            earlier, why = folder.earlier(name, "speed")  # timed on seeded random batches, not the data
+            if earlier is not None:
+                result = folder.read_result(name, "speed")
+            else:
+                problem = f"{NOT_TIMED}; an earlier session's result cannot be used: {why}" if why else NOT_TIMED
         if result is None:
             if problem:
                 results.speed_problems[name] = problem

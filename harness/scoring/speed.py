@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from harness.jobs import reasons_once
 from harness.scoring import intervals
 
 HOW = ("each backend timed alone on the machine (no other job of the run running), after "
@@ -107,7 +108,7 @@ def configuration(result: dict) -> dict[str, Any]:
 def summarise(results: dict[str, dict], problems: dict[str, str]) -> dict[str, Any]:
     """The run's speed section (see the module docstring)."""
     if not results:
-        reason = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items())) or \
+        reason = reasons_once(dict(sorted(problems.items()))) or \
             "this run has no speed phase (its profile sets speed_steps to 0)"
         return {"available": False, "reason": reason, "problems": dict(problems), "backends": {}}
     machine_ceilings = ceilings(results)
