@@ -151,10 +151,15 @@ def one_step(keras, job, prepared, reference, path):
         keras_loss = keras_loss[0]
     grads = step_change(start, net.get_weights())
     # the same step from weights and batch one float32 ulp away: how far rounding alone moves each gradient
-    nudged = ulp_nudge(start + [x], prepared.fingerprint)
-    net.set_weights(nudged[:-1])
-    net.train_on_batch(nudged[-1], model.one_hot(keras, labels, n_classes))
-    nudged_grads = step_change(nudged[:-1], net.get_weights())
+    # (drawn in the portable layout and NHWC, then laid out as this backend's model wants: the same
+    # nudge of every value on every backend, Theano's flipped kernels and CNTK's channels-first batch too)
+    nhwc = x.transpose(0, 2, 3, 1) if prepared.channels_first else x
+    nudged = ulp_nudge(model.portable(job.backend, start, net) + [nhwc], prepared.fingerprint)
+    nudged_start = model.portable(job.backend, nudged[:-1], net)
+    nudged_x = np.ascontiguousarray(nudged[-1].transpose(0, 3, 1, 2)) if prepared.channels_first else nudged[-1]
+    net.set_weights(nudged_start)
+    net.train_on_batch(nudged_x, model.one_hot(keras, labels, n_classes))
+    nudged_grads = step_change(nudged_start, net.get_weights())
     # a batch normalisation's moving statistics move by an update rule, not a gradient: left at zero
     mask = model.trainable_mask(net)
     moved_by_rule = [i for i, trainable in enumerate(mask or []) if not trainable]
