@@ -66,8 +66,8 @@ STEP_GRAD_CAP = 0.1
 Besides smooth ill-conditioning, a one-ulp nudge can flip a ReLU whose input
 lies within rounding of zero, which moves one gradient entry by a whole term:
 on resnet-small (default profile, 2026-12-01) the same nudge moved some arrays'
-gradients by up to 1.0e-2 of their largest value on JAX, PyTorch and Theano and
-by 1e-6 on TensorFlow and CNTK (in a probe, one batch-norm beta entry by 2.9e-2).
+gradients by up to 1.0e-2 of their largest value on JAX and PyTorch and by 8e-6
+on TensorFlow (in a probe, one batch-norm beta entry by 2.9e-2).
 A hundred times that would leave the array unchecked. A wrong
 backward pass (a transposed or flipped kernel, another padding) is off by order
 1, so 0.1 still fails it in every array."""
@@ -254,7 +254,7 @@ def array_tolerances(steps: list[dict[str, Any]], arrays: int,
     older run). The sensitivity is the largest any backend measured: the model,
     weights, batch and nudge are the same everywhere, but whether a ReLU within
     rounding of zero flips depends on each backend's rounding (resnet-small: the
-    same nudge moved some arrays by 1e-2 on three backends and 1e-6 on two), so
+    same nudge moved some arrays by 1e-2 on JAX and PyTorch, 8e-6 on TensorFlow), so
     the largest is what rounding can do to this array. The cap bounds how far a
     backend with erratic gradients can widen anyone's tolerance.
     """
