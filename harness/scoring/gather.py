@@ -166,7 +166,7 @@ def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str
     for name in results.members:
         result, problem = _ended_result(folder, statuses, name, "speed")
         if result is None and problem is None and (name, "speed") not in statuses and timed:
-            earlier, why = folder.earlier(name, "speed")  # timed on seeded random batches, not the data
+            earlier, why = folder.earlier(name, "speed")  # its result records no data fingerprint to check
             if earlier is not None:
                 result = folder.read_result(name, "speed")
             else:
