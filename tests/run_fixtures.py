@@ -185,7 +185,8 @@ def _write_fidelity(folder: RunFolder, spec: RunSpec, logits: np.ndarray, data: 
         layout.atomic_save_npz(str(folder.file(backend, layout.STEP_GRADS)), [g.astype(np.float32) for g in grads])
         result = {"schema": layout.SCHEMA_VERSION, "kind": "fidelity", "backend": backend, "run_id": spec.run_id,
                   "data": data, "images": len(logits), "outputs": layout.FIDELITY_PROBS,
-                  "sources": {s: {"rows": len(logits)} for s in trained},
+                  "sources": {s: {"rows": len(logits), "weights_sha256": _weights_sha256(folder, s)}
+                              for s in trained},
                   "step": {"reference_weights": trained[0], "images": 32, "learning_rate": 1.0,
                            "loss_keras": 2.1 + 1e-8 * len(backend), "loss_numpy": 2.1,
                            "gradients": layout.STEP_GRADS}}
@@ -193,6 +194,11 @@ def _write_fidelity(folder: RunFolder, spec: RunSpec, logits: np.ndarray, data: 
                                               layout.promised_files("fidelity", result))  # as the job does
         layout.atomic_write_json(str(folder.file(backend, layout.result_name("fidelity"))), result)
         _status(folder, backend, "fidelity", JobState.SUCCEEDED)
+
+
+def _weights_sha256(folder: RunFolder, backend: str) -> str | None:
+    path = folder.file(backend, layout.WEIGHTS)
+    return layout.sha256_file(str(path)) if path.is_file() else None
 
 
 def _step_gradients(seed: int) -> list[np.ndarray]:

@@ -140,3 +140,18 @@ def test_a_damaged_earlier_speed_result_is_not_used(run):
     edit_json(run.file("jax", "speed.json"), kind="train")
     results = read_back(run)
     assert "jax" not in results.speed and "cannot be used" in results.speed_problems["jax"]
+
+
+def test_fidelity_an_earlier_session_checked_is_kept_when_this_one_plans_no_fidelity_job(run):
+    """``pytest -k test_speed`` on a finished run: the report keeps its fidelity matrix."""
+    results = read_back(run)
+    assert sorted(results.fidelity) == sorted(BACKENDS) and results.fidelity_problems == {}
+    assert sorted(results.steps) == sorted(BACKENDS)
+
+
+def test_an_earlier_fidelity_check_of_weights_trained_again_since_is_stale(run):
+    np.savez(run.file("jax", "weights.npz"), np.zeros((3, 3), dtype=np.float32))  # jax trained again
+    results = read_back(run)
+    assert results.fidelity == {}
+    assert "ran jax's weights as they were before jax trained again" in results.fidelity_problems["torch"]
+    assert "--rerun torch/fidelity" in results.fidelity_problems["torch"]

@@ -155,6 +155,22 @@ NOT_TIMED = ("not timed in this session: the selected benchmark cases need no sp
              "(run test_speed, or drop -k, to time it)")
 
 
+def _kept_result(folder: RunFolder, statuses: dict[tuple[str, str], JobResult], name: str, phase: str,
+                 fingerprint: str | None = None) -> tuple[dict | None, str | None]:
+    """The result of a job this session did not plan (``pytest -k``) that an earlier session finished.
+
+    Checked like any reused result (its status, schema, data and every file's
+    checksum): (result, None); (None, why) when it cannot be used; (None, None)
+    when no session finished it or this session planned the job.
+    """
+    if (name, phase) in statuses:
+        return None, None
+    earlier, why = folder.earlier(name, phase, fingerprint)
+    if earlier is None:
+        return None, (f"an earlier session's {name}/{phase} result cannot be used: {why}" if why else None)
+    return folder.read_result(name, phase), None
+
+
 def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
     """Every backend's speed result whose job succeeded; the others with the reason.
 
@@ -166,11 +182,9 @@ def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str
     for name in results.members:
         result, problem = _ended_result(folder, statuses, name, "speed")
         if result is None and problem is None and (name, "speed") not in statuses and timed:
-            earlier, why = folder.earlier(name, "speed")  # its result records no data fingerprint to check
-            if earlier is not None:
-                result = folder.read_result(name, "speed")
-            else:
-                problem = f"{NOT_TIMED}; an earlier session's result cannot be used: {why}" if why else NOT_TIMED
+            # (a speed result records no data fingerprint to check)
+            result, why = _kept_result(folder, statuses, name, "speed")
+            problem = None if result is not None else (f"{NOT_TIMED}; {why}" if why else NOT_TIMED)
         if result is None:
             if problem:
                 results.speed_problems[name] = problem
@@ -184,9 +198,19 @@ def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str
 
 
 def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
-    """Every backend's fidelity outputs whose job succeeded on the run's data; the rest with reasons."""
+    """Every backend's fidelity outputs whose job succeeded on the run's data; the rest with reasons.
+
+    A fidelity job this session did not plan keeps what an earlier session of
+    the run checked, as long as every member's weights it ran are still the
+    members' weights (a member trained again since makes it stale).
+    """
     for name in results.members:
         result, problem = _ended_result(folder, statuses, name, "fidelity")
+        if result is None and problem is None:
+            result, problem = _kept_result(folder, statuses, name, "fidelity", results.fingerprint)
+            problem = problem or (_stale_fidelity(folder, name, result) if result is not None else None)
+            if problem:
+                result = None
         if result is None:
             if problem:
                 results.fidelity_problems[name] = problem
@@ -210,6 +234,17 @@ def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[
             continue
         results.fidelity[name] = outputs
         results.fidelity_images = result.get("images")
+
+
+def _stale_fidelity(folder: RunFolder, name: str, result: dict) -> str | None:
+    """Why an earlier fidelity result no longer describes the members' weights, or None."""
+    for source, described in sorted((result.get("sources") or {}).items()):
+        recorded = (described or {}).get("weights_sha256") if isinstance(described, dict) else None
+        weights = folder.file(source, layout.WEIGHTS)
+        if recorded and (not weights.is_file() or layout.sha256_file(str(weights)) != recorded):
+            return (f"{name}'s fidelity check ran {source}'s weights as they were before {source} trained "
+                    f"again; run it again (--rerun {name}/fidelity)")
+    return None
 
 
 def _load_member(folder: RunFolder, member: Member) -> None:
