@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness import compare as comparison
 from harness import history, speed_gate
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.executors.k8s_settings import OPTIONS as K8S_OPTIONS
 from harness.scoring import run_analysis
 from harness.scoring.analysis import TABLE_IMAGES
@@ -124,17 +124,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    candidate = speed_gate.read_samples(args.candidate)
+    candidates = [args.candidate, *args.also_candidate]
+    candidate = speed_gate.fastest_process([speed_gate.read_samples(path) for path in candidates])
     base_path = args.base
     if base_path.is_dir():
+        if args.also_base:
+            raise ConfigError("--also-base needs BASE to be a JSON file, not a --benchmark-storage folder")
         base_path = speed_gate.latest_in_store(args.base, exclude=args.candidate)
         if base_path is None:
             print(f"nothing to compare against: {args.base} holds no pytest-benchmark JSON besides the candidate; "
                   "the gate passes (save a base with pytest --benchmark-autosave)")
             return 0
-    base = speed_gate.read_samples(base_path)
+    bases = [base_path, *args.also_base]
+    base = speed_gate.fastest_process([speed_gate.read_samples(path) for path in bases])
     report = speed_gate.compare(base, candidate, threshold=args.threshold)
-    print(f"gate: {args.candidate} against {base_path} (threshold {args.threshold * 100:g}%)")
+    if len(bases) > 1 or len(candidates) > 1:
+        print(f"gate: the fastest of {len(candidates)} candidate process(es) ({', '.join(map(str, candidates))}) "
+              f"against the fastest of {len(bases)} base process(es) ({', '.join(map(str, bases))}), per backend "
+              f"(threshold {args.threshold * 100:g}%)")
+    else:
+        print(f"gate: {args.candidate} against {base_path} (threshold {args.threshold * 100:g}%)")
     for line in report.lines():
         print(line)
     print(report.summary())
@@ -233,6 +242,11 @@ def parser() -> argparse.ArgumentParser:
                            "file other than CANDIDATE)")
     gate.add_argument("candidate", metavar="CANDIDATE", type=Path,
                       help="the run to judge: a pytest-benchmark JSON file (--benchmark-json)")
+    gate.add_argument("--also-base", type=Path, action="append", default=[], metavar="FILE",
+                      help="another process's JSON of the base (repeatable): each backend is judged by the fastest "
+                           "process on each side, as one process of the same code can draw a slow start")
+    gate.add_argument("--also-candidate", type=Path, action="append", default=[], metavar="FILE",
+                      help="another process's JSON of the candidate (repeatable)")
     gate.add_argument("--threshold", type=threshold, default=speed_gate.DEFAULT_THRESHOLD,
                       help="slowdown that counts, as 10%% or 0.1 (default: 10%%)")
     gate.set_defaults(handler=cmd_gate)

@@ -123,6 +123,18 @@ def test_gate_fails_on_a_backend_surely_slower_and_names_it(tmp_path):
     assert lines[4].startswith("REGRESSION: 1 slower, 2 unchanged; raw step times: the same machine")
 
 
+def test_gate_judges_the_fastest_of_several_processes_per_side(tmp_path):
+    base = benchmark_json(tmp_path / "base.json", 1)
+    slow = benchmark_json(tmp_path / "candidate.json", 2, scale={"jax": 1.25})  # a slow draw
+    assert kbench("gate", str(base), str(slow)).returncode == 1
+    result = kbench("gate", str(base), str(slow), "--also-candidate", str(benchmark_json(tmp_path / "c2.json", 3)),
+                    "--also-base", str(benchmark_json(tmp_path / "b2.json", 4)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("gate: the fastest of 2 candidate process(es)")
+    store = kbench("gate", str(tmp_path), str(slow), "--also-base", str(base))
+    assert store.returncode == 1 and "--also-base needs BASE to be a JSON file" in store.stderr
+
+
 def test_gate_passes_when_nothing_changed_beyond_noise_or_the_threshold(tmp_path):
     base = benchmark_json(tmp_path / "base.json", 1)
     candidate = benchmark_json(tmp_path / "candidate.json", 2, scale={"torch": 1.25})

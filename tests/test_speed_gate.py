@@ -19,6 +19,7 @@ from harness.speed_gate import (
     SpeedDataError,
     SpeedSample,
     compare,
+    fastest_process,
     latest_in_store,
     read_samples,
     samples_from_benchmark_json,
@@ -294,3 +295,26 @@ def test_an_empty_store_has_no_latest_file(tmp_path):
     assert latest_in_store(tmp_path / "absent") is None
     only = saved(tmp_path, "m", "0001_a.json", 1000)
     assert latest_in_store(tmp_path, exclude=only) is None
+
+
+# -- best of several processes per side ------------------------------------------------------
+def test_one_slow_process_of_unchanged_code_is_not_a_regression_when_each_side_has_several():
+    """Measured: one TensorFlow process per side was 1.26x and then 1.30x slower for a README-only change."""
+    slow_draw = run(2, scale={"tensorflow": 1.3})
+    assert compare(run(1), slow_draw).failed  # one process per side: a false alarm
+    candidate = fastest_process([slow_draw, run(3), run(4, scale={"tensorflow": 1.3}), run(5)])
+    base = fastest_process([run(6), run(7, scale={"tensorflow": 1.3}), run(8), run(9)])
+    assert not compare(base, candidate).failed
+
+
+def test_a_real_slowdown_moves_every_process_and_the_fastest_too():
+    candidate = fastest_process([run(s, scale={"jax": 1.25}) for s in (2, 3, 4, 5)])
+    base = fastest_process([run(s) for s in (6, 7, 8, 9)])
+    assert states(compare(base, candidate))["jax"] == "slower"
+
+
+def test_the_fastest_process_is_chosen_per_backend():
+    quick_jax, quick_torch = run(1, scale={"jax": 0.5}), run(2, scale={"torch": 0.5})
+    best = fastest_process([quick_jax, quick_torch])
+    assert best["jax"] is quick_jax["jax"] and best["torch"] is quick_torch["torch"]
+    assert fastest_process([]) == {}

@@ -49,4 +49,5 @@ def test_ci_gates_speed_against_the_base_timed_in_the_same_job():
     assert "-k test_speed" in script, "the base times only its speed phase"
     assert 'git archive "$base_commit"' in script, "with its own code"
     assert script.count("kbench gate") >= 2, "a flagged backend is confirmed by a second comparison"
+    assert "--also-base" in script and "--also-candidate" in script, "on the fastest of several processes per side"
     assert "latest_in_store" not in script and "--benchmark-compare" not in script
