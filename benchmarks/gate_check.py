@@ -5,7 +5,7 @@
 1. one smoke run of every backend (``pytest benchmarks/ --profile smoke``), its
    benchmark JSON saved;
 2. ``--tries`` more runs of the same code, each compared in turn with the one
-   before it by the gate CI uses (``harness.speed_gate.compare``, threshold
+   before it by the gate CI uses (``harness.speed_gate.judge``, threshold
    ``--threshold``): every "slower" verdict here is a false alarm;
 3. ``--tries`` runs with every training step of ``--slow`` stretched by
    ``--factor`` (the ``slow-F`` fault, ``KBENCH_FAULT``), each compared with the
@@ -79,14 +79,14 @@ def main() -> int:
     unchanged, slowed = [], []
     for i in range(1, args.tries + 1):
         current = smoke(args, run_id, args.out / f"{run_id}-same{i}.json", *again)
-        report = speed_gate.compare(previous, current, threshold=args.threshold)
+        report = speed_gate.judge(previous, current, threshold=args.threshold)
         unchanged.append(verdicts(report))
         print(f"unchanged {i}: " + "; ".join(report.lines()), flush=True)
         previous = current
     fault = f"{args.slow}/speed:slow-{args.factor:g}"
     for i in range(1, args.tries + 1):
         current = smoke(args, run_id, args.out / f"{run_id}-slow{i}.json", *again, fault=fault)
-        report = speed_gate.compare(previous, current, threshold=args.threshold)
+        report = speed_gate.judge(previous, current, threshold=args.threshold)
         slowed.append(verdicts(report))
         print(f"slowed {i}: " + "; ".join(report.lines()), flush=True)
 

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness import profiles
-from harness.rundir import RunFolder
+from harness.run_store import RunStore
 from harness.scoring import metrics
 from harness.workload import flops, layout
 
@@ -129,7 +129,7 @@ def _matmul_rates() -> dict:
 
 def _run(run_id, profile, backends, dataset, shared, phases=("train", "predict"), deadline=None,
          on_done=None, into=None) -> dict:
-    folder = RunFolder(shared, run_id)
+    folder = RunStore(shared, run_id)
     folder.write_settings({
         "schema": layout.SCHEMA_VERSION, "run_id": run_id,
         "created_at": dt.datetime.now().isoformat(timespec="seconds"),
@@ -166,7 +166,7 @@ def _run(run_id, profile, backends, dataset, shared, phases=("train", "predict")
     return results
 
 
-def _read(folder: RunFolder, backend: str, phase: str) -> dict:
+def _read(folder: RunStore, backend: str, phase: str) -> dict:
     data = json.loads(folder.file(backend, layout.result_name(phase)).read_text())
     timing = data["timing"]
     if phase == "train":
@@ -182,7 +182,7 @@ def _read(folder: RunFolder, backend: str, phase: str) -> dict:
 
 def _ensemble(shared: Path, run_id: str, rows: dict) -> dict:
     """The seed's rule (weights = final training accuracy) over the members that finished."""
-    folder = RunFolder(shared, run_id)
+    folder = RunStore(shared, run_id)
     members = [b for b, r in rows.items() if "predict" in r]
     if not members:
         return {}

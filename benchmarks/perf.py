@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from harness import backends as registry
 from harness import runtimes, tuning
-from harness.scoring.run_analysis import read_analysis
+from harness.scoring.record import read_analysis
 from harness.workload import data, layout
 
 PYTHON = sys.executable
@@ -352,7 +352,7 @@ def data_load(args) -> dict:
 def gather_cost(args, source_run: Path) -> dict:
     """Gather + ensemble + report for five members on 10,000 test images (synthetic outputs)."""
     from harness.jobs import JobResult, JobState
-    from harness.rundir import RunFolder
+    from harness.run_store import RunStore
     from harness.scoring.analysis import analyse
     from harness.scoring.gather import gather
 
@@ -372,7 +372,7 @@ def gather_cost(args, source_run: Path) -> dict:
         (folder / name / "predict.json").write_text(json.dumps(predict))
     statuses = {(n, p): JobResult(n, p, JobState.SUCCEEDED) for n in names for p in ("train", "predict")}
     started = time.perf_counter()
-    results = gather(RunFolder(args.shared, run_id), names, statuses)
+    results = gather(RunStore(args.shared, run_id), names, statuses)
     analysis = analyse(results)
     rendered = []
     try:

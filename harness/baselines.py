@@ -28,9 +28,9 @@ from typing import Any
 
 from harness import names
 from harness.errors import BaselineError
-from harness.model_files import key as model_files_key
+from harness.models import key as model_key
 from harness.scoring import variants
-from harness.scoring.run_analysis import RunAnalysis
+from harness.scoring.record import RunAnalysis
 from harness.workload.layout import DEFAULT_MODEL, atomic_write_json
 
 SCHEMA_VERSION = 1
@@ -104,7 +104,7 @@ def path_for(directory: Path, profile: str, model: str = DEFAULT_MODEL) -> Path:
     """
     names.check(profile, "profile name", "smoke")
     names.check(model, "model name", "resnet-small")
-    return Path(directory) / f"{model_files_key(profile, model)}.json"
+    return Path(directory) / f"{model_key(profile, model)}.json"
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -20,49 +20,31 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import compare as comparison
-from harness import history, speed_gate
+from harness import compare_runs, executors, history, options, speed_gate
 from harness.errors import ConfigError, HarnessError
-from harness.executors.k8s_settings import OPTIONS as K8S_OPTIONS
-from harness.scoring import run_analysis
-from harness.scoring.analysis import TABLE_IMAGES
-from harness.scoring.run_analysis import RunAnalysis
+from harness.run_store import RunStore
 from harness.workload import layout
-
-DEFAULT_SHARED = Path(".kbench") / "shared"
 
 
 class CliError(HarnessError):
     """A problem with what was asked on the command line."""
 
 
-def run_folder(text: str, shared_dir: Path) -> Path:
-    """A run's folder from its path or its id (under ``<shared>/runs/``)."""
-    path = Path(text).expanduser()
-    if path.is_dir() and (path / layout.RUN_JSON).is_file():
-        return path.resolve()
-    by_id = shared_dir.expanduser() / layout.RUNS / text
-    if by_id.is_dir():
-        return by_id.resolve()
-    raise CliError(f"no run folder {text!r} (looked for a folder holding {layout.RUN_JSON}, and for "
-                   f"{by_id}); give the run's folder or its id with --shared-dir")
-
-
-def read_analysis(folder: Path) -> RunAnalysis:
-    """The run's stored analysis (``ensemble.json``); a run that never got one names the fix."""
-    if not (folder / layout.ENSEMBLE_JSON).is_file():
-        raise CliError(f"{folder / layout.ENSEMBLE_JSON} does not exist: the run never reached its ensemble; "
-                       f"run `kbench report {folder} --write-analysis` to analyse what it finished")
-    return run_analysis.read_analysis(folder / layout.ENSEMBLE_JSON)
+def shared_dir(args: argparse.Namespace) -> Path:
+    return options.folder(vars(args), "shared_dir", Path.cwd(), Path.cwd())
 
 
 # -- subcommands --------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
     from harness import run_end  # the report's imports (matplotlib) only when used
 
-    folder = run_folder(args.run, args.shared_dir)
-    end = run_end.rerender(folder, reports_dir=args.out, baselines_dir=args.baselines,
-                           history_dir=args.history_dir, method=args.ensemble, table_images=args.images,
+    values, cwd = vars(args), Path.cwd()
+    store = RunStore.find(args.run, shared_dir(args))
+    end = run_end.rerender(store, reports_dir=options.folder(values, "reports_dir", cwd, cwd),
+                           baselines_dir=options.baselines_folder(values, cwd, cwd),
+                           history_dir=options.history_dir(values, store.shared, cwd),
+                           method=options.parse_ensemble(args.ensemble),
+                           table_images=options.parse_report_images(args.report_images),
                            stored=args.stored, write_analysis=args.write_analysis, say=print)
     for line in end.lines:
         print(line)
@@ -72,7 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    directory = args.history_dir or history.default_dir(args.shared_dir)
+    directory = args.history_dir or history.default_dir(shared_dir(args))
     stored = sorted(history.stored_keys(Path(directory)))
     if args.profile and args.model:
         stored = [(args.profile, args.model)]
@@ -107,13 +89,13 @@ def history_line(entry: dict) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    folders = [run_folder(text, args.shared_dir) for text in (args.first, args.second)]
-    first, second = (history.entry(read_analysis(folder)) for folder in folders)
+    stores = [RunStore.find(text, shared_dir(args)) for text in (args.first, args.second)]
+    first, second = (history.entry(store.read_analysis()) for store in stores)
     print(f"comparing run {first.get('run_id')} (A) with run {second.get('run_id')} (B)")
-    for note in comparison.differences_in_setup(first, second):
+    for note in compare_runs.differences_in_setup(first, second):
         print(f"note: {note}")
     print("one run each: no spread is measured here, so a small change may be noise\n")
-    rows = comparison.compare(first, second)
+    rows = compare_runs.compare(first, second)
     header = ("", "figure", "A", "B", "change B vs A")
     table = [header] + [(r.subject, r.figure, _figure(r.before, r.figure), _figure(r.after, r.figure), r.change)
                         for r in rows]
@@ -137,7 +119,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
             return 0
     bases = [base_path, *args.also_base]
     base = speed_gate.fastest_process([speed_gate.read_samples(path) for path in bases])
-    report = speed_gate.compare(base, candidate, threshold=args.threshold)
+    report = speed_gate.judge(base, candidate, threshold=args.threshold)
     if len(bases) > 1 or len(candidates) > 1:
         print(f"gate: the fastest of {len(candidates)} candidate process(es) ({', '.join(map(str, candidates))}) "
               f"against the fastest of {len(bases)} base process(es) ({', '.join(map(str, bases))}), per backend "
@@ -191,22 +173,15 @@ def _figure(value: float | None, label: str) -> str:
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="kbench", description=(
         "Work with the runs that `pytest benchmarks/` (./dev bench) leaves in the shared folder."))
-    main.add_argument("--shared-dir", type=Path, default=DEFAULT_SHARED,
-                      help="the shared folder holding runs/ and history/ (default: .kbench/shared)")
+    options.add_options(main, [o for o in options.RESULTS if o.dest == "shared_dir"])
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     report = commands.add_parser("report", help="analyse a finished run again and rewrite its report",
                                  description="Analyse a finished run folder again (no training) and write "
                                              "report.html and report.md, e.g. after a template change.")
     report.add_argument("run", help="the run's folder (<shared>/runs/<run-id>) or its id")
-    report.add_argument("--out", type=Path, default=None, help="also copy the reports to OUT/<run-id>/")
-    report.add_argument("--baselines", type=Path, default=None,
-                        help="folder of <profile>.json baselines to judge the run against")
-    report.add_argument("--ensemble", default="seed", help="the ensemble variant to check (default: seed)")
-    report.add_argument("--history-dir", type=Path, default=None,
-                        help="history store (default: <shared>/history); the run is appended to it")
-    report.add_argument("--images", type=int, default=TABLE_IMAGES,
-                        help=f"test images in the per-image table (default: {TABLE_IMAGES})")
+    options.add_results_options(report, suppress_defaults=True)  # --shared-dir may also come before it
+    report.set_defaults(**{o.dest: o.default for o in options.RESULTS if o.dest != "shared_dir"})
     report.add_argument("--stored", action="store_true",
                         help=f"render the run's {layout.ENSEMBLE_JSON} as it is instead of analysing its job "
                              "files again (an older run, or one whose job files are gone)")
@@ -254,10 +229,8 @@ def parser() -> argparse.ArgumentParser:
     cleanup = commands.add_parser("cleanup", help="delete a run's Jobs and pods from a Kubernetes cluster",
                                   description="Delete every Job (and its pods) of a benchmark run.")
     cleanup.add_argument("--run-id", required=True, help="the run whose Jobs to delete")
-    for option in K8S_OPTIONS:
-        if option.flag in ("--k8s-kubeconfig", "--k8s-context", "--k8s-namespace"):
-            cleanup.add_argument(option.flag, dest=option.dest, default=option.default, type=option.parse,
-                                 metavar=option.metavar, help=option.help)
+    options.add_options(cleanup, [o for o in executors.options("kubernetes")
+                                  if o.flag in ("--k8s-kubeconfig", "--k8s-context", "--k8s-namespace")])
     cleanup.set_defaults(handler=cmd_cleanup)
     return main
 

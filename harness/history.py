@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import model_files, names
+from harness import models, names
 from harness.errors import ConfigError
-from harness.scoring.run_analysis import Metrics, RunAnalysis
+from harness.scoring.record import Metrics, RunAnalysis
 from harness.workload import layout
 
 SCHEMA_VERSION = 1
@@ -58,7 +58,7 @@ def path_for(directory: Path, profile: str, model: str = layout.DEFAULT_MODEL) -
     """
     names.check(profile, "profile name", "smoke")
     names.check(model, "model name", "resnet-small")
-    return Path(directory) / f"{model_files.key(profile, model)}.jsonl"
+    return Path(directory) / f"{models.key(profile, model)}.jsonl"
 
 
 def stored_keys(directory: Path) -> list[tuple[str, str]]:

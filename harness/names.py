@@ -7,7 +7,9 @@ value can reach outside its folder or create oddly named files.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
+import secrets
 
 from harness.errors import ConfigError
 
@@ -28,3 +30,14 @@ def check(text: object, what: str, example: str) -> str:
     if not is_safe(text):
         raise ConfigError(f"{what} {text!r} is not a safe name; {RULE} (e.g. {example})")
     return text  # type: ignore[return-value]
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A fresh run id: the time it was made and a few random characters (``20261202-083000-1a2b``)."""
+    now = now or dt.datetime.now()
+    return now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def check_run_id(text: str) -> str:
+    """A run id becomes a folder name and part of Kubernetes names: keep it plain."""
+    return check(text, "run id", "nightly-42")

@@ -1,11 +1,11 @@
 """The end of a run, in one place: history, baseline (recorded or judged), thumbnails, report.
 
-Every way a run ends comes through here: the pytest plugin at the end of
-``pytest benchmarks/`` (``finish``), and the re-render of a finished run
-folder (``rerender``, behind ``kbench report``), which reads the run folder
-back (``reanalyse``) or the stored ``ensemble.json`` as it is. Nothing here knows pytest: the baseline verdicts
-come back as a ``harness.baselines.Assessment``, which the plugin only turns
-into passes, failures and skips.
+Every way a run ends comes through here: the session at the end of a run
+(``finish``), and the re-render of a finished run (``rerender``, behind
+``kbench report``), which analyses the run's store again
+(``harness.scoring.analysis.analyse_run``, as a live run does) or renders
+the stored ``ensemble.json`` as it is. Nothing here knows pytest: the baseline
+verdicts come back as a ``harness.baselines.Assessment``.
 
 Problems with the history, the thumbnails, recording a baseline or writing
 the report never raise: they come back as lines to show, and the report says
@@ -14,6 +14,7 @@ what it could not show. Finished results are never lost to them.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,11 @@ from harness import baselines, history
 from harness.baselines import Assessment
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.jobs import JobResult, JobState
 from harness.report import thumbnails
-from harness.rundir import RunFolder, read_json
-from harness.scoring.analysis import TABLE_IMAGES, analyse
-from harness.scoring.gather import RunResults, gather
-from harness.scoring.run_analysis import RunAnalysis, read_analysis
+from harness.run_store import RunStore
+from harness.scoring.analysis import TABLE_IMAGES, analyse_run
+from harness.scoring.gather import finished_run
+from harness.scoring.record import RunAnalysis
 from harness.workload import layout
 
 
@@ -45,7 +45,7 @@ class EndSettings:
 
     @classmethod
     def of(cls, config: RunConfig) -> EndSettings:
-        return cls(shared_dir=config.shared_dir, history_dir=config.history_store,
+        return cls(shared_dir=config.shared_dir, history_dir=config.history_dir,
                    reports_dir=config.reports_dir, baseline_path=config.baseline_path,
                    record_baseline=config.record_baseline)
 
@@ -67,9 +67,11 @@ def judge(analysis: RunAnalysis, settings: EndSettings) -> Assessment:
     return baselines.assess(analysis, settings.baseline_path, recording=settings.record_baseline)
 
 
-def finish(analysis: RunAnalysis, run_dir: Path, settings: EndSettings,
+def finish(analysis: RunAnalysis, store: RunStore | Path, settings: EndSettings,
            say: Callable[[str], None] | None = None) -> RunEnd:
-    """Record the baseline if asked, add the run to its profile's history, judge it, write the report."""
+    """Record the baseline if asked, add the run to its profile's history, judge it, write the report
+    into the run's store (given as its store or its folder)."""
+    store = store if isinstance(store, RunStore) else RunStore.at(Path(store))
     profile = analysis.profile_name or "unknown"
     end = RunEnd(analysis, judge(analysis, settings))
     if settings.record_baseline:
@@ -82,18 +84,20 @@ def finish(analysis: RunAnalysis, run_dir: Path, settings: EndSettings,
     past = history.load(settings.history_dir, profile, model=analysis.model_name)
     problems += past.problems
     images = thumbnails.load(analysis, settings.shared_dir)
-    from harness.report import write_reports  # imports matplotlib: only once a report is written
+    from harness.report import render_reports  # imports matplotlib: only once a report is written
 
     try:
-        end.report_paths = write_reports(analysis, Path(run_dir), settings.reports_dir, history=past.entries,
-                                         history_problems=problems, images=images,
-                                         baseline=end.assessment.to_json())
+        rendered = render_reports(analysis, history=past.entries, history_problems=problems, images=images,
+                                  baseline=end.assessment.to_json())
+        end.report_paths = store.write_reports(rendered)
+        if settings.reports_dir is not None:
+            end.report_paths += copy_reports(end.report_paths, Path(settings.reports_dir) / str(analysis.run_id))
     except (HarnessError, OSError) as err:
         end.lines.append(f"could not write the report: {err}")
     except Exception as err:  # noqa: BLE001 (a plotting library's failure must not lose the run)
         end.lines.append(
             f"could not write the report ({type(err).__name__}: {' '.join(str(err).split())[:200]}); the "
-            f"results are in {run_dir}: render it again with kbench report {run_dir}")
+            f"results are in {store.path}: render it again with kbench report {store.path}")
     if say is not None:
         for problem in problems:
             say(f"history: {problem}")
@@ -112,60 +116,27 @@ def _record(end: RunEnd, settings: EndSettings, profile: str) -> None:
         end.lines.append(f"could not record the baseline: {err}")
 
 
-# -- a finished run folder, again ------------------------------------------------------------
-def load_run(run_dir: Path) -> RunResults:
-    """Gather a finished run folder as the session would, from the files it left."""
-    run_dir = Path(run_dir).resolve()
-    folder = RunFolder(_shared_of(run_dir), run_dir.name)
-    settings = folder.read_settings()
-    if settings is None:
-        raise HarnessError(f"{run_dir} has no {layout.RUN_JSON}; give the folder of a run "
-                           "(<shared>/runs/<run-id>)")
-    earlier = _stored_statuses(run_dir)
-    backends = settings.get("backends", [])
-    statuses: dict[tuple[str, str], JobResult] = {}
-    skipped = {}
-    for name in backends:
-        for phase in layout.PHASES:
-            status = folder.read_status(name, phase)
-            if status is None and f"{name}/{phase}" in earlier:
-                status = JobResult.from_json(earlier[f"{name}/{phase}"])
-            if status is not None:
-                statuses[(name, phase)] = status
-        states = [statuses.get((name, p)) for p in layout.PHASES]
-        if all(s is None for s in states):
-            skipped[name] = "no job ran for it in this run"
-        elif all(s is None or s.state is JobState.SKIPPED for s in states):
-            skipped[name] = next(s for s in states if s is not None).reason
-    return gather(folder, backends, statuses, skipped)
+def copy_reports(paths: list[Path], folder: Path) -> list[Path]:
+    """Copies of the written reports in ``folder`` (``<reports-dir>/<run-id>/``); their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for path in paths:
+        target = folder / path.name
+        shutil.copyfile(path, target)
+        copies.append(target)
+    return copies
 
 
-def _stored_statuses(run_dir: Path) -> dict:
-    try:
-        statuses = read_json(run_dir / layout.ENSEMBLE_JSON).get("statuses", {})
-    except HarnessError:
-        return {}
-    return statuses if isinstance(statuses, dict) else {}
+# -- a finished run, again ---------------------------------------------------------------------
+def reanalyse(store: RunStore | Path, method: str = "seed", table_images: int = TABLE_IMAGES) -> RunAnalysis:
+    """The analysis of a finished run (its store, or its folder), as a live run builds it, from the jobs'
+    files and statuses."""
+    store = store if isinstance(store, RunStore) else RunStore.at(Path(store))
+    backends, statuses, skipped = finished_run(store)
+    return analyse_run(store, backends, statuses, skipped, method, table_images)
 
 
-def _shared_of(run_dir: Path) -> Path:
-    try:
-        return Path(layout.shared_of(str(run_dir)))
-    except ValueError as err:
-        raise HarnessError(f"{err}; give the folder of a run") from None
-
-
-def reanalyse(run_dir: Path, method: str = "seed", table_images: int = TABLE_IMAGES) -> RunAnalysis:
-    """The analysis of a finished run folder, with settings and statuses as the session adds them."""
-    results = load_run(run_dir)
-    analysis = analyse(results, method, table_images=table_images)
-    analysis.settings = results.settings
-    analysis.statuses = {f"{m.backend}/{p}": s.to_json() for m in results.members.values()
-                         for p, s in sorted(m.statuses.items())}
-    return analysis
-
-
-def rerender(run_dir: Path, *, reports_dir: Path | None = None, baselines_dir: Path | None = None,
+def rerender(store: RunStore | Path, *, reports_dir: Path | None = None, baselines_dir: Path | None = None,
              history_dir: Path | None = None, method: str = "seed", table_images: int = TABLE_IMAGES,
              stored: bool = False, write_analysis: bool = False,
              say: Callable[[str], None] | None = None) -> RunEnd:
@@ -176,20 +147,20 @@ def rerender(run_dir: Path, *, reports_dir: Path | None = None, baselines_dir: P
     ``ensemble.json`` is rendered as it is, older files included. The run is
     added to its profile's history and judged against ``baselines_dir``.
     """
-    run_dir = Path(run_dir).resolve()
-    shared = _shared_of(run_dir)
+    store = store if isinstance(store, RunStore) else RunStore.at(Path(store))
     if stored:
-        analysis = read_analysis(run_dir / layout.ENSEMBLE_JSON)
+        analysis = store.read_analysis()
     else:
-        analysis = reanalyse(run_dir, method, table_images)
+        analysis = reanalyse(store, method, table_images)
     if write_analysis:
-        layout.atomic_write_json(str(run_dir / layout.ENSEMBLE_JSON), analysis.to_json())
+        store.write_analysis(analysis.to_json())
     profile = analysis.profile_name or "unknown"
     settings = EndSettings(
-        shared_dir=shared, history_dir=Path(history_dir) if history_dir else history.default_dir(shared),
+        shared_dir=store.shared,
+        history_dir=Path(history_dir) if history_dir else history.default_dir(store.shared),
         reports_dir=reports_dir,
         baseline_path=baselines.path_for(baselines_dir, profile, analysis.model_name) if baselines_dir else None)
-    return finish(analysis, run_dir, settings, say)
+    return finish(analysis, store, settings, say)
 
 
 def finish_repeats(analyses: list[RunAnalysis], folder: Path, title: str) -> tuple[list[Path], list[str]]:

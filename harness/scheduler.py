@@ -1,5 +1,11 @@
-"""Run a plan of jobs through an executor: a few at a time, predict after train, fidelity after every train,
-and each speed job alone.
+"""Run a plan of jobs through an executor: a few at a time, each after the jobs whose outputs it reads,
+and the jobs of phases that run alone with nothing beside them.
+
+What waits for what is the phase table's (``harness.phases``): a job runs
+only after its backend's jobs of the phases it ``reads`` succeeded, starts
+only once every job of the phases it ``reads_every`` has ended, and a job of
+a phase that runs ``alone`` starts only when no job runs, and none starts
+beside it.
 
 Jobs run in worker threads (an executor's ``run`` blocks); everything the user
 sees (progress events, finished jobs) is handed to the thread that waits in
@@ -12,19 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from harness import phases
 from harness.executors.base import Executor
 from harness.jobs import JobResult, JobSpec, JobState
-from harness.workload.layout import EXCLUSIVE_PHASES
 
 Key = tuple[str, str]
-DEPENDS_ON = {"predict": "train", "fidelity": "train"}
-"""A job runs only after its backend's job of this phase succeeded."""
-WAITS_FOR_EVERY = {"fidelity": "train"}
-"""A job starts only once every planned job of this phase, of any backend, has ended:
-the fidelity check runs every member's trained weights."""
-EXCLUSIVE = frozenset(EXCLUSIVE_PHASES)
-"""A job of these phases starts only when no job is running, and none starts while it runs:
-its timings are the backend's own, not what another job left of the machine."""
 
 
 class Scheduler:
@@ -91,25 +89,21 @@ class Scheduler:
     # -- internals ----------------------------------------------------------------------
     def _start_ready(self) -> None:
         for job in self.jobs:
-            if len(self._running) >= self.parallel or any(key[1] in EXCLUSIVE for key in self._running):
+            if len(self._running) >= self.parallel or any(phases.alone(key[1]) for key in self._running):
                 return
             if job.key in self.results or job.key in self._running:
                 continue
-            if job.phase in EXCLUSIVE and (self._running or self._others_ready(job)):
+            if phases.alone(job.phase) and (self._running or self._others_ready(job)):
                 continue
-            needed = DEPENDS_ON.get(job.phase)
-            if needed:
-                before = self.results.get((job.backend.name, needed))
-                needed_planned = (job.backend.name, needed) in self.keys
-                if before is None and needed_planned:
-                    continue
-                if before is not None and not before.ok:
-                    self._record(JobResult(
-                        job.backend.name, job.phase, JobState.SKIPPED, executor=self.executor.name,
-                        reason=f"not run because {needed} {before.state.value}: {before.reason}"))
-                    continue
-            waits_for = WAITS_FOR_EVERY.get(job.phase)
-            if waits_for and any(key not in self.results for key in self.keys if key[1] == waits_for):
+            if not self._dependencies_ended(job):
+                continue
+            failed = self._failed_dependency(job)
+            if failed is not None:
+                self._record(JobResult(
+                    job.backend.name, job.phase, JobState.SKIPPED, executor=self.executor.name,
+                    reason=f"not run because {failed.phase} {failed.state.value}: {failed.reason}"))
+                continue
+            if not self._every_awaited_ended(job):
                 continue
             if self._cancelled:
                 return
@@ -117,19 +111,32 @@ class Scheduler:
             self._running[job.key] = thread
             thread.start()
 
+    def _dependencies_ended(self, job: JobSpec) -> bool:
+        """Whether every planned job of the phases ``job`` reads, of its backend, has ended."""
+        return all((job.backend.name, needed) in self.results or (job.backend.name, needed) not in self.keys
+                   for needed in phases.depends_on(job.phase))
+
+    def _failed_dependency(self, job: JobSpec) -> JobResult | None:
+        """The ended job of a phase ``job`` reads that did not succeed, if any."""
+        for needed in phases.depends_on(job.phase):
+            before = self.results.get((job.backend.name, needed))
+            if before is not None and not before.ok:
+                return before
+        return None
+
+    def _every_awaited_ended(self, job: JobSpec) -> bool:
+        """Whether every planned job (any backend) of the phases ``job`` reads for every backend has ended."""
+        awaited = phases.waits_for_every(job.phase)
+        return not any(key not in self.results for key in self.keys if key[1] in awaited)
+
     def _others_ready(self, job: JobSpec) -> bool:
-        """Whether a job that shares the machine could start now: it goes before an exclusive one,
+        """Whether a job that shares the machine could start now: it goes before one that runs alone,
         so the run's parallel jobs are not held up behind one-at-a-time timing."""
         for other in self.jobs:
-            if other is job or other.phase in EXCLUSIVE or other.key in self.results or other.key in self._running:
+            if other is job or phases.alone(other.phase) or other.key in self.results or other.key in self._running:
                 continue
-            needed = DEPENDS_ON.get(other.phase)
-            if needed and (other.backend.name, needed) in self.keys and (other.backend.name, needed) not in self.results:
-                continue
-            waits_for = WAITS_FOR_EVERY.get(other.phase)
-            if waits_for and any(key not in self.results for key in self.keys if key[1] == waits_for):
-                continue
-            return True
+            if self._dependencies_ended(other) and self._every_awaited_ended(other):
+                return True
         return False
 
     def _work(self, job: JobSpec) -> None:

@@ -1,62 +1,77 @@
-"""One benchmark session, without pytest: prepare, run the jobs, gather the results.
+"""A benchmark session, without pytest: its runs (one per model and repeat), their jobs, their ends.
 
-The pytest plugin drives this object; a notebook or the CLI could too.
-Order: check the executor and the shared folder before anything runs, hold
-the run folder, write run.json, reuse finished jobs of an earlier session of
-the same run, run the rest, then read everything back from the run folder.
+``BenchmarkSession`` holds every run a set of options asks for
+(``harness.options.build_runs``): it checks every model before the first job,
+starts each run when a case (or ``run_all``) first needs it, ends each
+started run (history, baseline, report) and summarises repeats.
+``BenchmarkRun`` is one run: check the executor, the shared folder, the
+data set and the model; hold the run's store, write run.json; plan its jobs
+once (``harness.plan``, from the phase table); reuse what an earlier
+session finished; run the rest; build the analysis; end it.
+
+The pytest plugin drives this object; so can a notebook or a script
+(``BenchmarkSession(configs).run_all()``). How each benchmark case is judged
+is ``harness.verdicts``.
 """
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import os
 import platform
 import resource
+import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from harness import __version__, keras_dataset, model_check, tuning
-from harness.backends import Backend
+from harness import __version__, baselines, phases, plan, preflight, run_end
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
 from harness.executors import executor_class
 from harness.executors.base import Executor, ExecutorContext
 from harness.jobs import JobResult, JobSpec, JobState
-from harness.rundir import RunFolder
+from harness.preflight import storage_hint
+from harness.run_store import RunStore
 from harness.scheduler import Scheduler
-from harness.scoring.analysis import analyse
-from harness.scoring.gather import gather
-from harness.scoring.run_analysis import RunAnalysis
-from harness.workload import data, layout
-
-PHASES = layout.PHASES
+from harness.scoring.analysis import analyse_run
+from harness.scoring.record import RunAnalysis
+from harness.workload import layout
 
 
-class BenchmarkSession:
+class BenchmarkRun:
+    """One run: one model (and repeat) on every chosen backend."""
+
     def __init__(self, config: RunConfig, say: Callable[[str], None] = print):
         self.config = config
         self.say = say
         self.executor: Executor | None = None
-        self.folder = RunFolder(config.shared_dir, config.run_id)
+        self.store = RunStore(config.shared_dir, config.run_id)
         self.skipped: dict[str, str] = {}
         self.scheduler: Scheduler | None = None
         self.settings: dict = {}
         self.started = False
+        self.interrupted = False
         self.parallel = 1
         self.threads = 1
         self.speed_threads = 1
-        self.phases: tuple[str, ...] = planned_phases(config)
+        self.phases: tuple[str, ...] = phases.planned(config.profile, config.phases)
+        """The phases this run plans: the profile's, narrowed to what the selected cases need."""
         self.analysis: RunAnalysis | None = None
+        self.end: run_end.RunEnd | None = None
+        self._assessment: baselines.Assessment | None = None
         self.timings: dict[str, float] = {}
         """Seconds the harness itself spent: set-up before the first job, gathering after the last."""
 
     # -- set-up -----------------------------------------------------------------------
     def start(self) -> None:
+        if self.started:
+            return
         started = time.perf_counter()
         config = self.config
-        check_shared_dir(config.shared_dir)
+        preflight.check_shared_dir(config.shared_dir)
         context = ExecutorContext(config.shared_dir, config.work_dir, config.parallel, self.say)
         self.executor = executor_class(config.executor)(context, config.executor_settings)
         self.executor.check()
@@ -69,40 +84,40 @@ class BenchmarkSession:
             self.say(f"skipping {name}: {reason}")
         runnable = [b for b in config.backends if b.name not in self.skipped]
         dataset = self.executor.stage_dataset(config.dataset)
-        input_shape, n_classes = check_dataset(dataset, config, self.say)
-        model_check.check(config.model, input_shape, n_classes, config.work_dir, self.say)
+        shape = preflight.check_dataset(dataset, config, self.say)
+        preflight.check_model(config, dataset, self.say, shape)
 
         try:
-            self.folder.acquire()
-            self.settings = self.folder.write_settings(self._run_settings(dataset))
+            self.store.acquire()
+            self.settings = self.store.write_settings(self._run_settings(dataset))
             # every job builds the run folder's copy, on any executor: it is on the storage they all mount
-            layout.atomic_write_bytes(str(self.folder.path / layout.MODEL_FILE), config.model.path.read_bytes())
-            remove_derived(self.folder.path, config.reports_dir / config.run_id)  # only once this run goes on
+            self.store.write_model_file(config.model.path.read_bytes())
+            self.store.remove_derived(config.reports_dir / config.run_id)  # only once this run goes on
         except OSError as err:
-            raise ConfigError(f"cannot write the run folder {self.folder.path} ({err.strerror}); "
+            raise ConfigError(f"cannot write the run folder {self.store.path} ({err.strerror}); "
                               f"{storage_hint(err, config.run_id)}") from None
         self.executor.prepare(runnable)
 
-        self.phases = planned_phases(config)
         n_jobs = len(runnable) * len(self.phases)
         self.parallel = config.parallel or self.executor.default_parallel(max(1, len(runnable)))
         self.threads = config.threads or self.executor.threads_per_job(self.parallel)
         self.speed_threads = config.speed_threads or 1
         self.executor.set_concurrency(self.parallel, self.threads)
-        jobs = [self._job(b, phase) for phase in self.phases for b in slowest_first(runnable)]
-        done = self._reusable(runnable)
+        jobs = plan.jobs(config.run_id, runnable, self.phases, self.threads, self.speed_threads, config.timeout_s)
+        done = plan.reusable(self.store, [b.name for b in runnable], self.phases, config.rerun,
+                             profile=config.profile, say=self.say)
         try:
             for job in jobs:
                 if job.key not in done:
-                    self.folder.clear_phase(job.backend.name, job.phase)
+                    self.store.clear_phase(job.backend.name, job.phase)
         except OSError as err:
-            raise ConfigError(f"cannot clear the unfinished jobs in {self.folder.path} ({err.strerror}); "
+            raise ConfigError(f"cannot clear the unfinished jobs in {self.store.path} ({err.strerror}); "
                               f"{storage_hint(err, config.run_id)}") from None
         if done:
             reused = ", ".join(f"{b}/{p}" for b, p in done)
             self.say(f"reusing finished jobs of run {config.run_id}: {reused}")
         self.say(f"run {config.run_id}: {n_jobs - len(done)} jobs to run on the {config.executor} executor, "
-                 f"{self.parallel} at a time, {self.threads} thread(s) each; folder {self.folder.path}")
+                 f"{self.parallel} at a time, {self.threads} thread(s) each; folder {self.store.path}")
         if "speed" in self.phases:
             self.say(f"speed is timed by one speed job per backend, each alone on the machine at "
                      f"{self.speed_threads} thread(s); the training jobs' own images/s are shared figures")
@@ -126,74 +141,31 @@ class BenchmarkSession:
                      "cpus": os.cpu_count(), "argv": sys.argv[1:]},
         }
 
-    def _job(self, backend: Backend, phase: str) -> JobSpec:
-        threads = self.speed_threads if phase in layout.EXCLUSIVE_PHASES else self.threads
-        return JobSpec(self.config.run_id, backend, phase, tuning.job_env(backend, threads),
-                       self.config.timeout_s, threads)
-
-    def _reusable(self, runnable: list[Backend]) -> dict[tuple[str, str], JobResult]:
-        """Jobs an earlier session finished soundly; the rest (and those in --rerun) run again."""
-        done = {}
-        for backend in runnable:
-            for phase in layout.MEMBER_PHASES:  # train first: a predict is reused only on reused weights
-                if (backend.name, phase) in self.config.rerun:
-                    continue
-                if phase == "predict" and (backend.name, "train") not in done:
-                    break
-                result, problem = self.folder.earlier(backend.name, phase)
-                if problem:
-                    self.say(f"not reusing {backend.name}/{phase} of run {self.config.run_id}: {problem}; "
-                             "running it again")
-                if result is None:
-                    break
-                done[(backend.name, phase)] = result
-        # a fidelity check ran every member's weights: reusable only if no train runs again
-        if all((b.name, "train") in done for b in runnable):
-            for backend in runnable:
-                if (backend.name, "fidelity") in self.config.rerun:
-                    continue
-                fidelity, problem = self.folder.earlier(backend.name, "fidelity")
-                if problem:
-                    self.say(f"not reusing {backend.name}/fidelity of run {self.config.run_id}: {problem}; "
-                             "running it again")
-                if fidelity is not None:
-                    done[(backend.name, "fidelity")] = fidelity
-        # a speed job times the backend alone, from the run's seed: it needs no trained weights
-        for backend in runnable:
-            if "speed" not in self.phases or (backend.name, "speed") in self.config.rerun:
-                continue
-            speed, problem = self.folder.earlier(backend.name, "speed")
-            if speed is not None and not self._timed_as_asked(backend.name):
-                speed, problem = None, "it timed another number of steps than the profile asks"
-            if problem:
-                self.say(f"not reusing {backend.name}/speed of run {self.config.run_id}: {problem}; running it again")
-            if speed is not None:
-                done[(backend.name, "speed")] = speed
-        return done
-
-    def _timed_as_asked(self, backend: str) -> bool:
-        try:
-            settings = self.folder.read_result(backend, "speed").get("settings") or {}
-        except HarnessError:
-            return False
-        profile = self.config.profile
-        return (settings.get("steps"), settings.get("predict_batches")) == (profile.speed_steps,
-                                                                            profile.speed_predict_batches)
-
     # -- running ------------------------------------------------------------------------
+    def plans(self, phase: str) -> bool:
+        """Whether this run has jobs of ``phase`` (a profile may time no speed phase)."""
+        return phase in self.phases
+
     def result(self, backend: str, phase: str) -> JobResult:
+        """How the job ended (run now if needed, starting the run first)."""
+        self.start()
         if backend in self.skipped:
             return JobResult(backend, phase, JobState.SKIPPED, reason=self.skipped[backend],
                              executor=self.config.executor)
-        assert self.scheduler is not None, "start() the session first"
+        assert self.scheduler is not None
         return self.scheduler.result(backend, phase)
 
     def run_all(self) -> dict[tuple[str, str], JobResult]:
-        assert self.scheduler is not None, "start() the session first"
+        """Run every planned job (the run started first)."""
+        assert self.scheduler is not None, "start() the run first"
         return self.scheduler.run_all()
 
+    def result_json(self, backend: str, phase: str) -> dict:
+        """The job's own result file (raises ResultError when it cannot be used)."""
+        return self.store.read_result(backend, phase)
+
     def finish(self, run_remaining: bool = True) -> RunAnalysis:
-        """Gather the run folder, ensemble it and write ensemble.json; returns the analysis.
+        """Gather the run folder, ensemble it and write ensemble.json; returns the analysis (built once).
 
         With ``run_remaining`` every planned job runs first; without it (a
         session whose selected tests did not need every job), jobs never
@@ -209,22 +181,36 @@ class BenchmarkSession:
             for phase in self.phases:
                 statuses[(name, phase)] = JobResult(name, phase, JobState.SKIPPED, reason=reason,
                                                     executor=self.config.executor)
-        results = gather(self.folder, [b.name for b in self.config.backends], statuses, self.skipped)
-        analysis = analyse(results, self.config.ensemble_method, table_images=self.config.report_images)
-        analysis.settings = self.settings
-        analysis.statuses = {f"{b}/{p}": r.to_json() for (b, p), r in sorted(statuses.items())}
+        harness = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel, "threads_per_job": self.threads,
+                   "speed_threads": self.speed_threads, "executor": self.config.executor}
+        analysis = analyse_run(self.store, [b.name for b in self.config.backends], statuses, self.skipped,
+                               self.config.ensemble_method, self.config.report_images, harness)
         self.timings["gather_analyse_s"] = round(time.perf_counter() - started, 3)
-        analysis.harness = {"peak_rss_mb": peak_rss_mb(), "parallel": self.parallel,
-                            "threads_per_job": self.threads, "speed_threads": self.speed_threads,
-                            "executor": self.config.executor,
-                            "timings": dict(self.timings)}
+        harness["timings"] = dict(self.timings)
         try:
-            layout.atomic_write_json(str(self.folder.path / layout.ENSEMBLE_JSON), analysis.to_json())
+            self.store.write_analysis(analysis.to_json())
         except OSError as err:  # the analysis is still used for the checks and the report
-            self.say(f"could not write {self.folder.path / layout.ENSEMBLE_JSON} ({err.strerror}); "
+            self.say(f"could not write {self.store.analysis_path} ({err.strerror}); "
                      f"{storage_hint(err, self.config.run_id)}")
         self.analysis = analysis
         return self.analysis
+
+    def assessment(self) -> baselines.Assessment:
+        """Every baseline verdict of the run (worked out once, by the end of the run)."""
+        if self._assessment is None:
+            self._assessment = run_end.judge(self.finish(), run_end.EndSettings.of(self.config))
+        return self._assessment
+
+    def end_run(self) -> run_end.RunEnd:
+        """History, baseline recording, report (``harness.run_end``), also when backends failed."""
+        analysis = self.finish(run_remaining=False)
+        started = time.perf_counter()
+        self.end = run_end.finish(analysis, self.store, run_end.EndSettings.of(self.config), say=self.say)
+        took = time.perf_counter() - started
+        self.end.lines.append(f"harness time: set-up {self.timings.get('setup_s', 0):.2f} s, "
+                              f"gather + ensemble {self.timings.get('gather_analyse_s', 0):.2f} s, "
+                              f"report {took:.2f} s")
+        return self.end
 
     def _on_event(self, job: JobSpec, event: dict) -> None:
         line = describe_event(event)
@@ -234,9 +220,9 @@ class BenchmarkSession:
     def _on_result(self, result: JobResult) -> None:
         if not result.reused:
             try:
-                self.folder.write_status(result)
+                self.store.write_status(result)
             except OSError as err:  # the job's end is still known here; only a later resume loses it
-                self.say(f"  [{result.label}] could not record how it ended in {self.folder.path} "
+                self.say(f"  [{result.label}] could not record how it ended in {self.store.path} "
                          f"({err.strerror}); {storage_hint(err, self.config.run_id)}")
         took = f" in {result.wall_s:.1f} s" if result.wall_s is not None else ""
         if result.ok:
@@ -252,53 +238,123 @@ class BenchmarkSession:
         finally:
             if self.executor is not None:
                 self.executor.close()
-            self.folder.release()
+            self.store.release()
 
 
-def planned_phases(config: RunConfig) -> tuple[str, ...]:
-    """The phases each backend's jobs go through: the speed phase only when the profile times steps,
-    and only those the selected cases need (``config.phases``)."""
-    return tuple(p for p in PHASES if (p != "speed" or config.profile.speed_steps > 0)
-                 and (config.phases is None or p in config.phases))
+@dataclass
+class RepeatsSummary:
+    """One model's repeats summarised: the files written and the sentences for the terminal."""
+
+    model: str
+    paths: list[Path]
+    lines: list[str]
 
 
-def storage_hint(err: OSError, run_id: str) -> str:
-    """What to do about a failed write to the shared folder, in a few words."""
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"the shared folder is full: free some space, then run again with --run-id {run_id} to resume"
-    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "check the shared folder's permissions or pass --shared-dir with another folder"
-    return f"check the shared folder, then run again with --run-id {run_id} to resume"
+class BenchmarkSession:
+    """Every run a set of options asks for: one per model and repeat, in the order asked."""
+
+    def __init__(self, configs: list[RunConfig], say: Callable[[str], None] = print):
+        if not configs:
+            raise ConfigError("a session needs at least one run")
+        self.say = say
+        self.runs = [BenchmarkRun(c, say) for c in configs]
+        self.models_checked = False
+        self.lines: list[str] = []
+        """Lines for the end of the session (repeats' summaries)."""
+        self._previous_sigterm: Any = None
+
+    def of(self, label: str | None) -> BenchmarkRun:
+        """The run a case names (its model, or ``r2`` for a repeat); the first one for None."""
+        return next((r for r in self.runs if r.config.label == label), self.runs[0])
+
+    def check_models(self) -> None:
+        """Build every model of the user's once before the first job of the session (a bad one stops all)."""
+        if self.models_checked:
+            return
+        for run in self.runs:
+            preflight.check_model(run.config, run.config.dataset, self.say)
+        self.models_checked = True
+
+    def start(self, run: BenchmarkRun) -> None:
+        """Start one run (its models checked first); SIGTERM then interrupts the session like Ctrl-C."""
+        if run.started:
+            return
+        if self._previous_sigterm is None:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        try:
+            self.check_models()
+            run.start()
+        except HarnessError:
+            run.close(cancel=True)
+            raise
+
+    def started(self) -> list[BenchmarkRun]:
+        return [r for r in self.runs if r.started]
+
+    def end(self) -> list[RepeatsSummary]:
+        """End every started run that was not interrupted (history, baseline, report), then the repeats."""
+        for run in self.runs:
+            if run.started and not run.interrupted:
+                try:
+                    run.end_run()
+                finally:
+                    run.close(cancel=False)
+        return self.end_repeats()
+
+    def end_repeats(self) -> list[RepeatsSummary]:
+        """With ``--repeats``: each model's means and 95% intervals over its finished repeats."""
+        groups: dict[str, list[BenchmarkRun]] = {}
+        for run in self.runs:
+            if run.config.repeat and run.analysis is not None and not run.interrupted:
+                groups.setdefault(run.config.model.name, []).append(run)
+        summaries = []
+        for model, group in groups.items():
+            if len(group) < 2:
+                self.lines.append(f"repeats of {model}: only {len(group)} run finished, so there is no "
+                                  "spread to show")
+                continue
+            base_id = group[0].config.repeat_of or group[0].config.run_id
+            title = f"Keras multi-backend benchmark: {len(group)} repeats of run {base_id}, model {model}"
+            paths, lines = run_end.finish_repeats([r.analysis for r in group],
+                                                  group[0].config.reports_dir / base_id, title)
+            self.lines += [f"repeats of {model} ({len(group)} runs, means with 95% intervals):"]
+            self.lines += [f"  {line}" for line in lines] + [f"repeats report: {p}" for p in paths]
+            summaries.append(RepeatsSummary(model, paths, lines))
+        return summaries
+
+    def run_all(self) -> list[BenchmarkRun]:
+        """Every run from start to report, one after the other: a whole session without pytest."""
+        try:
+            for run in self.runs:
+                self.start(run)
+                run.finish()
+            self.end()
+        except KeyboardInterrupt:
+            for run in self.started():
+                run.interrupted = True
+            self.close(cancel=True)
+            raise
+        finally:
+            self.close(cancel=False)
+        return self.runs
+
+    def interrupt(self) -> None:
+        """Ctrl-C or SIGTERM: stop every job now; the run folders stay resumable."""
+        for run in self.started():
+            run.interrupted = True
+            run.say(f"interrupted: stopping every job; run again with --run-id {run.config.run_id} to resume")
+        self.close(cancel=True)
+
+    def close(self, cancel: bool) -> None:
+        for run in self.runs:
+            run.close(cancel=cancel)
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
 
-DERIVED = (layout.ENSEMBLE_JSON, layout.REPORT_HTML, layout.REPORT_MD)
-"""Files made from the jobs' results at the end of a session."""
-
-
-def remove_derived(*folders: Path) -> None:
-    """Delete an earlier session's ensemble.json and reports before this one runs anything.
-
-    They describe the jobs as they were: once a job reruns (or the analysis
-    fails), they would look current while being wrong. The session writes
-    them again from the files as they are now.
-    """
-    for folder in folders:
-        for name in DERIVED:
-            try:
-                (Path(folder) / name).unlink()
-            except FileNotFoundError:
-                pass
-
-
-SLOWEST_FIRST = ("cntk", "theano", "jax", "torch", "tensorflow")
-"""Training cost per image, highest first, as measured on a 2-core CPU. Starting the
-slowest jobs first keeps every core busy until the end instead of leaving one long
-job running alone."""
-
-
-def slowest_first(backends: list[Backend]) -> list[Backend]:
-    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-    return sorted(backends, key=lambda b: rank.get(b.name, -1))
+def _sigterm_to_interrupt(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def peak_rss_mb() -> float:
@@ -329,53 +385,3 @@ def describe_event(event: dict) -> str | None:
     if kind == "error":
         return f"error: {event.get('message')}"
     return None
-
-
-CIFAR10_SHAPE = ((32, 32, 3), 10)
-"""The image shape (channels last) and classes of ``--dataset keras``: CIFAR-10."""
-
-
-def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) -> tuple[tuple[int, ...], int]:
-    """Decode the data set into the shared cache now, so a bad one is one clear message.
-
-    Jobs then only read the cache. A ``keras`` download needs Keras, which the
-    harness does not import; the first job fetches it instead, so here the
-    harness only checks that it can be had (on this machine: a cluster's pods
-    have their own network). Returns the image shape (channels last) and the
-    number of classes, which the model is built for.
-    """
-    cache = layout.cache_dir(str(config.shared_dir))
-    if dataset.get("kind") == "keras":
-        if config.executor == "local":
-            decoded = layout.dataset_cache_dir(cache, data.source_key("keras", None))
-            source = keras_dataset.check_available(Path(decoded))
-            say(f"data set: CIFAR-10 through keras.datasets, from {source}")
-        return CIFAR10_SHAPE
-    arrays = data.load(dataset, str(config.shared_dir), cache,
-                       say=lambda line: say(f"{line} (first use of this data set)"))
-    prepared = data.prepare(arrays, config.profile.to_json(), splits=())
-    return tuple(int(d) for d in arrays.x["test"].shape[1:]), len(prepared.classes)
-
-
-def check_shared_dir(path: Path) -> None:
-    """Fail before anything runs if the shared folder cannot take the run's files."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create the shared folder {path} ({err.strerror}); pass --shared-dir with a "
-                          "folder you can write") from None
-    probe = path / f".write-test-{os.getpid()}"
-    try:
-        with open(probe, "wb") as handle:
-            handle.write(b"\0" * 4096)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as err:
-        hint = "it is full; free some space" if err.errno == errno.ENOSPC else "check its permissions"
-        raise ConfigError(f"cannot write to the shared folder {path} ({err.strerror}); {hint} or pass "
-                          "--shared-dir with another folder") from None
-    finally:
-        try:
-            probe.unlink()
-        except OSError:
-            pass

@@ -185,7 +185,7 @@ def compare_one(base: SpeedSample, candidate: SpeedSample, threshold: float = DE
     return GateVerdict(name, state, ratio=ratio, low=low, high=high, normalised=normalised, basis=basis)
 
 
-def compare(base: Mapping[str, SpeedSample], candidate: Mapping[str, SpeedSample],
+def judge(base: Mapping[str, SpeedSample], candidate: Mapping[str, SpeedSample],
             threshold: float = DEFAULT_THRESHOLD, level: float = DEFAULT_LEVEL) -> GateReport:
     """Every backend of either run: slower, faster, unchanged, new, gone or incomparable."""
     if not threshold > 0 or not math.isfinite(threshold):

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.jobs import JobResult, JobState
-from harness.rundir import RunFolder
-from harness.scoring.run_analysis import RunAnalysis
+from harness.run_store import RunStore
+from harness.scoring.gather import RunResults, gather_finished
+from harness.scoring.record import RunAnalysis
 from harness.workload import layout
 from harness.workload.data import fingerprint as data_fingerprint
 from harness.workload.data import subset_indices
@@ -105,7 +106,7 @@ def write_cache(shared: Path, spec: RunSpec) -> Path:
 def write_run(shared: Path, spec: RunSpec | None = None) -> Path:
     """Write a finished run under ``<shared>/runs/<run-id>``; returns the run folder."""
     spec = spec or RunSpec()
-    folder = RunFolder(Path(shared), spec.run_id)
+    folder = RunStore(Path(shared), spec.run_id)
     folder.path.mkdir(parents=True, exist_ok=True)
     profile = {"name": spec.profile, "description": "synthetic", "n_train": spec.n_train,
                "n_val": spec.n_val, "n_test": spec.n_test, "epochs": 3, "batch_size": 32,
@@ -140,7 +141,7 @@ def write_run(shared: Path, spec: RunSpec | None = None) -> Path:
     return folder.path
 
 
-def _write_speed(folder: RunFolder, spec: RunSpec, backend: str, i: int) -> None:
+def _write_speed(folder: RunStore, spec: RunSpec, backend: str, i: int) -> None:
     """A speed job's result: lognormal step times around the backend's median, its kernel's ceiling."""
     if backend in spec.skipped:
         return
@@ -166,7 +167,7 @@ def _write_speed(folder: RunFolder, spec: RunSpec, backend: str, i: int) -> None
     _status(folder, backend, "speed", JobState.SUCCEEDED)
 
 
-def _write_fidelity(folder: RunFolder, spec: RunSpec, logits: np.ndarray, data: dict) -> None:
+def _write_fidelity(folder: RunStore, spec: RunSpec, logits: np.ndarray, data: dict) -> None:
     """Every trained member's weights through every backend's model: float32 rounding apart, unless broken."""
     trained = [b for b in spec.backends if b not in spec.skipped and b not in spec.failed]
     rng = np.random.default_rng(spec.seed + 1)
@@ -196,7 +197,7 @@ def _write_fidelity(folder: RunFolder, spec: RunSpec, logits: np.ndarray, data: 
         _status(folder, backend, "fidelity", JobState.SUCCEEDED)
 
 
-def _weights_sha256(folder: RunFolder, backend: str) -> str | None:
+def _weights_sha256(folder: RunStore, backend: str) -> str | None:
     path = folder.file(backend, layout.WEIGHTS)
     return layout.sha256_file(str(path)) if path.is_file() else None
 
@@ -216,14 +217,14 @@ def _environment(backend: str) -> dict:
             "threads": {"requested": 2}, "variables": {"KERAS_BACKEND": backend}}
 
 
-def _status(folder: RunFolder, backend: str, phase: str, state: JobState, reason: str = "",
+def _status(folder: RunStore, backend: str, phase: str, state: JobState, reason: str = "",
             log_tail: str = "") -> None:
     folder.write_status(JobResult(backend, phase, state, reason=reason, log_tail=log_tail,
                                   exit_code=0 if state is JobState.SUCCEEDED else 1,
                                   wall_s=12.5, executor="local"))
 
 
-def _write_backend(folder: RunFolder, spec: RunSpec, backend: str, i: int, rng, shared_logits,
+def _write_backend(folder: RunStore, spec: RunSpec, backend: str, i: int, rng, shared_logits,
                    labels, data) -> None:
     if backend in spec.skipped:
         for phase in layout.PHASES:
@@ -284,10 +285,15 @@ def end_run(analysis: RunAnalysis, folder: Path, reports_dir: Path | None = None
     from harness import history
     from harness.run_end import EndSettings, finish
 
-    shared = Path(layout.shared_of(str(folder)))
-    settings = EndSettings(shared_dir=shared, history_dir=history_dir or history.default_dir(shared),
+    store = RunStore.at(folder)
+    settings = EndSettings(shared_dir=store.shared, history_dir=history_dir or history.default_dir(store.shared),
                            reports_dir=reports_dir, baseline_path=baseline)
-    return finish(analysis, folder, settings).report_paths
+    return finish(analysis, store, settings).report_paths
+
+
+def load_run(folder: Path) -> RunResults:
+    """A run folder written here, gathered as its session would (``harness.scoring.gather``)."""
+    return gather_finished(RunStore.at(folder))
 
 
 def rewrite_output(run_dir: Path, backend: str, name: str, array: np.ndarray) -> None:

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.run_end import load_run
 from harness.run_end import reanalyse as reanalyse_model
 from harness.scoring import ensemble, metrics, variants
 from harness.scoring.analysis import analyse as analyse_model
-from tests.run_fixtures import BACKENDS, RunSpec, write_run
+from tests.run_fixtures import BACKENDS, RunSpec, load_run, write_run
 
 
 def analyse(*args, **kwargs) -> dict:

@@ -8,9 +8,9 @@ import pytest
 
 from harness import baselines
 from harness.errors import BaselineError
-from harness.run_end import load_run, reanalyse
-from harness.scoring.run_analysis import RunAnalysis
-from tests.run_fixtures import RunSpec, write_run
+from harness.run_end import reanalyse
+from harness.scoring.record import RunAnalysis
+from tests.run_fixtures import RunSpec, load_run, write_run
 
 
 @pytest.fixture(scope="module")

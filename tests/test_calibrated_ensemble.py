@@ -14,12 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from harness.run_end import load_run
 from harness.scoring import calibration, variants
 from harness.scoring.analysis import analyse as analyse_model
 from harness.scoring.ensemble import MemberOutputs
 from harness.workload import layout
-from tests.run_fixtures import RunSpec, rewrite_output, write_run
+from tests.run_fixtures import RunSpec, load_run, rewrite_output, write_run
 
 
 def analyse(*args, **kwargs) -> dict:

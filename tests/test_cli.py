@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness import cli, history
-from harness.compare import compare, describe_change
+from harness.compare_runs import compare, describe_change
 from harness.run_end import reanalyse
+from harness.run_store import RunStore
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
 from tests.test_speed_gate import benchmark_document
@@ -53,7 +54,7 @@ def test_no_subcommand_is_a_usage_error():
 def test_report_rerenders_a_run_given_by_id(tmp_path):
     shared = tmp_path / "shared"
     folder = finished_run(shared, "r1")
-    result = kbench("--shared-dir", str(shared), "report", "r1", "--out", str(tmp_path / "out"))
+    result = kbench("--shared-dir", str(shared), "report", "r1", "--reports-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert f"report: {folder / 'report.html'}" in result.stdout
     assert (tmp_path / "out" / "r1" / "report.md").read_text().startswith("#")
@@ -62,7 +63,7 @@ def test_report_rerenders_a_run_given_by_id(tmp_path):
 def test_history_lists_every_finished_run_of_a_profile(tmp_path):
     shared = tmp_path / "shared"
     for run_id in ("h1", "h2"):
-        history.append(history.default_dir(shared), cli.read_analysis(finished_run(shared, run_id)))
+        history.append(history.default_dir(shared), RunStore.at(finished_run(shared, run_id)).read_analysis())
     result = kbench("--shared-dir", str(shared), "history")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

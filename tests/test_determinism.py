@@ -41,7 +41,7 @@ def test_a_backend_without_weights_is_reported_not_compared(tmp_path: Path) -> N
     first, second = two_runs(tmp_path, {})
     (second / "theano" / layout.WEIGHTS).unlink()
     found = determinism.compare_runs(first, second)
-    assert found["theano"]["compared"] is False and "run its train job" in found["theano"]["reason"]
+    assert found["theano"]["compared"] is False and "run theano's train job" in found["theano"]["reason"]
     assert found["tensorflow"]["compared"] is True
 
 

@@ -21,11 +21,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from harness import config as run_config
-from harness import job_outputs, profiles
+from harness import options, profiles
+from harness.config import THREADS_PER_CORE
 from harness.errors import ConfigError, HarnessError
 from harness.jobs import JobResult, JobState
-from harness.rundir import RunFolder, check_run_id
+from harness.names import check_run_id
+from harness.run_store import RunStore
+from harness.run_store import checks as job_outputs
 from harness.scoring.analysis import analyse
 from harness.scoring.gather import gather
 from harness.workload import layout
@@ -96,14 +98,14 @@ option_text = st.one_of(st.none(), st.text(max_size=8), st.integers(-5, 10**6).m
                        st.sampled_from(["jax", "jax/train", "jax/predict, torch", "all", "cntk", "jax/x"])))
 def test_fuzz_option_values_are_one_line_or_sane(tmp_path, threads, parallel, timeout, images, rerun):
     try:
-        cfg = run_config.build(backend="jax,torch", profile="smoke", executor="local", dataset="keras",
-                               shared_dir=tmp_path, run_id="r1", work_dir=tmp_path, reports_dir=tmp_path,
-                               cwd=tmp_path, threads=threads, parallel=parallel, job_timeout=timeout,
-                               report_images=images, rerun=rerun)
+        cfg = options.build_run(tmp_path, backend="jax,torch", profile="smoke", executor="local", dataset="keras",
+                                shared_dir=tmp_path, run_id="r1", work_dir=tmp_path, reports_dir=tmp_path,
+                                threads=threads, parallel=parallel, job_timeout=timeout,
+                                report_images=images, rerun=rerun)
     except ConfigError as err:
         one_line(err)
         return
-    assert cfg.threads is None or 1 <= cfg.threads <= (os.cpu_count() or 1) * run_config.THREADS_PER_CORE
+    assert cfg.threads is None or 1 <= cfg.threads <= (os.cpu_count() or 1) * THREADS_PER_CORE
     assert cfg.parallel is None or cfg.parallel >= 1
     assert math.isfinite(cfg.timeout_s) and cfg.timeout_s > 0
     assert cfg.report_images >= 1
@@ -119,7 +121,7 @@ BACKENDS = ("tensorflow", "jax")
 def run(tmp_path_factory):
     shared = tmp_path_factory.mktemp("shared")
     write_run(shared, RunSpec(backends=BACKENDS))
-    return RunFolder(shared, "synthetic1")
+    return RunStore(shared, "synthetic1")
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

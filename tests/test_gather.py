@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.jobs import JobResult, JobState
-from harness.rundir import RunFolder
+from harness.run_store import RunStore
 from harness.scoring.gather import gather
 from tests.run_fixtures import RunSpec, write_run
 
@@ -17,10 +17,10 @@ BACKENDS = ["tensorflow", "jax", "torch"]
 @pytest.fixture
 def run(tmp_path):
     write_run(tmp_path, RunSpec(backends=tuple(BACKENDS)))
-    return RunFolder(tmp_path, "synthetic1")
+    return RunStore(tmp_path, "synthetic1")
 
 
-def read_back(folder: RunFolder):
+def read_back(folder: RunStore):
     statuses = {(b, p): JobResult(b, p, JobState.SUCCEEDED) for b in BACKENDS for p in ("train", "predict")}
     return gather(folder, BACKENDS, statuses)
 
@@ -129,7 +129,7 @@ def test_speed_figures_an_earlier_session_timed_are_kept_when_this_one_plans_no_
 
 def test_a_speed_phase_never_timed_says_why_and_how_to_time_it(tmp_path):
     write_run(tmp_path, RunSpec(backends=tuple(BACKENDS), speed_steps=0))
-    folder = RunFolder(tmp_path, "synthetic1")
+    folder = RunStore(tmp_path, "synthetic1")
     edit_json(folder.path / "run.json", profile__speed_steps=150)
     results = read_back(folder)
     assert results.speed == {} and set(results.speed_problems) == set(BACKENDS)

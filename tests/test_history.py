@@ -9,7 +9,7 @@ import pytest
 
 from harness import history
 from harness.run_end import reanalyse
-from harness.scoring.run_analysis import RunAnalysis
+from harness.scoring.record import RunAnalysis
 from tests.run_fixtures import RunSpec, write_run
 
 
@@ -140,9 +140,9 @@ def test_the_report_stays_small_whatever_the_history_holds(tmp_path: Path, analy
     store = history.path_for(history.default_dir(tmp_path / "shared"), "smoke")
     store.parent.mkdir(parents=True)
     write_lines(store, json.dumps(dict(history.entry(analysis), schema=0)) + "\n", 20_000)
-    assert cli.main(["report", str(run_dir)]) == 0
+    assert cli.main(["report", str(run_dir), "--reports-dir", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("history: skipped") == 1 and len(printed.splitlines()) == 3
+    assert printed.count("history: skipped") == 1 and len(printed.splitlines()) == 5  # and 2 reports + 2 copies
     markdown = (run_dir / "report.md").read_text()
     assert markdown.count("that cannot be read") == 1 and len(markdown) < 50_000
     assert (run_dir / "report.html").stat().st_size < 600_000

@@ -10,9 +10,10 @@ import os
 
 import pytest
 
-from harness import config as run_config
+from harness import options
 from harness.jobs import JobResult, JobState
-from harness.session import BenchmarkSession
+from harness.run_store import RunStore
+from harness.session import BenchmarkRun
 from harness.workload import layout
 from harness.workload.layout import ENSEMBLE_JSON
 from tests.run_fixtures import RunSpec, write_run
@@ -38,12 +39,12 @@ def test_a_dangling_symlink_in_the_data_set_is_one_line_once(pytester, image_fol
     assert "Traceback" not in text
 
 
-def session_on(shared) -> tuple[BenchmarkSession, list[str]]:
-    cfg = run_config.build(backend="tensorflow,jax", profile="smoke", executor="local", dataset="keras",
-                           shared_dir=shared, run_id="synthetic1", work_dir=shared / "work",
-                           reports_dir=shared / "reports", cwd=shared)
+def session_on(shared) -> tuple[BenchmarkRun, list[str]]:
+    cfg = options.build_run(shared, backend="tensorflow,jax", profile="smoke", executor="local", dataset="keras",
+                            shared_dir=shared, run_id="synthetic1", work_dir=shared / "work",
+                            reports_dir=shared / "reports")
     said: list[str] = []
-    return BenchmarkSession(cfg, say=said.append), said
+    return BenchmarkRun(cfg, say=said.append), said
 
 
 def test_a_shared_folder_that_fills_up_mid_run_is_one_line_each_and_the_run_is_still_analysed(tmpfs):  # noqa: F811
@@ -75,11 +76,12 @@ def test_a_hand_edited_profile_name_in_run_json_writes_nothing_outside_its_folde
     settings["profile"]["name"] = "../../../escape"
     (run_dir / layout.RUN_JSON).write_text(json.dumps(settings))
     history_dir = tmp_path / "a" / "b" / "history"
-    assert cli.main(["report", str(run_dir), "--history-dir", str(history_dir)]) == 0
+    assert cli.main(["report", str(run_dir), "--history-dir", str(history_dir), "--baselines", "",
+                     "--reports-dir", str(tmp_path / "out")]) == 0
     assert not list(tmp_path.rglob("escape*")), "nothing written outside the history folder"
     said = capsys.readouterr().out
     assert "profile name '../../../escape' is not a safe name" in said and (run_dir / "report.md").is_file()
-    assert cli.main(["report", str(run_dir), "--baselines", str(tmp_path)]) == 1
+    assert cli.main(["report", str(run_dir), "--baselines", str(tmp_path), "--reports-dir", str(tmp_path / "out")]) == 1
     assert "profile name '../../../escape' is not a safe name" in capsys.readouterr().err
 
 
@@ -109,9 +111,9 @@ def test_a_report_that_fails_to_render_is_one_summary_line_and_the_run_is_kept(t
     def broken(*args, **kwargs):
         raise RuntimeError("Glyph 29483 missing from font(s) DejaVu Sans.\nmore")
 
-    monkeypatch.setattr(report, "write_reports", broken)
+    monkeypatch.setattr(report, "render_reports", broken)
     settings = run_end.EndSettings(shared_dir=tmp_path, history_dir=tmp_path / "history")
-    end = run_end.finish(analysis, run_dir, settings)
+    end = run_end.finish(analysis, RunStore.at(run_dir), settings)
     [line] = [s for s in end.lines if s.startswith("could not write the report")]
     assert "RuntimeError: Glyph 29483 missing from font(s) DejaVu Sans. more" in line and "\n" not in line
     assert line.endswith(f"render it again with kbench report {run_dir}")

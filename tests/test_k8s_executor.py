@@ -770,7 +770,7 @@ def test_folders_the_harness_made_become_writable_for_the_jobs_user(fake_cluster
     then a write probe run as the jobs' uid proves it before the job is submitted.
     """
     shared = world_traversable_shared
-    (shared / "runs" / RUN / "tensorflow").mkdir(parents=True)  # as the session's RunFolder does, as root
+    (shared / "runs" / RUN / "tensorflow").mkdir(parents=True)  # as the session's RunStore does, as root
     fake_cluster.controller.probe_as_job_user = True
     fake_cluster.behave(writes_its_result_as_the_jobs_user)
     said: list[str] = []

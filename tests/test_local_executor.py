@@ -24,7 +24,7 @@ from harness.backends import get
 from harness.executors.base import ExecutorContext
 from harness.executors.local import LocalExecutor
 from harness.jobs import JobSpec, JobState
-from harness.rundir import RunFolder
+from harness.run_store import RunStore
 from harness.workload import layout
 from tests.conftest import REPO
 
@@ -43,7 +43,7 @@ def fake_runtime(tmp_path: Path) -> runtimes.Runtime:
 @pytest.fixture
 def executor(tmp_path):
     shared = tmp_path / "shared"
-    RunFolder(shared, RUN).write_settings({"schema": layout.SCHEMA_VERSION, "profile": {}, "dataset": {}})
+    RunStore(shared, RUN).write_settings({"schema": layout.SCHEMA_VERSION, "profile": {}, "dataset": {}})
     ex = LocalExecutor(ExecutorContext(shared, tmp_path / "work", None, say=lambda m: None),
                        {"job_memory_mb": None})
     ex._runtimes["keras3"] = fake_runtime(tmp_path)
@@ -161,9 +161,9 @@ def test_jobs_die_with_a_harness_that_is_killed(tmp_path):
         from harness.executors.base import ExecutorContext
         from harness.jobs import JobSpec
         from harness.executors.local import LocalExecutor
-        from harness.rundir import RunFolder
+        from harness.run_store import RunStore
         from test_local_executor import fake_runtime
-        RunFolder(Path({str(shared)!r}), "r1").write_settings({{"schema": 1, "profile": {{}}, "dataset": {{}}}})
+        RunStore(Path({str(shared)!r}), "r1").write_settings({{"schema": 1, "profile": {{}}, "dataset": {{}}}})
         ex = LocalExecutor(ExecutorContext(Path({str(shared)!r}), Path({str(tmp_path / 'work')!r}), None), {{}})
         ex._runtimes["keras3"] = fake_runtime(Path({str(tmp_path)!r}))
         ex.prepare([])

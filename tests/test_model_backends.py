@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness import model_files
+from harness import models as model_files
 from harness.backends import BACKENDS
 from harness.jobs import JobState
-from harness.session import BenchmarkSession
+from harness.session import BenchmarkRun
 from harness.workload import layout
 from tests.conftest import write_image_folder
 from tests.test_workload_backends import make_config
@@ -63,7 +63,7 @@ def finished(request, tmp_path_factory):
     spec = model_files.resolve(str(root / request.param), root)
     config = make_config(root / "shared", data, run_id=spec.name)
     config = type(config)(**{**config.__dict__, "model": spec})
-    session = BenchmarkSession(config, say=lambda line: None)
+    session = BenchmarkRun(config, say=lambda line: None)
     session.start()
     try:
         analysis = session.finish()
@@ -81,7 +81,7 @@ def backend(request, finished):
 
 
 def read(session, backend, phase):
-    return json.loads((session.folder.backend_dir(backend) / layout.result_name(phase)).read_text())
+    return json.loads((session.store.backend_dir(backend) / layout.result_name(phase)).read_text())
 
 
 def test_the_model_file_trains_predicts_and_is_checked_on_every_backend(finished, backend):
@@ -92,7 +92,7 @@ def test_the_model_file_trains_predicts_and_is_checked_on_every_backend(finished
     train = read(session, backend, "train")
     assert train["model"]["name"] == spec.name and train["model"]["sha256"] == spec.sha256
     assert read(session, backend, "predict")["model"] == {"name": spec.name, "sha256": spec.sha256}
-    probs = np.load(session.folder.backend_dir(backend) / layout.probs_name("test"))
+    probs = np.load(session.store.backend_dir(backend) / layout.probs_name("test"))
     assert probs.shape == (12, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
 
@@ -111,9 +111,9 @@ def test_flops_are_counted_on_the_model_itself(finished, backend):
 
 def test_the_run_names_the_model_and_keeps_its_file(finished):
     session, analysis, spec = finished
-    settings = json.loads((session.folder.path / layout.RUN_JSON).read_text())
+    settings = json.loads((session.store.path / layout.RUN_JSON).read_text())
     assert settings["model"]["name"] == spec.name and settings["model"]["sha256"] == spec.sha256
-    assert (session.folder.path / layout.MODEL_FILE).read_text() == spec.path.read_text()
+    assert (session.store.path / layout.MODEL_FILE).read_text() == spec.path.read_text()
     assert analysis.model_name == spec.name
     ran = {b for b in BACKENDS if b not in session.skipped}
     assert analysis.ensemble is not None and set(analysis.ensemble.members) == ran
@@ -132,14 +132,14 @@ def test_every_backend_computes_the_same_function_of_the_model(finished):
 def test_a_model_file_changed_after_the_run_started_fails_its_jobs_with_the_reason(finished):
     """The jobs build the run folder's copy; one edited behind the harness's back is refused, not trained."""
     session, _, _ = finished
-    copy = Path(session.folder.path) / layout.MODEL_FILE
+    copy = Path(session.store.path) / layout.MODEL_FILE
     original = copy.read_text()
     try:
         copy.write_text(original + "\n# edited\n")
         from harness.workload import model
 
-        settings = json.loads((session.folder.path / layout.RUN_JSON).read_text())
-        job = SimpleNamespace(settings=settings, run_dir=str(session.folder.path))  # what a job knows
+        settings = json.loads((session.store.path / layout.RUN_JSON).read_text())
+        job = SimpleNamespace(settings=settings, run_dir=str(session.store.path))  # what a job knows
         with pytest.raises(model.ModelError, match="changed since the run started"):
             model.job_model_path(job)
     finally:

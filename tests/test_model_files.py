@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import baselines, config, history, model_files
+from harness import baselines, history, options
+from harness import models as model_files
 from harness.errors import ConfigError
-from harness.rundir import RunFolder
+from harness.run_store import RunStore
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
 
@@ -112,21 +113,21 @@ def test_baselines_and_history_are_kept_per_profile_and_model_the_seeds_under_th
     assert sorted(history.stored_keys(tmp_path)) == [("smoke", "my-net"), ("smoke", "seed")]
 
 
-def options(tmp_path: Path, **extra) -> dict:
+def runs_of(tmp_path: Path, **extra) -> list:
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
-    return dict(backend="jax,torch", profile="smoke", executor="local", dataset=str(data),
-                shared_dir=tmp_path / "shared", work_dir=tmp_path / "work", reports_dir=tmp_path / "reports",
-                cwd=tmp_path, **extra)
+    values = {"backend": "jax,torch", "profile": "smoke", "executor": "local", "dataset": str(data),
+              "baselines": None, "shared_dir": tmp_path / "shared", "work_dir": tmp_path / "work",
+              "reports_dir": tmp_path / "reports"}
+    return options.build_runs({**values, **extra}, tmp_path, tmp_path)
 
 
 def test_several_models_make_one_run_each_named_after_the_model(tmp_path):
-    runs = config.build_all(model="seed,resnet-small", run_id="nightly-42", **options(tmp_path))
+    runs = runs_of(tmp_path, model="seed,resnet-small", run_id="nightly-42")
     assert [(r.run_id, r.model.name) for r in runs] == [("nightly-42-seed", "seed"),
                                                       ("nightly-42-resnet-small", "resnet-small")]
     assert runs[1].baseline_path is None
-    (one,) = config.build_all(model="resnet-small", run_id="nightly-42",
-                              **options(tmp_path, baselines_dir=tmp_path / "b"))
+    (one,) = runs_of(tmp_path, model="resnet-small", run_id="nightly-42", baselines=tmp_path / "b")
     assert one.run_id == "nightly-42" and one.baseline_path == tmp_path / "b" / "smoke@resnet-small.json"
 
 
@@ -134,13 +135,13 @@ def test_a_malformed_baseline_of_the_models_own_is_refused_before_anything_runs(
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "smoke@resnet-small.json").write_text("{")
     with pytest.raises(Exception, match="smoke@resnet-small.json"):
-        config.build_all(model="resnet-small", **options(tmp_path, baselines_dir=tmp_path / "b"))
-    config.build_all(model="seed", **options(tmp_path, baselines_dir=tmp_path / "b"))  # not the seed's file
+        runs_of(tmp_path, model="resnet-small", baselines=tmp_path / "b")
+    runs_of(tmp_path, model="seed", baselines=tmp_path / "b")  # not the seed's file
 
 
 def test_a_run_resumes_only_with_the_same_model_file(tmp_path):
     write_run(tmp_path, RunSpec(run_id="older"))  # from before models: its run.json names none
-    folder = RunFolder(tmp_path, "older")
+    folder = RunStore(tmp_path, "older")
     settings = json.loads((folder.path / layout.RUN_JSON).read_text())
     seed = model_files.resolve("seed", tmp_path)
     folder.write_settings({**settings, "model": seed.to_json()})  # the seed's CNN resumes it
@@ -150,7 +151,7 @@ def test_a_run_resumes_only_with_the_same_model_file(tmp_path):
 
 
 def test_kbench_compare_names_another_model_a_run_from_before_models_counts_as_the_seeds():
-    from harness.compare import differences_in_setup
+    from harness.compare_runs import differences_in_setup
 
     seed_run, older_run = {"profile": "smoke", "model": "seed"}, {"profile": "smoke"}
     assert differences_in_setup(seed_run, older_run) == []

@@ -69,14 +69,22 @@ def test_cases_are_parametrized_by_the_chosen_backends(project):
 
 
 PHASE_CASES = """
-def test_train(backend_name, kbench):
-    print("planned:", ", ".join(kbench.session.phases))
+import pytest
 
+@pytest.mark.kbench_phases("train")
+def test_train(backend_name, kbench):
+    print("planned:", ", ".join(kbench.run.phases))
+
+@pytest.mark.kbench_phases("speed")
 def test_speed(backend_name, kbench):
-    print("planned:", ", ".join(kbench.session.phases))
+    print("planned:", ", ".join(kbench.run.phases))
+
+@pytest.mark.kbench_phases("predict")
+def test_renamed_is_still_predict(backend_name, kbench):
+    print("planned:", ", ".join(kbench.run.phases))
 
 def test_mine(backend_name, kbench):
-    print("planned:", ", ".join(kbench.session.phases))
+    print("planned:", ", ".join(kbench.run.phases))
 """
 
 
@@ -85,10 +93,12 @@ def test_mine(backend_name, kbench):
     (["-k", "test_train or test_speed"], "train, speed"),
     (["-k", "test_speed"], "speed"),
     (["-k", "test_train"], "train"),
+    (["-k", "renamed"], "train, predict"),
 ])
 def test_a_run_plans_only_the_jobs_its_selected_cases_need(pytester, select, planned):
     """``pytest benchmarks/ -k test_speed`` times each backend and trains nothing (what the CI gate
-    uses to time its base); a case of the user's own that uses ``kbench`` plans every phase."""
+    uses to time its base); a case declares the phases it needs with its marker, whatever its name (what
+    they read is planned with them), and a case of the user's own without one plans every phase."""
     pytester.makepyfile(test_cases=PHASE_CASES)
     result = run(pytester, "--backend", "jax", "-s", *select)
     assert result.ret == 0
@@ -102,23 +112,41 @@ def test_the_plugin_stays_out_of_test_suites_that_do_not_use_it(pytester):
 
 
 def test_the_benchmark_json_holds_the_jobs_own_wall_time_and_figures(pytester):
+    """Jobs may run in parallel, so a case records the job's own wall time, not the time it waited:
+    through ``record_rounds``, the one place that hands pytest-benchmark durations measured elsewhere."""
     pytester.makepyfile(test_timing="""
-        from harness.jobs import JobResult, JobState
-        from harness.pytest_plugin import record_job_timing
+        from harness.pytest_plugin import record_rounds
 
-        def test_job(request):
-            result = JobResult("jax", "train", JobState.SUCCEEDED, wall_s=12.5)
-            record_job_timing(request, result, {"steady_images_per_s": 812.0, "missing": None})
+        def test_job(benchmark):
+            benchmark.extra_info.update(steady_images_per_s=812.0)
+            record_rounds(benchmark, [12.5])
+
+        def test_blocks(benchmark):
+            record_rounds(benchmark, [0.5, 0.25, 0.75])
     """)
     result = run(pytester, "--benchmark-json", "out.json")
-    result.assert_outcomes(passed=1)
-    saved = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]
-    assert saved["stats"]["min"] == saved["stats"]["max"] == 12.5
-    assert saved["stats"]["rounds"] == 1
-    model = saved["extra_info"].pop("model_sha256")  # the benchmark names the model it timed
-    assert len(model) == 64 and saved["extra_info"].pop("model") == "seed"
-    assert saved["extra_info"] == {"steady_images_per_s": 812.0, "job_wall_s": 12.5,
-                                   "reused_from_earlier_session": False}
+    result.assert_outcomes(passed=2)
+    saved = {b["name"]: b for b in json.loads((pytester.path / "out.json").read_text())["benchmarks"]}
+    assert saved["test_job"]["stats"]["min"] == saved["test_job"]["stats"]["max"] == 12.5
+    assert saved["test_job"]["stats"]["rounds"] == 1
+    assert saved["test_job"]["extra_info"] == {"steady_images_per_s": 812.0}
+    assert (saved["test_blocks"]["stats"]["min"], saved["test_blocks"]["stats"]["max"]) == (0.25, 0.75)
+    assert saved["test_blocks"]["stats"]["rounds"] == 3
+
+
+def test_a_pytest_benchmark_without_the_clock_it_needs_fails_loudly():
+    """``record_rounds`` relies on a private attribute of the pinned pytest-benchmark; another version
+    that lacks it (or records other durations) is an error that names the fix, never wrong times."""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import record_rounds
+
+    with pytest.raises(RuntimeError, match="has no _timer.*install the pinned version"):
+        record_rounds(SimpleNamespace(pedantic=lambda *a, **k: None), [1.0])
+    ignores_the_clock = SimpleNamespace(_timer=None, pedantic=lambda *a, **k: None,
+                                        stats=SimpleNamespace(stats=SimpleNamespace(data=[9.0])))
+    with pytest.raises(RuntimeError, match=r"recorded \[9.0\].*instead of the durations given"):
+        record_rounds(ignores_the_clock, [1.0])
 
 
 @pytest.mark.slow

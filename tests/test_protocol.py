@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from harness import errors, history
-from harness.executors import job_output, k8s_status
-from harness.report import render, thumbnails
+from harness.executors import job_log, k8s_status
+from harness.report import thumbnails
+from harness.run_store import RunStore
 from harness.workload import data, events, layout
 from harness.workload.errors import DataError
 from tests.run_fixtures import CACHE_KEY, RunSpec, write_cache, write_run
@@ -34,7 +35,7 @@ def test_a_failing_job_ends_with_the_error_line_the_executors_read(tmp_path: Pat
     assert proc.returncode == 3, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(layout.ERROR_PREFIX)
-    said = job_output.error_line(proc.stdout + proc.stderr)
+    said = job_log.error_line(proc.stdout + proc.stderr)
     assert said.startswith("cannot read ") and "start the run through the harness" in said
     assert k8s_status.error_line(proc.stderr) == said  # the Kubernetes executor reads the pod log alike
 
@@ -42,7 +43,7 @@ def test_a_failing_job_ends_with_the_error_line_the_executors_read(tmp_path: Pat
 def test_events_go_to_the_file_and_the_log_and_are_read_back_the_same(tmp_path: Path) -> None:
     stream = io.StringIO()
     log = events.EventLog(str(tmp_path / layout.events_name("train")), "jax", "train", stream=stream)
-    follower = job_output.EventFollower(tmp_path / layout.events_name("train"))
+    follower = job_log.EventFollower(tmp_path / layout.events_name("train"))
     sent = [log.emit(events.START, pid=1), log.emit(events.EPOCH_END, epoch=1, seconds=2.0)]
     log.close()
     printed = stream.getvalue()
@@ -50,15 +51,16 @@ def test_events_go_to_the_file_and_the_log_and_are_read_back_the_same(tmp_path: 
     assert follower.new_events() == sent
     assert [events.parse_line(line) for line in printed.splitlines()] == sent
     text = printed + "plain output\n" + layout.ERROR_PREFIX + "it broke\n"
-    assert job_output.log_tail(text) == "plain output\n" + layout.ERROR_PREFIX + "it broke"
+    assert job_log.log_tail(text) == "plain output\n" + layout.ERROR_PREFIX + "it broke"
 
 
 def test_both_sides_read_the_same_constants(tmp_path: Path) -> None:
     shared = str(tmp_path)
-    assert events.EVENT_PREFIX is layout.EVENT_PREFIX and job_output.EVENT_PREFIX is layout.EVENT_PREFIX
-    assert job_output.ERROR_PREFIX is layout.ERROR_PREFIX
-    assert k8s_status.error_line is job_output.error_line and k8s_status.log_tail is job_output.log_tail
-    assert (render.HTML_NAME, render.MARKDOWN_NAME) == (layout.REPORT_HTML, layout.REPORT_MD)
+    assert events.EVENT_PREFIX is layout.EVENT_PREFIX and job_log.EVENT_PREFIX is layout.EVENT_PREFIX
+    assert job_log.ERROR_PREFIX is layout.ERROR_PREFIX
+    assert k8s_status.error_line is job_log.error_line and k8s_status.log_tail is job_log.log_tail
+    assert (RunStore(tmp_path, "r1").report_path("html").name, RunStore(tmp_path, "r1").report_path("md").name) == (
+        layout.REPORT_HTML, layout.REPORT_MD)
     assert history.default_dir(tmp_path) == Path(shared, layout.HISTORY)
     assert thumbnails.cache_folder(tmp_path, "k") == Path(layout.dataset_cache_dir(layout.cache_dir(shared), "k"))
     assert layout.shared_of(layout.run_dir(shared, "r1")) == shared
@@ -78,7 +80,7 @@ PROTOCOL_NAMES = {name: getattr(layout, name) for name in (
     "ERROR_PREFIX", "EVENT_PREFIX", "RUN_JSON", "ENSEMBLE_JSON", "REPORT_HTML", "REPORT_MD", "WEIGHTS",
     "DATASETS", "INPUTS", "MODEL_FILE")}
 """Names no module but layout.py may write as a literal (".lock" and "history" are also used for other things)."""
-FOREIGN_NAMES = {"keras_dataset.py": {"DATASETS"}, "keras2_api.py": {"DATASETS"}}
+FOREIGN_NAMES = {"keras_dataset.py": {"DATASETS"}, "keras2_names.py": {"DATASETS"}}
 """Modules that spell the same word for another program's layout: Keras's own cache is ~/.keras/datasets,
 and keras.datasets is one of Keras 2.3.1's modules."""
 

@@ -9,12 +9,12 @@ import json
 
 import pytest
 
-from harness import config
+from harness import options
 from harness.report import repeats_view
 from harness.run_end import finish_repeats
 from harness.scoring.intervals import mean_ci
+from harness.scoring.record import EnsembleFigures, MemberFigures, Metrics, RunAnalysis
 from harness.scoring.repeats import ENSEMBLE, summarise_repeats
-from harness.scoring.run_analysis import EnsembleFigures, MemberFigures, Metrics, RunAnalysis
 from tests.conftest import REPO
 
 pytest_plugins = ["pytester"]
@@ -84,16 +84,14 @@ def test_the_repeats_report_is_written_as_json_markdown_and_html(tmp_path):
 def test_repeats_make_one_run_each_with_its_own_recorded_training_seed(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    runs = config.build_all(backend="jax", profile="smoke", executor="local", dataset=str(data),
-                            shared_dir=tmp_path / "s", work_dir=tmp_path / "w", reports_dir=tmp_path / "r",
-                            cwd=tmp_path, run_id="nightly", repeats="3")
+    common = {"backend": "jax", "profile": "smoke", "executor": "local", "dataset": str(data),
+              "shared_dir": tmp_path / "s", "work_dir": tmp_path / "w", "reports_dir": tmp_path / "r"}
+    runs = options.build_runs({**common, "run_id": "nightly", "repeats": "3"}, tmp_path, tmp_path)
     assert [(r.run_id, r.label, r.profile.train_seed) for r in runs] == [
         ("nightly-r1", "r1", 20170318), ("nightly-r2", "r2", 20170319), ("nightly-r3", "r3", 20170320)]
     assert {r.profile.seed for r in runs} == {20170318}, "the same data subsets in every repeat"
     with pytest.raises(Exception, match="--record-baseline writes one run"):
-        config.build_all(backend="jax", profile="smoke", executor="local", dataset=str(data),
-                         shared_dir=tmp_path / "s", work_dir=tmp_path / "w", reports_dir=tmp_path / "r",
-                         cwd=tmp_path, repeats="2", record_baseline=True)
+        options.build_runs({**common, "repeats": "2", "record_baseline": True}, tmp_path, tmp_path)
 
 
 @pytest.mark.slow

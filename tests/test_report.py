@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from harness import baselines
-from harness.report import ReportError, charts, write_reports
+from harness.report import ReportError, charts, render_reports
 from harness.report.render import MARKDOWN_LIMIT, md_escape, md_pre
 from harness.report.tables import pct
-from harness.run_end import load_run, reanalyse
-from harness.scoring.run_analysis import RunAnalysis
-from tests.run_fixtures import BACKENDS, RunSpec, end_run, write_cache, write_run
+from harness.run_end import reanalyse
+from harness.scoring.record import RunAnalysis
+from tests.run_fixtures import BACKENDS, RunSpec, end_run, load_run, write_cache, write_run
 
 HOSTILE_NAME = "<script>alert(1)</script>"
 HOSTILE_REASON = "needs <img src=x onerror=alert(2)> and a | pipe"
@@ -91,7 +91,7 @@ def test_reports_go_to_the_run_folder_and_a_copy_per_run(tmp_path: Path) -> None
 
 def test_an_analysis_of_another_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="schema 1.*kbench report"):
-        write_reports(RunAnalysis(run_id="x", method="seed", schema=1), tmp_path)
+        render_reports(RunAnalysis(run_id="x", method="seed", schema=1))
 
 
 # -- the HTML ---------------------------------------------------------------------------------
@@ -206,8 +206,7 @@ def test_a_long_per_image_table_is_cut_to_fit(tmp_path: Path) -> None:
     from harness.scoring.analysis import analyse
     analysis = analyse(load_run(folder), table_images=200)
     analysis.settings, analysis.statuses = load_run(folder).settings, {}
-    paths = write_reports(analysis, folder)
-    markdown = paths[1].read_text()
+    markdown = render_reports(analysis)["md"].decode()
     assert len(markdown.encode()) <= MARKDOWN_LIMIT
     assert re.search(r"The first (\d+) of 200 tabulated test images", markdown)
     assert "|answer:" in markdown

@@ -12,7 +12,7 @@ from PIL import Image
 
 from harness.report import thumbnails
 from harness.run_end import reanalyse
-from harness.scoring.run_analysis import RunAnalysis
+from harness.scoring.record import RunAnalysis
 from harness.workload import data
 from harness.workload.data import subset_indices
 from tests.run_fixtures import (

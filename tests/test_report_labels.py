@@ -80,5 +80,5 @@ def test_a_run_with_japanese_class_names_gets_its_report(tmp_path):
             path.write_text(json.dumps(result, ensure_ascii=False))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert cli.main(["report", str(run_dir)]) == 0
+        assert cli.main(["report", str(run_dir), "--reports-dir", str(tmp_path / "out")]) == 0
     assert "トラック" in (run_dir / "report.html").read_text(encoding="utf-8")

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import config as run_config
+from harness import options, plan
 from harness.errors import ConfigError
-from harness.rundir import RunFolder
-from harness.session import DERIVED, BenchmarkSession, remove_derived
+from harness.run_store import DERIVED, RunStore
+from harness.session import BenchmarkRun
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
 
@@ -27,12 +27,12 @@ FIDELITY = {(b, "fidelity") for b in BACKENDS}
 """A fidelity job ran every member's weights: any train that runs again runs them all again."""
 
 
-def session_on(shared: Path, rerun: str | None = None) -> tuple[BenchmarkSession, list[str]]:
-    cfg = run_config.build(backend=",".join(BACKENDS), profile="smoke", executor="local", dataset="keras",
-                           shared_dir=shared, run_id="synthetic1", work_dir=shared / "work",
-                           reports_dir=shared / "reports", cwd=shared, rerun=rerun)
+def session_on(shared: Path, rerun: str | None = None) -> tuple[BenchmarkRun, list[str]]:
+    cfg = options.build_run(shared, backend=",".join(BACKENDS), profile="smoke", executor="local", dataset="keras",
+                            shared_dir=shared, run_id="synthetic1", work_dir=shared / "work",
+                            reports_dir=shared / "reports", rerun=rerun)
     said: list[str] = []
-    return BenchmarkSession(cfg, say=said.append), said
+    return BenchmarkRun(cfg, say=said.append), said
 
 
 @pytest.fixture
@@ -42,8 +42,10 @@ def shared(tmp_path):
 
 
 def reused(shared: Path, rerun: str | None = None) -> tuple[set, list[str]]:
-    session, said = session_on(shared, rerun)
-    return set(session._reusable(list(session.config.backends))), said
+    run, said = session_on(shared, rerun)
+    done = plan.reusable(run.store, [b.name for b in run.config.backends], run.phases, run.config.rerun,
+                         profile=run.config.profile, say=said.append)
+    return set(done), said
 
 
 def test_a_sound_finished_run_is_reused_whole(shared):
@@ -58,7 +60,7 @@ def test_a_sound_finished_run_is_reused_whole(shared):
 ])
 def test_damaged_probabilities_rerun_the_predict_job_but_keep_its_training(shared, damage, message):
     """Before: every rerun reused the predict job and left the backend out of the ensemble."""
-    folder = RunFolder(shared, "synthetic1")
+    folder = RunStore(shared, "synthetic1")
     path = folder.file("jax", layout.probs_name("test"))
     if damage == "random-bytes":
         path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
@@ -77,7 +79,7 @@ def test_damaged_probabilities_rerun_the_predict_job_but_keep_its_training(share
 
 def test_overwritten_weights_rerun_train_and_its_predict(shared):
     """Before: train was reused and predict failed on every rerun, with no way out."""
-    RunFolder(shared, "synthetic1").file("jax", layout.WEIGHTS).write_bytes(b"\0" * 64)
+    RunStore(shared, "synthetic1").file("jax", layout.WEIGHTS).write_bytes(b"\0" * 64)
     jobs, said = reused(shared)
     assert jobs == ALL_JOBS - {("jax", "train"), ("jax", "predict")} - FIDELITY
     assert any("not reusing jax/train" in s and "weights.npz has 64 bytes" in s for s in said)
@@ -112,7 +114,7 @@ def test_an_earlier_sessions_reports_and_ensemble_are_removed_before_anything_ru
     for folder in (run_dir, copies):
         for name in DERIVED:
             (folder / name).write_text("from an earlier session")
-    remove_derived(run_dir, copies)
+    RunStore(shared, "synthetic1").remove_derived(copies)
     assert not [p for f in (run_dir, copies) for p in f.iterdir() if p.name in DERIVED]
     assert (run_dir / "jax" / layout.WEIGHTS).is_file(), "the jobs' own results are kept"
 

@@ -19,7 +19,7 @@ import pytest
 from harness import run_end
 from harness.cli import main as kbench_main
 from harness.errors import ResultError
-from harness.scoring.run_analysis import RunAnalysis, Validation, from_json, read_analysis
+from harness.scoring.record import RunAnalysis, Validation, from_json, read_analysis
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
 
@@ -81,9 +81,13 @@ def test_a_file_from_before_later_figures_reads_them_as_absent_and_still_renders
 
 def test_the_command_line_re_renders_a_stored_analysis(tmp_path: Path, capsys) -> None:
     run_dir = stored_run(tmp_path)
-    assert kbench_main(["report", str(run_dir), "--stored", "--history-dir", str(tmp_path / "history")]) == 0
+    out = tmp_path / "out"
+    assert kbench_main(["report", str(run_dir), "--stored", "--history-dir", str(tmp_path / "history"),
+                        "--baselines", "", "--reports-dir", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[-2:] == [f"report: {run_dir / layout.REPORT_HTML}", f"report: {run_dir / layout.REPORT_MD}"]
+    assert printed[-4:] == [f"report: {run_dir / layout.REPORT_HTML}", f"report: {run_dir / layout.REPORT_MD}",
+                            f"report: {out / run_dir.name / layout.REPORT_HTML}",
+                            f"report: {out / run_dir.name / layout.REPORT_MD}"]
     report = (run_dir / layout.REPORT_MD).read_text()
     assert "**No baseline:** no baseline for profile smoke (no baseline folder was given)" in report
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.session import check_shared_dir
+from harness.preflight import check_shared_dir
 
 pytest_plugins = ["pytester"]
 

@@ -18,8 +18,8 @@ from harness.speed_gate import (
     GateVerdict,
     SpeedDataError,
     SpeedSample,
-    compare,
     fastest_process,
+    judge,
     latest_in_store,
     read_samples,
     samples_from_benchmark_json,
@@ -52,7 +52,7 @@ def states(report) -> dict[str, str]:
 # -- verdicts on synthetic distributions ---------------------------------------------------
 @pytest.mark.parametrize("seed, n", [(1, 60), (2, 80), (3, 100), (4, 120), (5, 150), (6, 60)])
 def test_two_runs_from_the_same_distribution_are_unchanged(seed, n):
-    report = compare(run(seed, n), run(seed + 1000, n))
+    report = judge(run(seed, n), run(seed + 1000, n))
     assert set(states(report).values()) == {"unchanged"}
     assert not report.failed
     assert all(line.endswith("unchanged, within noise") or "unchanged" in line for line in report.lines())
@@ -60,7 +60,7 @@ def test_two_runs_from_the_same_distribution_are_unchanged(seed, n):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_backend_25_percent_slower_is_a_regression_and_the_others_are_unchanged(seed):
-    report = compare(run(seed), run(seed + 1000, scale={"jax": 1.25}))
+    report = judge(run(seed), run(seed + 1000, scale={"jax": 1.25}))
     assert states(report) == {"jax": "slower", "tensorflow": "unchanged", "torch": "unchanged"}
     assert report.failed
     jax = next(v for v in report.verdicts if v.backend == "jax")
@@ -73,18 +73,18 @@ def test_a_backend_25_percent_slower_is_a_regression_and_the_others_are_unchange
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_slowdown_below_the_threshold_is_unchanged(seed):
-    report = compare(run(seed), run(seed + 1000, scale={"torch": 1.05}))
+    report = judge(run(seed), run(seed + 1000, scale={"torch": 1.05}))
     assert states(report)["torch"] == "unchanged" and not report.failed
 
 
 def test_a_slowdown_surely_above_1_but_not_surely_beyond_the_threshold_says_so():
-    report = compare(run(1, n=150), run(2, n=150, scale={"torch": 1.06}))
+    report = judge(run(1, n=150), run(2, n=150, scale={"torch": 1.06}))
     torch = next(line for line in report.lines() if line.startswith("torch:"))
     assert torch.endswith("unchanged, not surely beyond the 10% threshold")
 
 
 def test_a_faster_backend_is_reported_and_does_not_fail_the_gate():
-    report = compare(run(1), run(2, scale={"tensorflow": 0.7}))
+    report = judge(run(1), run(2, scale={"tensorflow": 0.7}))
     assert states(report)["tensorflow"] == "faster" and not report.failed
     line = next(line for line in report.lines() if line.startswith("tensorflow:"))
     assert line.startswith("tensorflow: 1.4") and "x faster (95% interval" in line and "REGRESSION" not in line
@@ -94,22 +94,22 @@ def test_one_noisy_step_does_not_make_a_regression():
     base, candidate = run(1), run(2)
     spiky = candidate["jax"].step_ms[:-1] + [candidate["jax"].step_ms[0] * 50]
     candidate["jax"] = SpeedSample("jax", spiky, 150.0, 1, "ci-runner-1")
-    assert states(compare(base, candidate))["jax"] == "unchanged"
+    assert states(judge(base, candidate))["jax"] == "unchanged"
 
 
 def test_the_threshold_decides_how_large_a_change_counts():
     base, candidate = run(1), run(2, scale={"jax": 1.25})
-    assert states(compare(base, candidate, threshold=0.10))["jax"] == "slower"
-    assert states(compare(base, candidate, threshold=0.50))["jax"] == "unchanged"
+    assert states(judge(base, candidate, threshold=0.10))["jax"] == "slower"
+    assert states(judge(base, candidate, threshold=0.50))["jax"] == "unchanged"
     with pytest.raises(ValueError, match="positive fraction"):
-        compare(base, candidate, threshold=0.0)
+        judge(base, candidate, threshold=0.0)
 
 
 # -- machines, threads, backends -------------------------------------------------------------
 def test_a_twice_slower_machine_is_no_regression_once_times_are_normalised_by_its_ceiling():
     base = run(1, ceiling=200.0, machine="fast-box")
     candidate = run(2, ceiling=100.0, machine="slow-box", scale=dict.fromkeys(BACKENDS, 2.0))
-    report = compare(base, candidate)
+    report = judge(base, candidate)
     assert set(states(report).values()) == {"unchanged"}
     assert all(v.normalised for v in report.verdicts)
     assert all("ceiling-normalised" in line for line in report.lines())
@@ -117,26 +117,26 @@ def test_a_twice_slower_machine_is_no_regression_once_times_are_normalised_by_it
 
 
 def test_differing_ceilings_alone_mean_another_machine():
-    report = compare(run(1, ceiling=200.0, machine=None), run(2, ceiling=100.0, machine=None,
+    report = judge(run(1, ceiling=200.0, machine=None), run(2, ceiling=100.0, machine=None,
                                                             scale=dict.fromkeys(BACKENDS, 2.0)))
     assert all(v.normalised and v.state == "unchanged" for v in report.verdicts)
     assert "more than 5% apart" in report.summary()
 
 
 def test_the_same_machine_compares_raw_times_and_says_so():
-    report = compare(run(1, ceiling=150.0), run(2, ceiling=154.0))
+    report = judge(run(1, ceiling=150.0), run(2, ceiling=154.0))
     assert not any(v.normalised for v in report.verdicts)
     assert "raw step times: the same machine (ceilings 150 vs 154 GFLOP/s, within 5%)" in report.summary()
 
 
 def test_without_a_ceiling_on_one_side_raw_times_are_compared_across_machines_and_the_verdict_says_so():
-    report = compare(run(1, ceiling=None, machine="a"), run(2, ceiling=100.0, machine="b"))
+    report = judge(run(1, ceiling=None, machine="a"), run(2, ceiling=100.0, machine="b"))
     assert not any(v.normalised for v in report.verdicts)
     assert all("raw times across machines (a vs b)" in line for line in report.lines())
 
 
 def test_different_thread_counts_are_not_compared():
-    report = compare(run(1, threads=1), run(2, threads=2, scale={"jax": 1.5}))
+    report = judge(run(1, threads=1), run(2, threads=2, scale={"jax": 1.5}))
     assert set(states(report).values()) == {"incomparable"} and not report.failed
     assert report.lines()[0] == ("jax: incomparable: measured with 1 thread(s) in the base and 2 in the "
                                  "candidate; rerun with the same --threads to compare")
@@ -145,7 +145,7 @@ def test_different_thread_counts_are_not_compared():
 def test_backends_in_only_one_run_are_new_or_gone():
     base, candidate = run(1), run(2)
     del base["torch"], candidate["tensorflow"]
-    report = compare(base, candidate)
+    report = judge(base, candidate)
     assert states(report) == {"jax": "unchanged", "tensorflow": "gone", "torch": "new"}
     assert "torch: new: only in the candidate; nothing to compare against" in report.lines()
 
@@ -153,7 +153,7 @@ def test_backends_in_only_one_run_are_new_or_gone():
 def test_a_single_timed_step_cannot_show_noise():
     base, candidate = run(1), run(2)
     candidate["jax"] = SpeedSample("jax", [9.0], 150.0, 1, "ci-runner-1")
-    verdict = next(v for v in compare(base, candidate).verdicts if v.backend == "jax")
+    verdict = next(v for v in judge(base, candidate).verdicts if v.backend == "jax")
     assert verdict.state == "incomparable" and "at least 2" in verdict.reason
 
 
@@ -301,16 +301,16 @@ def test_an_empty_store_has_no_latest_file(tmp_path):
 def test_one_slow_process_of_unchanged_code_is_not_a_regression_when_each_side_has_several():
     """Measured: one TensorFlow process per side was 1.26x and then 1.30x slower for a README-only change."""
     slow_draw = run(2, scale={"tensorflow": 1.3})
-    assert compare(run(1), slow_draw).failed  # one process per side: a false alarm
+    assert judge(run(1), slow_draw).failed  # one process per side: a false alarm
     candidate = fastest_process([slow_draw, run(3), run(4, scale={"tensorflow": 1.3}), run(5)])
     base = fastest_process([run(6), run(7, scale={"tensorflow": 1.3}), run(8), run(9)])
-    assert not compare(base, candidate).failed
+    assert not judge(base, candidate).failed
 
 
 def test_a_real_slowdown_moves_every_process_and_the_fastest_too():
     candidate = fastest_process([run(s, scale={"jax": 1.25}) for s in (2, 3, 4, 5)])
     base = fastest_process([run(s) for s in (6, 7, 8, 9)])
-    assert states(compare(base, candidate))["jax"] == "slower"
+    assert states(judge(base, candidate))["jax"] == "slower"
 
 
 def test_the_fastest_process_is_chosen_per_backend():

@@ -8,17 +8,19 @@ skipped with its reason.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from harness import options
 from harness.backends import BACKENDS
 from harness.config import RunConfig
 from harness.jobs import JobState
 from harness.profiles import Profile
 from harness.scoring import fidelity
-from harness.session import BenchmarkSession
+from harness.session import BenchmarkRun
 from harness.workload import layout
 from tests.conftest import work_dir, write_image_folder
 
@@ -30,9 +32,10 @@ TINY = Profile(name="tiny", description="tests", n_train=24, n_val=6, n_test=12,
 
 
 def make_config(shared, data, run_id="tiny") -> RunConfig:
-    return RunConfig(backends=tuple(BACKENDS.values()), profile=TINY, executor="local",
-                     dataset={"kind": "path", "path": str(data)}, shared_dir=shared, run_id=run_id,
-                     work_dir=work_dir(), reports_dir=shared / "reports", parallel=2, threads=1)
+    config = options.build_run(shared, backend="all", dataset=str(data), shared_dir=shared, run_id=run_id,
+                               work_dir=work_dir(), reports_dir=shared / "reports", parallel=2, threads=1,
+                               baselines=None)
+    return dataclasses.replace(config, profile=TINY)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ def finished(tmp_path_factory):
     request_finalizer = monkeypatch.undo
     root = tmp_path_factory.mktemp("backends")
     data = write_image_folder(root / "data")
-    session = BenchmarkSession(make_config(root / "shared", data), say=lambda line: None)
+    session = BenchmarkRun(make_config(root / "shared", data), say=lambda line: None)
     session.start()
     try:
         analysis = session.finish()
@@ -62,7 +65,7 @@ def backend(request, finished):
 
 
 def read(session, backend, name):
-    return json.loads((session.folder.backend_dir(backend) / name).read_text())
+    return json.loads((session.store.backend_dir(backend) / name).read_text())
 
 
 def test_every_phase_succeeds(finished, backend):
@@ -91,7 +94,7 @@ def test_training_records_metrics_timings_and_environment(finished, backend):
 
 def test_prediction_writes_normalised_probabilities_and_latencies(finished, backend):
     session, _, _, _ = finished
-    folder = session.folder.backend_dir(backend)
+    folder = session.store.backend_dir(backend)
     probs = np.load(folder / "probs_test.npy")
     assert probs.shape == (12, 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
@@ -102,7 +105,7 @@ def test_prediction_writes_normalised_probabilities_and_latencies(finished, back
 
 def test_progress_events_cover_every_epoch(finished, backend):
     session, _, _, _ = finished
-    lines = (session.folder.backend_dir(backend) / "train.events.jsonl").read_text().splitlines()
+    lines = (session.store.backend_dir(backend) / "train.events.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
     assert [e["epoch"] for e in events if e["event"] == "epoch_end"] == [1, 2]
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"
@@ -113,7 +116,7 @@ def test_every_backend_saw_the_same_data(finished):
     ran = [b for b in BACKENDS if b not in session.skipped]
     prints = {read(session, b, "predict.json")["data"]["fingerprint"] for b in ran}
     assert len(prints) == 1 and analysis.fingerprint in prints
-    labels = [np.load(session.folder.backend_dir(b) / "labels_test.npy") for b in ran]
+    labels = [np.load(session.store.backend_dir(b) / "labels_test.npy") for b in ran]
     assert all(np.array_equal(labels[0], other) for other in labels[1:])
 
 
@@ -122,12 +125,12 @@ def test_the_ensemble_covers_every_backend_that_ran(finished):
     ran = {b for b in BACKENDS if b not in session.skipped}
     assert set(analysis.ensemble.members) == ran
     assert set(analysis.left_out) == set(session.skipped)
-    assert (session.folder.path / "ensemble.json").exists()
+    assert (session.store.path / "ensemble.json").exists()
 
 
 def test_a_second_session_of_the_same_run_reuses_every_finished_job(finished):
     _, _, root, data = finished
-    again = BenchmarkSession(make_config(root / "shared", data), say=lambda line: None)
+    again = BenchmarkRun(make_config(root / "shared", data), say=lambda line: None)
     again.start()
     try:
         again.finish()
@@ -156,10 +159,10 @@ def test_the_fidelity_job_ran_every_members_weights_on_the_same_test_images(fini
     ran = sorted(b for b in BACKENDS if b not in session.skipped)
     result = read(session, backend, "fidelity.json")
     assert sorted(result["sources"]) == ran and result["images"] == 12
-    with np.load(session.folder.backend_dir(backend) / layout.FIDELITY_PROBS) as stored:
+    with np.load(session.store.backend_dir(backend) / layout.FIDELITY_PROBS) as stored:
         assert sorted(stored.files) == ran
         own = stored[backend]
-    predicted = np.load(session.folder.backend_dir(backend) / "probs_test.npy")
+    predicted = np.load(session.store.backend_dir(backend) / "probs_test.npy")
     np.testing.assert_allclose(own, predicted, atol=1e-6)  # the same model as its own predict job
 
 
@@ -183,7 +186,7 @@ def test_every_backend_computes_the_same_function_of_the_same_weights(finished):
 
 
 def events_of(session, backend, phase):
-    path = session.folder.backend_dir(backend) / layout.events_name(phase)
+    path = session.store.backend_dir(backend) / layout.events_name(phase)
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 

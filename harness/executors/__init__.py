@@ -1,6 +1,9 @@
 """Executors run jobs: ``local`` (processes here) and ``kubernetes`` (one Job each).
 
 They are found by name; an unknown name is a ``ConfigError`` listing the valid ones.
+Each executor's options live in a light module of their own, so that listing
+them (``harness.options``, at every start of pytest) imports no executor and
+no cluster client.
 """
 from __future__ import annotations
 
@@ -8,22 +11,38 @@ import importlib
 
 from harness.errors import ConfigError
 from harness.executors.base import Executor
+from harness.option_spec import Option
 
-# name -> module that defines the executor; imported only when chosen, so the
-# local executor never imports the Kubernetes client.
 _MODULES = {
     "local": "harness.executors.local",
     "kubernetes": "harness.executors.kubernetes",
 }
+"""name -> module that defines the executor; imported only when chosen, so the local executor
+never imports the Kubernetes client."""
+_OPTION_MODULES = {
+    "local": "harness.executors.local_options",
+    "kubernetes": "harness.executors.k8s_settings",
+}
+"""name -> the light module that declares the executor's ``OPTIONS``."""
 
 
 def names() -> list[str]:
     return list(_MODULES)
 
 
-def executor_class(name: str) -> type[Executor]:
+def check_name(name: str) -> str:
     if name not in _MODULES:
         raise ConfigError(f"unknown executor {name!r}; choose from {', '.join(_MODULES)}")
+    return name
+
+
+def options(name: str) -> tuple[Option, ...]:
+    """The options an executor takes, without importing it."""
+    return tuple(importlib.import_module(_OPTION_MODULES[check_name(name)]).OPTIONS)
+
+
+def executor_class(name: str) -> type[Executor]:
+    check_name(name)
     try:
         module = importlib.import_module(_MODULES[name])
     except ImportError as err:

@@ -17,31 +17,13 @@ from typing import Any, ClassVar
 
 from harness.backends import Backend
 from harness.jobs import JobResult, JobSpec, JobState
+from harness.option_spec import Option
 
 __all__ = ["EventSink", "Executor", "ExecutorContext", "JobResult", "JobSpec", "JobState", "Option"]
 """The job types stay importable from here for callers written before they moved."""
 
 EventSink = Callable[["JobSpec", dict], None]
 """Receives each progress event (one parsed JSON line) a job emits, as it comes."""
-
-
-@dataclass(frozen=True)
-class Option:
-    """A command-line option an executor needs, declared without pytest.
-
-    The pytest plugin adds every registered executor's options to its group,
-    so supporting a new executor never changes the plugin.
-    """
-
-    flag: str
-    help: str
-    default: Any = None
-    parse: Callable[[str], Any] = str
-    metavar: str | None = None
-
-    @property
-    def dest(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -59,10 +41,10 @@ class ExecutorContext:
 
 
 class Executor(ABC):
-    """Runs jobs somewhere. Subclasses set ``name`` and are found by it."""
+    """Runs jobs somewhere. Subclasses set ``name`` and are found by it (``harness.executors``);
+    their options are declared apart, in a light module the registry names."""
 
     name: ClassVar[str]
-    options: ClassVar[Sequence[Option]] = ()
 
     def __init__(self, context: ExecutorContext, settings: Mapping[str, Any]):
         self.context = context

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.executors.job_output import error_line, log_tail
+from harness.executors.job_log import error_line, log_tail
 from harness.jobs import JobState
 
 IMAGE_PROBLEMS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",

@@ -36,16 +36,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import phases
 from harness.backends import Backend
 from harness.errors import ExecutorError, HarnessError
 from harness.executors import k8s_manifests as manifests
 from harness.executors import k8s_status as status
 from harness.executors.base import EventSink, Executor, ExecutorContext
-from harness.executors.job_output import EventFollower
+from harness.executors.job_log import EventFollower
 from harness.executors.k8s_settings import OPTIONS, K8sSettings
 from harness.executors.k8s_starting import StartLimits, StartWatch
 from harness.jobs import JobResult, JobSpec, JobState
-from harness.rundir import result_file_problem
+from harness.run_store import result_file_problem
 from harness.workload import layout
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ class KubernetesExecutor(Executor):
 
     def _emit(self, job: JobSpec) -> list[Path]:
         """Write the job's manifest; a train job also writes its predict and fidelity jobs', which would never run."""
-        later = [p for p in layout.PHASES if p != "train" and p not in layout.EXCLUSIVE_PHASES] \
+        later = [p for p in phases.names() if p != "train" and not phases.alone(p)] \
             if job.phase == "train" else []  # a speed job needs no weights: it is emitted when it is run
         jobs = [job] + [dataclasses.replace(job, phase=p) for p in later]
         return [manifests.write_manifest(self.k8s.emit_dir, self.template.job_manifest(j, self.k8s)) for j in jobs]

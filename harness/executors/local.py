@@ -22,11 +22,11 @@ from pathlib import Path
 
 import psutil
 
-from harness import runtimes
+from harness import phases, runtimes
 from harness.backends import Backend
 from harness.errors import RuntimeSetupError
-from harness.executors.base import EventSink, Executor, Option
-from harness.executors.job_output import (
+from harness.executors.base import EventSink, Executor
+from harness.executors.job_log import (
     LOG_TAIL_LINES,
     EventFollower,
     error_line,
@@ -34,7 +34,7 @@ from harness.executors.job_output import (
     read_log_end,
 )
 from harness.jobs import JobResult, JobSpec, JobState
-from harness.rundir import result_file_problem
+from harness.run_store import RunStore, result_file_problem
 from harness.workload import layout
 
 WAIT_S = 0.5
@@ -43,30 +43,10 @@ KILL_GRACE_S = 10.0
 WORKLOAD_SOURCE = Path(__file__).resolve().parent.parent  # the harness package
 
 
-def _pin_mode(text: str) -> str:
-    if text not in ("auto", "yes", "no"):
-        raise ValueError("choose auto, yes or no")
-    return text
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError("must be a positive whole number")
-    return value
-
-
 class LocalExecutor(Executor):
     """Processes on this machine; the shared folder is a local directory."""
 
     name = "local"
-    options = (
-        Option("--job-memory-mb", "kill a local job whose processes use more than this many MiB of "
-               "resident memory (default: no limit)", None, _positive_int, "MIB"),
-        Option("--pin-cpus", "give each running job its own cores (auto: when the jobs' threads fit the "
-               "cores, so no framework's extra threads can slow another job; yes; no)", "auto",
-               _pin_mode, "auto|yes|no"),
-    )
 
     def __init__(self, context, settings):
         super().__init__(context, settings)
@@ -145,17 +125,16 @@ class LocalExecutor(Executor):
             result.state, result.reason = JobState.CANCELLED, "cancelled before it started"
             return _finish(result, start)
 
-        folder = Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name))
+        files = RunStore(self.context.shared_dir, job.run_id).job_files(job.backend.name, job.phase)
+        folder, log_path, events_path = files.folder, files.log, files.events
         folder.mkdir(parents=True, exist_ok=True)
-        log_path = folder / layout.log_name(job.phase)
-        events_path = folder / layout.events_name(job.phase)
         result.details["log"] = str(log_path)
         env = dict(os.environ)
         env.update(job.env)
         env.update(runtime.env)
         env["PYTHONPATH"] = str(self._code_dir or stage_workload(self.context.work_dir))
         argv = [str(runtime.python)] + job.workload_args(str(self.context.shared_dir))
-        exclusive = job.phase in layout.EXCLUSIVE_PHASES
+        exclusive = phases.alone(job.phase)
         cpus = self._alone_cpus(job.threads) if exclusive else self._take_cpus()
         if cpus:
             result.details["cpus"] = list(cpus)
@@ -179,9 +158,9 @@ class LocalExecutor(Executor):
         if ending:
             result.state, result.reason = ending
         elif proc.returncode == 0:
-            result_path = folder / layout.result_name(job.phase)
+            result_path = files.result
             if not result_path.is_file():
-                result.reason = f"exited 0 but wrote no {layout.result_name(job.phase)}"
+                result.reason = f"exited 0 but wrote no {result_path.name}"
             elif problem := result_file_problem(result_path):
                 result.reason = f"exited 0 but its result is unusable: {problem}"
             else:

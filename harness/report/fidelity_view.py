@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.tables import DASH, num, pct, points
-from harness.scoring.run_analysis import RunAnalysis
+from harness.scoring.record import RunAnalysis
 
 WEIGHT_FIGURE_WHY = (
     "The seed weights each member by its training accuracy. Keras's own figure is a running mean over the last "

@@ -1,9 +1,9 @@
-"""Render a run's report to HTML and markdown with jinja2, and write the files.
+"""Render a run's report to HTML and markdown with jinja2.
 
-``write_reports`` is the entry point: analysis in (the ``RunAnalysis`` written to
-``ensemble.json``, with the session's ``settings`` and ``statuses``), plus the
-optional baseline assessment, run history and thumbnails; report.html and
-report.md out, into the run folder and a copy under ``<out_dir>/<run-id>/``.
+``render_reports`` is the entry point: analysis in (the ``RunAnalysis`` written to
+``ensemble.json``, with the run's ``settings`` and ``statuses``), plus the
+optional baseline assessment, run history and thumbnails; the bytes of
+report.html and report.md out, which the run store writes (``harness.run_end``).
 
 Both templates are autoescaped: the HTML one by jinja2's HTML autoescaping,
 the markdown one by a ``finalize`` hook that escapes markdown and HTML
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,9 +24,7 @@ from markupsafe import Markup, escape
 
 from harness.errors import HarnessError
 from harness.report import charts, tables
-from harness.scoring.run_analysis import READABLE_SCHEMAS, RunAnalysis
-from harness.workload import layout
-from harness.workload.layout import atomic_write_bytes
+from harness.scoring.record import READABLE_SCHEMAS, RunAnalysis
 
 if TYPE_CHECKING:
     from harness.report.thumbnails import Thumbnails
@@ -35,7 +32,6 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).parent / "templates"
 """Packaged with the harness; in the repository a link to reports/templates, where they are edited."""
 HTML_TEMPLATE, MARKDOWN_TEMPLATE = "report.html.j2", "report.md.j2"
-HTML_NAME, MARKDOWN_NAME = layout.REPORT_HTML, layout.REPORT_MD
 MARKDOWN_LIMIT = 60_000
 """Bytes a markdown report may take: GitHub job summaries accept up to 1 MiB, PR comments 64 KiB."""
 SUPPORTED_SCHEMAS = READABLE_SCHEMAS
@@ -145,16 +141,15 @@ def _check(analysis: RunAnalysis) -> None:
                           "(pip install .) from a checkout of the repository")
 
 
-def write_reports(analysis: RunAnalysis, run_dir: Path, out_dir: Path | None = None, *,
-                  history: Sequence[dict[str, Any]] = (), history_problems: Sequence[str] = (),
-                  images: Thumbnails | None = None, baseline: dict[str, Any] | None = None
-                  ) -> list[Path]:
-    """Write report.html and report.md into ``run_dir`` and copies into ``out_dir/<run-id>/``.
+def render_reports(analysis: RunAnalysis, *, history: Sequence[dict[str, Any]] = (),
+                   history_problems: Sequence[str] = (), images: Thumbnails | None = None,
+                   baseline: dict[str, Any] | None = None) -> dict[str, bytes]:
+    """The report of a run in each format: ``{"html": ..., "md": ...}``, ready to write.
 
     ``images`` is a ``harness.report.thumbnails.Thumbnails`` (or None: no pictures);
     ``baseline`` is ``harness.baselines.assess(...)``'s result; ``history`` the
     profile's earlier runs (``harness.history.load(...).entries``) including
-    this one. Returns the written paths, run folder first.
+    this one. The run store writes them into the run folder.
     """
     _check(analysis)
     view = tables.build_view(
@@ -162,19 +157,4 @@ def write_reports(analysis: RunAnalysis, run_dir: Path, out_dir: Path | None = N
         thumbnails=images.images if images else None,
         thumbnails_unavailable=images.unavailable if images else None, baseline=baseline)
     add_charts(view, analysis)
-    html = render_html(view).encode("utf-8")
-    markdown = render_markdown(view).encode("utf-8")
-    run_dir = Path(run_dir)
-    written = []
-    for name, data in ((HTML_NAME, html), (MARKDOWN_NAME, markdown)):
-        path = run_dir / name
-        atomic_write_bytes(str(path), data)
-        written.append(path)
-    if out_dir is not None:
-        copies = Path(out_dir) / str(analysis.run_id)
-        copies.mkdir(parents=True, exist_ok=True)
-        for path in list(written):
-            target = copies / path.name
-            shutil.copyfile(path, target)
-            written.append(target)
-    return written
+    return {"html": render_html(view).encode("utf-8"), "md": render_markdown(view).encode("utf-8")}

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.baselines import NO_BASELINE
 from harness.scoring import variants
-from harness.scoring.run_analysis import RunAnalysis
+from harness.scoring.record import RunAnalysis
 
 DASH = "–"
 LOG_TAIL_LINES = 40

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
-from harness.scoring.run_analysis import RunAnalysis
+from harness.scoring.record import RunAnalysis
 from harness.workload import layout
 from harness.workload.data import fingerprint, subset_indices
 

@@ -1,7 +1,7 @@
 """Turn a gathered run into the numbers people want: members, ensemble variants, rescues.
 
 Pure: takes ``RunResults`` (numpy arrays and parsed result files) and returns
-a ``harness.scoring.run_analysis.RunAnalysis``, written to ``<run>/ensemble.json`` and
+a ``harness.scoring.record.RunAnalysis``, written to ``<run>/ensemble.json`` and
 read by the baseline checks, the run history and the report (which never open
 the job files themselves). Its parts:
 
@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from harness.jobs import JobResult
 from harness.scoring import calibration, ensemble, fidelity, intervals, metrics, variants
 from harness.scoring import speed as speed_figures
-from harness.scoring.gather import Member, RunResults
-from harness.scoring.run_analysis import (
+from harness.scoring.gather import Member, RunResults, gather
+from harness.scoring.record import (
     BestMember,
     EnsembleFigures,
     MemberFigures,
@@ -172,6 +173,24 @@ def versus_best(test: Metrics, best: Metrics) -> dict[str, Any]:
     better = {"accuracy": test.accuracy > best.accuracy, "nll": test.nll < best.nll,
               "ece": test.ece < best.ece}
     return {"better": better, "all_three": all(better.values())}
+
+
+def analyse_run(store: Any, backends: list[str], statuses: dict[tuple[str, str], JobResult],
+                skipped: dict[str, str] | None = None, method: str = ensemble.DEFAULT_METHOD,
+                table_images: int = TABLE_IMAGES, harness: dict[str, Any] | None = None) -> RunAnalysis:
+    """A run's whole analysis, built complete from its run store: the one way a live run and
+    ``kbench report`` alike make ``ensemble.json``.
+
+    ``statuses`` say how each job ended (a live run's scheduler, or the store's
+    status files for a finished run); ``harness`` is the live run's own cost
+    (None when re-rendering: no harness ran the jobs then).
+    """
+    results = gather(store, backends, statuses, skipped)
+    analysis = analyse(results, method, table_images=table_images)
+    analysis.settings = results.settings
+    analysis.statuses = {f"{b}/{p}": s.to_json() for (b, p), s in sorted(statuses.items())}
+    analysis.harness = harness
+    return analysis
 
 
 def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,

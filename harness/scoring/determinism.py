@@ -15,17 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ResultError
-from harness.rundir import RunFolder, load_array
-from harness.workload import layout
-
-
-def _weights(folder: RunFolder, backend: str) -> list[np.ndarray]:
-    path = folder.file(backend, layout.WEIGHTS)
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return [stored[f"arr_{i}"] for i in range(len(stored.files))]
-    except (OSError, ValueError) as err:
-        raise ResultError(f"{path} is missing or unreadable ({err}); run its train job") from None
+from harness.run_store import RunStore
 
 
 def compare_arrays(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, Any]:
@@ -44,7 +34,7 @@ def compare_runs(first: Path, second: Path, backends: list[str] | None = None) -
     Both runs must have seen the same data (same fingerprint in train.json),
     else the backend's entry says so instead of comparing.
     """
-    runs = [RunFolder(Path(p).parent.parent, Path(p).name) for p in (first, second)]
+    runs = [RunStore.at(Path(p)) for p in (first, second)]
     names = backends or sorted(set.intersection(*(set((r.read_settings() or {}).get("backends", []))
                                                  for r in runs)))
     found: dict[str, dict[str, Any]] = {}
@@ -56,8 +46,8 @@ def compare_runs(first: Path, second: Path, backends: list[str] | None = None) -
                 found[name] = {"compared": False, "reason": "the two runs trained on different data"}
                 continue
             entry: dict[str, Any] = {"compared": True,
-                                     "weights": compare_arrays(*(_weights(r, name) for r in runs))}
-            probs = [load_array(r.file(name, layout.probs_name("test"))) for r in runs]
+                                     "weights": compare_arrays(*(r.weights(name) for r in runs))}
+            probs = [r.probabilities(name, "test") for r in runs]
             entry["test_probs"] = compare_arrays([probs[0]], [probs[1]])
             entry["train_loss"] = [t.get("final", {}).get("train_loss") for t in trains]
             entry["bit_reproducible"] = entry["weights"]["identical"] and entry["test_probs"]["identical"]

@@ -1,7 +1,8 @@
 """Read a finished run back from its folder into plain Python and numpy.
 
 Everything downstream (the ensemble, baselines, the report) reads this model,
-never the raw job output. A member whose files are missing, corrupt, from
+never the raw job output; the files themselves are read by the run store
+(``harness.run_store``), which checks each one. A member whose files are missing, corrupt, from
 another schema or from different data is left out with the reason, and the
 rest are still used.
 """
@@ -13,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from harness import job_outputs
+from harness import phases
 from harness.errors import ResultError
 from harness.jobs import JobResult, JobState
-from harness.rundir import RunFolder, load_array
-from harness.workload import layout
+from harness.run_store import RunStore
 
 
 @dataclass
@@ -97,7 +97,7 @@ NOT_PLANNED = ("not trained in this session: the selected benchmark cases need n
                "(run test_train and test_predict, or drop -k, to train it)")
 
 
-def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str], JobResult],
+def gather(folder: RunStore, backends: list[str], statuses: dict[tuple[str, str], JobResult],
            skipped: dict[str, str] | None = None) -> RunResults:
     """Load every backend's results; check they describe the same data."""
     skipped = skipped or {}
@@ -109,7 +109,7 @@ def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str
         if name in skipped:
             member.state, member.reason = "skipped", skipped[name]
             continue
-        failed = [s for p, s in member.statuses.items() if not s.ok and p in layout.MEMBER_PHASES]
+        failed = [s for p, s in member.statuses.items() if not s.ok and p in phases.member_phases()]
         if failed:
             first = failed[0]
             member.state = "skipped" if first.state is JobState.SKIPPED else "failed"
@@ -117,7 +117,7 @@ def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str
             # a finished train is still worth showing in the report
             member.train = _try(folder.read_result, name, "train")
             continue
-        planned = any(p in member.statuses for p in layout.MEMBER_PHASES)
+        planned = any(p in member.statuses for p in phases.member_phases())
         try:
             _load_member(folder, member)
             member.usable, member.state = True, "ok"
@@ -137,7 +137,34 @@ def gather(folder: RunFolder, backends: list[str], statuses: dict[tuple[str, str
     return results
 
 
-def _ended_result(folder: RunFolder, statuses: dict[tuple[str, str], JobResult], name: str,
+def finished_run(store: RunStore) -> tuple[list[str], dict[tuple[str, str], JobResult], dict[str, str]]:
+    """A finished run's backends, how each job ended, and the backends that never ran, from its store."""
+    settings = store.read_settings()
+    if settings is None:
+        raise ResultError(f"{store.path} has no run.json; give the folder of a run (<shared>/runs/<run-id>)")
+    backends = list(settings.get("backends", []))
+    statuses = store.statuses(backends)
+    return backends, statuses, skipped_of(backends, statuses)
+
+
+def gather_finished(store: RunStore) -> RunResults:
+    """Gather a finished run as its session did, from the files it left (tests, notebooks, scripts)."""
+    return gather(store, *finished_run(store))
+
+
+def skipped_of(backends: list[str], statuses: dict[tuple[str, str], JobResult]) -> dict[str, str]:
+    """The backends of a finished run that never ran a job, each with why (its first skipped job's reason)."""
+    skipped = {}
+    for name in backends:
+        states = [statuses.get((name, p)) for p in phases.names()]
+        if all(s is None for s in states):
+            skipped[name] = "no job ran for it in this run"
+        elif all(s is None or s.state is JobState.SKIPPED for s in states):
+            skipped[name] = next(s for s in states if s is not None).reason
+    return skipped
+
+
+def _ended_result(folder: RunStore, statuses: dict[tuple[str, str], JobResult], name: str,
                   phase: str) -> tuple[dict | None, str | None]:
     """A job's result file if it succeeded, else None and why (None, None: not planned in this run)."""
     status = statuses.get((name, phase))
@@ -155,23 +182,23 @@ NOT_TIMED = ("not timed in this session: the selected benchmark cases need no sp
              "(run test_speed, or drop -k, to time it)")
 
 
-def _kept_result(folder: RunFolder, statuses: dict[tuple[str, str], JobResult], name: str, phase: str,
+def _kept_result(folder: RunStore, statuses: dict[tuple[str, str], JobResult], name: str, phase: str,
                  fingerprint: str | None = None) -> tuple[dict | None, str | None]:
     """The result of a job this session did not plan (``pytest -k``) that an earlier session finished.
 
-    Checked like any reused result (its status, schema, data and every file's
-    checksum): (result, None); (None, why) when it cannot be used; (None, None)
-    when no session finished it or this session planned the job.
+    Checked like any reused result (``RunStore.kept``): (result, None); (None,
+    why) when it cannot be used; (None, None) when no session finished it or
+    this session planned the job.
     """
     if (name, phase) in statuses:
         return None, None
-    earlier, why = folder.earlier(name, phase, fingerprint)
-    if earlier is None:
+    result, why = folder.kept(name, phase, fingerprint)
+    if result is None:
         return None, (f"an earlier session's {name}/{phase} result cannot be used: {why}" if why else None)
-    return folder.read_result(name, phase), None
+    return result, None
 
 
-def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
+def _load_speed(folder: RunStore, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
     """Every backend's speed result whose job succeeded; the others with the reason.
 
     A speed job not planned in this session (``pytest -k``) keeps the figures an
@@ -197,7 +224,7 @@ def _load_speed(folder: RunFolder, results: RunResults, statuses: dict[tuple[str
         results.speed[name] = result
 
 
-def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
+def _load_fidelity(folder: RunStore, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
     """Every backend's fidelity outputs whose job succeeded on the run's data; the rest with reasons.
 
     A fidelity job this session did not plan keeps what an earlier session of
@@ -208,9 +235,6 @@ def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[
         result, problem = _ended_result(folder, statuses, name, "fidelity")
         if result is None and problem is None:
             result, problem = _kept_result(folder, statuses, name, "fidelity", results.fingerprint)
-            problem = problem or (_stale_fidelity(folder, name, result) if result is not None else None)
-            if problem:
-                result = None
         if result is None:
             if problem:
                 results.fidelity_problems[name] = problem
@@ -218,13 +242,10 @@ def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[
         try:
             if result.get("data", {}).get("fingerprint") != results.fingerprint:
                 raise ResultError(f"{name}'s fidelity check ran on other data than the run's; run it again")
-            path = folder.file(name, result.get("outputs", layout.FIDELITY_PROBS))
-            with np.load(path, allow_pickle=False) as stored:
-                outputs = {source: stored[source] for source in stored.files}
+            outputs = folder.fidelity_outputs(name, result)
             step = result.get("step")
             if isinstance(step, dict):
-                with np.load(folder.file(name, step.get("gradients", layout.STEP_GRADS)), allow_pickle=False) as stored:
-                    results.step_grads[name] = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+                results.step_grads[name] = folder.step_gradients(name, step)
                 results.steps[name] = step
         except ResultError as err:
             results.fidelity_problems[name] = str(err)
@@ -236,43 +257,13 @@ def _load_fidelity(folder: RunFolder, results: RunResults, statuses: dict[tuple[
         results.fidelity_images = result.get("images")
 
 
-def _stale_fidelity(folder: RunFolder, name: str, result: dict) -> str | None:
-    """Why an earlier fidelity result no longer describes the members' weights, or None."""
-    for source, described in sorted((result.get("sources") or {}).items()):
-        recorded = (described or {}).get("weights_sha256") if isinstance(described, dict) else None
-        weights = folder.file(source, layout.WEIGHTS)
-        if recorded and (not weights.is_file() or layout.sha256_file(str(weights)) != recorded):
-            return (f"{name}'s fidelity check ran {source}'s weights as they were before {source} trained "
-                    f"again; run it again (--rerun {name}/fidelity)")
-    return None
-
-
-def _load_member(folder: RunFolder, member: Member) -> None:
+def _load_member(folder: RunStore, member: Member) -> None:
     name = member.backend
     member.train = folder.read_result(name, "train")
     member.predict = folder.read_result(name, "predict")
-    classes = member.predict.get("data", {}).get("classes")
-    if not isinstance(classes, list) or not classes:
-        raise ResultError(f"{name}'s predict.json names no classes; run the predict job again")
-    outputs = member.predict.get("outputs", {})
-    for split, info in (outputs.items() if isinstance(outputs, dict) else ()):
-        if not isinstance(info, dict) or info.get("probs") != layout.probs_name(split) \
-                or info.get("labels") != layout.labels_name(split):
-            raise ResultError(f"{name}'s predict.json names other files for its {split} outputs; "
-                              "run the predict job again")
-        probs = load_array(folder.file(name, info["probs"]))
-        labels = load_array(folder.file(name, info["labels"]))
-        problem = job_outputs.probs_problem(probs, labels, len(classes), info.get("rows"))
-        if problem:
-            fix = (f"run train again (--rerun {name}; or lower the learning rate)"
-                   if problem == job_outputs.DIVERGED else f"run the predict job again (--rerun {name}/predict)")
-            raise ResultError(f"{folder.file(name, info['probs'])} {problem}: {fix}")
+    for split, (probs, labels) in folder.outputs(name, member.predict).items():
         member.probs[split] = probs.astype(np.float64)
         member.labels[split] = labels.astype(np.int64)
-    if isinstance(member.predict.get("files"), dict):  # the job's own checksums, when it wrote them
-        problem = job_outputs.checksum_problem(folder.backend_dir(name), member.predict, "predict")
-        if problem:
-            raise ResultError(f"{problem}; run the predict job again (--rerun {name}/predict)")
     if "test" not in member.probs:
         raise ResultError(f"{name}'s predict.json lists no test outputs; run the predict job again")
     if member.train.get("data", {}).get("fingerprint") != member.predict.get("data", {}).get("fingerprint"):

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.scoring import intervals
-from harness.scoring.run_analysis import RunAnalysis
+from harness.scoring.record import RunAnalysis
 
 ENSEMBLE = "ensemble"
 """The row of the run's checked ensemble variant, beside the backends."""

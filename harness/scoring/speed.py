@@ -3,7 +3,7 @@
 Pure: takes each backend's ``speed.json`` (as ``harness.scoring.gather`` read
 it) and returns the plain JSON the analysis stores under ``speed`` and the
 report and the gate read. Every figure here was measured by a job that ran
-alone on its machine (``layout.EXCLUSIVE_PHASES``), at the same thread count
+alone on its machine (``harness.phases``: it runs ``alone``), at the same thread count
 for every backend; the training jobs' own images per second, measured while
 other jobs shared the machine, are not used here.
 

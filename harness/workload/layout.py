@@ -69,11 +69,8 @@ DEFAULT_MODEL = "seed"
 CEILINGS = "ceilings"
 """Folder under the cache that holds each machine's measured matmul ceilings."""
 PHASES = ("train", "predict", "fidelity", "speed")
-MEMBER_PHASES = ("train", "predict")
-"""The phases that make a backend a member of the ensemble; ``fidelity`` checks it."""
-EXCLUSIVE_PHASES = ("speed",)
-"""Phases whose job runs alone: no other job of the run starts while it runs, and it
-starts only once none is running, so its timings are the backend's own."""
+"""The phases a job can run (``python -m harness.workload PHASE``); their lifecycle (order, waiting,
+running alone, reuse) is the harness's phase table, ``harness.phases``."""
 
 ERROR_PREFIX = "kbench-error: "
 """Starts the job's last line on standard error when it fails: the one-line reason."""

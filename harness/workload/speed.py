@@ -1,6 +1,6 @@
 """``speed``: time steady training steps and inference batches of one backend, alone on the machine.
 
-The harness runs this job by itself (``layout.EXCLUSIVE_PHASES``): no other
+The harness runs this job by itself (its phase runs ``alone`` in the harness's phase table): no other
 job of the run starts while it runs, and it starts only once none is running,
 so its times are the backend's own, not what was left over beside another
 job. Every backend is timed the same way, at the same thread count:

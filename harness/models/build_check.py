@@ -1,8 +1,8 @@
 """A model file built once in a Keras runtime before any job starts, so a bad one is one line.
 
-``harness.model_files`` checks what Python alone can (the file, its syntax, a
+``harness.models.spec`` checks what Python alone can (the file, its syntax, a
 ``build`` function); whether ``build`` returns a Keras model with one output
-per class needs Keras. This runs ``harness.workload.check_model`` in the
+per class needs Keras. This runs ``harness.workload.build_check`` in the
 Keras 3 runtime (a few seconds, most of it importing Keras) for each
 non-default model of the run. The seed's CNN is known to build and is not
 checked. A runtime that is not built yet is not built for this: the jobs then
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from harness import runtimes
 from harness.errors import ConfigError
-from harness.executors.job_output import error_line
+from harness.executors.job_log import error_line
 from harness.executors.local import stage_workload
-from harness.model_files import ModelSpec
+from harness.models.spec import ModelSpec
 
 CHECK_BACKEND = "jax"
 """The Keras 3 backend the check builds with: the quickest of the three to import (measured: jax
@@ -48,7 +48,7 @@ def check(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, work_di
         return None
     env = dict(os.environ, **runtime.env, KERAS_BACKEND=CHECK_BACKEND, PYTHONPATH=str(stage_workload(work_dir)),
                JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
-    command = [str(runtime.python), "-m", "harness.workload.check_model", str(spec.path),
+    command = [str(runtime.python), "-m", "harness.workload.build_check", str(spec.path),
                "--shape", ",".join(str(d) for d in input_shape), "--classes", str(n_classes)]
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S,

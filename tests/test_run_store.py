@@ -10,7 +10,8 @@ import pytest
 
 from harness.errors import ConfigError, ResultError, RunInUseError
 from harness.jobs import JobResult, JobState
-from harness.rundir import RunFolder, check_run_id, new_run_id
+from harness.names import check_run_id, new_run_id
+from harness.run_store import RunStore
 from harness.workload import layout
 from tests.conftest import REPO
 
@@ -33,25 +34,25 @@ def test_a_second_harness_on_the_same_run_is_refused_while_the_first_holds_it(tm
     """The holder is a real second process, as when two sessions start with one --run-id."""
     script = textwrap.dedent(f"""
         import sys, time; sys.path.insert(0, {str(REPO)!r})
-        from harness.rundir import RunFolder
-        held = RunFolder({str(tmp_path)!r}, "busy"); held.acquire(); print("held", flush=True); time.sleep(60)
+        from harness.run_store import RunStore
+        held = RunStore({str(tmp_path)!r}, "busy"); held.acquire(); print("held", flush=True); time.sleep(60)
     """)
     holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunInUseError, match=r"run busy is in use by pid \d+ .*resume it"):
-            RunFolder(tmp_path, "busy").acquire()
+            RunStore(tmp_path, "busy").acquire()
     finally:
         holder.kill()
         holder.wait()
         holder.stdout.close()
-    folder = RunFolder(tmp_path, "busy")
+    folder = RunStore(tmp_path, "busy")
     folder.acquire()  # free again once the holder is gone
     folder.release()
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
-    folder = RunFolder(tmp_path, "r1")
+    folder = RunStore(tmp_path, "r1")
     folder.write_settings(SETTINGS)
     with pytest.raises(ConfigError, match="different profile .*choose a new --run-id"):
         folder.write_settings(dict(SETTINGS, profile={"name": "default"}))
@@ -60,7 +61,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 def test_resuming_may_change_only_how_speed_is_timed(tmp_path):
     """speed_steps and speed_predict_batches change no job's outputs: a later session may set them
     (its speed jobs run again); any other profile field is another run."""
-    folder = RunFolder(tmp_path, "r1")
+    folder = RunStore(tmp_path, "r1")
     profile = {"name": "smoke", "epochs": 3, "speed_steps": 60, "speed_predict_batches": 10}
     folder.write_settings(dict(SETTINGS, profile=profile))
     merged = folder.write_settings(dict(SETTINGS, profile=dict(profile, speed_steps=120, speed_predict_batches=5)))
@@ -70,7 +71,7 @@ def test_resuming_may_change_only_how_speed_is_timed(tmp_path):
 
 
 def test_resuming_adds_backends_to_the_run(tmp_path):
-    folder = RunFolder(tmp_path, "r1")
+    folder = RunStore(tmp_path, "r1")
     folder.write_settings(SETTINGS)
     merged = folder.write_settings(dict(SETTINGS, backends=["torch"]))
     assert merged["backends"] == ["jax", "torch"]
@@ -88,16 +89,16 @@ def write_train(folder, backend="jax", **extra):
 
 
 def test_a_finished_job_is_reused(tmp_path):
-    folder = RunFolder(tmp_path, "r1")
+    folder = RunStore(tmp_path, "r1")
     write_train(folder)
-    found = folder.finished("jax", "train")
+    found = folder.earlier("jax", "train")[0]
     assert found is not None and found.reused and found.wall_s == 1.0
 
 
 @pytest.mark.parametrize("damage", ["truncate", "schema", "no-weights", "failed-status", "no-status",
                                     "weights-overwritten", "weights-same-size", "no-checksums"])
 def test_a_damaged_or_unfinished_job_is_not_reused(tmp_path, damage):
-    folder = RunFolder(tmp_path, "r1")
+    folder = RunStore(tmp_path, "r1")
     write_train(folder)
     path = folder.file("jax", "train.json")
     if damage == "truncate":
@@ -116,11 +117,11 @@ def test_a_damaged_or_unfinished_job_is_not_reused(tmp_path, damage):
         folder.write_status(JobResult("jax", "train", JobState.FAILED, reason="boom"))
     else:
         folder.file("jax", layout.status_name("train")).unlink()
-    assert folder.finished("jax", "train") is None
+    assert folder.earlier("jax", "train")[0] is None
 
 
 def test_reading_a_truncated_result_says_what_to_do(tmp_path):
-    folder = RunFolder(tmp_path, "r1")
+    folder = RunStore(tmp_path, "r1")
     write_train(folder)
     folder.file("jax", "train.json").write_text('{"schema": 1, "kind": "tr')
     with pytest.raises(ResultError, match="truncated or corrupt .*run the job again"):
@@ -128,14 +129,14 @@ def test_reading_a_truncated_result_says_what_to_do(tmp_path):
 
 
 def test_reading_another_schema_names_both_versions(tmp_path):
-    folder = RunFolder(tmp_path, "r1")
+    folder = RunStore(tmp_path, "r1")
     write_train(folder, schema=99)
     with pytest.raises(ResultError, match="schema version 99 but this harness reads version 1"):
         folder.read_result("jax", "train")
 
 
 def test_clearing_a_phase_removes_its_outputs_and_half_written_files(tmp_path):
-    folder = RunFolder(tmp_path, "r1")
+    folder = RunStore(tmp_path, "r1")
     write_train(folder)
     (folder.backend_dir("jax") / ".train.json.abc.tmp").write_text("half")
     (folder.backend_dir("jax") / "train.log").write_text("old log")

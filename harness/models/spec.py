@@ -7,7 +7,7 @@ here runs on the harness's own Python, without Keras, before any job starts:
 the file exists, parses as Python 3.6 (the oldest interpreter a job runs in,
 CNTK's), and defines ``build`` at its top level; the ``keras.<module>.<name>``
 it uses that Keras 2.3.1 lacks give Theano and CNTK their skip reason. Building
-the model needs Keras: ``harness.model_check`` does that in a runtime.
+the model needs Keras: ``harness.models.build_check`` does that in a runtime.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness import names
 from harness.errors import ConfigError
-from harness.keras2_api import KERAS2_NAMES
+from harness.models.keras2_names import KERAS2_NAMES
 from harness.workload import layout
 from harness.workload.model import MODELS_DIR
 

@@ -1,6 +1,6 @@
-"""``python -m harness.workload.check_model FILE --shape H,W,C --classes N``: can this model file be built?
+"""``python -m harness.workload.build_check FILE --shape H,W,C --classes N``: can this model file be built?
 
-Run by the harness in a runtime before any job starts (``harness.model_check``):
+Run by the harness in a runtime before any job starts (``harness.models.build_check``):
 it imports the file, calls its ``build`` for the run's image shape and number
 of classes, compiles it as a job would, and scores two random images, which
 must come out as probabilities. Prints one JSON line (weights, FLOPs); on a
@@ -13,7 +13,7 @@ import sys
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m harness.workload.check_model")
+    parser = argparse.ArgumentParser(prog="python -m harness.workload.build_check")
     parser.add_argument("file")
     parser.add_argument("--shape", required=True, help="the input shape, channels last: H,W,C")
     parser.add_argument("--classes", type=int, required=True)

@@ -1,9 +1,11 @@
-"""What a finished job promised to leave in the run folder, and whether it still does.
+"""Whether the files in a run folder can be trusted: result files, promised outputs, probabilities.
 
 A job is only as good as its files: a result file naming outputs that were
 since deleted, overwritten or damaged must never be reused on resume nor
-shown in a report. Two checks, used by resume (``RunFolder.finished``) and by
-gathering (``harness.scoring.gather``) alike:
+shown in a report. The run store (``harness.run_store``) applies these checks
+when it reuses a job on resume and when it reads results back for gathering:
+
+* a result file is a JSON object of this harness's schema;
 
 * the files a job lists under ``files`` in its result (written last, by the
   job itself: size and SHA-256 of each) still match;
@@ -14,11 +16,14 @@ Pure apart from reading the files it is given; no pytest, no executor.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.errors import ResultError
 from harness.workload import layout
 
 DIVERGED = "holds NaN or infinite values; the model diverged"
@@ -29,12 +34,47 @@ within ~1e-6 of 1; 1e-3 allows other precisions and still refuses a row that is 
 distribution (the ensemble's weighted vote would silently mis-weight it)."""
 
 
-def checksum_problem(folder: Path, result: dict[str, Any], phase: str) -> str | None:
-    """Why the files the job promised are not all there as it wrote them, or None."""
+def read_json(path: Path) -> dict:
+    """A JSON object from a file; ResultError naming the fix when it is missing, unreadable or not one."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ResultError(f"{path} is missing; run the job that writes it") from None
+    except OSError as err:
+        raise ResultError(f"cannot read {path} ({err.strerror})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise ResultError(f"{path} is truncated or corrupt ({err.msg} at line {err.lineno}); delete it "
+                          "and run the job again") from None
+    if not isinstance(data, dict):
+        raise ResultError(f"{path} does not hold a JSON object; delete it and run the job again")
+    return data
+
+
+def check_schema(data: dict, path: Path) -> None:
+    found = data.get("schema")
+    if found != layout.SCHEMA_VERSION:
+        raise ResultError(f"{path} has schema version {found!r} but this harness reads version "
+                          f"{layout.SCHEMA_VERSION}; re-run that job with this harness (or use the harness "
+                          "version that wrote it)")
+
+
+def result_file_problem(path: Path) -> str | None:
+    """Why a job's result file cannot be trusted (missing, corrupt, other schema), or None."""
+    try:
+        check_schema(read_json(path), path)
+    except ResultError as err:
+        return str(err)
+    return None
+
+
+def checksum_problem(folder: Path, result: dict[str, Any], promises: Callable[[dict], list[str]]) -> str | None:
+    """Why the files the job promised (``promises(result)``) are not all there as it wrote them, or None."""
     records = result.get("files")
     if not isinstance(records, dict):
         return "its result lists no checksums of its files (written by an older harness?), so they cannot be trusted"
-    for name in layout.promised_files(phase, result):
+    for name in promises(result):
         record = records.get(name)
         path = Path(folder) / name
         if not isinstance(record, dict):
@@ -84,6 +124,14 @@ def probs_problem(probs: np.ndarray, labels: np.ndarray, n_classes: int, rows: A
     if len(sums) and abs(sums[worst] - 1.0) > ROW_SUM_TOLERANCE:
         return f"has rows that do not sum to 1 (row {worst} sums to {sums[worst]:.4g})"
     return None
+
+
+def load_array(path: Path) -> np.ndarray:
+    """One ``.npy`` array of a job's outputs; ResultError naming the fix when the file is not one."""
+    try:
+        return load_npy(Path(path))
+    except ValueError as err:
+        raise ResultError(f"{err}; run the predict job again") from None
 
 
 def load_npy(path: Path) -> np.ndarray:
