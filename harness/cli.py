@@ -183,9 +183,10 @@ def parser() -> argparse.ArgumentParser:
     options.add_results_options(report, suppress_defaults=True)  # --shared-dir may also come before it
     report.set_defaults(**{o.dest: o.default for o in options.RESULTS if o.dest != "shared_dir"})
     report.add_argument("--stored", action="store_true",
-                        help=f"render the run's {layout.ENSEMBLE_JSON} as it is instead of analysing its job "
+                        help="render the run's stored analysis (ensemble.json) as it is instead of analysing its job "
                              "files again (an older run, or one whose job files are gone)")
-    report.add_argument("--write-analysis", action="store_true", help=f"also rewrite the run's {layout.ENSEMBLE_JSON}")
+    report.add_argument("--write-analysis", action="store_true", help="also rewrite the run's stored analysis "
+                        "(ensemble.json)")
     report.set_defaults(handler=cmd_report)
 
     past = commands.add_parser("history", help="list the runs kept in the history store",

@@ -43,7 +43,7 @@ class Option:
     def help_text(self) -> str:
         """The help with its default, the same wherever the option is registered."""
         shown = self.default_text if self.default_text is not None else self.default
-        if self.switch or shown is None or "(default" in self.help:
+        if self.switch or shown is None or "default:" in self.help:
             return self.help
         return f"{self.help} (default: {shown})"
 

@@ -51,8 +51,9 @@ class ModelSpec:
         return None
 
     def to_json(self) -> dict:
-        """run.json's ``model``: what every job builds and how to check it is the same file."""
-        return {"name": self.name, "file": layout.MODEL_FILE, "sha256": self.sha256,
+        """run.json's ``model``: what every job builds and how to check it is the same file (the run store
+        adds the name of the run folder's copy)."""
+        return {"name": self.name, "sha256": self.sha256,
                 "source": str(self.path), "shipped": self.shipped}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.tables import DASH, num, pct, points
+from harness.report.formats import DASH, num, pct, points
 from harness.scoring.record import RunAnalysis
 
 WEIGHT_FIGURE_WHY = (

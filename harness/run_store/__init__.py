@@ -176,7 +176,12 @@ class RunStore:
         return data
 
     def write_settings(self, settings: dict[str, Any]) -> dict:
-        """Write run.json, or check a resumed run was asked for with the same settings."""
+        """Write run.json, or check a resumed run was asked for with the same settings.
+
+        The model's entry names the run folder's copy of the model file, which every job builds.
+        """
+        if isinstance(settings.get("model"), dict):
+            settings = dict(settings, model={**settings["model"], "file": layout.MODEL_FILE})
         existing = self.read_settings()
         if existing is not None:
             for key in IDENTITY_KEYS:
