@@ -156,11 +156,24 @@ def no_entry(path: Path, backend: str) -> str:
     return f"baseline file {path} has no entry for {backend}, so its accuracy is not checked; {RECORD_HINT}"
 
 
-def member_verdict(path: Path | None, profile: str | None, backend: str, measured: float) -> Verdict:
+def other_data(path: Path, recorded: str, measured_on: str | None) -> str:
+    """The one line for a baseline recorded on other images than the run's (another data set, the sample)."""
+    return (f"baseline file {path} was recorded on other data (fingerprint {recorded[:12]}, this run's "
+            f"{str(measured_on)[:12]}), so accuracy is not checked against it; {RECORD_HINT}")
+
+
+def _recorded_on_other_data(baseline: dict, fingerprint: str | None) -> bool:
+    recorded = baseline.get("data_fingerprint")
+    return bool(recorded and fingerprint and recorded != fingerprint)
+
+
+def member_verdict(path: Path | None, profile: str | None, backend: str, measured: float,
+                   fingerprint: str | None = None) -> Verdict:
     """One backend's verdict straight from the baseline file; never raises.
 
-    Not checked (``passed`` None) without a file or an entry for the backend; a
-    file that cannot be used fails, with its problem as the message.
+    Not checked (``passed`` None) without a file, an entry for the backend, or
+    when the baseline was recorded on other data than ``fingerprint``; a file
+    that cannot be used fails, with its problem as the message.
     """
     if path is None or not Path(path).exists():
         return Verdict(backend, None, measured, note=absent(path, profile))
@@ -168,6 +181,8 @@ def member_verdict(path: Path | None, profile: str | None, backend: str, measure
         baseline = load(path)
     except BaselineError as err:
         return Verdict(backend, False, measured, note=str(err))
+    if _recorded_on_other_data(baseline, fingerprint):
+        return Verdict(backend, None, measured, note=other_data(path, baseline["data_fingerprint"], fingerprint))
     return check_member(baseline, path, backend, measured)
 
 
@@ -218,7 +233,7 @@ class Assessment:
     """Every baseline verdict of one run: what the report shows and the plugin passes or fails.
 
     ``state`` is ``checked``, ``recorded`` (this run wrote the baseline, so
-    nothing was checked), ``missing`` (no file: nothing is checked) or
+    nothing was checked), ``missing`` (no file, or one recorded on other data: nothing is checked) or
     ``invalid`` (a file that cannot be used: ``message`` says why). The gap to
     the best member is judged either way, with the profile's default margin
     when there is no usable baseline.
@@ -270,6 +285,9 @@ def assess(analysis: RunAnalysis, path: Path | None, recording: bool = False) ->
         except BaselineError as err:
             out.state = "invalid"
             out.message = str(err)
+        if baseline and _recorded_on_other_data(baseline, analysis.fingerprint):
+            out.message = other_data(path, baseline["data_fingerprint"], analysis.fingerprint)
+            out.state, baseline = "missing", None
     out.variant = ensemble_variant(baseline) if baseline else analysis.method or "seed"
     if baseline:
         for name, row in analysis.usable_members.items():

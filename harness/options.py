@@ -21,13 +21,12 @@ for ``kbench``, the current folder).
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from harness import backends as backend_registry
-from harness import baselines, executors, models, names, phases, profiles
+from harness import baselines, dataset_choice, executors, models, names, phases, profiles
 from harness.config import (
     RunConfig,
     model_run_id,
@@ -43,8 +42,6 @@ from harness.workload import layout
 
 GROUP = "keras-multibackend"
 GROUP_TITLE = "Keras multi-backend benchmarks (pytest benchmarks/)"
-DATASET_ENV = "KBENCH_DATASET"
-KERAS_NAMES = ("keras", "cifar10", "keras:cifar10")
 
 RUN: tuple[Option, ...] = (
     Option("--backend", f"backends to run: one name, a comma list, or all ({backend_registry.valid_choices()})",
@@ -55,8 +52,10 @@ RUN: tuple[Option, ...] = (
            "list of them: one run each, cases named <model>-<backend>", models.DEFAULT, metavar="NAMES"),
     Option("--profile", "benchmark size: " + "; ".join(f"{p.name}: {p.description}" for p in profiles.PROFILES.values())
            + "; or a .json file with every profile field", "default", metavar="NAME"),
-    Option("--dataset", "image-folder data set (folder or .tar.gz with train/<class>/, test/<class>/), or "
-           "'keras' to download CIFAR-10", None, metavar="PATH", default_text=f"${DATASET_ENV}, else keras"),
+    Option("--dataset", "auto: CIFAR-10 through Keras when it can be had here, else the small CIFAR-10 sample "
+           "the harness ships; keras: CIFAR-10 through Keras only; or an image-folder data set (folder or "
+           ".tar.gz with train/<class>/, test/<class>/)", None, metavar="PATH",
+           default_text=f"${dataset_choice.DATASET_ENV}, else auto"),
     Option("--run-id", "name of the run; an existing run is resumed, finished jobs are not re-run",
            None, metavar="ID", default_text="a new timestamped id"),
     Option("--rerun", "with --run-id of an earlier run: run these jobs again even if they finished, as "
@@ -143,21 +142,6 @@ def history_dir(values: Mapping[str, Any], shared: Path, cwd: Path) -> Path:
     return (cwd / Path(str(given)).expanduser()).resolve() if given else Path(layout.history_dir(str(shared)))
 
 
-def parse_dataset(text: str | None, cwd: Path) -> dict:
-    """``keras`` (download CIFAR-10) or the path of an image-folder data set."""
-    text = (text or os.environ.get(DATASET_ENV) or "keras").strip()
-    if text.lower() in KERAS_NAMES:
-        return {"kind": "keras"}
-    path = (cwd / os.path.expanduser(text)).resolve()
-    if not path.exists():
-        raise ConfigError(
-            f"data set {text} does not exist; pass --dataset with an image-folder data set (a folder or "
-            ".tar.gz laid out train/<class>/*.jpg, test/<class>/*.jpg) or --dataset keras to download CIFAR-10")
-    if path.is_file() and not (path.name.endswith((".tar.gz", ".tgz", ".tar"))):
-        raise ConfigError(f"data set {text} is a file but not a .tar.gz or .tar archive; give a folder or an archive")
-    return {"kind": "path", "path": str(path)}
-
-
 def baselines_folder(values: Mapping[str, Any], root: Path, cwd: Path) -> Path | None:
     """``--baselines`` as a folder; an empty value checks nothing (None)."""
     if values.get("baselines") in ("", None) and "baselines" in values:
@@ -214,7 +198,7 @@ def build_runs(values: Mapping[str, Any], root: Path, cwd: Path) -> list[RunConf
     baselines_dir = baselines_folder(values, root, cwd)
     common = {
         "backends": chosen, "executor": executor, "profile": profile,
-        "dataset": parse_dataset(values.get("dataset"), cwd), "shared_dir": shared,
+        "dataset": dataset_choice.parse(values.get("dataset"), cwd, shared), "shared_dir": shared,
         "work_dir": folder(values, "work_dir", root, cwd), "reports_dir": folder(values, "reports_dir", root, cwd),
         "history_dir": history_dir(values, shared, cwd), "baselines_dir": baselines_dir,
         "parallel": parse_positive_int("--parallel", values.get("parallel")),

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import keras_dataset
+from harness import dataset_choice, keras_dataset
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.models import build_check as model_check
@@ -51,6 +51,10 @@ def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) 
     number of classes, which the model is built for.
     """
     cache = layout.cache_dir(str(config.shared_dir))
+    if dataset_choice.is_bundled(config.dataset):
+        dataset_choice.check_fits(config.dataset, config.profile)
+        say(f"data set: {config.dataset['bundled']} ({config.dataset.get('chosen', 'as asked')}; pass --dataset "
+            "keras or --dataset PATH for the whole of CIFAR-10)")
     if dataset.get("kind") == "keras":
         if config.executor == "local":
             decoded = layout.dataset_cache_dir(cache, data.source_key("keras", None))

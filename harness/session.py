@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, baselines, phases, plan, preflight, run_end
+from harness import __version__, baselines, dataset_choice, phases, plan, preflight, run_end
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
 from harness.executors import executor_class
@@ -84,6 +84,8 @@ class BenchmarkRun:
             self.say(f"skipping {name}: {reason}")
         runnable = [b for b in config.backends if b.name not in self.skipped]
         dataset = self.executor.stage_dataset(config.dataset)
+        if dataset_choice.is_bundled(config.dataset):  # what the report says of it travels with it
+            dataset = {**dataset, **{k: config.dataset[k] for k in ("bundled", "chosen")}}
         shape = preflight.check_dataset(dataset, config, self.say)
         preflight.check_model(config, dataset, self.say, shape)
 

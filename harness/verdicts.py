@@ -118,7 +118,8 @@ def predict(run: Any, backend: str | None) -> Verdict:
     if run.config.record_baseline:
         return verdict
     return _judged(run, baselines.member_verdict(run.config.baseline_path, run.config.profile.name, backend,
-                                                 figures["test_accuracy"]), verdict)
+                                                 figures["test_accuracy"], figures.get("data_fingerprint")),
+                   verdict)
 
 
 def _unchecked(run: Any, message: str, verdict: Verdict | None = None) -> Verdict:

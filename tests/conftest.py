@@ -21,6 +21,21 @@ REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("cat", "dog", "ship")
 
 
+FAST_TIER_LIMIT_S = 10.0
+"""A test not marked ``slow`` that takes longer fails: the fast tier (``./dev test``) is the inner loop."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.passed and item.get_closest_marker("slow") is None \
+            and call.duration > FAST_TIER_LIMIT_S:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} is in the fast tier but took {call.duration:.1f} s, over "
+                           f"{FAST_TIER_LIMIT_S:g} s: make it faster or mark it slow (@pytest.mark.slow)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Every warning is an error in the harness's own tests, and only here.
 

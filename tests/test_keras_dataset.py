@@ -49,25 +49,43 @@ def test_keras_home_is_searched_first(tmp_path, monkeypatch):
     assert keras_dataset.keras_homes()[0] == tmp_path / "kh"
 
 
-def test_pytest_benchmarks_offline_without_dataset_fails_once_before_any_job(tmp_path):
-    """The README's benchmark command, in a real process, on a machine without internet (this one, CI's).
-
-    Skipped where the download's origin answers: there the jobs would download it.
-    """
-    if keras_dataset.origin_reachable(timeout_s=2) is None:
-        pytest.skip(f"{keras_dataset.ORIGIN_HOST} is reachable from this machine, so the download would work")
+def offline_bench(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """``pytest benchmarks/`` in a real process with a fresh home (no Keras cache), on this machine."""
     env = {k: v for k, v in os.environ.items() if k != "KBENCH_DATASET"}
     env.update(HOME=str(tmp_path / "home"), KERAS_HOME=str(tmp_path / "keras-home"))
-    shared = tmp_path / "shared"
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--backend", "all",
-         "--profile", "smoke", "--shared-dir", str(shared), "--run-id", "offline",
-         "--work-dir", str(tmp_path / "work")],
-        check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+         "--shared-dir", str(tmp_path / "shared"), "--run-id", "offline", "--work-dir", str(tmp_path / "work"),
+         *args], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_pytest_benchmarks_offline_with_dataset_keras_fails_once_before_any_job(tmp_path):
+    """``--dataset keras`` asks for the real download and nothing else: on a machine without internet (this
+    one, CI's) that is one line before any job. Skipped where the download's origin answers."""
+    if keras_dataset.origin_reachable(timeout_s=2) is None:
+        pytest.skip(f"{keras_dataset.ORIGIN_HOST} is reachable from this machine, so the download would work")
+    shared = tmp_path / "shared"
+    result = offline_bench(tmp_path, "--profile", "smoke", "--dataset", "keras")
     output = result.stdout + result.stderr
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, output
     assert output.count("--dataset keras needs the CIFAR-10 download") == 1, output
     assert "pass --dataset PATH" in output
     assert "Traceback" not in output
     assert not (shared / "runs" / "offline" / "run.json").exists(), "no run may start"
+    assert not list((tmp_path / "work").glob("runtimes/*/bin/python")), "no runtime may be built"
+
+
+def test_offline_a_profile_the_bundled_sample_cannot_fill_is_refused_before_any_job(tmp_path):
+    """``--dataset auto`` (the default) offline takes the bundled sample; ``standard`` means all of CIFAR-10,
+    which the sample is not: one line naming the fix, no run started, no runtime built."""
+    if keras_dataset.origin_reachable(timeout_s=2) is None:
+        pytest.skip(f"{keras_dataset.ORIGIN_HOST} is reachable from this machine, so auto would take CIFAR-10")
+    result = offline_bench(tmp_path, "--profile", "standard")
+    output = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert output.count("profile standard needs every CIFAR-10 image, but the bundled CIFAR-10 sample holds "
+                        "6,000 training and 2,000 test images") == 1, output
+    assert "use --profile default or smoke with the sample, or --dataset keras (online)" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "shared" / "runs" / "offline" / "run.json").exists(), "no run may start"
     assert not list((tmp_path / "work").glob("runtimes/*/bin/python")), "no runtime may be built"

@@ -63,7 +63,7 @@ def what_ran(analysis: RunAnalysis) -> list[tuple[str, str]]:
                      f"epochs, batch {profile.get('batch_size', DASH)}, learning rate "
                      f"{profile.get('learning_rate', DASH)}, seed {profile.get('seed', DASH)}")),
         ("Model", _model_text(analysis)),
-        ("Data set", dataset.get("path") or dataset.get("kind") or DASH),
+        ("Data set", dataset.get("bundled") or dataset.get("path") or dataset.get("kind") or DASH),
         ("Data fingerprint", str(analysis.fingerprint or DASH)),
         ("Executor", str(settings.get("executor") or DASH)),
         ("Harness", (f"version {settings.get('harness_version', DASH)}, Python "
@@ -398,6 +398,9 @@ def headline(analysis: RunAnalysis) -> list[str]:
     speed = analysis.speed or {}
     if speed.get("available"):
         lines += [text + "." for text in (speed.get("ranking") or {}).values() if text]
+    bundled = (analysis.settings.get("dataset") or {}).get("bundled")
+    if bundled:
+        lines.append(f"Data: {bundled}.")
     if analysis.validation is not None and analysis.validation.seed_faithful:
         lines.append("Seed-faithful run: no validation split was held out, so the calibrated and "
                      "fitted variants are not available.")
