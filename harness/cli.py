@@ -90,11 +90,12 @@ def history_line(entry: dict) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     stores = [RunStore.find(text, shared_dir(args)) for text in (args.first, args.second)]
-    first, second = (history.entry(store.read_analysis()) for store in stores)
-    print(f"comparing run {first.get('run_id')} (A) with run {second.get('run_id')} (B)")
-    for note in compare_runs.differences_in_setup(first, second):
+    first, second = (store.read_analysis() for store in stores)
+    print(f"comparing run {first.run_id} (A) with run {second.run_id} (B)")
+    for note in compare_runs.differences_in_setup(first, second) + compare_runs.shared_notes(first, second):
         print(f"note: {note}")
-    print("one run each: no spread is measured here, so a small change may be noise\n")
+    print("each figure with its 95% interval; a change is called only where the intervals separate "
+          "(speed: bootstrap over steps, timed alone; accuracy: Wilson over the test images)\n")
     rows = compare_runs.compare(first, second)
     header = ("", "figure", "A", "B", "change B vs A")
     table = [header] + [(r.subject, r.figure, _figure(r.before, r.figure), _figure(r.after, r.figure), r.change)
@@ -159,14 +160,17 @@ def _percent(value: object) -> str:
     return f"{value * 100:.1f}%" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
-def _figure(value: float | None, label: str) -> str:
-    if value is None:
+def _figure(side: compare_runs.Side, label: str) -> str:
+    """A figure with its interval (``29.60% (25.8-33.7)``, ``612.3 (601.0-618.9)``) and a contended mark."""
+    if side.value is None:
         return "-"
     if "accuracy" in label or "ECE" in label:
-        return f"{value * 100:.2f}%"
-    if "NLL" in label:
-        return f"{value:.4f}"
-    return f"{value:,.1f}"
+        text, span = f"{side.value * 100:.2f}%", side.interval and f"{side.interval[0] * 100:.1f}-{side.interval[1] * 100:.1f}"
+    elif "NLL" in label:
+        text, span = f"{side.value:.4f}", None
+    else:
+        text, span = f"{side.value:,.1f}", side.interval and f"{side.interval[0]:,.1f}-{side.interval[1]:,.1f}"
+    return text + (f" ({span})" if span else "") + (" [contended]" if side.contended else "")
 
 
 # -- the parser ---------------------------------------------------------------------

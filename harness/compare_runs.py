@@ -1,11 +1,19 @@
-"""Two runs side by side: each figure of each, and the direction and size of its change.
+"""Two runs side by side, speaking like the report: a change is called only where the intervals separate.
 
-Pure: takes two run summaries (``harness.history.entry`` of each run's
-analysis, the same one-line summary the run history keeps) and returns rows
-that the command line prints. Speeds change by a ratio (``+12.0%``, faster or
-slower), accuracies and calibration by a difference in points. A run holds one
-measurement of each figure and no spread, so no change is called significant
-here; the wording says "higher" or "lower", never "better beyond noise".
+Pure: takes the two runs' analyses (``ensemble.json``) and returns rows the
+command line prints. Each figure comes with each run's 95% interval:
+
+* speed from the speed phase (each backend timed alone): images/s with the
+  bootstrap interval of the median; "faster" or "slower" only when the two
+  intervals do not overlap, else "within noise"; a side timed on a shared
+  machine (``contended``) is marked and never called faster or slower;
+* accuracy with its Wilson interval over the test images; "better" or
+  "worse" only when the intervals separate;
+* NLL and ECE without an interval: their difference, called higher or lower,
+  never better or worse;
+* the training and predict jobs' own images/s, measured while other jobs of
+  the run shared the machine, only as context: labelled "in job, shared" and
+  never called faster or slower.
 """
 from __future__ import annotations
 
@@ -13,19 +21,21 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from harness.scoring import intervals
+from harness.scoring import speed as speed_scoring
+from harness.scoring.record import RunAnalysis
 from harness.workload.layout import DEFAULT_MODEL
 
-FIGURES: tuple[tuple[str, str, str, bool], ...] = (
-    # key in a member's summary, label, kind (ratio | points | difference), higher is better
-    ("test_accuracy", "test accuracy", "points", True),
-    ("nll", "test NLL", "difference", False),
-    ("ece", "test ECE", "points", False),
-    ("train_images_per_s", "training img/s", "ratio", True),
-    ("epoch_s", "mean epoch s", "ratio", False),
-    ("inference_images_per_s", "inference img/s", "ratio", True),
-    ("latency_p50_ms", "latency p50 ms", "ratio", False),
-)
-ENSEMBLE_FIGURES = FIGURES[:3]
+Interval = tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Side:
+    """One run's value of a figure, with its interval and whether it was timed on a shared machine."""
+
+    value: float | None
+    interval: Interval = None
+    contended: bool = False
 
 
 @dataclass(frozen=True)
@@ -34,10 +44,10 @@ class Row:
 
     subject: str
     figure: str
-    before: float | None
-    after: float | None
+    before: Side
+    after: Side
     change: str
-    """``+3.1 points (better)``, ``-12.0% (slower)``, ``n/a (only in run B)``."""
+    """``+12.0% (faster)``, ``-1.20 points (within noise)``, ``n/a (only in the second run)``..."""
 
 
 def _number(value: Any) -> float | None:
@@ -46,60 +56,135 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def describe_change(before: float | None, after: float | None, kind: str, higher_is_better: bool) -> str:
-    """The direction and size of a change, in the unit that suits the figure."""
-    if before is None and after is None:
+def describe_change(before: Side, after: Side, kind: str, higher_is_better: bool | None) -> str:
+    """The size of a change, and its direction only where both intervals exist and separate.
+
+    ``kind``: ``speed`` (a ratio; faster/slower), ``accuracy`` (points; better/worse), ``points`` or
+    ``difference`` (no interval: higher/lower), ``shared`` (a ratio of in-job figures: never judged).
+    """
+    if before.value is None and after.value is None:
         return "n/a"
-    if before is None:
+    if before.value is None:
         return "n/a (only in the second run)"
-    if after is None:
+    if after.value is None:
         return "n/a (only in the first run)"
-    if after == before:
-        return "unchanged"
-    better = (after > before) == higher_is_better
-    if kind == "ratio":
-        if before == 0:
+    if kind in ("speed", "shared"):
+        if before.value == 0:
             return "n/a (zero in the first run)"
-        # every ratio figure is a speed: better means faster
-        return f"{(after / before - 1) * 100:+.1f}% ({'faster' if better else 'slower'})"
-    if kind == "points":
-        return f"{(after - before) * 100:+.2f} points ({'better' if better else 'worse'})"
-    return f"{after - before:+.4f} ({'better' if better else 'worse'})"
+        size = f"{(after.value / before.value - 1) * 100:+.1f}%"
+    elif kind in ("accuracy", "points"):
+        size = f"{(after.value - before.value) * 100:+.2f} points"
+    else:
+        size = f"{after.value - before.value:+.4f}"
+    if after.value == before.value:
+        return "unchanged"
+    if kind == "shared":
+        return f"{size} (measured in the jobs, beside other jobs: not a speed comparison)"
+    if before.contended or after.contended:
+        sides = " and ".join(name for name, side in (("A", before), ("B", after)) if side.contended)
+        return f"{size} (not compared: {sides} timed while other processes used the machine)"
+    if kind in ("points", "difference") or higher_is_better is None:
+        return f"{size} ({'higher' if after.value > before.value else 'lower'}; no interval to judge it by)"
+    if before.interval is None or after.interval is None:
+        return f"{size} (no interval on one side: not judged)"
+    if not intervals.separated(before.interval, after.interval):
+        return f"{size} (within noise: the 95% intervals overlap)"
+    better = (after.value > before.value) == higher_is_better
+    words = ("faster", "slower") if kind == "speed" else ("better", "worse")
+    return f"{size} ({words[0] if better else words[1]})"
 
 
-def compare(first: dict[str, Any], second: dict[str, Any]) -> list[Row]:
+def _speed(analysis: RunAnalysis, backend: str, part: str) -> Side:
+    row = ((analysis.speed or {}).get("backends") or {}).get(backend) or {}
+    figures = (row.get(part) or {}).get("images_per_s") or {}
+    low, high = _number(figures.get("ci_low")), _number(figures.get("ci_high"))
+    return Side(_number(figures.get("median")), (low, high) if low is not None and high is not None else None,
+                bool(speed_scoring.contention(row, part)))
+
+
+def _accuracy(value: Any, n: int | None) -> Side:
+    value = _number(value)
+    if value is None or not n:
+        return Side(value)
+    return Side(value, intervals.wilson(round(value * n), n))
+
+
+def _member_sides(analysis: RunAnalysis, backend: str) -> dict[str, Side]:
+    member = analysis.members.get(backend)
+    if member is None:
+        return {}
+    test = member.test
+    n = analysis.n_test or None
+    return {
+        "speed:train": _speed(analysis, backend, "train"),
+        "speed:predict": _speed(analysis, backend, "predict"),
+        "accuracy": _accuracy(test.accuracy if test else None, n),
+        "nll": Side(_number(test.nll) if test else None),
+        "ece": Side(_number(test.ece) if test else None),
+        "shared:train": Side(_number(member.train_images_per_s)),
+        "shared:predict": Side(_number(member.inference_images_per_s)),
+    }
+
+
+MEMBER_FIGURES: tuple[tuple[str, str, str, bool | None], ...] = (
+    # key, label, kind, higher is better
+    ("speed:train", "training img/s, alone", "speed", True),
+    ("speed:predict", "inference img/s, alone", "speed", True),
+    ("accuracy", "test accuracy", "accuracy", True),
+    ("nll", "test NLL", "difference", None),
+    ("ece", "test ECE", "points", None),
+    ("shared:train", "training img/s in job, shared", "shared", None),
+    ("shared:predict", "inference img/s in job, shared", "shared", None),
+)
+
+
+def compare(first: RunAnalysis, second: RunAnalysis) -> list[Row]:
     """Rows for every backend in either run, then the ensemble and the recommended variant."""
     rows: list[Row] = []
-    members_a = first.get("members") or {}
-    members_b = second.get("members") or {}
-    for name in sorted(set(members_a) | set(members_b)):
-        a, b = members_a.get(name) or {}, members_b.get(name) or {}
-        for key, label, kind, higher in FIGURES:
-            before, after = _number(a.get(key)), _number(b.get(key))
-            if before is None and after is None:
+    for name in sorted(set(first.members) | set(second.members)):
+        a, b = _member_sides(first, name), _member_sides(second, name)
+        for key, label, kind, higher in MEMBER_FIGURES:
+            before, after = a.get(key, Side(None)), b.get(key, Side(None))
+            if before.value is None and after.value is None:
                 continue
             rows.append(Row(name, label, before, after, describe_change(before, after, kind, higher)))
-    for subject, part_a, part_b in (
-        (f"ensemble ({first.get('method') or '?'} / {second.get('method') or '?'})",
-         first.get("ensemble") or {}, second.get("ensemble") or {}),
-        ("recommended variant", first.get("recommended") or {}, second.get("recommended") or {}),
-    ):
-        for key, label, kind, higher in ENSEMBLE_FIGURES:
-            short = key.removeprefix("test_")  # the ensemble's summary says accuracy, nll, ece
-            before, after = _number(part_a.get(short)), _number(part_b.get(short))
-            if before is None and after is None:
+    ensembles = (
+        (f"ensemble ({first.method or '?'} / {second.method or '?'})", first.ensemble, second.ensemble),
+        ("recommended variant", first.variants.get((first.recommendation or {}).get("variant")),
+         second.variants.get((second.recommendation or {}).get("variant"))),
+    )
+    for subject, part_a, part_b in ensembles:
+        test_a, test_b = (part.test if part is not None else None for part in (part_a, part_b))
+        for label, kind, get in (("test accuracy", "accuracy", lambda t: t.accuracy),
+                                 ("test NLL", "difference", lambda t: t.nll),
+                                 ("test ECE", "points", lambda t: t.ece)):
+            if kind == "accuracy":
+                before = _accuracy(get(test_a) if test_a else None, first.n_test)
+                after = _accuracy(get(test_b) if test_b else None, second.n_test)
+            else:
+                before = Side(_number(get(test_a)) if test_a else None)
+                after = Side(_number(get(test_b)) if test_b else None)
+            if before.value is None and after.value is None:
                 continue
-            rows.append(Row(subject, label, before, after, describe_change(before, after, kind, higher)))
+            rows.append(Row(subject, label, before, after,
+                            describe_change(before, after, kind, True if kind == "accuracy" else None)))
     return rows
 
 
-def differences_in_setup(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+def differences_in_setup(first: RunAnalysis, second: RunAnalysis) -> list[str]:
     """What makes the two runs less comparable: another profile, model, data set or executor."""
-    notes = []
-    first = {"model": DEFAULT_MODEL, **first}  # a run from before models were pluggable built the seed's CNN
-    second = {"model": DEFAULT_MODEL, **second}
-    for key, what in (("profile", "profile"), ("model", "model"), ("fingerprint", "data (fingerprint)"),
-                      ("executor", "executor")):
-        if first.get(key) != second.get(key):
-            notes.append(f"the runs differ in {what}: {first.get(key)!r} vs {second.get(key)!r}")
-    return notes
+    def facts(analysis: RunAnalysis) -> dict[str, Any]:
+        settings = analysis.settings or {}
+        return {"profile": analysis.profile_name, "model": analysis.model_name or DEFAULT_MODEL,
+                "fingerprint": analysis.fingerprint, "executor": settings.get("executor")}
+
+    a, b = facts(first), facts(second)
+    return [f"the runs differ in {what}: {a[key]!r} vs {b[key]!r}"
+            for key, what in (("profile", "profile"), ("model", "model"), ("fingerprint", "data (fingerprint)"),
+                              ("executor", "executor")) if a[key] != b[key]]
+
+
+def shared_notes(first: RunAnalysis, second: RunAnalysis) -> list[str]:
+    """Each run's one line on a shared machine (the speed section's), when it has one."""
+    return [f"run {name} ({analysis.run_id}): {text}" for name, analysis in (("A", first), ("B", second))
+            if (text := (analysis.speed or {}).get("shared"))]

@@ -43,6 +43,8 @@ class RunConfig:
     """The ensemble variant shown as "the ensemble" and recorded by --record-baseline."""
     report_images: int
     """Test images in the report's per-image table."""
+    quiet_wait_s: float
+    """How long a timed section waits for a quiet machine (``--quiet-wait``)."""
     baselines_dir: Path | None = None
     """Folder of stored expectations, one ``<profile>.json`` each; None: nothing is checked."""
     baseline_path: Path | None = None
@@ -125,6 +127,19 @@ def parse_job_timeout(value: Any) -> float | None:
     if not math.isfinite(timeout) or timeout <= 0:
         raise ConfigError(f"--job-timeout must be a finite number of seconds above 0, not {value!r}")
     return timeout
+
+
+MAX_QUIET_WAIT_S = 3600.0
+
+
+def parse_quiet_wait(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--quiet-wait must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_QUIET_WAIT_S:
+        raise ConfigError(f"--quiet-wait must be from 0 to {MAX_QUIET_WAIT_S:.0f} seconds, not {value!r}")
+    return seconds
 
 
 MAX_REPEATS = 20

@@ -32,6 +32,7 @@ from harness.config import (
     model_run_id,
     parse_job_timeout,
     parse_positive_int,
+    parse_quiet_wait,
     parse_repeats,
     parse_threads,
 )
@@ -69,6 +70,9 @@ RUN: tuple[Option, ...] = (
     Option("--speed-threads", "CPU threads of each speed job, the same for every backend; each runs alone",
            None, metavar="N", default_text="1"),
     Option("--job-timeout", "kill a job after this long", None, metavar="SECONDS", default_text="the profile's"),
+    Option("--quiet-wait", "before each timed section, wait at most this long for the machine to be quiet "
+           "(other processes under a tenth of a core for 3 s); a section still timed beside other work is "
+           "marked contended", "30", metavar="SECONDS"),
     Option("--work-dir", "machine-local state: runtimes, staged code", ".kbench", metavar="DIR"),
     Option("--record-baseline", "write this run's measured accuracies as the profile's new baseline (checks "
            "are not applied)", False, switch=True),
@@ -205,6 +209,7 @@ def build_runs(values: Mapping[str, Any], root: Path, cwd: Path) -> list[RunConf
         "threads": parse_threads(values.get("threads"), executor),
         "speed_threads": parse_threads(values.get("speed_threads"), executor, option="--speed-threads"),
         "job_timeout_s": parse_job_timeout(values.get("job_timeout")),
+        "quiet_wait_s": parse_quiet_wait(values.get("quiet_wait")),
         "ensemble_method": parse_ensemble(values["ensemble"]),
         "report_images": parse_report_images(values.get("report_images")),
         "executor_settings": {o.dest: values.get(o.dest, o.default) for o in executors.options(executor)},

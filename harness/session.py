@@ -139,6 +139,7 @@ class BenchmarkRun:
             "dataset": dataset,
             "backends": [b.name for b in self.config.backends],
             "executor": self.config.executor,
+            "timing": {"quiet_wait_s": self.config.quiet_wait_s},
             "host": {"python": platform.python_version(), "platform": platform.platform(),
                      "cpus": os.cpu_count(), "argv": sys.argv[1:]},
         }

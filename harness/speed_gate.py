@@ -11,9 +11,12 @@ step, or a change smaller than the threshold, never fails it.
 Runs from different machines are compared in units of each machine's own
 matmul rate (step time x ceiling GFLOP/s), so a slower machine is not a
 regression; without a ceiling on one side, raw times are compared and the
-verdict says so. Different thread counts are not compared at all.
+verdict says so. Different thread counts are not compared at all. A side
+timed while other processes used the machine (its ``contended`` reason,
+from ``harness.workload.machine_load``) gives no verdict: the backend is
+"busy", said with the reason, and never fails the gate.
 
-``compare`` and the verdicts are pure; ``read_samples`` and ``latest_in_store``
+``judge`` and the verdicts are pure; ``read_samples`` and ``latest_in_store``
 read files (a pytest-benchmark JSON, a ``--benchmark-storage`` folder).
 """
 from __future__ import annotations
@@ -58,6 +61,8 @@ class SpeedSample:
     """The machine's float32 matmul rate when the steps were timed."""
     threads: int | None
     machine: str | None
+    contended: str | None = None
+    """Why the steps were timed on a shared machine (other processes' CPU use, steal, throttling), or None."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,8 @@ class GateVerdict:
 
     backend: str
     state: str
-    """``slower`` (a regression), ``faster``, ``unchanged``, ``new``, ``gone`` or ``incomparable``."""
+    """``slower`` (a regression), ``faster``, ``unchanged``, ``busy`` (a side timed on a shared machine: no
+    verdict), ``new``, ``gone`` or ``incomparable``."""
     ratio: float | None = None
     """Candidate's median step time over base's: above 1 is slower."""
     low: float | None = None
@@ -162,6 +168,11 @@ def compare_one(base: SpeedSample, candidate: SpeedSample, threshold: float = DE
                 level: float = DEFAULT_LEVEL) -> GateVerdict:
     """One backend measured in both runs: its verdict."""
     name = candidate.backend
+    for side, sample in (("base", base), ("candidate", candidate)):
+        if sample.contended:
+            return GateVerdict(name, "busy", reason=(
+                f"no verdict: the machine was busy while the {side} was timed ({sample.contended}); time it "
+                "again on a quiet machine"))
     if base.threads is not None and candidate.threads is not None and base.threads != candidate.threads:
         return GateVerdict(name, "incomparable", reason=(
             f"measured with {base.threads} thread(s) in the base and {candidate.threads} in the candidate; "
@@ -243,6 +254,9 @@ def _sample(name: str, backend: str, speed: Any, source: str) -> SpeedSample:
     ceiling = speed.get("ceiling_gflops")
     threads = speed.get("threads")
     machine = speed.get("machine")
+    contended = speed.get("contended")
+    if contended is not None and not isinstance(contended, str):
+        raise SpeedDataError(f"{where}.contended must be text (why) or absent; got {contended!r}")
     if ceiling is not None and not (_number(ceiling) and ceiling > 0):
         raise SpeedDataError(f"{where}.ceiling_gflops must be a positive number or absent; got {ceiling!r}")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
@@ -250,7 +264,7 @@ def _sample(name: str, backend: str, speed: Any, source: str) -> SpeedSample:
     if machine is not None and not isinstance(machine, str):
         raise SpeedDataError(f"{where}.machine must be text or absent; got {machine!r}")
     return SpeedSample(backend, [float(v) for v in steps], float(ceiling) if ceiling is not None else None,
-                       threads, machine)
+                       threads, machine, contended or None)
 
 
 def samples_from_benchmark_json(data: Any, source: str = "the document") -> dict[str, SpeedSample]:
@@ -289,12 +303,14 @@ def fastest_process(runs: list[Mapping[str, SpeedSample]]) -> dict[str, SpeedSam
     slow placement at start-up. Comparing one process per side then flags a
     slow draw as a regression. The fastest of several processes per side
     compares like with like: a real slowdown moves every process, the fastest
-    too.
+    too. A process timed on a quiet machine is preferred to any timed on a shared one.
     """
     best: dict[str, SpeedSample] = {}
     for run in runs:
         for key, sample in run.items():
-            if key not in best or statistics.median(sample.step_ms) < statistics.median(best[key].step_ms):
+            known = best.get(key)
+            if known is None or (bool(sample.contended), statistics.median(sample.step_ms)) < (
+                    bool(known.contended), statistics.median(known.step_ms)):
                 best[key] = sample
     return best
 

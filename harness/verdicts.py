@@ -18,6 +18,7 @@ from typing import Any
 from harness import baselines
 from harness.errors import HarnessError
 from harness.jobs import JobResult, JobState, reasons_once
+from harness.scoring import speed as speed_scoring
 from harness.scoring.gather import job_figures
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
@@ -230,6 +231,9 @@ def speed_figures(run: Any, result: JobResult, speed_json: dict, row: dict[str, 
             "inference_mfu": row.get("inference_mfu"),
             "configuration": row.get("configuration"),
             "measured": "alone: no other job of the run ran during the timed steps",
+            "outside_load": (row.get("load") or {}).get("train"),
+            "contended": speed_scoring.contention(row, "train"),  # the gate gives no verdict on it
+            "modes": (row.get("modes") or {}).get("text") or None,
         },
         "job_wall_s": result.wall_s,
         "reused_from_earlier_session": result.reused,

@@ -65,6 +65,10 @@ class RunSpec:
     step_ms: dict[str, float] = field(default_factory=dict)
     """backend -> median step time of its speed job in ms (default: 40 + 15 per backend's place)."""
     ceiling_gflops: float = 150.0
+    outside_load: dict[str, float] = field(default_factory=dict)
+    """backend -> cores other processes used while its speed job timed (its speed.json's load readings)."""
+    slow_segments: dict[str, int] = field(default_factory=dict)
+    """backend -> how many of its 6 timed segments ran at half speed (a second mode)."""
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -148,6 +152,19 @@ def _write_speed(folder: RunStore, spec: RunSpec, backend: str, i: int) -> None:
     rng = np.random.default_rng(spec.seed + 10 + i)
     median = spec.step_ms.get(backend, 40.0 + 15.0 * i) / 1000.0
     steps = median * rng.lognormal(0.0, 0.05, size=spec.speed_steps)
+    size = spec.speed_steps // 6
+    for k in range(spec.slow_segments.get(backend, 0)):  # the last segments at half speed
+        steps[(5 - k) * size:(6 - k) * size] *= 2.0
+    others = spec.outside_load.get(backend, 0.01)
+
+    def reading() -> dict:
+        contended = others > 0.10
+        return {"seconds": 2.0, "cpus": [0], "own_cores": 0.98, "machine_busy_cores": 0.98 + others,
+                "others_cores": others, "others_on_own_cpus_cores": others, "steal_share": 0.0,
+                "contended": contended, "reasons": [f"other processes used {others:.2f} of a core (limit 0.10)"]
+                if contended else []}
+
+    segments = [{"first_step": k * size, "steps": size, "load": reading()} for k in range(6)]
     batches = 0.02 * (1 + i) * rng.lognormal(0.0, 0.05, size=10)
     machine = {"id": "machine0", "cpu_model": "AMD EPYC", "vector_flags": ["avx2", "fma"], "cpus": 2,
                "usable_cpus": 1, "reported_mhz": 2000.0}
@@ -155,7 +172,10 @@ def _write_speed(folder: RunStore, spec: RunSpec, backend: str, i: int) -> None:
               "environment": dict(_environment(backend), image_data_format="channels_last"),
               "settings": {"batch_size": 32, "predict_batch_size": 100, "steps": spec.speed_steps,
                            "warmup_steps": 5, "predict_batches": 10, "threads": 1, "slowdown": None},
-              "train": {"step_s": [float(s) for s in steps], "warmup_s": 1.5, "images_per_step": 32},
+              "train": {"step_s": [float(s) for s in steps], "warmup_s": 1.5, "images_per_step": 32,
+                        "segments": segments},
+              "load": {"train": reading(), "predict": reading(),
+                       "quiet_wait": {"train": {"waited_s": 3.0, "quiet": others <= 0.10}}},
               "predict": {"batch_s": [float(b) for b in batches], "images_per_batch": 100},
               "flops": {"forward": 40_000_000, "train": 118_000_000},
               "ceiling": {"machine": machine, "threads": 1,

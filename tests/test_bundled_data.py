@@ -39,6 +39,7 @@ def test_the_sample_is_what_its_record_says():
     assert bundled_data.describe() == "bundled sample, 8,000 images: pipeline check, not a benchmark of accuracy"
 
 
+@pytest.mark.slow  # reads the whole 20 MB source archive twice
 def test_the_sample_is_made_again_byte_for_byte_from_its_source(tmp_path):
     """The record names its source and how it was drawn; running the script on that source reproduces it."""
     if not SHARED_DATA.exists():

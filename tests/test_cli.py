@@ -6,6 +6,7 @@ session leaves them, so ``report`` re-analyses them with the real code.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, history
-from harness.compare_runs import compare, describe_change
+from harness.compare_runs import Side, compare, describe_change
 from harness.run_end import reanalyse
 from harness.run_store import RunStore
 from harness.workload import layout
@@ -89,8 +90,11 @@ def test_compare_shows_each_figure_of_both_runs_with_its_change(tmp_path):
     assert "comparing run a1 (A) with run b1 (B)" in out
     jax_accuracy = next(line for line in out.splitlines() if line.startswith("jax") and "test accuracy" in line)
     assert "points (worse)" in jax_accuracy
+    assert re.search(r"\d+\.\d+% \(\d+\.\d-\d+\.\d\)", jax_accuracy)  # each side with its Wilson interval
+    assert any(line.startswith("jax") and "training img/s in job, shared" in line for line in out.splitlines())
+    assert "(faster)" not in out and "(slower)" not in out  # the synthetic speeds are alike within noise
     assert any(line.startswith("ensemble (seed / seed)") for line in out.splitlines())
-    assert "no spread is measured" in out
+    assert "a change is called only where the intervals separate" in out
 
 
 def test_compare_of_a_missing_run_is_one_line_naming_the_fix(tmp_path):
@@ -209,23 +213,28 @@ def test_gate_rejects_a_threshold_that_is_not_one(value, tmp_path):
 
 
 @pytest.mark.parametrize("before, after, kind, higher, expected", [
-    (100.0, 112.0, "ratio", True, "+12.0% (faster)"),
-    (100.0, 80.0, "ratio", True, "-20.0% (slower)"),
-    (10.0, 12.0, "ratio", False, "+20.0% (slower)"),  # epoch time up: slower
-    (0.40, 0.43, "points", True, "+3.00 points (better)"),
-    (0.05, 0.07, "points", False, "+2.00 points (worse)"),  # ECE up: worse
-    (1.50, 1.40, "difference", False, "-0.1000 (better)"),
-    (0.4, 0.4, "points", True, "unchanged"),
-    (None, 0.4, "points", True, "n/a (only in the second run)"),
+    (Side(100.0, (98, 102)), Side(112.0, (110, 114)), "speed", True, "+12.0% (faster)"),
+    (Side(100.0, (98, 102)), Side(80.0, (78, 82)), "speed", True, "-20.0% (slower)"),
+    (Side(100.0, (90, 110)), Side(105.0, (95, 115)), "speed", True, "+5.0% (within noise: the 95% intervals overlap)"),
+    (Side(100.0, (98, 102)), Side(50.0, (49, 51), contended=True), "speed", True,
+     "-50.0% (not compared: B timed while other processes used the machine)"),
+    (Side(0.40, (0.36, 0.44)), Side(0.52, (0.48, 0.56)), "accuracy", True, "+12.00 points (better)"),
+    (Side(0.40, (0.36, 0.44)), Side(0.388, (0.35, 0.43)), "accuracy", True,
+     "-1.20 points (within noise: the 95% intervals overlap)"),
+    (Side(0.05), Side(0.07), "points", None, "+2.00 points (higher; no interval to judge it by)"),
+    (Side(1.50), Side(1.40), "difference", None, "-0.1000 (lower; no interval to judge it by)"),
+    (Side(173.5), Side(264.6), "shared", None,
+     "+52.5% (measured in the jobs, beside other jobs: not a speed comparison)"),
+    (Side(0.4), Side(0.4), "accuracy", True, "unchanged"),
+    (Side(None), Side(0.4), "accuracy", True, "n/a (only in the second run)"),
 ])
-def test_changes_are_described_with_their_direction_and_size(before, after, kind, higher, expected):
+def test_a_change_is_called_only_where_the_intervals_separate(before, after, kind, higher, expected):
     assert describe_change(before, after, kind, higher) == expected
 
 
-def test_compare_lists_a_backend_that_only_one_run_has():
-    a = {"members": {"jax": {"test_accuracy": 0.4}}, "ensemble": {}, "recommended": {}}
-    b = {"members": {"jax": {"test_accuracy": 0.4}, "torch": {"test_accuracy": 0.3}},
-         "ensemble": {}, "recommended": {}}
+def test_compare_lists_a_backend_that_only_one_run_has(tmp_path):
+    a = reanalyse(write_run(tmp_path / "a", RunSpec(run_id="a1", backends=("jax",))))
+    b = reanalyse(write_run(tmp_path / "b", RunSpec(run_id="b1", backends=("jax", "torch"))))
     rows = {(r.subject, r.figure): r.change for r in compare(a, b)}
     assert rows[("torch", "test accuracy")] == "n/a (only in the second run)"
     assert rows[("jax", "test accuracy")] == "unchanged"

@@ -152,8 +152,12 @@ def test_a_run_resumes_only_with_the_same_model_file(tmp_path):
 
 def test_kbench_compare_names_another_model_a_run_from_before_models_counts_as_the_seeds():
     from harness.compare_runs import differences_in_setup
+    from harness.scoring.record import RunAnalysis
 
-    seed_run, older_run = {"profile": "smoke", "model": "seed"}, {"profile": "smoke"}
+    def run(**settings):
+        return RunAnalysis(run_id="r", method="seed", settings={"profile": {"name": "smoke"}, **settings})
+
+    seed_run, older_run = run(model={"name": "seed"}), run()
     assert differences_in_setup(seed_run, older_run) == []
-    assert differences_in_setup(seed_run, {"profile": "smoke", "model": "resnet-small"}) == [
+    assert differences_in_setup(seed_run, run(model={"name": "resnet-small"})) == [
         "the runs differ in model: 'seed' vs 'resnet-small'"]

@@ -11,11 +11,13 @@ from harness.report.formats import DASH, num, pct, rate
 from harness.scoring.record import RunAnalysis
 
 COLUMNS = ["Train img/s", "95% interval", "IQR", "Step ms", "Infer img/s", "95% interval", "Batch ms",
-           "Train MFU", "Infer MFU", "Threads", "Layout", "JIT"]
+           "Train MFU", "Infer MFU", "Threads", "Layout", "JIT", "Outside load"]
 WHY = ("Medians of per-step times, with a bootstrap 95% interval of the median and the interquartile range "
        "(IQR) of the steps; a backend is called the fastest only where its interval is clear of the next one's. "
        "MFU is the model's FLOP rate over the machine's ceiling: the best float32 matmul rate any kernel reached "
-       "here at the same thread count.")
+       "here at the same thread count. Outside load: the CPU other processes used while the backend was timed "
+       "(the larger of training and inference), in cores; a figure timed while it was above a tenth of a core, "
+       "or while the VM or container was held back, is marked contended and never ranked.")
 
 
 def _span(figures: dict[str, Any], low: str, high: str) -> str:
@@ -31,7 +33,8 @@ def speed_view(analysis: RunAnalysis) -> dict[str, Any]:
                             "why": WHY, "columns": COLUMNS, "rows": [],
                             "problems": sorted((section.get("problems") or {}).items()),
                             "above_ceiling": sorted((section.get("above_ceiling") or {}).items()),
-                            "ranking": [], "ceilings": []}
+                            "ranking": [], "ceilings": [], "notes": [],
+                            "shared": section.get("shared") or ""}
     if not view["available"]:
         return view
     for name, row in (section.get("backends") or {}).items():
@@ -46,7 +49,13 @@ def speed_view(analysis: RunAnalysis) -> dict[str, Any]:
             num(train_ms.get("median"), 1), rate(infer.get("median")), _span(infer, "ci_low", "ci_high"),
             num(infer_ms.get("median"), 1), pct(row.get("train_mfu")), pct(row.get("inference_mfu")),
             str(config.get("threads") or DASH), str(config.get("image_data_format") or DASH),
-            _jit(config.get("jit_compile"))]})
+            _jit(config.get("jit_compile")), _outside(row)]})
+        for part, label in (("train", "training"), ("predict", "inference")):
+            load = (row.get("load") or {}).get(part) or {}
+            if load.get("contended"):
+                view["notes"].append((name, f"{label} timed on a shared machine: {'; '.join(load.get('reasons') or [])}"))
+        if (row.get("modes") or {}).get("text"):
+            view["notes"].append((name, f"training speed in {row['modes']['text']}"))
     ranking = section.get("ranking") or {}
     view["ranking"] = [text for text in (ranking.get("train"), ranking.get("predict")) if text]
     for entry in section.get("ceilings") or []:
@@ -80,6 +89,15 @@ def ceiling_facts(analysis: RunAnalysis) -> list[tuple[str, str]]:
                  if entry["above_peak"] else "")
         facts.append(("Theoretical peak", entry["peak"] + above))
     return facts
+
+
+def _outside(row: dict[str, Any]) -> str:
+    """The most CPU other processes used during the backend's timed sections, and whether it was contended."""
+    loads = [load for load in (row.get("load") or {}).values() if load]
+    if not loads:
+        return DASH
+    worst = max(float(load.get("others_cores") or 0.0) for load in loads)
+    return f"{worst:.2f} cores" + (", contended" if any(load.get("contended") for load in loads) else "")
 
 
 def _jit(value) -> str:

@@ -398,6 +398,8 @@ def headline(analysis: RunAnalysis) -> list[str]:
     speed = analysis.speed or {}
     if speed.get("available"):
         lines += [text + "." for text in (speed.get("ranking") or {}).values() if text]
+        if speed.get("shared"):
+            lines.append(speed["shared"] + ".")
     bundled = (analysis.settings.get("dataset") or {}).get("bundled")
     if bundled:
         lines.append(f"Data: {bundled}.")

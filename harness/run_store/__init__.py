@@ -193,6 +193,8 @@ class RunStore:
             merged = dict(existing)
             merged["backends"] = sorted(set(existing.get("backends", [])) | set(settings.get("backends", [])))
             merged["resumed_at"] = settings.get("created_at")
+            if "timing" in settings:  # how this session times (--quiet-wait): not what any job computes
+                merged["timing"] = settings["timing"]
             if isinstance(merged.get("profile"), dict) and isinstance(settings.get("profile"), dict):
                 merged["profile"] = dict(merged["profile"], **{k: settings["profile"][k] for k in phases.timing_fields()
                                                                if k in settings["profile"]})

@@ -16,7 +16,14 @@ other jobs shared the machine, are not used here.
   so the best of them all is the machine's), with every kernel's rate and the
   theoretical peak beside it.
 * ``ranking``: one sentence per figure naming the fastest backend only where
-  its interval is separated from the next one's; otherwise, who is tied.
+  its interval is separated from the next one's; otherwise, who is tied. A
+  backend timed while other processes used the machine (``contended``) is
+  never ranked, and the sentence says so.
+* ``backends[name]["load"]``: what else the machine did while each section
+  was timed (``harness.workload.machine_load``), with ``contended`` and why;
+  ``modes``: the training segments' speeds, grouped into modes when they fall
+  apart (a backend that runs at two speeds shows both, never one by chance).
+* ``shared``: one sentence when any figure was timed on a shared machine, and how much.
 * ``above_ceiling``: every MFU above 100%, which means the ceiling is wrong.
 """
 from __future__ import annotations
@@ -105,6 +112,76 @@ def configuration(result: dict) -> dict[str, Any]:
             "threads_in_effect": env.get("threads"), "variables": env.get("variables") or {}}
 
 
+MODE_GAP = 1.25
+"""Segments whose speeds differ by more than this factor (with none between them) are separate modes:
+well above the 1-2% spread of a steady backend's segments, well below the factor two of a time-shared core."""
+
+
+def segment_rates(result: dict) -> list[dict[str, Any]]:
+    """Each training segment's img/s (its median step) and whether it was timed on a shared machine."""
+    train = result.get("train") or {}
+    steps, batch = train.get("step_s") or [], int(train.get("images_per_step") or 1)
+    found = []
+    for segment in train.get("segments") or []:
+        first, count = int(segment.get("first_step") or 0), int(segment.get("steps") or 0)
+        timed = sorted(steps[first:first + count])
+        if not timed:
+            continue
+        median = timed[len(timed) // 2] if len(timed) % 2 else (timed[len(timed) // 2 - 1] + timed[len(timed) // 2]) / 2
+        load = segment.get("load") or {}
+        found.append({"images_per_s": round(batch / median, 1) if median > 0 else None,
+                      "contended": bool(load.get("contended")), "others_cores": load.get("others_cores")})
+    return found
+
+
+def modes(segments: list[dict[str, Any]], gap: float = MODE_GAP) -> dict[str, Any]:
+    """The segments' speeds grouped into modes: sorted, split where one is ``gap`` times the one below.
+
+    ``{"count", "modes": [{"images_per_s" (mean), "segments", "contended"}], "text"}``; one mode means the
+    segments agree.
+    """
+    rates = sorted((s for s in segments if s.get("images_per_s")), key=lambda s: s["images_per_s"])
+    groups: list[list[dict[str, Any]]] = []
+    for segment in rates:
+        if groups and segment["images_per_s"] <= groups[-1][-1]["images_per_s"] * gap:
+            groups[-1].append(segment)
+        else:
+            groups.append([segment])
+    found = [{"images_per_s": round(sum(s["images_per_s"] for s in g) / len(g), 1), "segments": len(g),
+              "contended": sum(1 for s in g if s["contended"])} for g in groups]
+    text = ""
+    if len(found) > 1:
+        fastest = found[-1]
+        text = (f"{_count_word(len(found))} modes, "
+                + " and ".join(f"{_img_s(m['images_per_s'])}" for m in found)
+                + f" img/s, {fastest['segments']} of {len(rates)} segments fast")
+        slow_contended = sum(m["contended"] for m in found[:-1])
+        slow_total = sum(m["segments"] for m in found[:-1])
+        if slow_contended:
+            text += (f"; {slow_contended} of the {slow_total} slower segment(s) ran while other processes "
+                     "used the machine")
+    return {"count": len(found), "modes": found, "text": text}
+
+
+def _count_word(n: int) -> str:
+    return {2: "two", 3: "three", 4: "four"}.get(n, str(n))
+
+
+def load_figures(reading: dict | None) -> dict[str, Any] | None:
+    """The parts of a section's load reading the report shows, with ``contended`` and why."""
+    if not reading:
+        return None
+    keep = ("others_cores", "others_on_own_cpus_cores", "steal_share", "pressure_some_share", "contended",
+            "reasons", "seconds")
+    return {k: reading.get(k) for k in keep if reading.get(k) is not None}
+
+
+def contention(row: dict[str, Any], section: str) -> str | None:
+    """Why a section of a backend's row counts as timed on a shared machine, or None."""
+    load = (row.get("load") or {}).get(section) or {}
+    return "; ".join(load.get("reasons") or []) or None if load.get("contended") else None
+
+
 def summarise(results: dict[str, dict], problems: dict[str, str]) -> dict[str, Any]:
     """The run's speed section (see the module docstring)."""
     if not results:
@@ -126,6 +203,9 @@ def summarise(results: dict[str, dict], problems: dict[str, str]) -> dict[str, A
             "ceiling_gflops": best.get("gflops"),
             "machine": key[0],
             "slowdown": settings.get("slowdown"),
+            "load": {section: load_figures((result.get("load") or {}).get(section))
+                     for section in ("train", "predict") if (result.get("load") or {}).get(section)},
+            "modes": modes(segment_rates(result)),
         }
         if predict.get("batch_s"):
             row["predict"] = rate_figures(predict["batch_s"], int(predict.get("images_per_batch") or 1))
@@ -152,11 +232,10 @@ def summarise(results: dict[str, dict], problems: dict[str, str]) -> dict[str, A
         "backends": backends,
         "ceilings": [dict(entry, machine_id=machine) for (machine, _), entry in sorted(machine_ceilings.items())],
         "ranking": {
-            "train": intervals.ranking(_ranked(backends, "train"), higher_is_better=True, noun="fastest to train",
-                                       fmt=_img_s, unit="img/s"),
-            "predict": intervals.ranking(_ranked(backends, "predict"), higher_is_better=True,
-                                         noun="fastest to infer", fmt=_img_s, unit="img/s"),
+            "train": _ranking(backends, "train", "fastest to train"),
+            "predict": _ranking(backends, "predict", "fastest to infer"),
         },
+        "shared": shared_sentence(backends),
         "above_ceiling": above,
         "problems": dict(problems),
     }
@@ -164,6 +243,31 @@ def summarise(results: dict[str, dict], problems: dict[str, str]) -> dict[str, A
 
 def _img_s(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def _ranking(backends: dict[str, Any], part: str, noun: str) -> str:
+    """Who is fastest, among the backends timed on a quiet machine; the others named as left out."""
+    left_out = sorted(name for name, row in backends.items() if contention(row, part))
+    sentence = intervals.ranking(_ranked({n: r for n, r in backends.items() if n not in left_out}, part),
+                                 higher_is_better=True, noun=noun, fmt=_img_s, unit="img/s")
+    if left_out:
+        sentence += (f"; {', '.join(left_out)} not ranked: timed while other processes used the machine")
+    return sentence
+
+
+def shared_sentence(backends: dict[str, Any]) -> str:
+    """One line when any section was timed on a shared machine: which, and how much; "" when none was."""
+    worst: dict[str, float] = {}
+    for name, row in backends.items():
+        for section in ("train", "predict"):
+            if contention(row, section):
+                load = row["load"][section]
+                worst[name] = max(worst.get(name, 0.0), float(load.get("others_cores") or 0.0))
+    if not worst:
+        return ""
+    return (f"The machine was shared while {', '.join(sorted(worst))} {'was' if len(worst) == 1 else 'were'} "
+            f"timed: other processes used up to {max(worst.values()):.2f} of a core; those figures are marked "
+            "contended and not ranked")
 
 
 def _ranked(backends: dict[str, Any], part: str) -> dict[str, tuple[float, float | None, float | None]]:

@@ -8,10 +8,12 @@ only for this measurement), and the backend's own matmul (TensorFlow's and
 PyTorch's, XLA's for JAX, Theano's BLAS, CNTK's MKL). Each kernel is measured
 once per machine and thread count and kept in the shared cache
 (``layout.ceiling_cache_path``), so every speed job of every run on the same
-machine adds its kernels and reads everyone's; the harness takes the best. A
-rate measured while the machine was oversubscribed (1-minute load above its
-cores) is measured again by the next job, keeping the better one. Delete the
-cache file to measure from scratch.
+machine adds its kernels and reads everyone's; the harness takes the best. Delete the
+cache file to measure from scratch. Each kernel is timed once the machine has been
+quiet for a few seconds (waiting at most the run's limit) and with the outside
+load read around it (``machine_load``): a rate measured while others used the
+machine is marked contended in the cache and measured again by the next job,
+which keeps the better of the two.
 
 The theoretical peak (cores x clock x float32 FLOP per cycle from the CPU's
 vector flags) is shown beside it where the CPU says enough to compute one.
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from harness.workload import layout
+from harness.workload import layout, machine_load
 
 SIZE = 2048
 """Square matrices: 17.2 GFLOP a multiply, large enough that every kernel runs at its best."""
@@ -199,8 +201,11 @@ def _load():
 
 
 def _busy(kernel):
-    """Whether a cached rate was measured while more was runnable than the machine has cores:
-    then it may be low, and it is measured again (the better of the two is kept)."""
+    """Whether a cached rate was measured while others used the machine (its load reading says so; a
+    rate cached before readings existed: when more was runnable than the machine has cores): then it
+    may be low, and it is measured again (the better of the two is kept)."""
+    if "contended" in kernel:
+        return bool(kernel["contended"])
     load, cpus = kernel.get("load_1min"), kernel.get("cpus") or os.cpu_count() or 1
     return load is None or load > cpus
 
@@ -214,12 +219,13 @@ def _read(path):
         return {}
 
 
-def measure(backend, threads, cache_root, say=None):
+def measure(backend, threads, cache_root, say=None, wait=None):
     """Every kernel's rate on this machine at ``threads`` threads: cached ones read, missing ones measured.
 
     Returns ``{"machine", "threads", "kernels": {name: {"gflops", "what", "measured_at"}},
     "best": {"kernel", "gflops"}, "theoretical_peak": ...}``. A kernel that cannot
-    run here is recorded with its error, not measured.
+    run here is recorded with its error, not measured. ``wait`` is called before each kernel is timed
+    (``machine_load.wait_for_quiet``).
     """
     info = machine()
     path = layout.ceiling_cache_path(cache_root, info["id"], threads)
@@ -230,13 +236,18 @@ def measure(backend, threads, cache_root, say=None):
         if name in cached and cached[name].get("gflops") and not _busy(cached[name]):
             continue
         try:
+            if wait is not None:
+                wait()
             load = _load()
-            value = rate()
+            with machine_load.LoadMeter() as meter:
+                value = rate()
             known = cached.get(name) or {}
             if known.get("gflops") and known["gflops"] >= value:
                 continue  # an earlier measurement on a busier machine still beat this one
             kernels[name] = {"gflops": value, "what": what, "measured_at": time.time(), "load_1min": load,
-                             "cpus": os.cpu_count()}
+                             "cpus": os.cpu_count(), "contended": meter.result.get("contended"),
+                             "outside_load": {k: meter.result.get(k) for k in ("others_cores", "steal_share")},
+                             "load_reasons": meter.result.get("reasons")}
             measured.append(name)
         except Exception as err:  # a kernel this runtime cannot run is noted, never fatal
             kernels[name] = {"gflops": None, "what": what, "error": "%s: %s" % (type(err).__name__, err)}

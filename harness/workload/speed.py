@@ -6,12 +6,21 @@ so its times are the backend's own, not what was left over beside another
 job. Every backend is timed the same way, at the same thread count:
 
 * training: ``SPEED_WARMUP_STEPS`` steps of ``fit`` (tracing, compilation),
-  then ``speed_steps`` steps of one ``fit`` call, each step timed by the same
-  callback the train phase uses (which reads the loss, so asynchronous
-  backends finish the step); the model is the run's, from the run's seed;
+  then ``speed_steps`` steps in ``SEGMENTS`` separate ``fit`` calls (segments),
+  each step timed by the same callback the train phase uses (which reads the
+  loss, so asynchronous backends finish the step); the model is the run's,
+  from the run's seed. A backend whose speed falls into modes (a fast and a
+  slow state that a process keeps for a while) shows them as segments of
+  different speed, instead of one mode drawn by chance;
 * inference: one warm-up batch, then ``speed_predict_batches`` batches of
   ``predict_on_batch``, each timed;
 * the ceiling (``ceiling.measure``): this backend's kernels, once per machine.
+
+Before the timed sections the job waits, up to the run's limit, until nothing
+else has used the machine for a few seconds (``machine_load.wait_for_quiet``),
+and it reads what else the machine did during each segment and section
+(``machine_load.LoadMeter``): a figure timed beside other work is marked
+contended, with how much, instead of passing for the backend's own.
 
 The result keeps every step's time, so the harness can give a median, an
 interquartile range and a bootstrap interval, and compare distributions.
@@ -20,11 +29,38 @@ import time
 
 import numpy as np
 
-from harness.workload import ceiling, data, environment, events, faults, flops, layout, model
+from harness.workload import ceiling, data, environment, events, faults, flops, layout, machine_load, model
 from harness.workload.timing import StepTimer
 
 SPEED_WARMUP_STEPS = 5
 DEFAULT_PREDICT_BATCHES = 20
+SEGMENTS = 6
+"""Separate ``fit`` calls the timed training steps are split into (fewer when the steps are few)."""
+MIN_SEGMENT_STEPS = 5
+DEFAULT_QUIET_WAIT_S = 30.0
+"""How long a job waits for the machine to be quiet before timing, unless the run says otherwise."""
+
+
+def segment_sizes(steps, segments=SEGMENTS, least=MIN_SEGMENT_STEPS):
+    """``steps`` shared out over at most ``segments`` segments of at least ``least`` steps each."""
+    count = max(1, min(segments, steps // least))
+    return [steps // count + (1 if i < steps % count else 0) for i in range(count)]
+
+
+def quiet_wait_s(job):
+    """The run's limit on waiting for quiet (``--quiet-wait``), in seconds."""
+    value = (job.settings.get("timing") or {}).get("quiet_wait_s")
+    return float(DEFAULT_QUIET_WAIT_S if value is None else value)
+
+
+def wait_for_quiet(job, section):
+    """Wait for a quiet machine (bounded); say it when the wait ran out."""
+    waited = machine_load.wait_for_quiet(quiet_wait_s(job))
+    if not waited["quiet"]:
+        job.say("the machine stayed busy for %.0f s (other processes used %.2f of a core); timing the %s "
+                "anyway, marked contended if it still is" % (waited["waited_s"],
+                                                              waited["last"].get("others_cores") or 0, section))
+    return waited
 
 
 def _cycled(n_available, n_wanted, seed):
@@ -65,27 +101,39 @@ def run(job, keras):
     net.fit(x[:warm], y[:warm], batch_size=batch, epochs=1, shuffle=False, verbose=0)
     warmup_s = time.perf_counter() - t
     slowdown = faults.slowdown(job.backend, "speed")
-    timer = StepTimer(keras, job.events, 1, steps, batch, slowdown=slowdown)
+    quiet = {"train": wait_for_quiet(job, "training steps")}
     job.events.emit(events.TIMED_START, section="train", steps=steps)
-    net.fit(x[warm:], y[warm:], batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer.callback])
+    step_s, segments, start = [], [], warm
+    with machine_load.LoadMeter() as train_load:
+        for size in segment_sizes(steps):
+            timer = StepTimer(keras, job.events, 1, size, batch, slowdown=slowdown)
+            end = start + size * batch
+            with machine_load.LoadMeter() as load:
+                net.fit(x[start:end], y[start:end], batch_size=batch, epochs=1, shuffle=False, verbose=0,
+                        callbacks=[timer.callback])
+            segments.append({"first_step": len(step_s), "steps": size, "load": load.result})
+            step_s += timer.step_seconds()
+            start = end
     job.events.emit(events.TIMED_END, section="train")
-    step_s = timer.step_seconds()
 
     predict_batch = profile["predict_batch_size"]
     n_batches = int(profile.get("speed_predict_batches") or DEFAULT_PREDICT_BATCHES)
     test_rows = _cycled(len(prepared.y["test"]), (n_batches + 1) * predict_batch, profile["seed"])
     x_test = prepared.floats("test", test_rows)
     np.asarray(net.predict_on_batch(x_test[:predict_batch]))
+    quiet["predict"] = wait_for_quiet(job, "inference batches")
     job.events.emit(events.TIMED_START, section="predict", batches=n_batches)
     batch_s = []
-    for i in range(1, n_batches + 1):
-        start = time.perf_counter()
-        np.asarray(net.predict_on_batch(x_test[i * predict_batch:(i + 1) * predict_batch]))
-        batch_s.append(time.perf_counter() - start)
+    with machine_load.LoadMeter() as predict_load:
+        for i in range(1, n_batches + 1):
+            start = time.perf_counter()
+            np.asarray(net.predict_on_batch(x_test[i * predict_batch:(i + 1) * predict_batch]))
+            batch_s.append(time.perf_counter() - start)
     job.events.emit(events.TIMED_END, section="predict")
 
     threads = environment.requested_threads() or 1
-    rates = ceiling.measure(job.backend, threads, job.cache_dir, say=job.say)
+    rates = ceiling.measure(job.backend, threads, job.cache_dir, say=job.say,
+                            wait=lambda: machine_load.wait_for_quiet(quiet_wait_s(job)))
     return {
         "schema": layout.SCHEMA_VERSION,
         "kind": "speed",
@@ -97,7 +145,11 @@ def run(job, keras):
                      "warmup_steps": SPEED_WARMUP_STEPS, "predict_batches": n_batches, "threads": threads,
                      "slowdown": slowdown if slowdown != 1.0 else None},
         "train": {"step_s": [round(s, 6) for s in step_s], "warmup_s": round(warmup_s, 4),
-                  "images_per_step": batch},
+                  "images_per_step": batch, "segments": segments},
+        "load": {"train": train_load.result, "predict": predict_load.result,
+                 "quiet_wait": dict((k, {"waited_s": v["waited_s"], "quiet": v["quiet"]}) for k, v in quiet.items()),
+                 "limits": {"others_cores": machine_load.OTHERS_LIMIT_CORES,
+                            "steal_share": machine_load.STEAL_LIMIT}},
         "predict": {"batch_s": [round(s, 6) for s in batch_s], "images_per_batch": predict_batch},
         "flops": cost,
         "ceiling": rates,

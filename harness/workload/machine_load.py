@@ -1,0 +1,252 @@
+"""What else the machine did while a section was timed: outside load, steal, throttling, pressure.
+
+A figure timed "alone" (no other job of the run beside it) can still share
+the machine with anything else: another user's processes, a CI runner's
+neighbours, a busy hypervisor, a container's CPU quota. ``LoadMeter`` reads
+the kernel's own counters before and after a timed section and says how
+much of it was taken by others:
+
+* CPU time used by processes other than this one, from ``/proc/stat`` (the
+  machine's busy time) against this process's own CPU time
+  (``/proc/self/stat``), in cores on average, on the whole machine and on the
+  cores this job may run on (``/proc/stat``'s per-CPU lines);
+* the hypervisor's steal time, as a share of the cores' time;
+* inside a cgroup, CPU throttling (``cpu.stat``: ``nr_throttled``,
+  ``throttled_usec`` or v1's ``throttled_time``) and CPU pressure
+  (``cpu.pressure``, else ``/proc/pressure/cpu``: the share of the time some
+  task waited for a CPU), where readable.
+
+``judge`` turns a reading into a verdict: ``contended`` with how much, when
+others used more than ``OTHERS_LIMIT_CORES`` of a core on average, the
+hypervisor stole more than ``STEAL_LIMIT`` of the time, or the cgroup was
+throttled at all. ``wait_for_quiet`` waits, up to a limit, until the outside
+load has stayed under the limit for a few seconds.
+
+Pure parsing functions take the files' text, so recorded samples test them.
+Python 3.6 syntax and the standard library only: the job imports it.
+"""
+import os
+import time
+
+OTHERS_LIMIT_CORES = 0.10
+"""Outside load above this (cores used by other processes, on average over the section) marks a figure
+contended: docs/methods.md says how it was chosen from quiet and loaded measurements."""
+STEAL_LIMIT = 0.05
+"""Steal above this share of the job's cores' time marks a figure contended (the hypervisor ran others)."""
+QUIET_FOR_S = 3.0
+"""Outside load must stay under the limit this long before a timed section starts."""
+SAMPLE_S = 0.5
+BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")
+"""/proc/stat columns that count as a CPU being busy (guest time is inside user)."""
+STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+# -- parsing (pure) -----------------------------------------------------------------------------
+def parse_proc_stat(text):
+    """``{"cpu": {...}, "cpu0": {...}, ...}``: each line's jiffies by field name."""
+    found = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or not parts[0].startswith("cpu"):
+            continue
+        values = [int(v) for v in parts[1:1 + len(STAT_FIELDS)]]
+        values += [0] * (len(STAT_FIELDS) - len(values))
+        found[parts[0]] = dict(zip(STAT_FIELDS, values))
+    return found
+
+
+def parse_self_stat(text):
+    """This process's CPU time in jiffies (utime + stime) from ``/proc/self/stat``."""
+    after = text.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    return int(after[11]) + int(after[12])  # fields 14 and 15: utime, stime
+
+
+def parse_cgroup_cpu_stat(text):
+    """``{"nr_throttled", "throttled_usec"}`` from a cgroup's ``cpu.stat`` (v2, or v1's nanoseconds)."""
+    values = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            values[parts[0]] = int(parts[1])
+    if "throttled_usec" in values:
+        usec = values["throttled_usec"]
+    elif "throttled_time" in values:
+        usec = values["throttled_time"] // 1000
+    else:
+        usec = None
+    if "nr_throttled" not in values and usec is None:
+        return None
+    return {"nr_throttled": values.get("nr_throttled"), "throttled_usec": usec}
+
+
+def parse_pressure(text):
+    """The ``some`` line's ``total`` (microseconds some task waited for a CPU) from a pressure file."""
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "some":
+            for part in parts[1:]:
+                if part.startswith("total="):
+                    return int(part[len("total="):])
+    return None
+
+
+def cgroup_paths(text, root="/sys/fs/cgroup"):
+    """Where this process's cgroup ``cpu.stat`` and ``cpu.pressure`` may be, from ``/proc/self/cgroup``."""
+    stats, pressures = [], []
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers, path = parts[1], parts[2].lstrip("/")
+        if controllers == "":  # cgroup v2 (or v2 in a hybrid layout)
+            for base in (root, os.path.join(root, "unified")):
+                stats.append(os.path.join(base, path, "cpu.stat"))
+                pressures.append(os.path.join(base, path, "cpu.pressure"))
+        elif "cpu" in controllers.split(","):
+            for name in (controllers, "cpu", "cpu,cpuacct"):
+                stats.append(os.path.join(root, name, path, "cpu.stat"))
+    pressures.append("/proc/pressure/cpu")
+    return stats, pressures
+
+
+# -- reading the machine -------------------------------------------------------------------------
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _first(paths, parse):
+    for path in paths:
+        text = _read(path)
+        if text is not None:
+            value = parse(text)
+            if value is not None:
+                return path, value
+    return None, None
+
+
+def _own_cpus():
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+class Snapshot(object):
+    """The counters at one moment."""
+
+    def __init__(self):
+        self.wall = time.monotonic()
+        self.stat = parse_proc_stat(_read("/proc/stat") or "")
+        own = _read("/proc/self/stat")
+        self.own_jiffies = parse_self_stat(own) if own else None
+        stats, pressures = cgroup_paths(_read("/proc/self/cgroup") or "")
+        self.cgroup_path, self.cgroup = _first(stats, parse_cgroup_cpu_stat)
+        self.pressure_path, self.pressure = _first(pressures, parse_pressure)
+
+
+def _busy(line):
+    return sum(line.get(k, 0) for k in BUSY_FIELDS)
+
+
+def _total(line):
+    return sum(line.get(k, 0) for k in STAT_FIELDS)
+
+
+def reading(before, after, cpus=None, hz=None):
+    """What the machine did between two snapshots (see the module docstring), in cores and shares."""
+    hz = hz or os.sysconf("SC_CLK_TCK")
+    wall = max(after.wall - before.wall, 1e-9)
+    cpus = cpus if cpus is not None else _own_cpus()
+    out = {"seconds": round(wall, 3), "cpus": list(cpus)}
+    if "cpu" not in before.stat or "cpu" not in after.stat:
+        out["unreadable"] = "/proc/stat cannot be read"
+        return out
+    delta = dict((k, after.stat["cpu"][k] - before.stat["cpu"][k]) for k in STAT_FIELDS)
+    busy_s = _busy(delta) / float(hz)
+    own_s = ((after.own_jiffies - before.own_jiffies) / float(hz)
+             if before.own_jiffies is not None and after.own_jiffies is not None else 0.0)
+    out["own_cores"] = round(own_s / wall, 3)
+    out["machine_busy_cores"] = round(busy_s / wall, 3)
+    out["others_cores"] = round(max(0.0, busy_s - own_s) / wall, 3)
+    own_lines = ["cpu%d" % c for c in cpus if "cpu%d" % c in before.stat and "cpu%d" % c in after.stat]
+    if own_lines:
+        own_busy = sum(_busy(after.stat[n]) - _busy(before.stat[n]) for n in own_lines) / float(hz)
+        own_total = sum(_total(after.stat[n]) - _total(before.stat[n]) for n in own_lines)
+        own_steal = sum(after.stat[n]["steal"] - before.stat[n]["steal"] for n in own_lines)
+        out["others_on_own_cpus_cores"] = round(max(0.0, own_busy - own_s) / wall, 3)
+        out["steal_share"] = round(own_steal / float(own_total), 4) if own_total > 0 else 0.0
+    if before.cgroup is not None and after.cgroup is not None:
+        throttled = dict((k, (after.cgroup[k] - before.cgroup[k])
+                          if after.cgroup.get(k) is not None and before.cgroup.get(k) is not None else None)
+                         for k in ("nr_throttled", "throttled_usec"))
+        out["cgroup"] = dict(throttled, path=after.cgroup_path)
+    if before.pressure is not None and after.pressure is not None:
+        out["pressure_some_share"] = round((after.pressure - before.pressure) / (wall * 1e6), 4)
+        out["pressure_path"] = after.pressure_path
+    return out
+
+
+def judge(measured):
+    """``{"contended": bool, "reasons": [...]}`` for a reading: the rule in the module docstring."""
+    reasons = []
+    if measured.get("unreadable"):
+        return {"contended": None, "reasons": [measured["unreadable"]]}
+    others = measured.get("others_cores") or 0.0
+    if others > OTHERS_LIMIT_CORES:
+        reasons.append("other processes used %.2f of a core (limit %.2f)" % (others, OTHERS_LIMIT_CORES))
+    steal = measured.get("steal_share") or 0.0
+    if steal > STEAL_LIMIT:
+        reasons.append("the hypervisor stole %.0f%% of the cores' time (limit %.0f%%)"
+                       % (100 * steal, 100 * STEAL_LIMIT))
+    cgroup = measured.get("cgroup") or {}
+    if (cgroup.get("nr_throttled") or 0) > 0:
+        reasons.append("the container was throttled %d time(s), %.2f s in all"
+                       % (cgroup["nr_throttled"], (cgroup.get("throttled_usec") or 0) / 1e6))
+    return {"contended": bool(reasons), "reasons": reasons}
+
+
+class LoadMeter(object):
+    """``with LoadMeter() as meter: ...`` then ``meter.result``: the reading and its verdict."""
+
+    def __init__(self, cpus=None):
+        self.cpus = cpus
+        self.before = None
+        self.result = None
+
+    def __enter__(self):
+        self.before = Snapshot()
+        return self
+
+    def __exit__(self, *exc):
+        measured = reading(self.before, Snapshot(), self.cpus)
+        measured.update(judge(measured))
+        self.result = measured
+        return False
+
+
+def wait_for_quiet(limit_s, quiet_for_s=QUIET_FOR_S, sample_s=SAMPLE_S, sleep=time.sleep):
+    """Wait until outside load has stayed under the limit for ``quiet_for_s``, at most ``limit_s`` seconds.
+
+    Returns ``{"waited_s", "quiet": bool, "last": reading}``: quiet False when the limit came first (the
+    section is then timed anyway, and its own reading says whether it was contended).
+    """
+    started = time.monotonic()
+    quiet_since = None
+    last = None
+    while True:
+        before = Snapshot()
+        sleep(sample_s)
+        last = reading(before, Snapshot())
+        now = time.monotonic()
+        if judge(last)["contended"]:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now - sample_s
+        if quiet_since is not None and now - quiet_since >= quiet_for_s:
+            return {"waited_s": round(now - started, 2), "quiet": True, "last": last}
+        if now - started >= limit_s:
+            return {"waited_s": round(now - started, 2), "quiet": False, "last": last}

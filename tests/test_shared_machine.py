@@ -1,0 +1,80 @@
+"""Speed on a shared machine: figures timed beside other work are marked, never ranked, and never gate.
+
+Synthetic run folders in the real layout (``tests.run_fixtures``): a backend
+whose speed job read 0.85 of a core of outside load, one whose segments fell
+into two modes; and pytest-benchmark samples for the gate.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from harness.report import render_reports
+from harness.run_end import reanalyse
+from harness.scoring import speed
+from harness.speed_gate import fastest_process, judge
+from tests.run_fixtures import RunSpec, write_run
+from tests.test_speed_gate import run
+
+
+def test_a_contended_backend_is_marked_not_ranked_and_the_summary_says_the_machine_was_shared(tmp_path):
+    analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax", "torch"),
+                                                     outside_load={"torch": 0.85})))
+    section = analysis.speed
+    assert section["backends"]["torch"]["load"]["train"]["contended"] is True
+    assert section["backends"]["jax"]["load"]["train"]["contended"] is False
+    for sentence in section["ranking"].values():
+        assert sentence.endswith("; torch not ranked: timed while other processes used the machine")
+        assert not sentence.startswith("torch")
+    assert section["shared"] == ("The machine was shared while torch was timed: other processes used up to 0.85 "
+                                 "of a core; those figures are marked contended and not ranked")
+    markdown = render_reports(analysis)["md"].decode()
+    assert "0.85 cores, contended |" in markdown and "0.01 cores |" in markdown
+    assert "torch: training timed on a shared machine: other processes used 0.85 of a core (limit 0.10)." in markdown
+    assert section["shared"] + "." in markdown  # in the summary at the top
+
+
+def test_a_quiet_run_says_nothing_of_sharing(tmp_path):
+    analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"))))
+    assert analysis.speed["shared"] == ""
+    assert "not ranked" not in " ".join(analysis.speed["ranking"].values())
+    assert "shared machine" not in render_reports(analysis)["md"].decode()
+
+
+def test_segments_in_two_modes_are_reported_as_modes_not_one_speed(tmp_path):
+    analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"), slow_segments={"tensorflow": 2},
+                                                     step_ms={"tensorflow": 40.0, "jax": 60.0})))
+    found = analysis.speed["backends"]["tensorflow"]["modes"]
+    assert found["count"] == 2 and [m["segments"] for m in found["modes"]] == [2, 4]
+    slow, fast = (m["images_per_s"] for m in found["modes"])
+    assert 1.9 < fast / slow < 2.1
+    assert found["text"].startswith(f"two modes, {slow:,.0f} and {fast:,.0f} img/s, 4 of 6 segments fast")
+    assert analysis.speed["backends"]["jax"]["modes"]["count"] == 1
+    assert f"tensorflow: training speed in {found['text']}." in render_reports(analysis)["md"].decode()
+
+
+def test_modes_split_only_where_the_segments_fall_apart():
+    def segs(*rates):
+        return [{"images_per_s": r, "contended": False} for r in rates]
+    assert speed.modes(segs(610, 614, 618, 612))["count"] == 1
+    assert speed.modes(segs(310, 614, 770))["count"] == 3
+    assert speed.modes(segs(500, 600, 700))["count"] == 1  # each within 25% of the next: one spread, not modes
+
+
+def test_the_gate_gives_no_verdict_on_a_side_timed_on_a_busy_machine():
+    base, candidate = run(1), run(2, scale={"jax": 1.5})
+    busy = {**candidate, "jax": replace(candidate["jax"], contended="other processes used 0.85 of a core")}
+    report = judge(base, busy)
+    verdict = {v.backend: v for v in report.verdicts}["jax"]
+    assert verdict.state == "busy" and not report.failed
+    assert report.lines()[0] == ("jax: busy: no verdict: the machine was busy while the candidate was timed "
+                                 "(other processes used 0.85 of a core); time it again on a quiet machine")
+    assert "1 busy" in report.summary() and report.summary().startswith("no regression")
+    assert judge(base, candidate).failed  # the same slowdown, timed on a quiet machine, fails the gate
+
+
+def test_the_fastest_process_is_taken_from_those_timed_on_a_quiet_machine():
+    quick_but_busy = {k: replace(v, step_ms=[ms * 0.5 for ms in v.step_ms], contended="busy")
+                      for k, v in run(1).items()}
+    quiet = run(2)
+    assert fastest_process([quick_but_busy, quiet])["jax"] is quiet["jax"]
+    assert fastest_process([quick_but_busy])["jax"] is quick_but_busy["jax"]  # with no quiet one, what there is
