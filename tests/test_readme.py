@@ -111,3 +111,24 @@ def test_the_link_checks_see_what_they_should(tmp_path):
                     "## Options\n## Options\n## 9. Each backend's knobs (two)\n")
     assert [target for _, target in links(page)] == ["x.md#b", "img.png"]
     assert anchors(page) == {"the-kbench-command", "options", "options-1", "9-each-backends-knobs-two"}
+
+
+# -- the README's options table is the option table's ---------------------------------------------------
+def readme_option_flags() -> set[str]:
+    """Every ``--flag`` named in the first column of the README's Options table."""
+    section = README.read_text(encoding="utf-8").split("## Options", 1)[1].split("\n## ", 1)[0]
+    return {flag for line in section.splitlines() if line.startswith("| `")
+            for flag in re.findall(r"`(--[a-z0-9*-]+)`", line.split("|")[1])}
+
+
+def test_the_readme_lists_every_option_of_the_table_and_no_other():
+    """The options are declared once (``harness.options``); the README's table names each of them (the
+    Kubernetes executor's as ``--k8s-*``, explained in docs/kubernetes.md)."""
+    from harness import options
+
+    declared = {o.flag for o in options.all_options()}
+    listed = readme_option_flags()
+    kubernetes = {f for f in declared if f.startswith("--k8s-")}
+    assert "--k8s-*" in listed and kubernetes
+    assert declared - kubernetes - listed == set(), "options missing from the README's table"
+    assert listed - declared - {"--k8s-*"} == set(), "the README's table names options that do not exist"
