@@ -6,18 +6,20 @@
 #   benchmarks/gpu_check.sh                  on the GPU machine: the benchmark itself (under 10 minutes)
 #
 # For a machine whose Python has CUDA builds of JAX and PyTorch but no Keras, and
-# no registry to install from. Carry .kbench/wheels/cpXY there (Keras 3.15.1 and
-# its dependencies, and the harness's own where that Python lacks them: about
-# 35 MB in all); a wheel is unpacked into a temporary folder on PYTHONPATH only
-# when that Python does not have its distribution already, so nothing of the
-# machine's is replaced. Then it runs
+# no registry to install from. Carry .kbench/wheels/cpXY there: Keras 3.15.1 and
+# its dependencies, and the harness's own in case that Python lacks them (about
+# 35 MB for one Python version; numpy is not carried, JAX brings it). A wheel is
+# unpacked into a temporary folder on PYTHONPATH only when that Python does not
+# have its distribution already, so nothing of the machine's is replaced. Then
 #
 #   pytest benchmarks/ --backend jax,torch --device gpu --runtime current --profile default
 #
-# with the harness from this checkout (on PYTHONPATH, its plugin named with -p
-# harness.pytest_plugin: it is not installed there), the bundled CIFAR-10 sample (--dataset auto, offline) and a
-# 9-minute limit, and writes the report, the pytest-benchmark JSON, the log and
-# every job's result and log under $OUT (else reports/out/gpu-check).
+# runs with the harness from this checkout (on PYTHONPATH; its plugin named with
+# -p harness.pytest_plugin unless installed), the bundled CIFAR-10 sample
+# (--dataset auto, offline) and a 9-minute limit, and writes the report, the
+# pytest-benchmark JSON, the log and every job's result and log under $OUT (else
+# reports/out/gpu-check). With the device tool: run `--probe`, then `--fetch` here
+# with the version it printed, then the run with carry [".kbench/wheels/cpXY"].
 # KBENCH_CHECK_DEVICE=cpu and KBENCH_CHECK_PROFILE=smoke try the plumbing on a CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,7 @@ LIMIT_S="${KBENCH_CHECK_LIMIT_S:-540}"
 # What `import keras` needs besides numpy, then what the harness imports for a local run.
 KERAS_WHEELS="keras==3.15.1 absl-py rich markdown-it-py mdurl pygments namex optree h5py ml-dtypes packaging
               typing-extensions"
-HARNESS_WHEELS="numpy==2.4.6 pillow==13.0.0 jinja2==3.1.6 markupsafe matplotlib==3.11.2 contourpy cycler fonttools
+HARNESS_WHEELS="pillow==13.0.0 jinja2==3.1.6 markupsafe matplotlib==3.11.2 contourpy cycler fonttools
                 kiwisolver pyparsing python-dateutil six psutil==7.2.2 pytest==9.2.0 pluggy iniconfig
                 pytest-benchmark==5.3.1 py-cpuinfo"
 MODULES="keras numpy PIL jinja2 matplotlib psutil pytest pytest_benchmark jax torch"
