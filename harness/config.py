@@ -54,6 +54,9 @@ class RunConfig:
     speed_threads: int | None = None
     """Threads of every job that runs alone (speed); None: 1, the same for every backend."""
     job_timeout_s: float | None = None
+    runtime: str = "managed"
+    """Where the Keras 3 backends run: ``managed`` (the harness's runtimes) or ``current`` (the Python
+    that runs the harness, as it is); Keras 2's backends always run in their managed runtime."""
     executor_settings: dict[str, Any] = field(default_factory=dict)
     record_baseline: bool = False
     """Write this run's accuracies as the profile's baseline instead of checking them."""

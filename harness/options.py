@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import backends as backend_registry
-from harness import baselines, dataset_choice, executors, models, names, phases, profiles
+from harness import baselines, dataset_choice, executors, models, names, phases, profiles, runtimes
 from harness.config import (
     RunConfig,
     model_run_id,
@@ -48,6 +48,10 @@ RUN: tuple[Option, ...] = (
     Option("--backend", f"backends to run: one name, a comma list, or all ({backend_registry.valid_choices()})",
            "all", metavar="NAMES"),
     Option("--executor", f"where jobs run: {', '.join(executors.names())}", "local", metavar="NAME"),
+    Option("--runtime", "managed: each Keras line in an environment the harness builds under --work-dir; "
+           "current: TensorFlow, JAX and PyTorch in the Python that runs pytest, with whatever versions and "
+           "builds it has (Theano and CNTK keep their managed runtime; local executor)", "managed",
+           runtimes.check_mode, "managed|current"),
     Option("--model", "the model to benchmark: a shipped one (" + ", ".join(models.shipped())
            + "), the path of a model file (a .py defining build(keras, input_shape, n_classes)), or a comma "
            "list of them: one run each, cases named <model>-<backend>", models.DEFAULT, metavar="NAMES"),
@@ -172,6 +176,20 @@ def parse_ensemble(name: str) -> str:
         raise ConfigError(f"--ensemble: {err}") from None
 
 
+def parse_runtime(value: Any, executor: str) -> str:
+    """``--runtime``: ``current`` is this machine's Python, so only the local executor can run it."""
+    mode = str(value or defaults()["runtime"])
+    try:
+        runtimes.check_mode(mode)
+    except ValueError as err:
+        raise ConfigError(f"--runtime {mode}: {err}") from None
+    if mode == "current" and executor != "local":
+        raise ConfigError(f"--runtime current runs the backends in the Python that runs pytest, on this "
+                          f"machine; the {executor} executor runs its own images: drop --runtime current or "
+                          "use --executor local")
+    return mode
+
+
 def parse_report_images(value: Any) -> int:
     return parse_positive_int("--report-images", value) or int(defaults()["report_images"])
 
@@ -196,12 +214,13 @@ def build_runs(values: Mapping[str, Any], root: Path, cwd: Path) -> list[RunConf
     if count > 1 and values.get("record_baseline"):
         raise ConfigError("--record-baseline writes one run's accuracies; record it without --repeats")
     chosen = tuple(backend_registry.parse_backends(values["backend"]))
+    runtime = parse_runtime(values.get("runtime"), executor)
     profile = profiles.get(values["profile"])
     specs = models.parse(values.get("model"), cwd)
     shared = folder(values, "shared_dir", root, cwd)
     baselines_dir = baselines_folder(values, root, cwd)
     common = {
-        "backends": chosen, "executor": executor, "profile": profile,
+        "backends": chosen, "executor": executor, "runtime": runtime, "profile": profile,
         "dataset": dataset_choice.parse(values.get("dataset"), cwd, shared), "shared_dir": shared,
         "work_dir": folder(values, "work_dir", root, cwd), "reports_dir": folder(values, "reports_dir", root, cwd),
         "history_dir": history_dir(values, shared, cwd), "baselines_dir": baselines_dir,

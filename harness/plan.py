@@ -28,14 +28,15 @@ def slowest_first(backends: Sequence[Backend]) -> list[Backend]:
 
 
 def jobs(run_id: str, backends: Sequence[Backend], planned: Sequence[str], threads: int, alone_threads: int,
-         timeout_s: float) -> list[JobSpec]:
+         timeout_s: float, device: Callable[[Backend], str] = lambda backend: "cpu") -> list[JobSpec]:
     """One job per planned phase and backend, phase by phase, the slowest backend first; a job that runs
-    alone gets ``alone_threads`` (the same for every backend), the others ``threads``."""
+    alone gets ``alone_threads`` (the same for every backend), the others ``threads``; each computes on
+    its backend's ``device`` (the executor's: ``cpu`` or ``gpu``)."""
     found = []
     for phase in planned:
         n = alone_threads if phases.alone(phase) else threads
         for backend in slowest_first(backends):
-            found.append(JobSpec(run_id, backend, phase, tuning.job_env(backend, n), timeout_s, n))
+            found.append(JobSpec(run_id, backend, phase, tuning.job_env(backend, n, device(backend)), timeout_s, n))
     return found
 
 

@@ -34,7 +34,7 @@ def check_model(config: RunConfig, dataset: dict, say: Callable[[str], None],
     if config.model.is_default:
         return
     input_shape, classes = shape or check_dataset(dataset, config, say)
-    model_check.check(config.model, input_shape, classes, config.work_dir, say)
+    model_check.check(config.model, input_shape, classes, config.work_dir, say, runtime=config.runtime)
 
 
 CIFAR10_SHAPE = ((32, 32, 3), 10)

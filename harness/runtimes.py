@@ -14,6 +14,12 @@ a particular interpreter:
 Environments live under ``<work dir>/runtimes/<name>-<digest>``; the digest
 covers the requirements and the interpreter, so changing either builds a new
 one. A finished environment carries a marker file; a half-built one is rebuilt.
+
+``--runtime current`` runs the Keras 3 backends in the Python that runs the
+harness instead (``current``): whatever Keras and backend builds it has (a
+user's CUDA builds), nothing built. Whether a backend imports there is asked
+once per backend, before any job (``probe``); Keras 2's backends keep their
+managed runtimes, whose pins no current environment has.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import ctypes.util
 import fcntl
 import glob
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +67,11 @@ SPECS: dict[str, RuntimeSpec] = {
 }
 
 
+MODES = ("managed", "current")
+"""``--runtime``: the harness's own per-line environments, or the Python that runs the harness."""
+CURRENT = RuntimeSpec("current", None, "", description="the Python that runs the harness")
+
+
 @dataclass
 class Runtime:
     """A usable (or unusable, with a reason) environment for one runtime spec."""
@@ -69,14 +81,21 @@ class Runtime:
     root: Path
     unavailable_reason: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    executable: Path | None = None
+    """The interpreter, where it is not ``<root>/bin/python``: the current environment's."""
 
     @property
     def python(self) -> Path:
-        return self.root / "bin" / "python"
+        return self.executable or self.root / "bin" / "python"
 
     @property
     def ready(self) -> bool:
-        return (self.root / READY_MARKER).is_file()
+        return self.is_current or (self.root / READY_MARKER).is_file()
+
+    @property
+    def is_current(self) -> bool:
+        """The Python that runs the harness: nothing to build, and its own PYTHONPATH kept."""
+        return self.spec is CURRENT
 
 
 # -- finding interpreters -------------------------------------------------------------
@@ -150,6 +169,82 @@ def _theano_env(root: Path) -> dict[str, str]:
 def _digest(spec: RuntimeSpec, python_version: str) -> str:
     text = (REQUIREMENTS_DIR / spec.requirements).read_text()
     return hashlib.sha256(f"{FORMAT}\n{python_version}\n{text}".encode()).hexdigest()[:12]
+
+
+def check_mode(text: str) -> str:
+    """``--runtime``'s value, checked as it is parsed."""
+    if text not in MODES:
+        raise ValueError(f"choose {' or '.join(MODES)}")
+    return text
+
+
+def current() -> Runtime:
+    """The Python that runs the harness, as a runtime: used as it is, never built or changed."""
+    executable = Path(sys.executable)
+    return Runtime(CURRENT, str(executable), executable.parent.parent, executable=executable)
+
+
+def for_backend(backend_runtime: str, keras_line: str, mode: str, work_dir: Path) -> Runtime:
+    """The runtime a backend's jobs use: ``current`` takes Keras 3's backends into this Python;
+    Keras 2's always keep their managed runtime."""
+    if mode == "current" and keras_line == "3":
+        return current()
+    return resolve(backend_runtime, work_dir)
+
+
+PROBE_TIMEOUT_S = 120.0
+NO_GPU = "sees no GPU"
+"""How the probe says a backend imported but found no GPU (``--device gpu``)."""
+PROBE_CODE = """
+import json, os, sys
+import keras
+library = __import__(sys.argv[1])
+found = {"python": sys.version.split()[0], "executable": sys.executable,
+         "keras": getattr(keras, "__version__", None), "library": getattr(library, "__version__", None)}
+if keras.backend.backend() != os.environ["KERAS_BACKEND"]:
+    raise SystemExit("keras %s loaded backend %r, not %r" % (found["keras"], keras.backend.backend(),
+                     os.environ["KERAS_BACKEND"]))
+if os.environ.get("KBENCH_DEVICE") == "gpu":
+    name = sys.argv[1]
+    if name == "torch":
+        seen = library.cuda.device_count() if library.cuda.is_available() else 0
+        found["cuda"] = library.version.cuda
+    elif name == "jax":
+        try:
+            seen = len(library.devices("gpu"))
+        except RuntimeError:
+            seen = 0
+    else:
+        seen = len(library.config.list_physical_devices("GPU"))
+        found["cuda"] = library.sysconfig.get_build_info().get("cuda_version")
+    if not seen:
+        raise SystemExit("%s %s sees no GPU (a CPU-only build?)" % (name, found["library"]))
+print(json.dumps(found))
+"""
+"""Run with ``python -c PROBE_CODE <library>``: imports Keras and the backend's library as a job would
+(its ``KERAS_BACKEND`` set), and on a GPU asks the library whether it sees one; prints versions as JSON."""
+
+
+def probe(runtime: Runtime, library: str, env: dict[str, str]) -> tuple[dict | None, str | None]:
+    """Whether Keras and ``library`` import in ``runtime`` with ``env``: (versions, None) or (None, why).
+
+    A few seconds (one import of the backend); ``why`` is the last line the
+    interpreter printed, so the error names the missing module.
+    """
+    try:
+        done = subprocess.run([str(runtime.python), "-c", PROBE_CODE, library], env=env, capture_output=True,
+                              text=True, timeout=PROBE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return None, f"importing keras and {library} took over {PROBE_TIMEOUT_S:.0f} s"
+    except OSError as err:
+        return None, f"{runtime.python} cannot run ({err.strerror})"
+    if done.returncode == 0:
+        try:
+            return json.loads(done.stdout.strip().splitlines()[-1]), None
+        except (ValueError, IndexError):
+            return None, f"importing keras and {library} printed no versions"
+    said = [line.strip() for line in (done.stderr + done.stdout).strip().splitlines() if line.strip()]
+    return None, said[-1] if said else f"importing keras and {library} exited with status {done.returncode}"
 
 
 def resolve(name: str, work_dir: Path) -> Runtime:

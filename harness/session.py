@@ -71,10 +71,10 @@ class BenchmarkRun:
             return
         started = time.perf_counter()
         config = self.config
-        preflight.check_shared_dir(config.shared_dir)
-        context = ExecutorContext(config.shared_dir, config.work_dir, config.parallel, self.say)
+        context = ExecutorContext(config.shared_dir, config.work_dir, config.parallel, self.say, config.runtime)
         self.executor = executor_class(config.executor)(context, config.executor_settings)
         self.executor.check()
+        preflight.check_shared_dir(config.shared_dir)
         self.skipped = self.executor.unavailable(config.backends)
         for backend in config.backends:
             reason = config.model.skip_reason(backend.name)
@@ -105,7 +105,8 @@ class BenchmarkRun:
         self.threads = config.threads or self.executor.threads_per_job(self.parallel)
         self.speed_threads = config.speed_threads or 1
         self.executor.set_concurrency(self.parallel, self.threads)
-        jobs = plan.jobs(config.run_id, runnable, self.phases, self.threads, self.speed_threads, config.timeout_s)
+        jobs = plan.jobs(config.run_id, runnable, self.phases, self.threads, self.speed_threads, config.timeout_s,
+                         device=self.executor.device)
         done = plan.reusable(self.store, [b.name for b in runnable], self.phases, config.rerun,
                              profile=config.profile, say=self.say)
         try:
@@ -120,6 +121,12 @@ class BenchmarkRun:
             self.say(f"reusing finished jobs of run {config.run_id}: {reused}")
         self.say(f"run {config.run_id}: {n_jobs - len(done)} jobs to run on the {config.executor} executor, "
                  f"{self.parallel} at a time, {self.threads} thread(s) each; folder {self.store.path}")
+        on_gpu = [b.name for b in runnable if self.executor.device(b) == "gpu"]
+        if on_gpu:
+            on_cpu = [b.name for b in runnable if b.name not in on_gpu]
+            self.say(f"on the GPU: {', '.join(on_gpu)}, each job on a GPU of its own"
+                     + (f"; on the CPU: {', '.join(on_cpu)} (Keras 2.3.1's builds have no GPU path here)"
+                        if on_cpu else ""))
         if "speed" in self.phases:
             self.say(f"speed is timed by one speed job per backend, each alone on the machine at "
                      f"{self.speed_threads} thread(s); the training jobs' own images/s are shared figures")
@@ -140,6 +147,7 @@ class BenchmarkRun:
             "backends": [b.name for b in self.config.backends],
             "executor": self.config.executor,
             "timing": {"quiet_wait_s": self.config.quiet_wait_s},
+            **self.executor.facts(self.config.backends),
             "host": {"python": platform.python_version(), "platform": platform.platform(),
                      "cpus": os.cpu_count(), "argv": sys.argv[1:]},
         }

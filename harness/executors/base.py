@@ -38,6 +38,8 @@ class ExecutorContext:
     """Jobs to run at once; ``None`` lets the executor choose."""
     say: Callable[[str], None] = print
     """Prints one line to the user (the terminal in a pytest session)."""
+    runtime: str = "managed"
+    """``--runtime``: ``current`` runs the Keras 3 backends in the harness's own Python (local only)."""
 
 
 class Executor(ABC):
@@ -82,6 +84,15 @@ class Executor(ABC):
 
     def set_concurrency(self, parallel: int, threads: int) -> None:
         """Told once before jobs run: at most ``parallel`` at once, ``threads`` each."""
+
+    def device(self, backend: Backend) -> str:
+        """Where ``backend``'s jobs compute: ``cpu`` or ``gpu`` (``harness.tuning.job_env`` follows it)."""
+        return "cpu"
+
+    def facts(self, backends: Sequence[Backend]) -> dict[str, Any]:
+        """What run.json records of where ``backends``' jobs ran (device, GPUs, runtime), beside the
+        executor's name."""
+        return {}
 
     # -- running ----------------------------------------------------------------
     @abstractmethod

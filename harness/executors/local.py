@@ -4,27 +4,39 @@ Jobs run in their own process group with output to ``<backend>/<phase>.log``,
 a timeout, an optional memory limit, and a parent-death signal so that a killed
 harness does not leave them running. A failed job is a failed result with its
 exit status and the tail of its log, never a crash of the harness.
+
+A job runs in its backend's runtime (``harness.runtimes``): a managed one, or
+with ``--runtime current`` the Python that runs the harness. With ``--device
+gpu`` each Keras 3 job is given one NVIDIA GPU of its own
+(``CUDA_VISIBLE_DEVICES``), never one another job holds; there are as many
+jobs at once as GPUs, and a job of a phase that runs alone always gets the
+first GPU, so every backend is timed on the same one. Keras 2's jobs stay on
+the CPU. On the CPU, jobs are shown no GPU at all.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
 import hashlib
+import json
 import os
 import queue
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from harness import phases, runtimes
+from harness import phases, runtimes, tuning
 from harness.backends import Backend
 from harness.errors import RuntimeSetupError
+from harness.executors import local_gpus
 from harness.executors.base import EventSink, Executor
 from harness.executors.job_log import (
     LOG_TAIL_LINES,
@@ -56,25 +68,106 @@ class LocalExecutor(Executor):
         self._lock = threading.Lock()
         self._code_dir: Path | None = None
         self._cpu_sets: queue.Queue | None = None
+        self._found: local_gpus.Found | None = None
+        self._device = "cpu"
+        """``cpu`` or ``gpu``: ``--device`` as decided on this machine (``check``)."""
+        self._free_gpus: queue.Queue | None = None
+        self._versions: dict[str, dict] = {}
+        """What each backend imported in the current environment (``--runtime current``)."""
 
     # -- before running -------------------------------------------------------------
+    def check(self) -> None:
+        """Decide ``--device`` here: ``gpu`` without a visible GPU is refused before any job."""
+        mode = self.settings.get("device") or "cpu"
+        self._found = local_gpus.find()
+        self._device = local_gpus.choose(mode, self._found)
+        if mode == "auto":
+            self.context.say(f"--device auto: {self._device.upper()}, {local_gpus.describe(self._found)}")
+        if self._device == "gpu":
+            self._free_gpus = queue.Queue()
+            for gpu in self._found.gpus:
+                self._free_gpus.put(gpu)
+
     def runtime(self, backend: Backend) -> runtimes.Runtime:
-        if backend.runtime not in self._runtimes:
-            self._runtimes[backend.runtime] = runtimes.resolve(backend.runtime, self.context.work_dir)
-        return self._runtimes[backend.runtime]
+        key = "current" if self.context.runtime == "current" and backend.keras_line == "3" else backend.runtime
+        if key not in self._runtimes:
+            self._runtimes[key] = runtimes.for_backend(backend.runtime, backend.keras_line, self.context.runtime,
+                                                       self.context.work_dir)
+        return self._runtimes[key]
+
+    def device(self, backend: Backend) -> str:
+        """Keras 3's backends compute on the GPU when there is one to use; Keras 2.3.1's Theano and CNTK
+        builds here are CPU builds, so they stay on the CPU."""
+        return "gpu" if self._device == "gpu" and backend.keras_line == "3" else "cpu"
 
     def unavailable(self, backends: Sequence[Backend]) -> dict[str, str]:
+        """Backends that cannot run here, each with one sentence; in the current environment (and on a
+        GPU) each Keras 3 backend is imported once first, so one that cannot be is skipped, not failed."""
         reasons = {}
+        probes = []
         for backend in backends:
-            reason = self.runtime(backend).unavailable_reason
-            if reason:
-                reasons[backend.name] = f"{backend.name} cannot run on this machine: {reason}"
+            runtime = self.runtime(backend)
+            if runtime.unavailable_reason:
+                reasons[backend.name] = f"{backend.name} cannot run on this machine: {runtime.unavailable_reason}"
+            elif backend.keras_line == "3" and runtime.ready and (runtime.is_current or self._device == "gpu"):
+                probes.append(backend)
+        for backend, (versions, problem) in zip(probes, self._probe(probes)):
+            if versions is not None:
+                self._versions[backend.name] = versions
+                continue
+            runtime = self.runtime(backend)
+            if runtimes.NO_GPU in problem:
+                fix = f"install a CUDA build of {backend.library} for that Python, or pass --device cpu"
+            elif runtime.is_current:
+                fix = (f"install Keras 3 and {backend.library} there, or run pytest from a Python that has "
+                       "them (pip install -e . in it), or drop --runtime current")
+            else:
+                fix = f"delete {runtime.root} to rebuild the {runtime.spec.name} runtime"
+            reasons[backend.name] = (f"keras with {backend.library} cannot be used by {runtime.python}: "
+                                     f"{problem}; {fix}")
+        if self._versions and self.context.runtime == "current":
+            first = next(iter(self._versions.values()))
+            libraries = ", ".join(f"{b} {v.get('library')}" for b, v in self._versions.items())
+            self.context.say(f"runtime: the current Python, {first.get('executable')} ({first.get('python')}): "
+                             f"keras {first.get('keras')}; {libraries}")
         return reasons
+
+    def _probe(self, backends: Sequence[Backend]) -> list[tuple[dict | None, str | None]]:
+        """``runtimes.probe`` for each backend, side by side (each is mostly one import)."""
+        if not backends:
+            return []
+        found: dict[str, tuple[dict | None, str | None]] = {}
+
+        def one(backend: Backend) -> None:
+            gpu = self._found.gpus[0] if self.device(backend) == "gpu" and self._found else None
+            env = self._env(backend, tuning.job_env(backend, 1, self.device(backend)), None, gpu)
+            found[backend.name] = runtimes.probe(self.runtime(backend), backend.library, env)
+
+        threads = [threading.Thread(target=one, args=(b,), name=f"probe-{b.name}") for b in backends]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [found[b.name] for b in backends]
+
+    def facts(self, backends: Sequence[Backend]) -> dict[str, Any]:
+        """run.json's record of where the jobs ran: the device (the GPUs, and each backend's device), the
+        runtime (and what the current environment imported)."""
+        device: dict[str, Any] = {"kind": self._device, "backends": {b.name: self.device(b) for b in backends}}
+        if self._device == "gpu" and self._found is not None:
+            device.update(self._found.facts())
+        runtime: dict[str, Any] = {"mode": self.context.runtime}
+        if self.context.runtime == "current":
+            runtime.update(python=sys.executable, versions=dict(self._versions))
+        return {"device": device, "runtime": runtime}
 
     def default_parallel(self, n_jobs: int) -> int:
         """One job per core. Measured on 2 cores (benchmarks/perf.py): two one-thread
         jobs side by side train more images per second in total than one two-thread
-        job at a time on every backend (XLA's CPU thread pool barely scales)."""
+        job at a time on every backend (XLA's CPU thread pool barely scales).
+        On GPUs, one job per GPU: jobs never share one."""
+        if self._device == "gpu" and self._found is not None:
+            return max(1, min(n_jobs, len(self._found.gpus)))
         return max(1, min(n_jobs, len(os.sched_getaffinity(0))))
 
     def threads_per_job(self, parallel: int) -> int:
@@ -90,6 +183,9 @@ class LocalExecutor(Executor):
         """
         mode = self.settings.get("pin_cpus") or "auto"
         cpus = sorted(os.sched_getaffinity(0))
+        if self._device == "gpu":  # a GPU job's host threads (dispatch, the driver's) are not kept to a slice
+            self._cpu_sets = None
+            return
         if mode == "no" or parallel * threads > len(cpus):
             if mode == "yes":
                 self.context.say(f"--pin-cpus yes: {parallel} jobs x {threads} threads do not fit "
@@ -129,15 +225,22 @@ class LocalExecutor(Executor):
         folder, log_path, events_path = files.folder, files.log, files.events
         folder.mkdir(parents=True, exist_ok=True)
         result.details["log"] = str(log_path)
-        env = dict(os.environ)
-        env.update(job.env)
-        env.update(runtime.env)
-        env["PYTHONPATH"] = str(self._code_dir or stage_workload(self.context.work_dir))
-        argv = [str(runtime.python)] + job.workload_args(str(self.context.shared_dir))
         exclusive = phases.alone(job.phase)
-        cpus = self._alone_cpus(job.threads) if exclusive else self._take_cpus()
+        wants_gpu = job.env.get("KBENCH_DEVICE") == "gpu"
+        gpu = self._take_gpu(exclusive) if wants_gpu else None
+        if wants_gpu and gpu is None:
+            if self.stop_requested.is_set():
+                result.state, result.reason = JobState.CANCELLED, "cancelled while it waited for a free GPU"
+            else:
+                result.reason = "the job was planned for a GPU, but this executor runs on the CPU (--device cpu)"
+            return _finish(result, start)
+        env = self._env(job.backend, job.env, self._code_dir or stage_workload(self.context.work_dir), gpu)
+        argv = [str(runtime.python)] + job.workload_args(str(self.context.shared_dir))
+        cpus = None if gpu is not None else self._alone_cpus(job.threads) if exclusive else self._take_cpus()
         if cpus:
             result.details["cpus"] = list(cpus)
+        if gpu is not None:
+            result.details["gpu"] = {"index": gpu.index, "name": gpu.name, "uuid": gpu.uuid}
         try:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -153,6 +256,8 @@ class LocalExecutor(Executor):
         finally:
             if cpus and not exclusive:
                 self._cpu_sets.put(cpus)
+            if gpu is not None and not exclusive:
+                self._free_gpus.put(gpu)
         result.exit_code = proc.returncode
         result.log_tail = log_tail(read_log_end(log_path), LOG_TAIL_LINES)
         if ending:
@@ -165,9 +270,49 @@ class LocalExecutor(Executor):
                 result.reason = f"exited 0 but its result is unusable: {problem}"
             else:
                 result.state = JobState.SUCCEEDED
+                if gpu is not None:
+                    result.details["gpu_memory"] = _gpu_memory(result_path)
         else:
             result.reason = describe_exit(proc.returncode, log_path)
         return _finish(result, start)
+
+    def _env(self, backend: Backend, job_env, code_dir: Path | None,
+             gpu: local_gpus.Gpu | None = None) -> dict[str, str]:
+        """A job's environment: the harness's, the job's, the runtime's; the staged workload first on the
+        path (a managed runtime sees nothing else; the current environment keeps its own PYTHONPATH, where
+        a user's packages may live); its one GPU, or none on the CPU."""
+        runtime = self.runtime(backend)
+        env = dict(os.environ)
+        env.update(job_env)
+        env.update(runtime.env)
+        path = [str(code_dir)] if code_dir is not None else []
+        if runtime.is_current and os.environ.get("PYTHONPATH"):
+            path.append(os.environ["PYTHONPATH"])
+        if path:
+            env["PYTHONPATH"] = os.pathsep.join(path)
+        elif not runtime.is_current:
+            env.pop("PYTHONPATH", None)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu.uuid or gpu.index
+            if not gpu.uuid:  # an index from the driver's list counts in PCI order; CUDA's own order may differ
+                env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        elif self._found is not None and self._found.gpus:  # a CPU job here: shown no GPU at all
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
+
+    def _take_gpu(self, exclusive: bool) -> local_gpus.Gpu | None:
+        """A free GPU, waiting for one if need be (``--parallel`` above the GPUs: jobs never share one);
+        a job that runs alone gets the first GPU, the same for every backend. None once cancelled."""
+        if self._free_gpus is None or self._found is None:
+            return None
+        if exclusive:  # nothing else runs beside it (the scheduler's rule), so the first GPU is free
+            return self._found.gpus[0]
+        while not self.stop_requested.is_set():
+            try:
+                return self._free_gpus.get(timeout=WAIT_S)
+            except queue.Empty:
+                continue
+        return None
 
     def _alone_cpus(self, threads: int) -> tuple[int, ...] | None:
         """A job that runs alone (the speed phase) is pinned to its own thread count's cores, the
@@ -236,6 +381,15 @@ class LocalExecutor(Executor):
             procs = list(self._procs.values())
         for proc in procs:
             _signal_group(proc, signal.SIGTERM)
+
+
+def _gpu_memory(result_path: Path) -> dict | None:
+    """The GPU memory a finished job recorded (``gpu_memory`` in its result), for its status."""
+    try:
+        with open(result_path) as handle:
+            return json.load(handle).get("gpu_memory")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _finish(result: JobResult, start: float) -> JobResult:

@@ -10,6 +10,12 @@ def pin_mode(text: str) -> str:
     return text
 
 
+def device_kind(text: str) -> str:
+    if text not in ("cpu", "gpu", "auto"):
+        raise ValueError("choose cpu, gpu or auto")
+    return text
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -23,4 +29,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--pin-cpus", "give each running job its own cores (auto: when the jobs' threads fit the "
            "cores, so no framework's extra threads can slow another job; yes; no)", "auto",
            pin_mode, "auto|yes|no"),
+    Option("--device", "where TensorFlow, JAX and PyTorch compute: cpu; gpu (each job on an NVIDIA GPU of its "
+           "own, one job per GPU at a time; Theano and CNTK stay on the CPU); auto: gpu when one is visible "
+           "(nvidia-smi -L), else cpu", "cpu", device_kind, "cpu|gpu|auto"),
 )

@@ -31,12 +31,18 @@ _checked: dict[tuple, dict] = {}
 
 
 def check(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, work_dir: Path,
-          say: Callable[[str], None] = print) -> dict | None:
+          say: Callable[[str], None] = print, runtime: str = "managed") -> dict | None:
     """Build the model in the Keras 3 runtime; its weights and FLOPs, or None when not checked.
 
-    Raises ConfigError with the file and the problem in one line.
+    With ``--runtime current`` (``runtime``) it is not built first: which
+    backend that Python can import is found only as the run starts, and the
+    jobs build it there anyway. Raises ConfigError with the file and the
+    problem in one line.
     """
     if spec.is_default:
+        return None
+    if runtime == "current":
+        say(f"model {spec.name}: not built before the jobs (--runtime current); the jobs check it")
         return None
     found = (spec.sha256, tuple(input_shape), n_classes)
     if found in _checked:

@@ -62,17 +62,27 @@ def speed_view(analysis: RunAnalysis) -> dict[str, Any]:
         kernels = sorted(((k.get("gflops") or 0, name, k) for name, k in (entry.get("kernels") or {}).items()),
                          key=lambda item: -item[0])
         peak = entry.get("theoretical_peak") or {}
+        machine = entry.get("machine") or {}
+        gpu = machine.get("gpu_model")
         view["ceilings"].append({
-            "machine": (entry.get("machine") or {}).get("cpu_model") or DASH,
+            "machine": gpu or machine.get("cpu_model") or DASH,
+            "gpu": bool(gpu),
             "threads": entry.get("threads"),
+            "where": gpu or f"{machine.get('cpu_model') or DASH} at {entry.get('threads')} thread(s)",
             "gflops": rate(entry.get("gflops")), "kernel": entry.get("kernel") or DASH,
-            "kernels": ", ".join(f"{name} {rate(k['gflops'])}" if k.get("gflops") else f"{name} (not measured: "
-                                 f"{k.get('error', 'unavailable')})" for _, name, k in kernels),
+            "kernels": ", ".join(_kernel_text(name, k) for _, name, k in kernels),
             "peak": (f"{rate(peak.get('gflops'))} GFLOP/s: {peak.get('how')}" if peak.get("gflops") else
+                     "not computed for a GPU: its measured float32 rate is the ceiling" if gpu else
                      "not knowable from what the CPU reports"),
             "above_peak": bool(entry.get("above_theoretical_peak")),
         })
     return view
+
+
+def _kernel_text(name: str, kernel: dict) -> str:
+    if not kernel.get("gflops"):
+        return f"{name} (not measured: {kernel.get('error', 'unavailable')})"
+    return f"{name} {rate(kernel['gflops'])}" + (" (listed beside, not the ceiling)" if kernel.get("beside") else "")
 
 
 def ceiling_facts(analysis: RunAnalysis) -> list[tuple[str, str]]:
@@ -82,7 +92,7 @@ def ceiling_facts(analysis: RunAnalysis) -> list[tuple[str, str]]:
         return [("Speed", view["reason"] or DASH)] if view["present"] else []
     facts = [("Speed", view["how"])]
     for entry in view["ceilings"]:
-        where = f"{entry['machine']}, {entry['threads']} thread(s)"
+        where = entry["machine"] if entry["gpu"] else f"{entry['machine']}, {entry['threads']} thread(s)"
         facts.append(("Ceiling", (f"{entry['gflops']} GFLOP/s float32 matmul ({entry['kernel']}) on {where}; "
                                  f"every kernel measured: {entry['kernels']}")))
         above = (" The measured ceiling is above it, so the cores run faster than the reported clock."

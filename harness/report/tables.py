@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.baselines import NO_BASELINE
+from harness.report.device_view import device_facts
 from harness.report.fidelity_view import fidelity_view, step_view, train_accuracy_view
 from harness.report.formats import DASH, general, num, pct, points, rate
 from harness.report.speed_view import ceiling_facts, speed_view
@@ -74,7 +75,7 @@ def what_ran(analysis: RunAnalysis) -> list[tuple[str, str]]:
         ("Ensemble checked", f"{analysis.method}: {variants.DESCRIPTIONS.get(analysis.method, '')}"),
     ]
 
-    return facts + ceiling_facts(analysis)
+    return facts + device_facts(analysis) + ceiling_facts(analysis)
 
 
 def _model_text(analysis: RunAnalysis) -> str:
@@ -93,6 +94,14 @@ def _model_text(analysis: RunAnalysis) -> str:
     return name
 
 
+def _device_text(env: dict[str, Any]) -> str:
+    """The CPU a job ran on, or its GPU and the CUDA its backend was built with."""
+    gpu = env.get("gpu") or {}
+    if gpu.get("name"):
+        return f"{gpu['name']} (CUDA {gpu.get('cuda') or DASH})"
+    return str(env.get("cpu_model", DASH))
+
+
 def environments(analysis: RunAnalysis) -> list[list[str]]:
     rows = []
     for name, member in analysis.members.items():
@@ -100,7 +109,7 @@ def environments(analysis: RunAnalysis) -> list[list[str]]:
         threads = env.get("threads") or {}
         rows.append([name, str(env.get("python", DASH)), str(env.get("keras", DASH)),
                      f"{env.get('backend_library', name)} {env.get('backend_version', '')}".strip(),
-                     str(env.get("numpy", DASH)), str(env.get("cpu_model", DASH)),
+                     str(env.get("numpy", DASH)), _device_text(env),
                      str(threads.get("requested", DASH)), str(env.get("image_data_format", DASH)),
                      str(env.get("hostname", DASH))])
     return rows

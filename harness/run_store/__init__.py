@@ -43,8 +43,9 @@ from harness.workload import layout
 
 __all__ = ["DERIVED", "DIVERGED", "JobFiles", "RunStore", "read_json", "result_file_problem"]
 
-IDENTITY_KEYS = ("profile", "dataset", "model")
-"""run.json keys that must match for a later session to resume a run."""
+IDENTITY_KEYS = ("profile", "dataset", "model", "device", "runtime")
+"""run.json keys that must match for a later session to resume a run (a run's figures all come from
+one device and one kind of runtime)."""
 DERIVED = (layout.ENSEMBLE_JSON, layout.REPORT_HTML, layout.REPORT_MD)
 """Files made from the jobs' results at the end of a session."""
 REPORTS = {"html": layout.REPORT_HTML, "md": layout.REPORT_MD}
@@ -59,7 +60,16 @@ def _identity(key: str, value: Any) -> Any:
         return {k: v for k, v in value.items() if k not in timing and not (k == "train_seed" and v is None)}
     if key == "model":
         return (value or {}).get("sha256") or _seed_sha256()
+    if key == "device":  # a run from before --device, or from an executor that does not say, ran on CPUs
+        return (value or {}).get("kind") or "cpu"
+    if key == "runtime":
+        return (value or {}).get("mode") or "managed"
     return value
+
+
+def _shown(key: str, value: Any) -> Any:
+    """How a mismatch names the value: the device or runtime as compared, anything else as written."""
+    return _identity(key, value) if key in ("device", "runtime") else value
 
 
 def _seed_sha256() -> str:
@@ -188,7 +198,8 @@ class RunStore:
                 if _identity(key, existing.get(key)) != _identity(key, settings.get(key)):
                     raise ConfigError(
                         f"run {self.run_id} was started with a different {key} "
-                        f"({_short(existing.get(key))}, now {_short(settings.get(key))}); resume it with "
+                        f"({_short(_shown(key, existing.get(key)))}, now {_short(_shown(key, settings.get(key)))}); "
+                        "resume it with "
                         "the same settings or choose a new --run-id")
             merged = dict(existing)
             merged["backends"] = sorted(set(existing.get("backends", [])) | set(settings.get("backends", [])))

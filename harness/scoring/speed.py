@@ -14,7 +14,8 @@ other jobs shared the machine, are not used here.
 * ``ceiling``: per machine and thread count, the best float32 matmul rate any
   kernel reached (every speed job measures its own kernels once per machine,
   so the best of them all is the machine's), with every kernel's rate and the
-  theoretical peak beside it.
+  theoretical peak beside it. On a GPU the machine is the GPU model and its
+  TF32 and bfloat16 rates are listed beside the float32 one (``beside``).
 * ``ranking``: one sentence per figure naming the fastest backend only where
   its interval is separated from the next one's; otherwise, who is tied. A
   backend timed while other processes used the machine (``contended``) is
@@ -85,10 +86,11 @@ def ceilings(results: dict[str, dict]) -> dict[tuple[str, int], dict[str, Any]]:
                 continue
             known = entry["kernels"].get(name)
             if known is None or (_number(kernel.get("gflops")) and kernel["gflops"] > (known.get("gflops") or 0)):
-                entry["kernels"][name] = {k: kernel.get(k) for k in ("gflops", "what", "error")
+                entry["kernels"][name] = {k: kernel.get(k) for k in ("gflops", "what", "error", "beside")
                                           if kernel.get(k) is not None}
-    for entry in found.values():
-        usable = [(k["gflops"], name) for name, k in entry["kernels"].items() if _number(k.get("gflops"))]
+    for entry in found.values():  # TF32 and bfloat16 rates on a GPU are listed, never the float32 ceiling
+        usable = [(k["gflops"], name) for name, k in entry["kernels"].items()
+                  if _number(k.get("gflops")) and not k.get("beside")]
         entry["gflops"], entry["kernel"] = max(usable) if usable else (None, None)
         peak = (entry.get("theoretical_peak") or {}).get("gflops")
         entry["above_theoretical_peak"] = bool(entry["gflops"] and peak and entry["gflops"] > peak)

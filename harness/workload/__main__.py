@@ -58,7 +58,7 @@ def _import_keras(backend):
 
 def main(argv=None):
     args = _parse(sys.argv[1:] if argv is None else argv)
-    from harness.workload import data, events, faults, layout, model
+    from harness.workload import data, environment, events, faults, layout, model
     from harness.workload.job import Job, JobError, InputError
 
     job = None
@@ -76,6 +76,8 @@ def main(argv=None):
         else:
             from harness.workload import predict as phase
         result = phase.run(job, keras)
+        if "gpu_memory" not in result and environment.on_gpu():  # speed reads it before its ceiling
+            result["gpu_memory"] = environment.gpu_memory(args.backend)
         # checksums last, of the files as written: resume reuses the job only while they match
         result["files"] = layout.file_records(job.dir, layout.promised_files(args.phase, result))
         result_path = job.path(layout.result_name(args.phase))

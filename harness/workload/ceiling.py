@@ -17,6 +17,12 @@ which keeps the better of the two.
 
 The theoretical peak (cores x clock x float32 FLOP per cycle from the CPU's
 vector flags) is shown beside it where the CPU says enough to compute one.
+
+On a GPU (``KBENCH_DEVICE=gpu``) the ceiling is the GPU's own: the backend's
+float32 matmul on it (``GPU_SIZE`` square matrices, ``GPU_REPEATS`` multiplies
+between synchronisations, TF32 off), so MFU means what it means on a CPU.
+The same multiply in TF32 and in bfloat16 is measured and listed beside it
+(``beside``), never taken as the ceiling. The machine is the GPU model.
 """
 import hashlib
 import json
@@ -37,6 +43,17 @@ FLOP_PER_CYCLE = (("avx512f", 64, "AVX-512: 2 FMA units x 16 float32 lanes x 2")
                   ("avx2", 32, "AVX2+FMA: 2 FMA units x 8 float32 lanes x 2"),
                   ("avx", 16, "AVX: 8-lane add + 8-lane multiply"),
                   ("sse", 8, "SSE: 4-lane add + 4-lane multiply"))
+
+
+GPU_SIZE = 8192
+"""1.1 TFLOP a multiply: tens of milliseconds even on the fastest GPU, so launch costs do not count."""
+GPU_REPEATS = 10
+"""Multiplies queued between two synchronisations."""
+GPU_PRECISIONS = (("float32", "float32 matmul on the GPU, TF32 off"),
+                  ("tf32", "float32 inputs with TF32 tensor-core arithmetic"),
+                  ("bfloat16", "bfloat16 inputs"))
+BESIDE = ("tf32", "bfloat16")
+"""Kernels listed beside the ceiling, never taken as it: the ceiling is float32's, as the model trains."""
 
 
 def _cpuinfo():
@@ -163,6 +180,95 @@ def _backend_multiply(backend):
     return None
 
 
+def _gpu_multiply(backend, precision):
+    """(multiply, restore): ``GPU_REPEATS`` matmuls on the job's GPU in ``precision``, then a
+    synchronisation, so the call returns when the GPU has done them; ``restore`` puts back the
+    backend's TF32 setting, which the float32 and TF32 kernels change."""
+    n = GPU_SIZE
+    if backend == "torch":
+        import torch
+
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision({"float32": "highest"}.get(precision, "high"))
+        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        generator = torch.Generator(device="cuda").manual_seed(0)
+        a = torch.rand(n, n, device="cuda", dtype=dtype, generator=generator)
+        b = torch.rand(n, n, device="cuda", dtype=dtype, generator=generator)
+
+        def multiply():
+            for _ in range(GPU_REPEATS):
+                torch.mm(a, b)
+            torch.cuda.synchronize()
+
+        return multiply, lambda: torch.set_float32_matmul_precision(before)
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        dtype = jnp.bfloat16 if precision == "bfloat16" else jnp.float32
+        how = jax.lax.Precision.HIGHEST if precision == "float32" else jax.lax.Precision.DEFAULT
+        a, b = (jax.random.uniform(jax.random.PRNGKey(i), (n, n), dtype=dtype) for i in (0, 1))
+        dot = jax.jit(lambda x, y: jnp.dot(x, y, precision=how))
+
+        def multiply():
+            for _ in range(GPU_REPEATS):
+                out = dot(a, b)
+            out.block_until_ready()  # one stream: the last done means all done
+
+        return multiply, lambda: None
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        before = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
+        dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+        with tf.device("/GPU:0"):
+            a = tf.cast(tf.random.stateless_uniform((n, n), seed=(0, 0)), dtype)
+            b = tf.cast(tf.random.stateless_uniform((n, n), seed=(0, 1)), dtype)
+
+        def multiply():
+            with tf.device("/GPU:0"):
+                for _ in range(GPU_REPEATS):
+                    out = tf.linalg.matmul(a, b)
+                out[0, 0].numpy()  # a scalar back to the host: the stream has run every multiply
+
+        return multiply, lambda: tf.config.experimental.enable_tensor_float_32_execution(before)
+    return None, None
+
+
+def gpu_rate(backend, precision):
+    """GFLOP/s of the backend's matmul on the job's GPU in ``precision`` (see ``_gpu_multiply``)."""
+    multiply, restore = _gpu_multiply(backend, precision)
+    if multiply is None:
+        raise ValueError("%s has no GPU matmul here" % backend)
+    try:
+        return best_rate(multiply, flop=GPU_REPEATS * 2.0 * GPU_SIZE ** 3)
+    finally:
+        restore()
+
+
+def gpu_kernels(backend):
+    """[(kernel name, what it is, function returning GFLOP/s)] of the backend on the job's GPU."""
+    return [("%s-gpu-%s" % (backend, precision), "%s's %s" % (backend, what),
+             (lambda p: lambda: gpu_rate(backend, p))(precision))
+            for precision, what in GPU_PRECISIONS]
+
+
+def is_beside(name):
+    """Whether a kernel is listed beside the ceiling rather than counted for it (TF32, bfloat16)."""
+    return any(name.endswith("-" + precision) for precision in BESIDE)
+
+
+def gpu_machine(backend):
+    """What a GPU ceiling belongs to: the GPU model (its id for the cache), the host CPU beside it."""
+    from harness.workload import environment
+
+    name = environment.gpu_name(backend) or "unknown GPU"
+    ident = hashlib.sha256(json.dumps(["gpu", name]).encode("utf-8")).hexdigest()[:12]
+    return {"id": ident, "device": "gpu", "gpu_model": name, "cpu_model": _cpuinfo().get("model name"),
+            "cpus": os.cpu_count()}
+
+
 NUMPY_AUTO_CODE = ("import sys; sys.path.insert(0, %r); from harness.workload import ceiling; "
                    "print(ceiling.numpy_rate())")
 
@@ -178,6 +284,10 @@ def numpy_auto_rate():
 
 def kernels_for(backend):
     """[(kernel name, what it is, function returning GFLOP/s)] this job can measure."""
+    from harness.workload import environment
+
+    if environment.on_gpu():
+        return gpu_kernels(backend)
     import numpy
 
     coretype = os.environ.get("OPENBLAS_CORETYPE")
@@ -227,7 +337,9 @@ def measure(backend, threads, cache_root, say=None, wait=None):
     run here is recorded with its error, not measured. ``wait`` is called before each kernel is timed
     (``machine_load.wait_for_quiet``).
     """
-    info = machine()
+    from harness.workload import environment
+
+    info = gpu_machine(backend) if environment.on_gpu() else machine()
     path = layout.ceiling_cache_path(cache_root, info["id"], threads)
     cached = _read(path).get("kernels", {})
     kernels = dict(cached)
@@ -248,9 +360,13 @@ def measure(backend, threads, cache_root, say=None, wait=None):
                              "cpus": os.cpu_count(), "contended": meter.result.get("contended"),
                              "outside_load": {k: meter.result.get(k) for k in ("others_cores", "steal_share")},
                              "load_reasons": meter.result.get("reasons")}
+            if is_beside(name):
+                kernels[name]["beside"] = True
             measured.append(name)
         except Exception as err:  # a kernel this runtime cannot run is noted, never fatal
             kernels[name] = {"gflops": None, "what": what, "error": "%s: %s" % (type(err).__name__, err)}
+            if is_beside(name):
+                kernels[name]["beside"] = True
     if measured:
         try:
             if not os.path.isdir(os.path.dirname(path)):
@@ -262,8 +378,8 @@ def measure(backend, threads, cache_root, say=None, wait=None):
         except OSError as err:
             if say:
                 say("could not cache the ceiling in %s (%s)" % (path, err))
-    usable = [(v["gflops"], k) for k, v in kernels.items() if v.get("gflops")]
+    usable = [(v["gflops"], k) for k, v in kernels.items() if v.get("gflops") and not is_beside(k)]
     best = max(usable) if usable else (None, None)
     return {"machine": info, "threads": threads, "kernels": kernels, "measured_now": measured,
             "best": {"kernel": best[1], "gflops": best[0]},
-            "theoretical_peak": theoretical_peak(threads, info)}
+            "theoretical_peak": None if environment.on_gpu() else theoretical_peak(threads, info)}

@@ -1,7 +1,8 @@
 """What a result was measured on, and the in-process thread settings.
 
 Recorded in every result file so anyone can see the Python, Keras and backend
-versions, the thread settings and the CPU behind a number.
+versions, the thread settings and the CPU (or GPU) behind a number, and on a
+GPU the most memory the backend's allocator held.
 """
 import os
 import platform
@@ -12,7 +13,11 @@ import sys
 THREAD_VARIABLES = ("KBENCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS", "TF_XLA_FLAGS",
                     "THEANO_FLAGS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "TF_ENABLE_ONEDNN_OPTS",
-                    "KBENCH_JIT_COMPILE", "KBENCH_DATA_FORMAT")
+                    "KBENCH_JIT_COMPILE", "KBENCH_DATA_FORMAT", "KBENCH_DEVICE", "JAX_PLATFORMS",
+                    "TF_FORCE_GPU_ALLOW_GROWTH")
+
+DEVICE_VARIABLE = "KBENCH_DEVICE"
+"""``gpu`` when the harness gave this job a GPU (``CUDA_VISIBLE_DEVICES``); unset on the CPU."""
 
 JIT_VARIABLE = "KBENCH_JIT_COMPILE"
 """Keras 3's ``compile(jit_compile=...)`` for a job: ``auto`` (Keras's default), ``true`` or ``false``."""
@@ -37,6 +42,97 @@ def data_format(default):
     if text not in ("channels_last", "channels_first"):
         raise ValueError("%s=%s: use channels_last or channels_first" % (DATA_FORMAT_VARIABLE, text))
     return text
+
+def on_gpu():
+    """Whether this job computes on a GPU (its Keras 3 backend was pointed at one by the harness)."""
+    return os.environ.get(DEVICE_VARIABLE) == "gpu"
+
+
+def gpu_name(backend_name):
+    """The model of the job's GPU as its backend names it (``NVIDIA H200``)."""
+    if backend_name == "torch":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    if backend_name == "jax":
+        import jax
+
+        return jax.devices()[0].device_kind
+    if backend_name == "tensorflow":
+        import tensorflow as tf
+
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        return details.get("device_name") or "GPU"
+    return None
+
+
+def gpu_facts(backend_name):
+    """The job's GPU as its backend sees it: model, memory, and the CUDA (and cuDNN) the backend was
+    built with; None on the CPU. What cannot be read is left out with the error, never fatal."""
+    if not on_gpu():
+        return None
+    facts = {"visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    try:
+        facts["name"] = gpu_name(backend_name)
+        if backend_name == "torch":
+            import torch
+
+            properties = torch.cuda.get_device_properties(0)
+            facts.update(memory_mib=int(properties.total_memory // 2 ** 20), cuda=torch.version.cuda,
+                         cudnn=torch.backends.cudnn.version(),
+                         capability="%d.%d" % (properties.major, properties.minor))
+        elif backend_name == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            stats = device.memory_stats() or {}
+            if stats.get("bytes_limit"):
+                facts["memory_mib"] = int(stats["bytes_limit"] // 2 ** 20)
+            facts["cuda"] = getattr(device.client, "platform_version", None)
+        elif backend_name == "tensorflow":
+            import tensorflow as tf
+
+            build = tf.sysconfig.get_build_info()
+            details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+            facts.update(cuda=build.get("cuda_version"), cudnn=build.get("cudnn_version"),
+                         capability=".".join(str(x) for x in details.get("compute_capability") or ()) or None)
+    except Exception as err:  # a fact that cannot be read is noted, never fatal
+        facts["error"] = "%s: %s" % (type(err).__name__, err)
+    return facts
+
+
+GPU_MEMORY_SOURCES = {"torch": "torch.cuda.max_memory_allocated()",
+                      "jax": "the device's memory_stats()['peak_bytes_in_use']",
+                      "tensorflow": "tf.config.experimental.get_memory_info('GPU:0')['peak']"}
+
+
+def gpu_memory(backend_name):
+    """The most GPU memory the backend's allocator held for this job so far, in MiB, and where the
+    figure comes from; None on the CPU."""
+    if not on_gpu():
+        return None
+    found = {"source": GPU_MEMORY_SOURCES.get(backend_name)}
+    try:
+        if backend_name == "torch":
+            import torch
+
+            peak = torch.cuda.max_memory_allocated()
+        elif backend_name == "jax":
+            import jax
+
+            peak = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
+        elif backend_name == "tensorflow":
+            import tensorflow as tf
+
+            peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+        else:
+            return None
+    except Exception as err:
+        found["error"] = "%s: %s" % (type(err).__name__, err)
+        peak = None
+    found["peak_mib"] = None if peak is None else round(peak / 2.0 ** 20, 1)
+    return found
+
 
 LIBRARY_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "theano": "theano",
                    "cntk": "cntk"}
@@ -89,6 +185,7 @@ def describe(keras, backend_name):
     library = LIBRARY_MODULES.get(backend_name, backend_name)
     return {
         "python": platform.python_version(),
+        "executable": sys.executable,
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
@@ -105,6 +202,8 @@ def describe(keras, backend_name):
         "floatx": keras.backend.floatx(),
         "threads": threads_in_effect(backend_name),
         "variables": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+        "device": "gpu" if on_gpu() else "cpu",
+        "gpu": gpu_facts(backend_name),
     }
 
 

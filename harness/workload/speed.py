@@ -132,6 +132,7 @@ def run(job, keras):
     job.events.emit(events.TIMED_END, section="predict")
 
     threads = environment.requested_threads() or 1
+    gpu_memory = environment.gpu_memory(job.backend)  # the model's, before the ceiling's big matrices
     rates = ceiling.measure(job.backend, threads, job.cache_dir, say=job.say,
                             wait=lambda: machine_load.wait_for_quiet(quiet_wait_s(job)))
     return {
@@ -154,6 +155,7 @@ def run(job, keras):
         "flops": cost,
         "ceiling": rates,
         "peak_rss_mb": environment.peak_rss_mb(),
+        "gpu_memory": gpu_memory,
         "cpu": environment.cpu_use(job.elapsed()),
         "timing": {"data_load_s": round(data_s, 3), "total_s": round(job.elapsed(), 3)},
     }
