@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.tables import DASH, num, pct, points
+from harness.report.formatting import DASH, num, pct, points
 from harness.scoring.run_analysis import RunAnalysis
 
 WEIGHT_FIGURE_WHY = (

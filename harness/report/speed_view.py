@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.tables import DASH, num, pct, rate
+from harness.report.formatting import DASH, num, pct, rate
 from harness.scoring.run_analysis import RunAnalysis
 
 COLUMNS = ["Train img/s", "95% interval", "IQR", "Step ms", "Infer img/s", "95% interval", "Batch ms",

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.baselines import NO_BASELINE
+from harness.report.fidelity_view import fidelity_view, step_view, train_accuracy_view
+from harness.report.formatting import DASH, num, pct, points, rate
+from harness.report.speed_view import ceiling_facts, speed_view
 from harness.scoring import variants
 from harness.scoring.run_analysis import RunAnalysis
 
-DASH = "–"
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 4000
 CASE_TEXT = {
@@ -27,34 +28,6 @@ CASE_TEXT = {
     "ensemble_right_majority_wrong": "ensemble right, most backends wrong",
     "ensemble_wrong_majority_right": "ensemble wrong, most backends right",
 }
-
-
-# -- number formatting -----------------------------------------------------------------
-def pct(value: Any, digits: int = 1) -> str:
-    return DASH if not _is_number(value) else f"{100 * value:.{digits}f}%"
-
-
-def num(value: Any, digits: int = 3) -> str:
-    return DASH if not _is_number(value) else f"{value:.{digits}f}"
-
-
-def general(value: Any) -> str:
-    return DASH if not _is_number(value) else f"{value:.3g}"
-
-
-def rate(value: Any) -> str:
-    return DASH if not _is_number(value) else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-
-
-def points(value: Any) -> str:
-    """An accuracy difference in percentage points, signed."""
-    if not _is_number(value):
-        return DASH
-    return f"{100 * value:+.1f} pts".replace("-", "−")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def _mean(values: Any) -> float | None:
@@ -98,8 +71,6 @@ def what_ran(analysis: RunAnalysis) -> list[tuple[str, str]]:
          + (f" (resumed {settings['resumed_at']})" if settings.get("resumed_at") else "")),
         ("Ensemble checked", f"{analysis.method}: {variants.DESCRIPTIONS.get(analysis.method, '')}"),
     ]
-    from harness.report.speed_view import ceiling_facts
-
     return facts + ceiling_facts(analysis)
 
 
@@ -472,8 +443,5 @@ def build_view(analysis: RunAnalysis, history: Sequence[dict[str, Any]] = (),
 
 
 def _same_model_views(analysis: RunAnalysis) -> dict[str, Any]:
-    from harness.report.fidelity_view import fidelity_view, step_view, train_accuracy_view
-    from harness.report.speed_view import speed_view
-
     return {"fidelity": fidelity_view(analysis), "step": step_view(analysis),
             "train_accuracy": train_accuracy_view(analysis), "speed": speed_view(analysis)}
