@@ -23,7 +23,7 @@ from pathlib import Path
 from harness import compare as comparison
 from harness import history, speed_gate
 from harness.errors import ConfigError, HarnessError
-from harness.executors.k8s_settings import OPTIONS as K8S_OPTIONS
+from harness.executors.kubernetes.options import OPTIONS as K8S_OPTIONS
 from harness.scoring import run_analysis
 from harness.scoring.analysis import TABLE_IMAGES
 from harness.scoring.run_analysis import RunAnalysis
@@ -166,7 +166,9 @@ def threshold(text: str) -> float:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from harness.executors import kubernetes  # the Kubernetes client only when asked for
+    from harness.executors.kubernetes import (
+        executor as kubernetes,  # the Kubernetes executor only when asked for
+    )
 
     settings = {key: value for key, value in vars(args).items() if key.startswith("k8s_")}
     kubernetes.cleanup(args.run_id, settings)

@@ -39,9 +39,12 @@ from harness.backends import get
 from harness.cli import main
 from harness.errors import ConfigError, ExecutorError
 from harness.executors.base import ExecutorContext, JobSpec, JobState
-from harness.executors.k8s_manifests import job_name
-from harness.executors.k8s_settings import DEFAULT_TEMPLATE
-from harness.executors.kubernetes import KubernetesExecutor
+from harness.executors.kubernetes import watch as job_watch
+from harness.executors.kubernetes.client import KubeApi, load_configuration
+from harness.executors.kubernetes.errors import ClusterUnreachable
+from harness.executors.kubernetes.executor import KubernetesExecutor
+from harness.executors.kubernetes.manifests import job_name
+from harness.executors.kubernetes.settings import DEFAULT_TEMPLATE
 
 RUN = "run-1"
 
@@ -492,16 +495,13 @@ def test_a_sustained_outage_ends_the_watch_with_a_clear_error(tmp_path, monkeypa
     """The API server is gone for good (nothing listens): after a bounded number of reconnects, a clear error."""
     import socket
 
-    from harness.executors import k8s_watch
-    from harness.executors.k8s_client import ClusterUnreachable, KubeApi, load_configuration
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     kubeconfig = write_kubeconfig(tmp_path / "gone", f"http://127.0.0.1:{port}")
     api = KubeApi(load_configuration(str(kubeconfig), CONTEXT), NAMESPACE, retries=0)
-    monkeypatch.setattr(k8s_watch, "MAX_CONSECUTIVE_FAILURES", 3)
-    watch = k8s_watch.JobWatch(api, "kbench-run-1-jax-train", window_s=0.2)
+    monkeypatch.setattr(job_watch, "MAX_CONSECUTIVE_FAILURES", 3)
+    watch = job_watch.JobWatch(api, "kbench-run-1-jax-train", window_s=0.2)
     monkeypatch.setattr(watch.handle, "pause", lambda seconds: None)
     with pytest.raises(ClusterUnreachable, match="lost the watch of Job kbench-run-1-jax-train 4 times in a row"):
         for _ in range(10):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import runtimes
-from harness.executors.k8s_settings import K8sSettings
+from harness.executors.kubernetes.settings import K8sSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = {"keras3": REPO / "docker" / "keras3.Dockerfile", "legacy": REPO / "docker" / "legacy.Dockerfile"}

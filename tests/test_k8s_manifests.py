@@ -17,10 +17,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from harness import executors
 from harness.backends import BACKENDS, get
 from harness.errors import ConfigError
 from harness.executors.base import ExecutorContext, JobSpec, JobState
-from harness.executors.k8s_manifests import (
+from harness.executors.kubernetes.executor import KubernetesExecutor
+from harness.executors.kubernetes.manifests import (
     CONTAINER,
     ManifestTemplate,
     active_deadline_s,
@@ -28,9 +30,9 @@ from harness.executors.k8s_manifests import (
     label_value,
     template_values,
 )
-from harness.executors.k8s_preflight import PERMISSIONS
-from harness.executors.k8s_settings import DEFAULT_TEMPLATE, OPTIONS, K8sSettings, cpu_quantity
-from harness.executors.kubernetes import KubernetesExecutor
+from harness.executors.kubernetes.options import OPTIONS, cpu_quantity
+from harness.executors.kubernetes.preflight import PERMISSIONS
+from harness.executors.kubernetes.settings import DEFAULT_TEMPLATE, K8sSettings
 from harness.tuning import job_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,7 +268,8 @@ def test_options_are_declared_once_with_a_common_prefix():
     flags = [o.flag for o in OPTIONS]
     assert len(flags) == len(set(flags))
     assert all(f.startswith("--k8s-") or f == "--emit-manifests" for f in flags)
-    assert KubernetesExecutor.options == OPTIONS
+    assert KubernetesExecutor.options == OPTIONS == executors.options("kubernetes")
+    assert executors.options("local") == executors.executor_class("local").options
 
 
 def test_option_values_are_parsed_and_checked():
@@ -295,11 +298,27 @@ def test_root_is_refused_as_the_jobs_user_with_the_reason(uid):
     assert settings(k8s_uid="1001").uid == 1001
 
 
-def test_importing_the_executor_does_not_load_the_kubernetes_client():
-    """The pytest plugin imports the module at start-up to read its options."""
-    code = ("import sys, harness.executors.kubernetes as k; k.KubernetesExecutor.options; "
-            "sys.exit(1 if 'kubernetes' in sys.modules else 0)")
-    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
+def loaded_by(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded after running ``code``."""
+    probe = code + "\nimport sys; print(' '.join(sorted({m.partition('.')[0] for m in sys.modules})))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+def test_registering_the_options_loads_no_client_template_engine_or_yaml():
+    """Issue 24 item 5: the options live in a light module; reading them imports only the standard library
+    and the harness's ``Option``, whether through the registry or the module itself."""
+    loaded = loaded_by("from harness import executors; assert executors.options('kubernetes')\n"
+                       "from harness.executors.kubernetes.options import OPTIONS; assert OPTIONS")
+    assert "harness" in loaded
+    assert not loaded & {"kubernetes", "jinja2", "yaml", "urllib3", "pydantic"}, loaded
+
+
+def test_building_the_executor_class_does_not_load_the_kubernetes_client():
+    """The pytest plugin builds every executor class at start-up; the client is imported on first contact."""
+    loaded = loaded_by("from harness import executors; executors.executor_class('kubernetes').options")
+    assert "jinja2" in loaded  # the executor's own modules are there: the check would see an import
+    assert "kubernetes" not in loaded
 
 
 # -- --emit-manifests ------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ExecutorError
-from harness.executors import k8s_sharing as sharing
+from harness.executors.kubernetes import sharing
 
 
 def stat_of(uid: int, gid: int, mode: int) -> os.stat_result:

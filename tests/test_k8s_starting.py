@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.executors.k8s_starting import StartLimits, StartWatch
+from harness.executors.kubernetes.starting import StartLimits, StartWatch
 
 LIMITS = StartLimits(schedule_timeout_s=300, start_grace_s=120)
 

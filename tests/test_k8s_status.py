@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.executors import k8s_status as status
 from harness.executors.base import JobState
+from harness.executors.kubernetes import status
 
 
 def job(*conditions: tuple[str, str, str], deadline: int = 1200) -> dict:

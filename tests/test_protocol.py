@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness import errors, history
-from harness.executors import job_output, k8s_status
+from harness.executors import job_output
+from harness.executors.kubernetes import status as k8s_status
 from harness.report import render, thumbnails
 from harness.workload import data, events, layout
 from harness.workload.errors import DataError

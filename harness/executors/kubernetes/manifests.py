@@ -19,7 +19,7 @@ import yaml
 
 from harness import __version__
 from harness.errors import ConfigError
-from harness.executors.k8s_settings import K8sSettings
+from harness.executors.kubernetes.settings import K8sSettings
 from harness.jobs import JobSpec
 
 CONTAINER = "workload"

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.executors import k8s_status as status
+from harness.executors.kubernetes import status
 
 NEVER_PULLABLE = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 PULL_TROUBLE = frozenset({"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"})

@@ -107,7 +107,7 @@ def cannot_start(pod: dict, container: str, detail: str = "") -> str | None:
     """What keeps the container from starting, in one line, or None.
 
     ``detail`` adds what an earlier status said (the registry's answer behind
-    an ImagePullBackOff). Whether to give up is ``k8s_starting``'s call.
+    an ImagePullBackOff). Whether to give up is ``starting``'s call.
     """
     status = _container(pod, container)
     waiting = (status.get("state") or {}).get("waiting") or {}

@@ -8,8 +8,9 @@ below, whose message says what to do. Objects come back as plain dicts (the
 JSON the server sent), so the rest of the executor never depends on the
 client's model classes.
 
-Imported only when a Kubernetes executor is built: the ``kubernetes`` client is
-not loaded by ``pytest --help`` or the local executor.
+The only module that imports the ``kubernetes`` client; the executor imports it
+when it first talks to a cluster (``executor.connect``), so ``pytest --help``
+and the local executor never load the client.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import logging
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +31,16 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.watch.watch import iter_resp_lines
 
 from harness.errors import ExecutorError
+from harness.executors.kubernetes.errors import (
+    TRANSIENT_STATUSES,
+    ClusterUnreachable,
+    Gone,
+    KubeError,
+    NotFound,
+    Rejected,
+    error_for,
+)
+from harness.executors.kubernetes.streams import WatchHandle
 
 log = logging.getLogger("harness.executors.kubernetes")
 
@@ -39,46 +49,11 @@ READ_TIMEOUT_S = 30.0
 RETRIES = 4
 """Attempts per call after the first, for transient failures only."""
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 LOG_TAIL_LINES = 200_000
 """Lines of a pod's log read back after it ended (the stream kept while it ran usually has them all)."""
 LOG_READ_TIMEOUT_S = 600.0
 """A followed log that prints nothing this long is reconnected (quiet epochs are normal)."""
 FIELD_MANAGER = "kbench-harness"
-
-
-# -- our errors ---------------------------------------------------------------------------
-class KubeError(ExecutorError):
-    """A request to the Kubernetes API failed; ``str()`` says why and what to do."""
-
-    def __init__(self, message: str, status: int | None = None, reason: str = ""):
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-class ClusterUnreachable(KubeError):
-    """No answer from the API server (refused, timed out, dropped, TLS failure)."""
-
-
-class Forbidden(KubeError):
-    """401 or 403: the credentials are wrong or lack a permission."""
-
-
-class NotFound(KubeError):
-    """404: the object (or its namespace) does not exist."""
-
-
-class AlreadyExists(KubeError):
-    """409 on create: an object of that name exists."""
-
-
-class Gone(KubeError):
-    """410: a watch's resourceVersion is too old; list again and watch from there."""
-
-
-class Rejected(KubeError):
-    """400 or 422, or the client's own validation: the request itself is wrong."""
 
 
 def _status_message(err: client.ApiException) -> tuple[str, str]:
@@ -94,25 +69,8 @@ def _status_message(err: client.ApiException) -> tuple[str, str]:
 
 def api_error(what: str, err: client.ApiException, host: str) -> KubeError:
     """Turn a client ``ApiException`` into our error type with a message that names the fix."""
-    status = err.status or 0
     reason, message = _status_message(err)
-    detail = f"{what}: {message}" if message else what
-    if status == 401:
-        return Forbidden(f"{detail} (401 Unauthorized at {host}); your credentials were refused: refresh them "
-                         "or check --k8s-context / --k8s-kubeconfig", status, reason)
-    if status == 403:
-        return Forbidden(f"{detail} (403 Forbidden); grant the harness's user the Role in k8s/base/role.yaml "
-                         "(kubectl apply -k k8s/nfs) or ask your cluster admin", status, reason)
-    if status == 404:
-        return NotFound(f"{detail} (404 Not Found)", status, reason)
-    if status == 409:
-        return AlreadyExists(f"{detail} (409 Conflict)", status, reason)
-    if status == 410:
-        return Gone(f"{detail} (410 Gone)", status, reason)
-    if status in (400, 422):
-        return Rejected(f"{detail} ({status} {reason or 'Invalid'}); fix the Job template "
-                        "(--k8s-template) or the option that fed it", status, reason)
-    return KubeError(f"{detail} ({status} {reason}) from the Kubernetes API at {host}", status, reason)
+    return error_for(what, err.status or 0, reason, message, host)
 
 
 def _connection_error(what: str, err: BaseException, host: str) -> ClusterUnreachable:
@@ -161,49 +119,6 @@ def load_configuration(kubeconfig: str | None, context: str | None) -> client.Co
 
 
 # -- the wrapper ----------------------------------------------------------------------------
-class WatchHandle:
-    """Lets another thread end a running watch, or a pause between watches, at once (cancel_all)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._response: Any = None
-        self._stopped = threading.Event()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopped.is_set()
-
-    def pause(self, seconds: float) -> None:
-        """Sleep, but wake up as soon as ``stop`` is called."""
-        self._stopped.wait(seconds)
-
-    def attach(self, response: Any) -> None:
-        with self._lock:
-            self._response = response
-            if self.stopped:
-                _shutdown(response)
-
-    def detach(self) -> None:
-        with self._lock:
-            self._response = None
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped.set()
-            if self._response is not None:
-                _shutdown(self._response)
-
-
-def _shutdown(response: Any) -> None:
-    """Unblock a thread reading this response (closing alone may wait on the socket lock)."""
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    try:
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
 class KubeApi:
     """Every call the executor makes to the cluster, each through ``call``."""
 

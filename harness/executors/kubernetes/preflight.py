@@ -13,10 +13,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness.errors import ExecutorError
-from harness.executors.k8s_client import Forbidden, KubeApi, NotFound, Rejected
-from harness.executors.k8s_settings import K8sSettings
+from harness.executors.kubernetes.errors import Forbidden, NotFound, Rejected
+from harness.executors.kubernetes.settings import K8sSettings
+
+if TYPE_CHECKING:
+    from harness.executors.kubernetes.client import KubeApi
 
 log = logging.getLogger("harness.executors.kubernetes")
 

@@ -6,15 +6,16 @@ sees the same folder as ``--shared-dir`` (as the seed's master node mounts the
 NFS export), which is how run.json reaches the jobs and their results come
 back. Before a run's first job, the run's folders are given to the jobs' group
 and a short probe Job, run as the jobs' user, proves the pods can read and
-write them (``k8s_sharing``). While a Job runs the executor follows it with
-list-then-watch, finds its pods by the Job's uid, judges pods that do not
-start from their status and warning events (``k8s_starting``), streams their
-logs into the run folder (``k8s_logs``) and forwards the job's progress events
+write them (``sharing``). While a Job runs the executor follows it with
+list-then-watch (``watch``), finds its pods by the Job's uid, judges pods that do not
+start from their status and warning events (``starting``), streams their
+logs into the run folder (``logs``) and forwards the job's progress events
 from the shared folder. Once the Job has a final ``Complete`` or ``Failed``
 condition it writes every pod's log and says in one line how the job ended.
 
-The ``kubernetes`` client is imported only when the executor is built, so the
-pytest plugin can read ``options`` without it. ``--emit-manifests DIR`` writes
+The ``kubernetes`` client is imported only when the executor first talks to
+a cluster (``connect``), so building the executor class, as the pytest plugin
+does at start-up, does not load it. ``--emit-manifests DIR`` writes
 the manifests instead of submitting them, with no cluster at all.
 
 Clean up everything of a run (also what a killed harness left behind)::
@@ -38,19 +39,24 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends import Backend
 from harness.errors import ExecutorError, HarnessError
-from harness.executors import k8s_manifests as manifests
-from harness.executors import k8s_status as status
 from harness.executors.base import EventSink, Executor, ExecutorContext
 from harness.executors.job_output import EventFollower
-from harness.executors.k8s_settings import OPTIONS, K8sSettings
-from harness.executors.k8s_starting import StartLimits, StartWatch
+from harness.executors.kubernetes import manifests, sharing, status
+from harness.executors.kubernetes.errors import AlreadyExists, KubeError, NotFound
+from harness.executors.kubernetes.logs import PodLogStreams, save_pod_logs
+from harness.executors.kubernetes.options import OPTIONS
+from harness.executors.kubernetes.preflight import dry_run, preflight
+from harness.executors.kubernetes.settings import K8sSettings
+from harness.executors.kubernetes.starting import StartLimits, StartWatch
+from harness.executors.kubernetes.watch import JobWatch
 from harness.jobs import JobResult, JobSpec, JobState
 from harness.rundir import result_file_problem
+from harness.tuning import job_env
 from harness.workload import layout
+from harness.workload.data import DataError, source_key
 
 if TYPE_CHECKING:
-    from harness.executors.k8s_client import KubeApi
-    from harness.executors.k8s_watch import JobWatch
+    from harness.executors.kubernetes.client import KubeApi
 
 log = logging.getLogger("harness.executors.kubernetes")
 
@@ -91,10 +97,7 @@ class KubernetesExecutor(Executor):
         """The client wrapper, built on first use (imports the ``kubernetes`` client)."""
         with self._lock:
             if self._api is None:
-                from harness.executors.k8s_client import KubeApi, load_configuration
-
-                configuration = load_configuration(self.k8s.kubeconfig, self.k8s.context)
-                self._api = KubeApi(configuration, self.k8s.namespace)
+                self._api = connect(self.k8s)
             return self._api
 
     @property
@@ -106,8 +109,6 @@ class KubernetesExecutor(Executor):
         if self.emitting:
             self.context.say(f"--emit-manifests: writing Job manifests to {self.k8s.emit_dir}; nothing is submitted")
             return
-        from harness.executors.k8s_preflight import preflight
-
         version = preflight(self.api, self.k8s, self.context.say)
         self.context.say(f"Kubernetes {version.get('gitVersion', '?')} at {self.api.host}, namespace "
                          f"{self.k8s.namespace}, shared volume {self.k8s.pvc} (seen here as {self.context.shared_dir})")
@@ -120,8 +121,6 @@ class KubernetesExecutor(Executor):
         shared = Path(self.context.shared_dir).resolve()
         if source.is_relative_to(shared):
             return {"kind": "shared", "path": source.relative_to(shared).as_posix()}
-        from harness.workload.data import DataError, source_key
-
         try:
             key = source_key("path", str(source))
         except DataError as err:
@@ -137,9 +136,6 @@ class KubernetesExecutor(Executor):
         """Ask the API server to validate and admit one Job per image (a dry run: nothing is created)."""
         if self.emitting or not backends:
             return
-        from harness.executors.k8s_preflight import dry_run
-        from harness.tuning import job_env
-
         tried: set[str] = set()
         for backend in backends:
             image = self.k8s.image_for(backend.keras_line)
@@ -188,8 +184,6 @@ class KubernetesExecutor(Executor):
         Once per run (later jobs wait for the first); a failure fails every job
         of the run with the same one-line reason, before any of them is submitted.
         """
-        from harness.executors import k8s_sharing as sharing
-
         with self._probe_lock:
             if job.run_id not in self._probed:
                 shared = Path(self.context.shared_dir)
@@ -221,10 +215,6 @@ class KubernetesExecutor(Executor):
 
     def _run_probe(self, job: JobSpec, folders: list[Path]) -> None:
         """Run the write probe as the jobs' user; raise ``ExecutorError`` with the fix when it fails."""
-        from harness.executors import k8s_sharing as sharing
-        from harness.executors.k8s_client import KubeError
-        from harness.executors.k8s_watch import JobWatch
-
         token = uuid.uuid4().hex
         shared = Path(self.context.shared_dir)
         sharing.write_harness_probes(folders, token)
@@ -296,10 +286,6 @@ class KubernetesExecutor(Executor):
         return [manifests.write_manifest(self.k8s.emit_dir, self.template.job_manifest(j, self.k8s)) for j in jobs]
 
     def _run_job(self, job: JobSpec, name: str, on_event: EventSink, result: JobResult) -> None:
-        from harness.executors.k8s_client import KubeError
-        from harness.executors.k8s_logs import PodLogStreams, save_pod_logs
-        from harness.executors.k8s_watch import JobWatch
-
         folder = Path(layout.backend_dir(str(self.context.shared_dir), job.run_id, job.backend.name))
         follower = EventFollower(folder / layout.events_name(job.phase))
         watch = JobWatch(self.api, name, self.k8s.poll_s)
@@ -376,8 +362,6 @@ class KubernetesExecutor(Executor):
         A watch can miss a change (a deletion between a list and the next
         watch, on a server that does not replay from the resourceVersion).
         """
-        from harness.executors.k8s_client import KubeError
-
         try:
             watch.relist()
         except KubeError as err:
@@ -395,8 +379,6 @@ class KubernetesExecutor(Executor):
 
     def _warning_events(self) -> list[dict]:
         """The namespace's warning events, or none when they cannot be read (then only timeouts apply)."""
-        from harness.executors.k8s_client import KubeError
-
         if self._events_unreadable:
             return []
         try:
@@ -463,8 +445,6 @@ class KubernetesExecutor(Executor):
 
     def _submit(self, job: JobSpec, manifest: dict, submission: str) -> dict:
         """Create the Job and return it as created; replace one of the same name left by an earlier session."""
-        from harness.executors.k8s_client import AlreadyExists, KubeError, NotFound
-
         name = manifest["metadata"]["name"]
         try:
             return self.api.create_job(manifest)
@@ -557,13 +537,25 @@ def _copy_atomically(source: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+# -- the cluster ------------------------------------------------------------------------------------
+def connect(k8s: K8sSettings) -> KubeApi:
+    """A client for the cluster the settings name (kubeconfig, context, namespace).
+
+    The one place the ``kubernetes`` client is imported, here rather than at the
+    top: the pytest plugin builds every executor class at start-up to read its
+    options, and the client takes a quarter of a second to import that a local
+    run, or ``pytest --help``, should not pay.
+    """
+    from harness.executors.kubernetes.client import KubeApi, load_configuration
+
+    return KubeApi(load_configuration(k8s.kubeconfig, k8s.context), k8s.namespace)
+
+
 # -- cleanup command ---------------------------------------------------------------------------------
 def cleanup(run_id: str, settings: Mapping[str, Any], say: Any = print) -> list[str]:
     """Delete every Job of a run (and, by Foreground propagation, their pods); return their names."""
-    from harness.executors.k8s_client import KubeApi, load_configuration
-
     k8s = K8sSettings.from_settings(settings)
-    api = KubeApi(load_configuration(k8s.kubeconfig, k8s.context), k8s.namespace)
+    api = connect(k8s)
     try:
         listed = api.list_jobs(label_selector=manifests.run_selector(run_id)).get("items") or []
         names = sorted(status.name_of(j) for j in listed)

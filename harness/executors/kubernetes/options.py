@@ -1,24 +1,20 @@
-"""The Kubernetes executor's settings: its command-line options, typed and checked.
+"""The Kubernetes executor's command-line options and their parsers: light, so declaring them costs nothing.
 
-Imported by the pytest plugin at start-up (to read the options), so it must not
-import the ``kubernetes`` client. Every value is parsed once, here; a bad value
-is a ``ConfigError`` that names the option and what it accepts.
+The pytest plugin and ``kbench`` register these options at start-up, whichever
+executor runs; this module therefore imports only the standard library and
+the harness's ``Option`` and errors, never the ``kubernetes`` client, jinja2 or
+yaml (``tests/test_k8s_manifests.py`` checks it in a fresh interpreter). Each
+parser raises ``argparse.ArgumentTypeError`` saying what it accepts, so it
+serves argparse and pytest alike; ``settings.K8sSettings`` turns the parsed
+values into one typed object.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from harness.errors import ConfigError
 from harness.executors.base import Option
-
-DEFAULT_TEMPLATE = Path(__file__).parent / "job.yaml.j2"
-"""Packaged with the harness; in the repository a link to k8s/job.yaml.j2, where it is edited."""
 
 DEFAULT_NAMESPACE = "kbench"
 DEFAULT_IMAGE = "kbench-keras3:0.1.0"
@@ -175,105 +171,3 @@ OPTIONS: tuple[Option, ...] = (
     Option("--emit-manifests", "write the Job manifests that would be submitted to this folder and "
            "submit nothing (no cluster needed)", None, str, "DIR"),
 )
-
-
-@dataclass(frozen=True)
-class K8sSettings:
-    """Everything the Kubernetes executor was told, one typed field per option."""
-
-    kubeconfig: str | None
-    context: str | None
-    namespace: str
-    image: str
-    """Image for Keras 3 backends."""
-    legacy_image: str
-    """Image for Keras 2.3.1 backends (Python 3.6, Theano, CNTK)."""
-    pull_policy: str
-    pvc: str
-    mount_path: str
-    """Where the PVC is mounted inside the container: the workload's ``--shared``."""
-    cpu: str
-    memory: str
-    gpus: int
-    gpu_resource: str
-    uid: int
-    gid: int
-    schedule_timeout_s: float
-    start_grace_s: float
-    """How long a pod may back off pulling its image, or a mount or pod-creation warning last."""
-    backoff_limit: int
-    ttl_s: int
-    template: Path
-    poll_s: float
-    result_wait_s: float
-    emit_dir: Path | None
-    """Set: write manifests there instead of submitting."""
-
-    @property
-    def cpu_cores(self) -> float:
-        return cpu_cores(self.cpu)
-
-    @property
-    def threads(self) -> int:
-        """Whole CPU threads a job may use: its CPU limit, at least 1."""
-        return max(1, math.floor(self.cpu_cores))
-
-    def image_for(self, keras_line: str) -> str:
-        return self.image if keras_line == "3" else self.legacy_image
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> K8sSettings:
-        """Build from the plugin's ``settings`` dict (keys = ``Option.dest``).
-
-        Values the plugin already parsed pass through; raw strings (a caller
-        that skipped argparse) are parsed here the same way.
-        """
-        values: dict[str, Any] = {}
-        for option in OPTIONS:
-            value = settings.get(option.dest, option.default)
-            if isinstance(value, str) and value != "" and option.parse is not str:
-                value = _parse(option, value)
-            elif value is not None and not isinstance(value, str) and option.parse in (cpu_quantity, memory_quantity,
-                                                                                      non_root_uid):
-                value = _parse(option, str(value))
-            values[option.dest] = None if value == "" else value
-        template = values["k8s_template"]
-        emit = values["emit_manifests"]
-        needed = math.ceil(float(values["k8s_result_wait"]) + TTL_MARGIN_S)
-        if int(values["k8s_ttl"]) < needed:
-            raise ConfigError(
-                f"--k8s-ttl: {values['k8s_ttl']} s is too short: Kubernetes would delete a finished Job and its "
-                f"pods before the harness has read their logs and result ({needed} s: --k8s-result-wait "
-                f"{float(values['k8s_result_wait']):.0f} + {TTL_MARGIN_S:.0f}); use {needed} or more")
-        return cls(
-            kubeconfig=values["k8s_kubeconfig"],
-            context=values["k8s_context"],
-            namespace=values["k8s_namespace"] or DEFAULT_NAMESPACE,
-            image=values["k8s_image"],
-            legacy_image=values["k8s_legacy_image"],
-            pull_policy=values["k8s_pull_policy"],
-            pvc=values["k8s_pvc"],
-            mount_path=values["k8s_mount_path"],
-            cpu=values["k8s_cpu"],
-            memory=values["k8s_memory"],
-            gpus=int(values["k8s_gpus"]),
-            gpu_resource=values["k8s_gpu_resource"],
-            uid=int(values["k8s_uid"]),
-            gid=int(values["k8s_gid"]),
-            schedule_timeout_s=float(values["k8s_schedule_timeout"]),
-            start_grace_s=float(values["k8s_start_grace"]),
-            backoff_limit=int(values["k8s_backoff_limit"]),
-            ttl_s=int(values["k8s_ttl"]),
-            template=Path(template).expanduser().resolve() if template else DEFAULT_TEMPLATE,
-            poll_s=float(values["k8s_poll_interval"]),
-            result_wait_s=float(values["k8s_result_wait"]),
-            emit_dir=Path(emit).expanduser().resolve() if emit else None,
-        )
-
-
-def _parse(option: Option, text: str) -> Any:
-    parse: Callable[[str], Any] = option.parse
-    try:
-        return parse(text)
-    except (argparse.ArgumentTypeError, ValueError) as err:
-        raise ConfigError(f"{option.flag}: {err}") from None

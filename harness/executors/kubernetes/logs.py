@@ -23,10 +23,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.executors import k8s_status as status
-from harness.executors.k8s_client import KubeApi, KubeError, NotFound, WatchHandle
+from harness.executors.kubernetes import status
+from harness.executors.kubernetes.errors import KubeError, NotFound
+from harness.executors.kubernetes.streams import WatchHandle
 from harness.workload import layout
+
+if TYPE_CHECKING:
+    from harness.executors.kubernetes.client import KubeApi
 
 log = logging.getLogger("harness.executors.kubernetes")
 

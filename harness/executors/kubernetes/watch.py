@@ -12,16 +12,19 @@ pause. Only a sustained outage gives up, with our ``ClusterUnreachable``.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from harness.executors import k8s_status as status
-from harness.executors.k8s_client import (
+from harness.executors.kubernetes import status
+from harness.executors.kubernetes.errors import (
     TRANSIENT_STATUSES,
     ClusterUnreachable,
     Gone,
-    KubeApi,
     KubeError,
-    WatchHandle,
 )
+from harness.executors.kubernetes.streams import WatchHandle
+
+if TYPE_CHECKING:
+    from harness.executors.kubernetes.client import KubeApi
 
 log = logging.getLogger("harness.executors.kubernetes")
 
