@@ -21,16 +21,17 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pydantic
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.watch.watch import iter_resp_lines
 
 from harness.errors import ExecutorError
+from harness.executors.kubernetes import kubeconfig as kubeconfig_file
 from harness.executors.kubernetes.errors import (
     TRANSIENT_STATUSES,
     ClusterUnreachable,
@@ -94,24 +95,34 @@ def _connection_error(what: str, err: BaseException, host: str) -> ClusterUnreac
 
 # -- configuration ------------------------------------------------------------------------
 def load_configuration(kubeconfig: str | None, context: str | None) -> client.Configuration:
-    """A client configuration from a kubeconfig, or from the pod's service account in a cluster."""
+    """A client configuration from a kubeconfig, or from the pod's service account in a cluster.
+
+    Every way the file can be wrong is one ``ExecutorError`` line naming the
+    file and the fix (``kubeconfig``), never the loader's own exception.
+    """
     configuration = client.Configuration()
-    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    first = os.path.expanduser(path.split(os.pathsep)[0])
+    chosen = kubeconfig_file.source(kubeconfig)
     in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
-    try:
-        if kubeconfig or Path(first).is_file() or not in_cluster:
-            if not Path(first).is_file():
-                raise ExecutorError(f"no kubeconfig at {first}; pass --k8s-kubeconfig, set KUBECONFIG, or run the "
-                                    "harness inside the cluster")
-            config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
-                                    persist_config=False)
-        else:
+    if not kubeconfig and in_cluster and not chosen.first.exists():
+        try:
             config.load_incluster_config(client_configuration=configuration)
-    except ConfigException as err:
-        where = f"context {context!r} of {first}" if context else first
-        raise ExecutorError(f"cannot use the Kubernetes configuration ({where}): {err}; check --k8s-context "
-                            "and --k8s-kubeconfig") from None
+        except ConfigException as err:
+            raise ExecutorError(f"cannot use the pod's service account: {err}; {kubeconfig_file.FIX}") from None
+    else:
+        # like kubectl, a KUBECONFIG list skips the files that do not exist; one file must exist
+        named = [path for path in chosen.paths if path.exists()] if len(chosen.paths) > 1 else list(chosen.paths)
+        for path in named or [chosen.first]:
+            said = kubeconfig_file.problem(path, chosen.given_by)
+            if said:
+                raise ExecutorError(said)
+        try:
+            config.load_kube_config(config_file=chosen.value, context=context, client_configuration=configuration,
+                                    persist_config=False)
+        except ConfigException as err:
+            raise ExecutorError(kubeconfig_file.unusable(chosen.first, chosen.given_by, context, err, True)) from None
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, yaml.YAMLError, OSError) as err:
+            # the loader indexes the YAML as it expects it to be: a file of another shape breaks it anywhere
+            raise ExecutorError(kubeconfig_file.unusable(chosen.first, chosen.given_by, context, err, False)) from None
     # The wrapper below retries; urllib3 must not retry on its own as well.
     configuration.retries = False
     configuration.connection_pool_maxsize = 32
