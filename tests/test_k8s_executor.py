@@ -151,6 +151,27 @@ def test_a_complete_job_whose_result_never_reaches_the_shared_folder_fails(fake_
     assert "did not appear" in result.reason and "--shared-dir" in result.reason
 
 
+def test_a_gpu_job_goes_through_the_real_clients_request_validation(fake_cluster, make_executor):
+    """Issue 28 item 3: with --k8s-gpus 1 the Job (and the write probe before it) is created and runs.
+
+    The real ``kubernetes`` client (37) validates every request body with
+    pydantic before sending it; the old template's ``nvidia.com/gpu: 1`` (an
+    integer) was refused there, so every GPU run failed before any Job existed.
+    The stand-ins: kmock's API emulator and the stand-in Job controller.
+    """
+    fake_cluster.behave(succeeds())
+    result, _ = run(make_executor(k8s_gpus=1, k8s_node_selector="pool=gpu", k8s_toleration="dedicated=ml:NoSchedule"))
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    created = fake_cluster.requests("POST", r"/jobs$", probes=True)
+    assert len(created) == 2  # the write probe and the job
+    for request in created:
+        pod = request.data["spec"]["template"]["spec"]
+        assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert pod["nodeSelector"] == {"pool": "gpu"}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+
+
 # -- creating: names and duplicates ----------------------------------------------------------------------
 def test_a_job_left_by_an_earlier_session_of_the_run_is_replaced(fake_cluster, make_executor):
     """409 on create: the stale Job of the same run is deleted (with its pods), then ours is created."""

@@ -55,12 +55,19 @@ def render(job: JobSpec | None = None, **overrides) -> dict:
     return ManifestTemplate(chosen.template).job_manifest(job or spec(), chosen, submission="token")
 
 
+GPU_POOL = "cloud.google.com/gke-accelerator=nvidia-l4,pool=gpu"
+GPU_TAINTS = "dedicated=ml:NoSchedule,nvidia.com/gpu:NoSchedule,spot"
+
+
 def every_manifest() -> list[tuple[str, dict]]:
     found = []
     for backend in BACKENDS:
         for phase in ("train", "predict", "fidelity"):
             found.append((f"{backend}-{phase}", render(spec(backend, phase))))
     found.append(("gpu", render(spec("jax"), k8s_gpus=1)))
+    found.append(("gpu-pool", render(spec("torch"), k8s_gpus=2, k8s_node_selector=GPU_POOL, k8s_toleration=GPU_TAINTS,
+                                     k8s_image_pull_secret="regcred,mirror", k8s_arch="amd64,arm64")))
+    found.append(("any-arch", render(spec("tensorflow"), k8s_arch="any")))
     found.append(("custom", render(spec("cntk"), k8s_cpu="500m", k8s_memory="1536Mi", k8s_pull_policy="always",
                                    k8s_uid=2000, k8s_gid=3000, k8s_mount_path="/mnt/nfs/")))
     return found
@@ -205,13 +212,55 @@ def test_each_image_serves_its_keras_line():
     assert container(render(spec("cntk"), k8s_legacy_image="registry.example/k2:1"))["image"] == "registry.example/k2:1"
 
 
-def test_gpus_are_requested_tolerated_and_not_hidden_from_jax():
+def test_gpus_are_requested_as_quantity_strings_tolerated_and_not_hidden_from_jax():
+    """Issue 28 item 3: the schema types a quantity as a string; client 37 refuses ``nvidia.com/gpu: 1``."""
     manifest = render(spec("jax"), k8s_gpus=2)
     resources = container(manifest)["resources"]
-    assert resources["limits"]["nvidia.com/gpu"] == 2 == resources["requests"]["nvidia.com/gpu"]
-    assert pod_spec(manifest)["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert resources["limits"]["nvidia.com/gpu"] == "2" == resources["requests"]["nvidia.com/gpu"]
+    assert all(isinstance(v, str) for part in resources.values() for v in part.values())
+    assert pod_spec(manifest)["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert "JAX_PLATFORMS" not in {e["name"] for e in container(manifest)["env"]}
     assert "JAX_PLATFORMS" in {e["name"] for e in container(render(spec("jax")))["env"]}
+
+
+def test_a_gpu_node_pool_is_reached_with_its_labels_and_taints():
+    """Issue 28 item 3 and 29 item 6: --k8s-node-selector and --k8s-toleration, one set of options for every pool."""
+    pod = pod_spec(render(spec("torch"), k8s_gpus=1, k8s_node_selector=GPU_POOL, k8s_toleration=GPU_TAINTS,
+                          k8s_image_pull_secret="regcred"))
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "gpu"}
+    assert pod["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},  # given: not added twice
+        {"key": "spot", "operator": "Exists"},
+    ]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    plain = pod_spec(render(spec("torch")))
+    assert not {"nodeSelector", "tolerations", "imagePullSecrets"} & set(plain)
+
+
+def arch_of(manifest: dict) -> list[str] | None:
+    terms = (((pod_spec(manifest).get("affinity") or {}).get("nodeAffinity") or {})
+             .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    found = [e["values"] for t in terms for e in t["matchExpressions"] if e["key"] == "kubernetes.io/arch"]
+    return found[0] if found else None
+
+
+def test_jobs_run_only_on_nodes_of_their_images_architecture(monkeypatch):
+    """Issue 29 item 6: an amd64 image on an arm64 node ends in "exec format error"; the arch is required.
+
+    The Keras 3 image's default is this machine's architecture (``docker build``
+    builds for it); the legacy image is amd64 only (CNTK 2.7 wheels are x86_64).
+    """
+    from harness.executors.kubernetes import options
+
+    monkeypatch.setattr(options.platform, "machine", lambda: "aarch64")
+    assert arch_of(render(spec("jax"))) == ["arm64"]
+    assert arch_of(render(spec("cntk"))) == ["amd64"] == arch_of(render(spec("theano"), k8s_arch="arm64"))
+    assert arch_of(render(spec("jax"), k8s_arch="amd64,arm64")) == ["amd64", "arm64"]
+    assert arch_of(render(spec("jax"), k8s_arch="any")) is None
+    assert arch_of(render(spec("cntk"), k8s_node_selector="kubernetes.io/arch=amd64")) is None  # said by the user
+    monkeypatch.setattr(options.platform, "machine", lambda: "x86_64")
+    assert arch_of(render(spec("torch"))) == ["amd64"]
 
 
 def test_values_that_look_like_yaml_stay_strings():
@@ -277,8 +326,15 @@ def test_option_values_are_parsed_and_checked():
     assert settings(k8s_cpu="3.5").threads == 3
     assert settings(k8s_pull_policy="never").pull_policy == "Never"
     assert settings(k8s_gpus="2").gpus == 2
+    assert settings(k8s_node_selector="a=b, c.io/d=").node_selector == (("a", "b"), ("c.io/d", ""))
+    assert [str(t) for t in settings(k8s_toleration="k:NoExecute,k2=v").tolerations] == ["k:NoExecute", "k2=v"]
+    assert settings(k8s_image_pull_secret="a,b.c").image_pull_secrets == ("a", "b.c")
+    assert settings(k8s_arch="ARM64").architectures == ("arm64",) and settings(k8s_arch="any").architectures == ()
     for option, value in (("k8s_cpu", "two"), ("k8s_memory", "4 GB"), ("k8s_namespace", "Not_Valid"),
-                          ("k8s_gpus", "-1"), ("k8s_mount_path", "relative/path"), ("k8s_pull_policy", "sometimes")):
+                          ("k8s_gpus", "-1"), ("k8s_mount_path", "relative/path"), ("k8s_pull_policy", "sometimes"),
+                          ("k8s_node_selector", "pool"), ("k8s_node_selector", "a=b c"),
+                          ("k8s_toleration", "gpu:NoRun"), ("k8s_toleration", "bad key=v"),
+                          ("k8s_image_pull_secret", "Reg_Cred"), ("k8s_arch", "x86_64"), ("k8s_arch", "amd64,any")):
         flag = "--" + option.replace("_", "-")
         with pytest.raises(ConfigError, match=flag):
             settings(**{option: value})
@@ -346,6 +402,28 @@ def test_emit_manifests_writes_what_would_be_submitted_without_a_cluster(tmp_pat
     for path in written:
         kubernetes_validate.validate(yaml.safe_load(path.read_text()), SUPPORTED_VERSIONS[-1], strict=True)
     assert any("nothing is submitted" in line for line in said)
+
+
+def test_emit_manifests_shows_the_gpu_quantity_node_selector_and_tolerations(tmp_path, monkeypatch):
+    """Issue 28 item 3: what a GPU node pool needs is in the emitted manifests and in one line on the terminal."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    said: list[str] = []
+    executor = KubernetesExecutor(ExecutorContext(tmp_path, tmp_path, None, said.append), {
+        "emit_manifests": str(tmp_path / "out"), "k8s_gpus": "1", "k8s_node_selector": "pool=gpu",
+        "k8s_toleration": "dedicated=ml:NoSchedule", "k8s_arch": "amd64"})
+    executor.check()
+    executor.prepare([get("jax")])
+    executor.run(spec("jax", "train"), lambda *_: None)
+    executor.close()
+
+    text = (tmp_path / "out" / f"{job_name('20260101-120000-abcd', 'jax', 'train')}.yaml").read_text()
+    assert "nvidia.com/gpu: '1'" in text  # a quoted string, as the API's schema wants it
+    manifest = yaml.safe_load(text)
+    assert pod_spec(manifest)["nodeSelector"] == {"pool": "gpu"}
+    assert {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"} in pod_spec(manifest)[
+        "tolerations"]
+    assert ("kbench-keras3:0.1.0 jobs (jax): 2 CPU, 4Gi, 1 nvidia.com/gpu on nodes with kubernetes.io/arch in "
+            "(amd64), pool=gpu, tolerating dedicated=ml:NoSchedule, nvidia.com/gpu:NoSchedule") in said
 
 
 # -- rules the schema cannot express: the cluster set-up ------------------------------------------------------

@@ -133,15 +133,20 @@ class KubernetesExecutor(Executor):
         return {"kind": "shared", "path": relative}
 
     def prepare(self, backends: Sequence[Backend]) -> None:
-        """Ask the API server to validate and admit one Job per image (a dry run: nothing is created)."""
-        if self.emitting or not backends:
-            return
-        tried: set[str] = set()
+        """Say what each image's jobs ask of the cluster; let the API server admit one Job per image (a dry run).
+
+        The line is said with ``--emit-manifests`` too, so the GPU quantity,
+        node selector and tolerations show without reading the manifests.
+        """
+        by_image: dict[str, list[Backend]] = {}
         for backend in backends:
-            image = self.k8s.image_for(backend.keras_line)
-            if image in tried:
+            by_image.setdefault(self.k8s.image_for(backend.keras_line), []).append(backend)
+        for image, members in by_image.items():
+            names = ", ".join(b.name for b in members)
+            self.context.say(f"{image} jobs ({names}): {manifests.placement(self.k8s, members[0].keras_line)}")
+            if self.emitting:
                 continue
-            tried.add(image)
+            backend = members[0]
             sample = JobSpec("preflight", backend, "train", job_env(backend, self.k8s.threads), 60.0, self.k8s.threads)
             dry_run(self.api, self.template.job_manifest(sample, self.k8s), self.context.say)
 

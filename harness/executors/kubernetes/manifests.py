@@ -145,6 +145,10 @@ def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -
         "memory": settings.memory,
         "gpus": settings.gpus,
         "gpu_resource": settings.gpu_resource,
+        "node_selector": dict(settings.node_selector),
+        "architectures": list(settings.architectures_for(job.backend.keras_line)),
+        "tolerations": [t.manifest() for t in settings.pod_tolerations],
+        "image_pull_secrets": list(settings.image_pull_secrets),
         "uid": settings.uid,
         "gid": settings.gid,
         "pvc": settings.pvc,
@@ -155,6 +159,23 @@ def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -
         "no_retry_exit_codes": list(NO_RETRY_EXIT_CODES),
         "tmp_size": "2Gi",
     }
+
+
+def placement(settings: K8sSettings, keras_line: str) -> str:
+    """What each job of one image asks of the cluster, in words: resources, nodes, tolerations, pull secrets."""
+    asks = f"{settings.cpu} CPU, {settings.memory}"
+    if settings.gpus:
+        asks += f", {settings.gpus} {settings.gpu_resource}"
+    nodes = [f"{key}={value}" for key, value in settings.node_selector]
+    arches = settings.architectures_for(keras_line)
+    if arches:
+        nodes.insert(0, f"kubernetes.io/arch in ({', '.join(arches)})")
+    text = asks + (f" on nodes with {', '.join(nodes)}" if nodes else " on any node")
+    if settings.pod_tolerations:
+        text += f", tolerating {', '.join(str(t) for t in settings.pod_tolerations)}"
+    if settings.image_pull_secrets:
+        text += f", pulling with Secret {', '.join(settings.image_pull_secrets)}"
+    return text
 
 
 class ManifestTemplate:

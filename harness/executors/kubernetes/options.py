@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import platform
 import re
+from dataclasses import dataclass
 
 from harness.executors.base import Option
 
@@ -27,6 +29,8 @@ _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _RESOURCE_NAME = re.compile(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
@@ -124,6 +128,98 @@ def image_reference(text: str) -> str:
     return text
 
 
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in str(text).split(",") if item.strip()]
+
+
+def node_selector(text: str) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE[,KEY=VALUE...]``: node labels every job's pod requires (its ``nodeSelector``)."""
+    pairs = []
+    for item in _items(text):
+        key, equals, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a node label; use KEY=VALUE, e.g. cloud.google.com/gke-accelerator=nvidia-l4 "
+                "or pool=gpu (several separated by commas)")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """A taint the jobs' pods tolerate: ``key`` (with ``value``, or any value when None) and ``effect`` (any when None)."""
+
+    key: str
+    value: str | None = None
+    effect: str | None = None
+
+    def manifest(self) -> dict[str, str]:
+        entry = {"key": self.key, "operator": "Exists" if self.value is None else "Equal"}
+        if self.value is not None:
+            entry["value"] = self.value
+        if self.effect:
+            entry["effect"] = self.effect
+        return entry
+
+    def __str__(self) -> str:
+        return self.key + (f"={self.value}" if self.value is not None else "") + (f":{self.effect}" if self.effect else "")
+
+
+def tolerations(text: str) -> tuple[Toleration, ...]:
+    """``KEY[=VALUE][:EFFECT][,...]``, as ``kubectl taint`` writes taints: the taints every job's pod tolerates."""
+    found = []
+    for item in _items(text):
+        rest, colon, effect = item.rpartition(":") if ":" in item else (item, "", "")
+        key, equals, value = rest.partition("=")
+        effect_ok = not colon or effect in TAINT_EFFECTS
+        if not _LABEL_KEY.match(key.strip()) or not effect_ok or (equals and not _LABEL_VALUE.match(value.strip())):
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a toleration; use KEY[=VALUE][:EFFECT] as kubectl taint writes it, e.g. "
+                f"nvidia.com/gpu:NoSchedule or dedicated=ml:NoSchedule (effect: {', '.join(TAINT_EFFECTS)})")
+        found.append(Toleration(key.strip(), value.strip() if equals else None, effect or None))
+    return tuple(found)
+
+
+def secret_names(text: str) -> tuple[str, ...]:
+    """``NAME[,NAME]``: Secrets of type kubernetes.io/dockerconfigjson in the namespace (imagePullSecrets)."""
+    names = tuple(_items(text))
+    for name in names:
+        if not _DNS_SUBDOMAIN.match(name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a Secret name; use lowercase letters, digits, '-' "
+                                             "and '.' (kubectl -n NAMESPACE get secrets lists them)")
+    return names
+
+
+ARCHITECTURES = ("amd64", "arm64", "ppc64le", "s390x", "arm")
+"""Values of the kubernetes.io/arch node label (Go's GOARCH names)."""
+_MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64le",
+                 "s390x": "s390x", "armv7l": "arm", "armv6l": "arm"}
+LEGACY_ARCHITECTURES = ("amd64",)
+"""The legacy image can be built for amd64 only: CNTK 2.7 publishes x86_64 wheels and nothing else."""
+
+
+def this_machine_architecture() -> str | None:
+    """This machine's CPU as a kubernetes.io/arch value: what ``docker build`` builds for by default."""
+    return _MACHINE_ARCH.get(platform.machine().lower())
+
+
+def architectures(text: str) -> tuple[str, ...]:
+    """``ARCH[,ARCH]`` (amd64, arm64...) or ``any``: the CPU architectures the Keras 3 image was built for."""
+    names = tuple(item.lower() for item in _items(text))
+    if names == ("any",):
+        return ()
+    wrong = [name for name in names if name not in ARCHITECTURES]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of architectures; use kubernetes.io/arch values ({', '.join(ARCHITECTURES)}), "
+            "several separated by commas for a multi-arch image, or any")
+    return names
+
+
 TTL_MARGIN_S = 60.0
 """Beyond --k8s-result-wait, the time the harness may need after a Job ends to list its pods and read their logs."""
 
@@ -149,6 +245,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k8s-gpus", "GPUs per job (default: 0)", 0, non_negative_int, "N"),
     Option("--k8s-gpu-resource", "extended resource that counts GPUs (default: nvidia.com/gpu)",
            "nvidia.com/gpu", resource_name, "NAME"),
+    Option("--k8s-node-selector", "node labels the jobs' pods require, KEY=VALUE[,KEY=VALUE], e.g. a GPU node "
+           "pool's label (default: none)", None, node_selector, "KEY=VALUE"),
+    Option("--k8s-toleration", "taints the jobs' pods tolerate, KEY[=VALUE][:EFFECT][,...] as kubectl taint writes "
+           "them, e.g. a GPU node pool's taint; with --k8s-gpus, <gpu resource>:NoSchedule is tolerated anyway "
+           "(default: none)", None, tolerations, "TAINT"),
+    Option("--k8s-arch", "CPU architectures the Keras 3 image was built for, as the nodes' kubernetes.io/arch "
+           "label says them (amd64, arm64; several for a multi-arch image; any: no constraint); the jobs run only "
+           "on such nodes (default: this machine's, which docker build builds for; the legacy image is amd64 "
+           "only)", None, architectures, "ARCH"),
+    Option("--k8s-image-pull-secret", "Secrets (kubernetes.io/dockerconfigjson) in the namespace that hold the "
+           "registry's credentials, NAME[,NAME], for a private registry (default: none)", None, secret_names,
+           "NAME"),
     Option("--k8s-uid", "user id the job runs as, never 0 (root); the NFS export must let it write "
            "(default: 1000)", 1000, non_root_uid, "UID"),
     Option("--k8s-gid", "group id the job runs as (default: 1000)", 1000, non_negative_int, "GID"),

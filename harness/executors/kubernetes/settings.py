@@ -18,13 +18,18 @@ from harness.errors import ConfigError
 from harness.executors.base import Option
 from harness.executors.kubernetes.options import (
     DEFAULT_NAMESPACE,
+    LEGACY_ARCHITECTURES,
     OPTIONS,
     TTL_MARGIN_S,
+    Toleration,
     cpu_cores,
     cpu_quantity,
     memory_quantity,
     non_root_uid,
+    this_machine_architecture,
 )
+
+ARCH_LABEL = "kubernetes.io/arch"
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "job.yaml.j2"
 """Packaged with the harness; in the repository a link to k8s/job.yaml.j2, where it is edited."""
@@ -49,6 +54,13 @@ class K8sSettings:
     memory: str
     gpus: int
     gpu_resource: str
+    node_selector: tuple[tuple[str, str], ...]
+    """Node labels every pod requires (``--k8s-node-selector``)."""
+    tolerations: tuple[Toleration, ...]
+    """Taints every pod tolerates, as given (``--k8s-toleration``); see ``pod_tolerations``."""
+    architectures: tuple[str, ...] | None
+    """The Keras 3 image's architectures (``--k8s-arch``); None: this machine's; (): any."""
+    image_pull_secrets: tuple[str, ...]
     uid: int
     gid: int
     schedule_timeout_s: float
@@ -73,6 +85,31 @@ class K8sSettings:
 
     def image_for(self, keras_line: str) -> str:
         return self.image if keras_line == "3" else self.legacy_image
+
+    def architectures_for(self, keras_line: str) -> tuple[str, ...]:
+        """The kubernetes.io/arch values a job's node must have (none: any node).
+
+        The Keras 3 image: as ``--k8s-arch`` says, by default this machine's
+        (``docker build`` builds for the machine it runs on). The legacy image:
+        amd64, the only one it can be built for. A ``--k8s-node-selector`` that
+        names the architecture itself replaces both.
+        """
+        if any(key == ARCH_LABEL for key, _ in self.node_selector):
+            return ()
+        if keras_line != "3":
+            return LEGACY_ARCHITECTURES
+        if self.architectures is not None:
+            return self.architectures
+        machine = this_machine_architecture()
+        return (machine,) if machine else ()
+
+    @property
+    def pod_tolerations(self) -> tuple[Toleration, ...]:
+        """The given tolerations, and with GPUs the GPU resource's own taint (GPU node pools carry it)."""
+        found = list(self.tolerations)
+        if self.gpus > 0 and not any(t.key == self.gpu_resource for t in found):
+            found.append(Toleration(self.gpu_resource, None, "NoSchedule"))
+        return tuple(found)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> K8sSettings:
@@ -111,6 +148,10 @@ class K8sSettings:
             memory=values["k8s_memory"],
             gpus=int(values["k8s_gpus"]),
             gpu_resource=values["k8s_gpu_resource"],
+            node_selector=tuple(values["k8s_node_selector"] or ()),
+            tolerations=tuple(values["k8s_toleration"] or ()),
+            architectures=values["k8s_arch"],
+            image_pull_secrets=tuple(values["k8s_image_pull_secret"] or ()),
             uid=int(values["k8s_uid"]),
             gid=int(values["k8s_gid"]),
             schedule_timeout_s=float(values["k8s_schedule_timeout"]),
