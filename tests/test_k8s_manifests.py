@@ -21,6 +21,7 @@ from harness import executors
 from harness.backends import BACKENDS, get
 from harness.errors import ConfigError
 from harness.executors.base import ExecutorContext, JobSpec, JobState
+from harness.executors.kubernetes import sharing
 from harness.executors.kubernetes.executor import KubernetesExecutor
 from harness.executors.kubernetes.manifests import (
     CONTAINER,
@@ -28,6 +29,7 @@ from harness.executors.kubernetes.manifests import (
     active_deadline_s,
     job_name,
     label_value,
+    probe_values,
     template_values,
 )
 from harness.executors.kubernetes.options import OPTIONS, cpu_quantity
@@ -50,6 +52,15 @@ def spec(backend: str = "tensorflow", phase: str = "train", run_id: str = "20260
     return JobSpec(run_id, get(backend), phase, job_env(get(backend), threads), 900.0, threads)
 
 
+def probe_manifest(job: JobSpec, **overrides) -> dict:
+    """The write probe's Job, as the executor renders it: a job's manifest with the probe's command (issue 29)."""
+    chosen = settings(**overrides)
+    shared = Path("/srv/kbench")
+    command = sharing.probe_command("token", sharing.probe_folders(shared, job.run_id, [job.backend.name]),
+                                    [shared / "inputs" / "key" / "data.tar.gz"], shared, chosen.mount_path)
+    return ManifestTemplate(chosen.template).render(probe_values(job, chosen, "token", command))
+
+
 def render(job: JobSpec | None = None, **overrides) -> dict:
     chosen = settings(**overrides)
     return ManifestTemplate(chosen.template).job_manifest(job or spec(), chosen, submission="token")
@@ -68,6 +79,8 @@ def every_manifest() -> list[tuple[str, dict]]:
     found.append(("gpu-pool", render(spec("torch"), k8s_gpus=2, k8s_node_selector=GPU_POOL, k8s_toleration=GPU_TAINTS,
                                      k8s_image_pull_secret="regcred,mirror", k8s_arch="amd64,arm64")))
     found.append(("any-arch", render(spec("tensorflow"), k8s_arch="any")))
+    found.append(("probe", probe_manifest(spec("theano", "probe"))))
+    found.append(("gpu-probe", probe_manifest(spec("jax", "probe"), k8s_gpus=1, k8s_node_selector=GPU_POOL)))
     found.append(("custom", render(spec("cntk"), k8s_cpu="500m", k8s_memory="1536Mi", k8s_pull_policy="always",
                                    k8s_uid=2000, k8s_gid=3000, k8s_mount_path="/mnt/nfs/")))
     return found
@@ -144,11 +157,14 @@ def test_disruptions_are_ignored_and_hopeless_exit_codes_fail_the_job_at_once():
 
 
 def test_the_job_is_bounded_in_retries_and_time():
+    """The deadline covers the job's timeout, waiting for room and scheduling and pulling (issue 29 item 1):
+    the Job controller counts it from the Job's start, however long the pod waited for room."""
     job = spec()
-    manifest = render(job, k8s_schedule_timeout=120, k8s_backoff_limit=2, k8s_ttl=3600)
+    chosen = {"k8s_schedule_timeout": 120, "k8s_capacity_wait": 600}
+    manifest = render(job, k8s_backoff_limit=2, k8s_ttl=3600, **chosen)
     assert manifest["spec"]["backoffLimit"] == 2
-    assert manifest["spec"]["activeDeadlineSeconds"] == active_deadline_s(job, settings(k8s_schedule_timeout=120))
-    assert manifest["spec"]["activeDeadlineSeconds"] == 900 + 120
+    assert manifest["spec"]["activeDeadlineSeconds"] == active_deadline_s(job, settings(**chosen))
+    assert manifest["spec"]["activeDeadlineSeconds"] == 900 + 600 + 120
     assert manifest["spec"]["ttlSecondsAfterFinished"] == 3600
 
 
@@ -248,19 +264,31 @@ def arch_of(manifest: dict) -> list[str] | None:
 def test_jobs_run_only_on_nodes_of_their_images_architecture(monkeypatch):
     """Issue 29 item 6: an amd64 image on an arm64 node ends in "exec format error"; the arch is required.
 
-    The Keras 3 image's default is this machine's architecture (``docker build``
-    builds for it); the legacy image is amd64 only (CNTK 2.7 wheels are x86_64).
+    The images' default is this machine's architecture (``docker build`` builds
+    for it); cntk runs on amd64 only (CNTK 2.7 wheels are x86_64 only).
     """
     from harness.executors.kubernetes import options
 
     monkeypatch.setattr(options.platform, "machine", lambda: "aarch64")
-    assert arch_of(render(spec("jax"))) == ["arm64"]
-    assert arch_of(render(spec("cntk"))) == ["amd64"] == arch_of(render(spec("theano"), k8s_arch="arm64"))
+    assert arch_of(render(spec("jax"))) == ["arm64"] == arch_of(render(spec("theano")))
     assert arch_of(render(spec("jax"), k8s_arch="amd64,arm64")) == ["amd64", "arm64"]
+    assert arch_of(render(spec("cntk"), k8s_arch="amd64,arm64")) == ["amd64"]
     assert arch_of(render(spec("jax"), k8s_arch="any")) is None
+    assert arch_of(render(spec("cntk"), k8s_arch="any")) == ["amd64"]
     assert arch_of(render(spec("cntk"), k8s_node_selector="kubernetes.io/arch=amd64")) is None  # said by the user
     monkeypatch.setattr(options.platform, "machine", lambda: "x86_64")
-    assert arch_of(render(spec("torch"))) == ["amd64"]
+    assert arch_of(render(spec("torch"))) == ["amd64"] == arch_of(render(spec("cntk")))
+
+
+def test_cntk_is_skipped_with_the_reason_when_the_images_are_not_amd64(tmp_path):
+    """Issue 29 item 6: the legacy image built for arm64 holds Theano alone (CNTK 2.7 exists for x86_64 only)."""
+    executor = KubernetesExecutor(ExecutorContext(tmp_path, tmp_path, None, print), {"k8s_arch": "arm64"})
+    skipped = executor.unavailable([get("theano"), get("cntk"), get("jax")])
+    assert list(skipped) == ["cntk"] and "x86_64" in skipped["cntk"] and "--k8s-arch" in skipped["cntk"]
+    both = KubernetesExecutor(ExecutorContext(tmp_path, tmp_path, None, print), {"k8s_arch": "amd64,arm64"})
+    assert both.unavailable([get("cntk")]) == {}
+    executor.close()
+    both.close()
 
 
 def test_values_that_look_like_yaml_stay_strings():
@@ -455,7 +483,8 @@ def test_the_role_grants_what_the_executor_checks_and_nothing_more():
     granted = {(verb, resource.split("/")[0], group, resource.split("/")[1] if "/" in resource else "")
                for rule in docs["Role"]["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
-    optional = {("get", "persistentvolumeclaims", "", ""), ("create", "pods", "", "")}  # the pod dry run
+    optional = {("get", "persistentvolumeclaims", "", ""), ("create", "pods", "", ""),  # the pod dry run
+                ("list", "resourcequotas", "", "")}  # the room for jobs (issue 29 item 1)
     assert granted == set(PERMISSIONS) | optional
     binding = docs["RoleBinding"]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",

@@ -68,10 +68,10 @@ def _status_message(err: client.ApiException) -> tuple[str, str]:
     return str(body.get("reason") or err.reason or ""), str(body.get("message") or err.reason or "").strip()
 
 
-def api_error(what: str, err: client.ApiException, host: str) -> KubeError:
+def api_error(what: str, err: client.ApiException, host: str, namespace: str = "NAMESPACE") -> KubeError:
     """Turn a client ``ApiException`` into our error type with a message that names the fix."""
     reason, message = _status_message(err)
-    return error_for(what, err.status or 0, reason, message, host)
+    return error_for(what, err.status or 0, reason, message, host, namespace)
 
 
 def _connection_error(what: str, err: BaseException, host: str) -> ClusterUnreachable:
@@ -176,7 +176,7 @@ class KubeApi:
                 log.debug("%s: ok (attempt %d)", what, attempt)
                 return _decode(data, response.headers.get("Content-Type", ""))
             except client.ApiException as err:
-                error: KubeError = api_error(what, err, self.host)
+                error: KubeError = api_error(what, err, self.host, self.namespace)
                 transient = err.status in TRANSIENT_STATUSES
                 delay = _retry_after(err)
             except pydantic.ValidationError as err:
@@ -262,10 +262,21 @@ class KubeApi:
                            retries=retries)
         return list(answer.get("items") or [])
 
+    def list_resource_quotas(self) -> list[dict]:
+        """The namespace's ResourceQuotas, with what each has left (``status.hard``, ``status.used``)."""
+        answer = self.call("list ResourceQuotas", self.core.list_namespaced_resource_quota, self.namespace,
+                           retries=1)
+        return list(answer.get("items") or [])
+
+    def list_nodes(self) -> list[dict]:
+        """The cluster's nodes (a cluster-scoped read that many namespaced users may not do: ``Forbidden``)."""
+        answer = self.call("list nodes", self.core.list_node, retries=1)
+        return list(answer.get("items") or [])
+
     def list_warning_events(self) -> list[dict]:
         """The namespace's warning events (FailedMount, FailedCreate, Failed pulls...), as core/v1 Events."""
         answer = self.call("list warning events", self.core.list_namespaced_event, self.namespace,
-                           field_selector="type=Warning", retries=1)
+                           field_selector="type=Warning", retries=0)
         return list(answer.get("items") or [])
 
     def pod_log(self, name: str, container: str, tail_lines: int = LOG_TAIL_LINES, retries: int | None = None) -> str:
@@ -277,22 +288,36 @@ class KubeApi:
         return self.call(f"read the log of pod {name}", self.core.read_namespaced_pod_log, name, self.namespace,
                          container=container, tail_lines=tail_lines, retries=retries)
 
-    def follow_pod_log(self, name: str, container: str, handle: WatchHandle) -> Iterator[str]:
+    def follow_pod_log(self, name: str, container: str, handle: WatchHandle, since: str | None = None) -> Iterator[str]:
         """The lines of a container's log, each after its RFC 3339 timestamp, as the container prints them.
 
-        Ends when the container ends, the connection drops quietly, nothing is
-        printed for ``LOG_READ_TIMEOUT_S`` or ``handle.stop()`` is called;
-        errors are our types (``NotFound`` once the pod is gone).
+        ``since`` (an RFC 3339 time) starts at the lines stamped then or later,
+        as ``kubectl logs --since-time`` does: a reconnect resumes where the
+        last stream ended instead of replaying the log from its start. (The
+        generated client has no ``sinceTime`` parameter, though the API's
+        PodLogOptions has one, so the request is built here.) Ends when the
+        container ends, the connection drops quietly, nothing is printed for
+        ``LOG_READ_TIMEOUT_S`` or ``handle.stop()`` is called; errors are our
+        types (``NotFound`` once the pod is gone).
         """
         what = f"follow the log of pod {name}"
+        query = [("container", container), ("follow", "true"), ("timestamps", "true")]
+        if since:
+            query.append(("sinceTime", since))
         try:
-            response = self.core.read_namespaced_pod_log(
-                name, self.namespace, container=container, follow=True, timestamps=True, _preload_content=False,
-                _request_timeout=(CONNECT_TIMEOUT_S, LOG_READ_TIMEOUT_S))
+            request = self.api_client.param_serialize(
+                method="GET", resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
+                path_params={"namespace": self.namespace, "name": name}, query_params=query,
+                header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+            answer = self.api_client.call_api(*request, _request_timeout=(CONNECT_TIMEOUT_S, LOG_READ_TIMEOUT_S))
+            if not 200 <= answer.status <= 299:
+                answer.read()
+                raise client.ApiException.from_response(http_resp=answer, body=None, data=None)
         except client.ApiException as err:
-            raise api_error(what, err, self.host) from err
+            raise api_error(what, err, self.host, self.namespace) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise _connection_error(what, err, self.host) from err
+        response = answer.response
         handle.attach(response)
         try:
             yield from iter_resp_lines(response)
@@ -329,7 +354,7 @@ class KubeApi:
                 self.namespace, _preload_content=False,
                 _request_timeout=(CONNECT_TIMEOUT_S, timeout_s + min(2.0, timeout_s)), **kwargs)
         except client.ApiException as err:
-            raise api_error(what, err, self.host) from err
+            raise api_error(what, err, self.host, self.namespace) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise _connection_error(what, err, self.host) from err
         if handle is not None:

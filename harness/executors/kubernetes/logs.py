@@ -4,8 +4,12 @@ While a Job runs, ``PodLogStreams`` follows each started pod's log into a
 hidden file in the run folder (``.<phase>.<pod>.stream``), reconnecting when
 the stream breaks: the Job controller deletes running pods at the deadline,
 and a node or a TTL can remove a pod before the harness reads its log.
-Lines carry the kubelet's timestamps, so a reconnect that replays the log
-writes no line twice.
+Lines carry the kubelet's timestamps: a reconnect asks for the lines since
+the last one written (``sinceTime``, which the API server keeps to whole
+seconds), and the few it replays from that second are recognised and skipped,
+so no line is written twice and a long log is not sent again from its start.
+After the kubelet rotates a container's log, only the current file is served
+at all; the stream kept from the start is then the only complete copy.
 
 When the Job is over, ``save_pod_logs`` writes the final files: the newest
 pod's log becomes ``<backend>/<phase>.log`` (the same name the local executor
@@ -71,6 +75,8 @@ class _Follower(threading.Thread):
         self.handle = WatchHandle()
         self.container_done = threading.Event()
         self.last: tuple[str, str] = ("", "")
+        self.last_stamp = ""
+        """The kubelet's timestamp of the last line written: where a reconnect resumes (``sinceTime``)."""
         self.same = 0
         """Lines written with the timestamp ``last`` (a replay skips that many lines of that time)."""
         self.connections = 0
@@ -95,7 +101,7 @@ class _Follower(threading.Thread):
     def _follow_once(self, out) -> None:
         self.connections += 1
         last, same, skipped = self.last, self.same, 0
-        for raw in self.api.follow_pod_log(self.pod, self.container, self.handle):
+        for raw in self.api.follow_pod_log(self.pod, self.container, self.handle, since=self.last_stamp or None):
             stamp, _, line = raw.partition(" ")
             key = stamp_key(stamp)
             if key < last:
@@ -108,7 +114,7 @@ class _Follower(threading.Thread):
             if key == self.last:
                 self.same += 1
             else:
-                self.last, self.same = key, 1
+                self.last, self.same, self.last_stamp = key, 1, stamp
 
     def text(self) -> str:
         try:

@@ -120,8 +120,13 @@ def container_env(job: JobSpec, settings: K8sSettings) -> list[tuple[str, str]]:
 
 
 def active_deadline_s(job: JobSpec, settings: K8sSettings) -> int:
-    """The job's own timeout plus the time allowed to schedule the pod and pull its image."""
-    return math.ceil(job.timeout_s + settings.schedule_timeout_s)
+    """The job's own timeout plus the time allowed to wait for room, to schedule the pod and to pull its image.
+
+    A backstop: the Job controller counts it from the Job's start, however long
+    the pod waited for room; the harness itself stops a pod that has run past
+    the job's own timeout.
+    """
+    return math.ceil(job.timeout_s + settings.capacity_wait_s + settings.schedule_timeout_s)
 
 
 def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -> dict[str, Any]:
@@ -146,7 +151,7 @@ def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -
         "gpus": settings.gpus,
         "gpu_resource": settings.gpu_resource,
         "node_selector": dict(settings.node_selector),
-        "architectures": list(settings.architectures_for(job.backend.keras_line)),
+        "architectures": list(settings.architectures_for(job.backend.name)),
         "tolerations": [t.manifest() for t in settings.pod_tolerations],
         "image_pull_secrets": list(settings.image_pull_secrets),
         "uid": settings.uid,
@@ -161,13 +166,20 @@ def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -
     }
 
 
-def placement(settings: K8sSettings, keras_line: str) -> str:
-    """What each job of one image asks of the cluster, in words: resources, nodes, tolerations, pull secrets."""
+def probe_values(job: JobSpec, settings: K8sSettings, token: str, command: list[str]) -> dict[str, Any]:
+    """The write probe's values: a job's (same image, user, volume and placement), with the probe's command."""
+    values = template_values(job, settings, token)
+    values["command"] = list(command)
+    return values
+
+
+def placement(settings: K8sSettings, backend: str) -> str:
+    """What each job of a backend asks of the cluster, in words: resources, nodes, tolerations, pull secrets."""
     asks = f"{settings.cpu} CPU, {settings.memory}"
     if settings.gpus:
         asks += f", {settings.gpus} {settings.gpu_resource}"
     nodes = [f"{key}={value}" for key, value in settings.node_selector]
-    arches = settings.architectures_for(keras_line)
+    arches = settings.architectures_for(backend)
     if arches:
         nodes.insert(0, f"kubernetes.io/arch in ({', '.join(arches)})")
     text = asks + (f" on nodes with {', '.join(nodes)}" if nodes else " on any node")

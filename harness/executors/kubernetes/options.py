@@ -198,8 +198,9 @@ ARCHITECTURES = ("amd64", "arm64", "ppc64le", "s390x", "arm")
 """Values of the kubernetes.io/arch node label (Go's GOARCH names)."""
 _MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64le",
                  "s390x": "s390x", "armv7l": "arm", "armv6l": "arm"}
-LEGACY_ARCHITECTURES = ("amd64",)
-"""The legacy image can be built for amd64 only: CNTK 2.7 publishes x86_64 wheels and nothing else."""
+ONLY_ON = {"cntk": ("amd64",)}
+"""Backends that exist for some architectures only: CNTK 2.7 publishes x86_64 wheels and nothing else, so the
+legacy image built for arm64 holds Theano alone."""
 
 
 def this_machine_architecture() -> str | None:
@@ -250,18 +251,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k8s-toleration", "taints the jobs' pods tolerate, KEY[=VALUE][:EFFECT][,...] as kubectl taint writes "
            "them, e.g. a GPU node pool's taint; with --k8s-gpus, <gpu resource>:NoSchedule is tolerated anyway "
            "(default: none)", None, tolerations, "TAINT"),
-    Option("--k8s-arch", "CPU architectures the Keras 3 image was built for, as the nodes' kubernetes.io/arch "
-           "label says them (amd64, arm64; several for a multi-arch image; any: no constraint); the jobs run only "
-           "on such nodes (default: this machine's, which docker build builds for; the legacy image is amd64 "
-           "only)", None, architectures, "ARCH"),
+    Option("--k8s-arch", "CPU architectures the images were built for, as the nodes' kubernetes.io/arch label "
+           "says them (amd64, arm64; several for multi-arch images; any: no constraint); the jobs run only on such "
+           "nodes, and cntk only on amd64 (CNTK 2.7 exists for x86_64 only) (default: this machine's, which docker "
+           "build builds for)", None, architectures, "ARCH"),
     Option("--k8s-image-pull-secret", "Secrets (kubernetes.io/dockerconfigjson) in the namespace that hold the "
            "registry's credentials, NAME[,NAME], for a private registry (default: none)", None, secret_names,
            "NAME"),
     Option("--k8s-uid", "user id the job runs as, never 0 (root); the NFS export must let it write "
            "(default: 1000)", 1000, non_root_uid, "UID"),
     Option("--k8s-gid", "group id the job runs as (default: 1000)", 1000, non_negative_int, "GID"),
-    Option("--k8s-schedule-timeout", "fail a job whose pod is still unschedulable after this many seconds; "
-           "also the time allowed for pulling images (default: 300)", 300.0, positive_seconds, "SECONDS"),
+    Option("--k8s-schedule-timeout", "fail a job whose pod no node can take (its selector, arch or taints match "
+           "none) after this many seconds; also the time allowed for pulling images (default: 300)", 300.0,
+           positive_seconds, "SECONDS"),
+    Option("--k8s-capacity-wait", "how long a job may wait for room: a pod unschedulable for lack of CPU, memory "
+           "or GPUs, or refused by a used-up quota, while other work (or a scaling node pool) frees it (default: "
+           "1800)", 1800.0, positive_seconds, "SECONDS"),
     Option("--k8s-start-grace", "fail a job whose pod stays in ImagePullBackOff, or whose warning event "
            "(FailedMount, FailedCreate) persists, this many seconds; an image that does not exist fails at once "
            "(default: 120)", 120.0, positive_seconds, "SECONDS"),

@@ -18,7 +18,7 @@ from harness.errors import ConfigError
 from harness.executors.base import Option
 from harness.executors.kubernetes.options import (
     DEFAULT_NAMESPACE,
-    LEGACY_ARCHITECTURES,
+    ONLY_ON,
     OPTIONS,
     TTL_MARGIN_S,
     Toleration,
@@ -59,11 +59,13 @@ class K8sSettings:
     tolerations: tuple[Toleration, ...]
     """Taints every pod tolerates, as given (``--k8s-toleration``); see ``pod_tolerations``."""
     architectures: tuple[str, ...] | None
-    """The Keras 3 image's architectures (``--k8s-arch``); None: this machine's; (): any."""
+    """The images' architectures (``--k8s-arch``); None: this machine's; (): any."""
     image_pull_secrets: tuple[str, ...]
     uid: int
     gid: int
     schedule_timeout_s: float
+    capacity_wait_s: float
+    """How long a pod may wait for room (unschedulable for lack of resources, or a used-up quota)."""
     start_grace_s: float
     """How long a pod may back off pulling its image, or a mount or pod-creation warning last."""
     backoff_limit: int
@@ -86,22 +88,37 @@ class K8sSettings:
     def image_for(self, keras_line: str) -> str:
         return self.image if keras_line == "3" else self.legacy_image
 
-    def architectures_for(self, keras_line: str) -> tuple[str, ...]:
-        """The kubernetes.io/arch values a job's node must have (none: any node).
-
-        The Keras 3 image: as ``--k8s-arch`` says, by default this machine's
-        (``docker build`` builds for the machine it runs on). The legacy image:
-        amd64, the only one it can be built for. A ``--k8s-node-selector`` that
-        names the architecture itself replaces both.
-        """
-        if any(key == ARCH_LABEL for key, _ in self.node_selector):
-            return ()
-        if keras_line != "3":
-            return LEGACY_ARCHITECTURES
+    @property
+    def image_architectures(self) -> tuple[str, ...]:
+        """What ``--k8s-arch`` says the images were built for; by default this machine's (none when unknown: any)."""
         if self.architectures is not None:
             return self.architectures
         machine = this_machine_architecture()
         return (machine,) if machine else ()
+
+    def architectures_for(self, backend: str) -> tuple[str, ...]:
+        """The kubernetes.io/arch values a backend's node must have (none: any node).
+
+        The images' architectures (``docker build`` builds for the machine it
+        runs on), narrowed to where the backend exists at all (cntk: amd64). A
+        ``--k8s-node-selector`` that names the architecture itself replaces both.
+        """
+        if any(key == ARCH_LABEL for key, _ in self.node_selector):
+            return ()
+        only = ONLY_ON.get(backend)
+        if only is None:
+            return self.image_architectures
+        if not self.image_architectures:
+            return only
+        return tuple(a for a in self.image_architectures if a in only)
+
+    def architecture_problem(self, backend: str) -> str | None:
+        """Why a backend cannot run on the images' architectures, or None."""
+        if backend in ONLY_ON and self.image_architectures and not self.architectures_for(backend):
+            return (f"{backend} exists for {', '.join(ONLY_ON[backend])} only (CNTK 2.7 publishes x86_64 wheels and "
+                    f"nothing else) and the images are built for {', '.join(self.image_architectures)} (--k8s-arch); "
+                    "build the legacy image for amd64 and pass --k8s-arch with amd64 to run it")
+        return None
 
     @property
     def pod_tolerations(self) -> tuple[Toleration, ...]:
@@ -155,6 +172,7 @@ class K8sSettings:
             uid=int(values["k8s_uid"]),
             gid=int(values["k8s_gid"]),
             schedule_timeout_s=float(values["k8s_schedule_timeout"]),
+            capacity_wait_s=float(values["k8s_capacity_wait"]),
             start_grace_s=float(values["k8s_start_grace"]),
             backoff_limit=int(values["k8s_backoff_limit"]),
             ttl_s=int(values["k8s_ttl"]),
