@@ -84,3 +84,27 @@ def test_a_403_for_quota_on_job_creation_gets_a_quota_hint():
     assert "(403 Forbidden by ResourceQuota jobs); the quota is used up by other work now: lower --parallel" in str(
         error)
     assert "grant" not in str(error) and error.refusal.quota_used_up and error.api_message == message
+
+
+class Chunks:
+    """Stands in for a streamed urllib3 response: its chunks as given."""
+
+    def __init__(self, *chunks: bytes):
+        self.chunks = chunks
+
+    def stream(self, amt=None, decode_content=False):
+        return iter(self.chunks)
+
+
+def test_a_streamed_answer_is_split_into_lines_in_linear_time():
+    """A followed log of 18 MB arriving as one chunk took the client's iter_resp_lines seconds (a copy per line)."""
+    import time
+
+    from harness.executors.kubernetes.client import iter_lines
+
+    assert list(iter_lines(Chunks(b"a\nb", b"c\n\nd\n", b"partial"))) == ["a", "bc", "", "d"]
+    big = b"".join(b"%06d %s\n" % (i, b"x" * 100) for i in range(150_000))  # 16 MB in one chunk
+    started = time.perf_counter()
+    lines = list(iter_lines(Chunks(big)))
+    assert len(lines) == 150_000 and lines[-1].startswith("149999 ")
+    assert time.perf_counter() - started < 2.0

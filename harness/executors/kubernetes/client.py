@@ -28,7 +28,6 @@ import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.watch.watch import iter_resp_lines
 
 from harness.errors import ExecutorError
 from harness.executors.kubernetes import kubeconfig as kubeconfig_file
@@ -320,7 +319,7 @@ class KubeApi:
         response = answer.response
         handle.attach(response)
         try:
-            yield from iter_resp_lines(response)
+            yield from iter_lines(response)
         except urllib3.exceptions.ReadTimeoutError:
             return
         except (urllib3.exceptions.HTTPError, OSError) as err:
@@ -360,7 +359,7 @@ class KubeApi:
         if handle is not None:
             handle.attach(response)
         try:
-            for line in iter_resp_lines(response):
+            for line in iter_lines(response):
                 if not line.strip():
                     continue
                 try:
@@ -394,6 +393,23 @@ def _watch_error(what: str, status: dict, host: str) -> KubeError:
     error = KubeError(f"{what}: the server ended the watch with {code}: {message}", code,
                       str(status.get("reason") or ""))
     return error
+
+
+def iter_lines(response: Any) -> Iterator[str]:
+    """A streamed answer's complete lines as they arrive, in time linear in its length.
+
+    The client's own ``iter_resp_lines`` copies the rest of its buffer for
+    every line, which takes seconds when a followed log arrives as one large
+    chunk (a reconnect to a long log, an 18 MB log seen at once).
+    """
+    pending = b""
+    for segment in response.stream(amt=None, decode_content=False):
+        if isinstance(segment, str):
+            segment = segment.encode("utf-8")
+        parts = (pending + segment).split(b"\n") if pending else segment.split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            yield part.decode("utf-8", errors="replace")
 
 
 def warning_texts(headers: Any) -> list[str]:
