@@ -116,7 +116,7 @@ def test_no_more_jobs_are_submitted_at_once_than_the_quota_and_nodes_have_room_f
 
     def holds(job: JobRun) -> None:
         running.append(unfinished())
-        succeeds(hold_s=0.4)(job)
+        succeeds(hold_s=0.25)(job)
 
     fake_cluster.behave(holds)
     backends = ["tensorflow", "jax", "torch", "theano"]
@@ -157,7 +157,7 @@ def test_a_quota_refusal_on_create_is_retried_while_the_runs_other_jobs_run(fake
     Job to make room. Both succeed.
     """
     fake_cluster.server.job_quota = 1
-    fake_cluster.behave(succeeds(hold_s=0.4))
+    fake_cluster.behave(succeeds(hold_s=0.3))
     said: list[str] = []
     executor = make_executor(said)
     monkeypatch.setattr(following, "QUOTA_RETRY_S", 0.2)
@@ -306,16 +306,16 @@ def test_a_job_given_up_on_when_it_cannot_be_deleted_says_the_exact_cleanup_comm
 
     The command, run once the API server is back, deletes the Job.
     """
-    monkeypatch.setattr(following, "DEADLINE_GRACE_S", 0.5)
+    monkeypatch.setattr(following, "DEADLINE_GRACE_S", 0.2)
 
     def runs_while_the_api_is_away(job: JobRun) -> None:
         pod = job.new_pod()
         job.running(pod)
-        fake_cluster.server.outage_until = time.monotonic() + 3.0
+        fake_cluster.server.outage_until = time.monotonic() + 2.5
         job.wait_deleted(15)
 
     fake_cluster.behave(runs_while_the_api_is_away)
-    result, _ = run(make_executor(k8s_capacity_wait=0.5, k8s_schedule_timeout=0.5), spec(timeout_s=1.0))
+    result, _ = run(make_executor(k8s_capacity_wait=0.3, k8s_schedule_timeout=0.3), spec(timeout_s=1.0))
 
     assert result.state is JobState.FAILED
     command = result.reason.rpartition("delete it with `")[2].rstrip("`")
