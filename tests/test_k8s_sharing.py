@@ -76,6 +76,8 @@ def test_a_user_in_more_than_16_groups_is_told_what_auth_sys_sends(tmp_path: Pat
 
     The Linux client sends them in the kernel's ascending order; a server
     without --manage-gids then refuses the chown though the user is a member.
+    Stand-ins: ``os.getgroups``/``getegid``/``geteuid`` give this process 20
+    groups, and a refused ``chown`` plays the NFS server's answer.
     """
     folder = tmp_path / "runs"
     folder.mkdir(mode=0o755)
@@ -95,7 +97,10 @@ def test_a_user_in_more_than_16_groups_is_told_what_auth_sys_sends(tmp_path: Pat
 
 
 def test_writes_that_arrive_as_another_uid_are_named_as_all_squash(tmp_path: Path, monkeypatch):
-    """Issue 29 item 8: not root, yet the folder the harness just made belongs to another uid: all_squash."""
+    """Issue 29 item 8: not root, yet the folder the harness just made belongs to another uid: all_squash.
+
+    Stand-in: ``os.geteuid`` says this process is another uid than the folder's owner, as a squashing server makes it.
+    """
     folder = tmp_path / "runs"
     folder.mkdir(mode=0o755)
     info = folder.stat()
