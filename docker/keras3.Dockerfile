@@ -15,11 +15,21 @@
 # GPU=1 swaps tensorflow-cpu for tensorflow[and-cuda] and jax for jax[cuda12]
 # at the same versions; the CUDA libraries come as wheels, so the nodes need
 # only the NVIDIA driver and device plugin. Run with --k8s-gpus 1.
+#
+# For amd64 and arm64 at once (one multi-arch tag; pass --k8s-arch amd64,arm64):
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 -f docker/keras3.Dockerfile \
+#     -t registry.example.com/kbench-keras3:0.1.0 --push .
+#
+# tensorflow-cpu publishes x86_64 wheels only; on arm64 the same version of
+# tensorflow (whose aarch64 wheels are CPU builds) takes its place.
 ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim-bookworm
 
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG GPU=0
+# Set by docker buildx for each platform it builds (amd64, arm64).
+ARG TARGETARCH=amd64
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -39,6 +49,8 @@ COPY harness/requirements/keras3.txt /opt/kbench/requirements/keras3.txt
 RUN requirements=/opt/kbench/requirements/keras3.txt \
  && if [ "$GPU" = "1" ]; then \
       sed -i -e 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' -e 's/^jax==/jax[cuda12]==/' "$requirements"; \
+    elif [ "$TARGETARCH" != "amd64" ]; then \
+      sed -i -e 's/^tensorflow-cpu==/tensorflow==/' "$requirements"; \
     fi \
  && torch_pin="$(grep -E '^torch==' "$requirements")" \
  && pip install --index-url "$TORCH_INDEX" "$torch_pin" \

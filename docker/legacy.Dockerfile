@@ -7,6 +7,14 @@
 #
 #   docker build -f docker/legacy.Dockerfile -t kbench-keras2:0.1.0 .
 #
+# For amd64 and arm64 at once (one multi-arch tag; pass --k8s-arch amd64,arm64):
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 -f docker/legacy.Dockerfile \
+#     -t registry.example.com/kbench-keras2:0.1.0 --push .
+#
+# CNTK 2.7 publishes x86_64 wheels only: the arm64 image holds Theano alone
+# (keras2.txt installs cntk only where platform_machine is x86_64), and the
+# harness runs cntk jobs on amd64 nodes only.
 # CPU only: Theano's and CNTK's GPU builds need CUDA 9/10 images of their time.
 FROM python:3.6-slim-buster
 
@@ -25,14 +33,15 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # g++ and OpenBLAS: Theano compiles its ops at run time (into /tmp, since the
 # pod's root filesystem is read-only). OpenMPI: CNTK 2.7 links OpenMPI 1.10's
 # libmpi.so.12 and libmpi_cxx.so.1 (Ubuntu 16.04); buster's OpenMPI 3 works
-# under those names.
+# under those names, in the platform's own library folder (x86_64-linux-gnu on
+# amd64, aarch64-linux-gnu on arm64, where no CNTK needs them).
 # hadolint ignore=DL3008
 RUN sed -i -e 's|deb.debian.org|archive.debian.org|g' -e '/security.debian.org/d' -e '/buster-updates/d' \
         /etc/apt/sources.list \
  && apt-get update \
  && apt-get install -y --no-install-recommends g++ libopenblas-dev libopenmpi3 libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
- && libs=/usr/lib/x86_64-linux-gnu \
+ && libs="/usr/lib/$(gcc -dumpmachine)" \
  && ln -s "$libs/libmpi.so.40" "$libs/libmpi.so.12" \
  && ln -s "$libs/libmpi_cxx.so.40" "$libs/libmpi_cxx.so.1"
 

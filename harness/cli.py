@@ -149,7 +149,7 @@ def threshold(text: str) -> float:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from harness.executors import kubernetes  # the Kubernetes client only when asked for
+    from harness.executors.kubernetes import executor as kubernetes  # only when asked for
 
     settings = {key: value for key, value in vars(args).items() if key.startswith("k8s_")}
     kubernetes.cleanup(args.run_id, settings)

@@ -155,22 +155,20 @@ def runs_locally(images: dict[str, Any], work_dir: Path, scratch: Path) -> Behav
     ``images`` maps an image to the built ``harness.runtimes.Runtime`` that
     stands in for it (its interpreter is the image's ``python``); the code the
     images copy is staged under ``work_dir`` as the local executor stages it;
-    each pod's /tmp emptyDir is a fresh folder under ``scratch``. The Job's
-    backoffLimit, podFailurePolicy exit codes and activeDeadlineSeconds are
-    honoured as the Job controller does; a deleted Job kills its process.
+    each pod's /tmp emptyDir is a fresh folder under ``scratch``. The Job
+    controller's rules are the unit tests' stand-in's (``drive_pods``:
+    backoffLimit, podFailurePolicy's Ignore, FailJob and Count, and
+    activeDeadlineSeconds, past which the running pod is deleted and the Job
+    fails); a deleted Job kills its process.
     """
     from harness.executors.local import kill_group, stage_workload
 
     code_dir = stage_workload(work_dir)  # what the images copy to /opt/kbench
 
     def behave(run: JobRun) -> None:
-        spec = run.job["spec"]
         runtime = images[run.container["image"]]
-        rules = spec.get("podFailurePolicy", {}).get("rules", [])
-        fail_codes = {c for r in rules if r["action"] == "FailJob" for c in r.get("onExitCodes", {}).get("values", [])}
-        started = time.monotonic()
-        for _attempt in range(spec.get("backoffLimit", 6) + 1):
-            pod = run.new_pod()
+
+        def attempt(pod: str) -> None:
             run.running(pod, node=f"node-{len(run.pods)}")
             tmp = scratch / pod / "tmp"  # the pod's /tmp emptyDir
             tmp.mkdir(parents=True)
@@ -190,7 +188,7 @@ def runs_locally(images: dict[str, Any], work_dir: Path, scratch: Path) -> Behav
                     run.log(pod, log_path.read_text(errors="replace"))
                     if not run.side.pod_exists(pod):
                         ending = "deleted"
-                    elif time.monotonic() - started > spec["activeDeadlineSeconds"]:
+                    elif run.past_deadline():
                         ending = "DeadlineExceeded"
                     if ending:
                         kill_group(proc, grace_s=5)
@@ -200,18 +198,12 @@ def runs_locally(images: dict[str, Any], work_dir: Path, scratch: Path) -> Behav
             run.log(pod, text)
             if ending == "deleted":
                 return
+            if ending == "DeadlineExceeded":
+                run.deadline_exceeded(pod)
+                return
             run.terminated(pod, proc.returncode if proc.returncode >= 0 else 128 - proc.returncode,
                            message=text[-2048:] if proc.returncode else "")
-            if ending == "DeadlineExceeded":
-                run.fail("DeadlineExceeded", "Job was active longer than specified deadline")
-                return
-            if proc.returncode == 0:
-                run.complete()
-                return
-            if proc.returncode in fail_codes:
-                run.fail("PodFailurePolicy", f"Container {run.container['name']} for pod {pod} failed with exit "
-                         f"code {proc.returncode} matching FailJob rule at index 1")
-                return
-        run.fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+
+        drive_pods(run, attempt)
 
     return behave

@@ -48,7 +48,14 @@ import kmock
 import yaml
 from kubernetes import client
 
+from harness.backends import get
+from harness.executors.base import ExecutorContext
+from harness.executors.kubernetes.executor import KubernetesExecutor
+from harness.jobs import JobResult, JobSpec
+
 NAMESPACE = "kbench"
+STAND_IN_HEADER = "X-Kbench-Stand-In"
+"""Marks the stand-in controller's and kubelet's own requests, which an emulated outage spares."""
 PVC = "kbench-shared"
 CONTEXT = "emulator"
 SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.4-emulated", "platform": "linux/amd64"}
@@ -57,6 +64,8 @@ RESOURCES = {
     "v1/pods": {"kind": "Pod", "namespaced": True, "subresources": ["status", "log"]},
     "v1/events": {"kind": "Event", "namespaced": True},
     "v1/persistentvolumeclaims": {"kind": "PersistentVolumeClaim", "namespaced": True},
+    "v1/resourcequotas": {"kind": "ResourceQuota", "namespaced": True},
+    "v1/nodes": {"kind": "Node", "namespaced": False},
     "authorization.k8s.io/v1/selfsubjectaccessreviews": {"kind": "SelfSubjectAccessReview", "namespaced": False},
 }
 
@@ -156,6 +165,17 @@ def pod_security_message(name: str, violations: list[str]) -> str:
     return f'pods "{name}" is forbidden: violates PodSecurity "restricted:latest": {", ".join(violations)}'
 
 
+def rbac_denial(request: kmock.Request) -> str:
+    """RBAC's 403 message, as the API server's authorizer words it."""
+    verb = {"POST": "create", "DELETE": "delete", "PATCH": "patch", "PUT": "update"}.get(
+        request.method.value.upper(), "list" if request.name is None else "get")
+    plural = request.resource.plural if request.resource is not None else "resource"
+    group = request.resource.group if request.resource is not None else ""
+    where = f' in the namespace "{request.namespace}"' if request.namespace else ""
+    return (f'{plural}{"." + group if group else ""} is forbidden: User "tester" cannot {verb} resource "{plural}" '
+            f'in API group "{group}"{where}')
+
+
 def warning_header(text: str) -> str:
     """A Warning header as the API server writes it: code 299, agent "-", the text quoted with escapes."""
     return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -175,6 +195,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
     log_stamps: dict[tuple[str, str], list[str]] = attrs.field(factory=dict)
     broken_log_streams: int = 0
+    log_lines_sent: list[tuple[str, int]] = attrs.field(factory=list)
+    """(pod, lines) for each followed log stream that ended: what each connection sent."""
+    rotated: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    """(namespace, pod) -> lines rotated away: the kubelet serves only the current file, from that line on."""
     restricted: set[str] = attrs.field(factory=set)
     """Namespaces labelled pod-security.kubernetes.io/enforce=restricted (and warn=restricted), as k8s/base sets."""
     denied: set[tuple[str, str, str]] = attrs.field(factory=set)
@@ -185,7 +209,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     """(HTTP method, path regex): do the request, then cut the connection instead of answering (once each)."""
     watch_faults: list[str] = attrs.field(factory=list)
     """"gone" or "drop", consumed by the next watches of Jobs in order."""
+    outage_until: float = 0.0
+    """Until this time.monotonic(), the harness's requests get 503 (the control plane is away; the nodes run on)."""
+    refusals: list[tuple[str, str, int, str]] = attrs.field(factory=list)
+    """(HTTP method, path regex, code, message): admission refusals, answered as the API server words them."""
+    job_quota: int | None = None
+    """A count/jobs.batch ResourceQuota: creating a Job beyond this many existing Jobs is refused (403)."""
     _version: int = attrs.field(default=100, init=False)
+    _stamp_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
 
     def _next_version(self) -> str:
         self._version += 1
@@ -193,9 +224,25 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         path = request.url.path
+        stand_in = request._raw_request.headers.get(STAND_IN_HEADER) == "cluster"
+        if not stand_in and time.monotonic() < self.outage_until:
+            return _status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+        for method, pattern, code, message in self.refusals:
+            if request.method.value.upper() == method.upper() and re.search(pattern, path):
+                return _status(code, "Forbidden" if code == 403 else "Invalid", message)
+        if (self.job_quota is not None and not stand_in and request.action == kmock.action.CREATE
+                and request.resource is not None and request.resource.plural == "jobs"
+                and not request.params.get("dryRun")):
+            used = sum(1 for (resource, ns, _), obj in self._objects.items()
+                       if resource.plural == "jobs" and ns == request.namespace and not obj.deleted)
+            if used >= self.job_quota:
+                name = (request.data or {}).get("metadata", {}).get("name", "")
+                return _status(403, "Forbidden", f'jobs.batch "{name}" is forbidden: exceeded quota: jobs, requested: '
+                                                 f"count/jobs.batch=1, used: count/jobs.batch={used}, limited: "
+                                                 f"count/jobs.batch={self.job_quota}")
         for method, pattern in self.forbidden:
             if request.method.value.upper() == method.upper() and re.search(pattern, path):
-                return _status(403, "Forbidden", f"{method} {path} is forbidden for this test user")
+                return _status(403, "Forbidden", rbac_denial(request))
         if path.rstrip("/") == "/version":  # the client asks for /version/, which kmock does not serve
             return aiohttp.web.json_response(dict(SERVER_VERSION))
         found = re.fullmatch(r"/api/v1/namespaces/([^/]+)", path)
@@ -263,10 +310,11 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         lines = text.splitlines(keepends=True)
         if lines and not lines[-1].endswith("\n"):
             lines = lines[:-1]  # a line is logged once it is complete
-        stamps = self.log_stamps.setdefault(key, [])
-        while len(stamps) < len(lines):
-            stamps.append(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-        return list(zip(stamps, lines))
+        with self._stamp_lock:  # the stand-in kubelet's thread stamps too, as it writes
+            stamps = self.log_stamps.setdefault(key, [])
+            while len(stamps) < len(lines):
+                stamps.append(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            return list(zip(stamps, lines))
 
     async def _serve_log(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         """GET pods/<name>/log with follow, timestamps, tailLines and limitBytes as the API server serves them.
@@ -281,13 +329,27 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             return _status(404, "NotFound", f'pods "{request.name}" not found')
         params = request.params
         stamped = params.get("timestamps") == "true"
+        since = params.get("sinceTime")
 
         def render(entries: list[tuple[str, str]]) -> str:
             return "".join(f"{ts} {line}" if stamped else line for ts, line in entries)
 
+        def served(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            """What the kubelet serves: the current file only, and with sinceTime the lines stamped then or later.
+
+            The API server passes sinceTime on to the kubelet in whole seconds
+            (metav1.Time), so a line earlier in that second is served again.
+            """
+            entries = entries[self.rotated.get(key, 0):]
+            if since:
+                second = since[:19]
+                entries = [(ts, line) for ts, line in entries if ts[:19] >= second]
+            return entries
+
         if params.get("follow") != "true":
-            entries = self._stamped_lines(key)
-            partial = self.pod_logs[key][sum(len(line) for _, line in entries):]
+            complete = self._stamped_lines(key)
+            entries = served(complete)
+            partial = self.pod_logs[key][sum(len(line) for _, line in complete):]
             if partial:  # the last line, not yet ended by a newline, is shown as it is
                 entries.append((dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), partial))
             if params.get("tailLines"):
@@ -300,7 +362,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         await response.prepare(request._raw_request)
         sent = 0
         while True:
-            entries = self._stamped_lines(key)
+            for rule in list(self.lost_answers):  # a fault asked for: the stream breaks (after what was sent)
+                if rule[0].upper() == "GET" and re.search(rule[1], request.url.path):
+                    self.lost_answers.remove(rule)
+                    self.broken_log_streams += 1
+                    self.log_lines_sent.append((request.name, sent))
+                    request._raw_request.transport.abort()
+                    return response
+            entries = served(self._stamped_lines(key))
             if len(entries) > sent:
                 await response.write(render(entries[sent:]).encode())
                 sent = len(entries)
@@ -308,13 +377,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             phase = ((pod or {}).get("status") or {}).get("phase")
             if pod is None or phase in ("Succeeded", "Failed"):
                 break
-            for rule in list(self.lost_answers):  # a fault asked for: the stream breaks mid-way
-                if rule[0].upper() == "GET" and re.search(rule[1], request.url.path):
-                    self.lost_answers.remove(rule)
-                    self.broken_log_streams += 1
-                    request._raw_request.transport.abort()
-                    return response
             await asyncio.sleep(0.05)
+        self.log_lines_sent.append((request.name, sent))
         await response.write_eof()
         return response
 
@@ -434,6 +498,7 @@ class ClusterSide:
         configuration = client.Configuration()
         configuration.host = url
         self.api_client = client.ApiClient(configuration)
+        self.api_client.set_default_header(STAND_IN_HEADER, "cluster")  # spared by outages (the kubelet runs on)
         self.core = client.CoreV1Api(self.api_client)
         self.batch = client.BatchV1Api(self.api_client)
         self.namespace = namespace
@@ -504,14 +569,14 @@ class ClusterSide:
         return name
 
     def event(self, kind: str, name: str, uid: str, reason: str, message: str, component: str = "kubelet",
-              kind_of_event: str = "Warning") -> None:
-        """A core/v1 Event about an object, as the kubelet or a controller records it."""
+              kind_of_event: str = "Warning", ago_s: float = 0.0) -> None:
+        """A core/v1 Event about an object, as the kubelet or a controller records it (``ago_s`` seconds ago)."""
         body = {"apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": self.namespace},
                 "involvedObject": {"kind": kind, "name": name, "namespace": self.namespace, "uid": uid,
                                    "apiVersion": "batch/v1" if kind == "Job" else "v1"},
                 "reason": reason, "message": message, "type": kind_of_event, "count": 1,
-                "firstTimestamp": now(), "lastTimestamp": now(), "source": {"component": component}}
+                "firstTimestamp": now(ago_s), "lastTimestamp": now(ago_s), "source": {"component": component}}
         self.core.create_namespaced_event(self.namespace, body, _preload_content=False).release_conn()
 
     def pod_status(self, name: str, **fields: Any) -> None:
@@ -526,13 +591,14 @@ class ClusterSide:
         self.api_client.close()
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(ago_s: float = 0.0) -> str:
+    """An RFC 3339 time in whole seconds, as the API writes lastTimestamp and lastTransitionTime."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ago_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def condition(kind: str, reason: str = "", message: str = "", status: str = "True") -> dict:
+def condition(kind: str, reason: str = "", message: str = "", status: str = "True", ago_s: float = 0.0) -> dict:
     return {"type": kind, "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": now(), "lastProbeTime": now()}
+            "lastTransitionTime": now(ago_s), "lastProbeTime": now(ago_s)}
 
 
 class JobRun:
@@ -548,6 +614,8 @@ class JobRun:
         self.command: list[str] = list(container.get("command") or []) + list(container.get("args") or [])
         self.env = {e["name"]: e.get("value", "") for e in container.get("env") or []}
         self.pods: list[str] = []
+        self.started = time.monotonic()
+        """When the controller first saw the Job: its activeDeadlineSeconds count from here (status.startTime)."""
 
     def arg(self, flag: str) -> str:
         return self.command[self.command.index(flag) + 1]
@@ -592,8 +660,8 @@ class JobRun:
         """The controller deletes a pod (deadline, TTL): its log goes with it."""
         self.side.core.delete_namespaced_pod(pod, self.side.namespace, _preload_content=False).release_conn()
 
-    def pod_event(self, pod: str, reason: str, message: str, kind_of_event: str = "Warning") -> None:
-        self.side.event("Pod", pod, self.side.uids[pod], reason, message, kind_of_event=kind_of_event)
+    def pod_event(self, pod: str, reason: str, message: str, kind_of_event: str = "Warning", ago_s: float = 0.0) -> None:
+        self.side.event("Pod", pod, self.side.uids[pod], reason, message, kind_of_event=kind_of_event, ago_s=ago_s)
 
     def job_event(self, reason: str, message: str) -> None:
         self.side.event("Job", self.name, self.job["metadata"]["uid"], reason, message, component="job-controller")
@@ -625,7 +693,9 @@ class JobRun:
         self.side.pod_status(pod, **fields)
 
     def log(self, pod: str, text: str) -> None:
+        """The container's whole output so far; its new lines are stamped now, as the kubelet stamps them."""
         self.server.pod_logs[(self.side.namespace, pod)] = text
+        self.server._stamped_lines((self.side.namespace, pod))
 
     # the Job ---------------------------------------------------------------------------
     def job_status(self, **fields: Any) -> None:
@@ -643,6 +713,17 @@ class JobRun:
         time.sleep(hold_s)
         self.job_status(conditions=[condition("FailureTarget", reason, message),
                                     condition("Failed", reason, message)], failed=len(self.pods))
+
+    def past_deadline(self) -> bool:
+        deadline = (self.job.get("spec") or {}).get("activeDeadlineSeconds")
+        return deadline is not None and time.monotonic() - self.started > float(deadline)
+
+    def deadline_exceeded(self, pod: str | None = None) -> None:
+        """Kubernetes docs, "Jobs", "Job termination and cleanup": past activeDeadlineSeconds the running pods
+        are terminated (deleted, their logs with them) and the Job fails with reason DeadlineExceeded."""
+        if pod is not None:
+            self.delete_pod(pod)
+        self.fail("DeadlineExceeded", "Job was active longer than specified deadline")
 
     def ended(self) -> bool:
         """Whether the Job has its final Complete or Failed condition."""
@@ -719,6 +800,9 @@ def drive_pods(run: JobRun, attempt: Callable[[str], None]) -> None:
     """
     failures = 0
     while True:
+        if run.past_deadline():
+            run.deadline_exceeded()
+            return
         pod = run.new_pod()
         attempt(pod)
         if not run.still_exists() or run.ended():
@@ -891,3 +975,40 @@ def running_fake_cluster(tmp_path: Path) -> Iterator[FakeCluster]:
         cluster.close()
     if cluster.controller.errors:
         raise cluster.controller.errors[0]
+
+
+# -- the executor under test, as a user's kubeconfig reaches the stand-in ----------------------------------
+RUN = "run-1"
+
+
+def job_spec(backend: str = "tensorflow", phase: str = "train", run_id: str = RUN, timeout_s: float = 60) -> JobSpec:
+    return JobSpec(run_id, get(backend), phase, {"KERAS_BACKEND": get(backend).keras_backend}, timeout_s, 2)
+
+
+def run_job(executor: KubernetesExecutor, job: JobSpec | None = None) -> tuple[JobResult, list[dict]]:
+    """Run one job to its end; return its result and the progress events it forwarded."""
+    events: list[dict] = []
+    result = executor.run(job or job_spec(), lambda _job, event: events.append(event))
+    return result, events
+
+
+class ExecutorMaker:
+    """Builds executors that talk to the stand-in through a kubeconfig, with short timeouts; closes them all."""
+
+    def __init__(self, cluster: FakeCluster, shared: Path, work: Path):
+        self.cluster, self.shared, self.work = cluster, shared, work
+        self.built: list[KubernetesExecutor] = []
+
+    def __call__(self, said: list[str] | None = None, **options: Any) -> KubernetesExecutor:
+        settings = {"k8s_kubeconfig": str(self.cluster.kubeconfig), "k8s_context": CONTEXT,
+                    "k8s_mount_path": str(self.shared), "k8s_poll_interval": 0.2, "k8s_schedule_timeout": 1.0,
+                    "k8s_result_wait": 1.0, "k8s_start_grace": 1.0, "k8s_capacity_wait": 1.0}
+        settings.update(options)
+        sink = said if said is not None else []
+        executor = KubernetesExecutor(ExecutorContext(self.shared, self.work, None, sink.append), settings)
+        self.built.append(executor)
+        return executor
+
+    def close(self) -> None:
+        for executor in self.built:
+            executor.close()

@@ -58,7 +58,7 @@ def test_a_regular_install_renders_reports_and_job_manifests(installed, tmp_path
     code = (
         "import sys; from harness.cli import main\n"
         f"code = main(['report', {str(folder)!r}])\n"
-        "from harness.executors.k8s_settings import DEFAULT_TEMPLATE\n"
+        "from harness.executors.kubernetes.settings import DEFAULT_TEMPLATE\n"
         "print('template', DEFAULT_TEMPLATE, DEFAULT_TEMPLATE.is_file())\n"
         "sys.exit(code)\n"
     )

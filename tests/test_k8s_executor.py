@@ -28,22 +28,28 @@ from conftest_k8s import (
 from k8s_fixtures import (
     CONTEXT,
     NAMESPACE,
+    RUN,
+    ExecutorMaker,
     JobRun,
     condition,
     drive_pods,
     running_fake_cluster,
     write_kubeconfig,
 )
+from k8s_fixtures import job_spec as spec
+from k8s_fixtures import run_job as run
 
 from harness.backends import get
 from harness.cli import main
 from harness.errors import ConfigError, ExecutorError
-from harness.executors.base import ExecutorContext, JobSpec, JobState
-from harness.executors.k8s_manifests import job_name
-from harness.executors.k8s_settings import DEFAULT_TEMPLATE
-from harness.executors.kubernetes import KubernetesExecutor
-
-RUN = "run-1"
+from harness.executors.base import ExecutorContext, JobState
+from harness.executors.kubernetes import watch as job_watch
+from harness.executors.kubernetes.client import KubeApi, load_configuration
+from harness.executors.kubernetes.errors import ClusterUnreachable
+from harness.executors.kubernetes.executor import KubernetesExecutor
+from harness.executors.kubernetes.manifests import job_name
+from harness.executors.kubernetes.settings import DEFAULT_TEMPLATE
+from harness.executors.kubernetes.streams import WatchHandle
 
 
 @pytest.fixture
@@ -62,31 +68,9 @@ def shared(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_executor(fake_cluster, shared, tmp_path):
     """Build executors that talk to the emulator through a kubeconfig, as a user's would."""
-    built: list[KubernetesExecutor] = []
-
-    def make(said: list[str] | None = None, **options) -> KubernetesExecutor:
-        settings = {"k8s_kubeconfig": str(fake_cluster.kubeconfig), "k8s_context": CONTEXT,
-                    "k8s_mount_path": str(shared), "k8s_poll_interval": 0.2, "k8s_schedule_timeout": 1.0,
-                    "k8s_result_wait": 1.0, "k8s_start_grace": 1.0}
-        settings.update(options)
-        sink = said if said is not None else []
-        executor = KubernetesExecutor(ExecutorContext(shared, tmp_path / "work", None, sink.append), settings)
-        built.append(executor)
-        return executor
-
-    yield make
-    for executor in built:
-        executor.close()
-
-
-def spec(backend: str = "tensorflow", phase: str = "train", run_id: str = RUN, timeout_s: float = 60) -> JobSpec:
-    return JobSpec(run_id, get(backend), phase, {"KERAS_BACKEND": get(backend).keras_backend}, timeout_s, 2)
-
-
-def run(executor: KubernetesExecutor, job: JobSpec | None = None):
-    events: list[dict] = []
-    result = executor.run(job or spec(), lambda _job, event: events.append(event))
-    return result, events
+    maker = ExecutorMaker(fake_cluster, shared, tmp_path / "work")
+    yield maker
+    maker.close()
 
 
 # -- the happy path ------------------------------------------------------------------------------------
@@ -146,6 +130,27 @@ def test_a_complete_job_whose_result_never_reaches_the_shared_folder_fails(fake_
 
     assert result.state is JobState.FAILED
     assert "did not appear" in result.reason and "--shared-dir" in result.reason
+
+
+def test_a_gpu_job_goes_through_the_real_clients_request_validation(fake_cluster, make_executor):
+    """Issue 28 item 3: with --k8s-gpus 1 the Job (and the write probe before it) is created and runs.
+
+    The real ``kubernetes`` client (37) validates every request body with
+    pydantic before sending it; the old template's ``nvidia.com/gpu: 1`` (an
+    integer) was refused there, so every GPU run failed before any Job existed.
+    The stand-ins: kmock's API emulator and the stand-in Job controller.
+    """
+    fake_cluster.behave(succeeds())
+    result, _ = run(make_executor(k8s_gpus=1, k8s_node_selector="pool=gpu", k8s_toleration="dedicated=ml:NoSchedule"))
+
+    assert result.state is JobState.SUCCEEDED, result.reason
+    created = fake_cluster.requests("POST", r"/jobs$", probes=True)
+    assert len(created) == 2  # the write probe and the job
+    for request in created:
+        pod = request.data["spec"]["template"]["spec"]
+        assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert pod["nodeSelector"] == {"pool": "gpu"}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
 
 
 # -- creating: names and duplicates ----------------------------------------------------------------------
@@ -233,8 +238,11 @@ TRACEBACK = "Traceback (most recent call last):\n  File \"train.py\"\nValueError
     pytest.param(oom_killed(), JobState.FAILED, ["OOMKilled", "4Gi", "--k8s-memory"], id="oom-killed"),
     pytest.param(image_cannot_be_pulled(), JobState.FAILED, ["cannot pull image kbench-keras3:0.1.0",
                                                              "ErrImagePull", "not found"], id="image-pull"),
-    pytest.param(unschedulable(), JobState.FAILED, ["not scheduled within", "3 Insufficient cpu",
-                                                    "--k8s-cpu"], id="unschedulable"),
+    pytest.param(unschedulable(), JobState.FAILED, ["waited", "for room in the cluster (--k8s-capacity-wait)",
+                                                    "3 Insufficient cpu", "lower --parallel"], id="no-room"),
+    pytest.param(unschedulable("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."),
+                 JobState.FAILED, ["not scheduled within", "didn't match", "--k8s-node-selector", "--k8s-arch"],
+                 id="no-node-matches"),
     pytest.param(deadline_exceeded(), JobState.TIMED_OUT, ["ran past its deadline"], id="deadline"),
     pytest.param(disrupted_then("", "BackoffLimitExceeded", pod_reason="Evicted",
                                 message="The node was low on resource: memory."), JobState.FAILED,
@@ -488,25 +496,27 @@ def test_the_watch_reconnects_after_a_dropped_connection(fake_cluster, make_exec
     assert len(watches) >= 2 and all(w.params.get("resourceVersion") for w in watches)
 
 
-def test_a_sustained_outage_ends_the_watch_with_a_clear_error(tmp_path, monkeypatch):
-    """The API server is gone for good (nothing listens): after a bounded number of reconnects, a clear error."""
-    import socket
+def test_an_outage_past_the_jobs_deadline_ends_the_watch_with_a_clear_error(tmp_path, monkeypatch):
+    """The API server is gone for good (nothing listens): once the Job's deadline has passed, a clear error.
 
-    from harness.executors import k8s_watch
-    from harness.executors.k8s_client import ClusterUnreachable, KubeApi, load_configuration
+    The pauses between reconnects are cut short here (``WatchHandle.pause``), so
+    that many reconnects fit in the test's second.
+    """
+    import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     kubeconfig = write_kubeconfig(tmp_path / "gone", f"http://127.0.0.1:{port}")
     api = KubeApi(load_configuration(str(kubeconfig), CONTEXT), NAMESPACE, retries=0)
-    monkeypatch.setattr(k8s_watch, "MAX_CONSECUTIVE_FAILURES", 3)
-    watch = k8s_watch.JobWatch(api, "kbench-run-1-jax-train", window_s=0.2)
-    monkeypatch.setattr(watch.handle, "pause", lambda seconds: None)
-    with pytest.raises(ClusterUnreachable, match="lost the watch of Job kbench-run-1-jax-train 4 times in a row"):
-        for _ in range(10):
+    monkeypatch.setattr(WatchHandle, "pause", lambda self, seconds: self._stopped.wait(min(seconds, 0.01)))
+    watch = job_watch.JobWatch(api, "kbench-run-1-jax-train", window_s=0.2, give_up_after_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(ClusterUnreachable, match=r"lost the Kubernetes API for \d+ s \(\d+ tries\), past the "
+                                                 "deadline of Job kbench-run-1-jax-train"):
+        while time.monotonic() - started < 10:
             watch.poll()
-    assert watch.reconnects == 4
+    assert watch.reconnects > 9 and 1.0 <= time.monotonic() - started < 5
     api.close()
 
 
@@ -645,7 +655,8 @@ def test_a_template_that_pod_security_refuses_fails_the_preflight_in_seconds(fak
     """
     executor = make_executor(k8s_template=str(escalating_template))
     started = time.monotonic()
-    with pytest.raises(ExecutorError, match=r"the pods of Job .* would be refused: .*violates PodSecurity "
+    with pytest.raises(ExecutorError, match=r"the pods of Job .* would be refused by Pod Security admission "
+                                            r"\(\"restricted:latest\"\) .*violates PodSecurity "
                                             r"\"restricted:latest\": allowPrivilegeEscalation != false"):
         executor.prepare([get("tensorflow")])
     assert time.monotonic() - started < 5

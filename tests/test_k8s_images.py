@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import runtimes
-from harness.executors.k8s_settings import K8sSettings
+from harness.executors.kubernetes.settings import K8sSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = {"keras3": REPO / "docker" / "keras3.Dockerfile", "legacy": REPO / "docker" / "legacy.Dockerfile"}
@@ -85,3 +85,21 @@ def test_the_legacy_image_is_python_3_6_with_theano_and_cntk_needs():
     env = " ".join(args for kind, args in steps if kind == "ENV")
     assert "blas.ldflags=-lopenblas" in env and "base_compiledir=/tmp/" in env
     assert "cntk==2.7" in (REPO / "harness" / "requirements" / "keras2.txt").read_text()
+
+
+def test_both_images_build_for_amd64_and_arm64():
+    """Issue 29 item 6: nothing names one CPU's library folder; what exists for x86_64 only is said and skipped.
+
+    The legacy image links OpenMPI in the platform's own folder (its
+    hard-coded x86_64 path broke an arm64 build); CNTK 2.7 is installed only
+    where it exists (x86_64), and the Keras 3 image takes tensorflow where
+    tensorflow-cpu has no wheel.
+    """
+    legacy = " ".join(args for kind, args in instructions(DOCKERFILES["legacy"]) if kind == "RUN")
+    assert "x86_64" not in legacy and '"/usr/lib/$(gcc -dumpmachine)"' in legacy
+    assert 'cntk==2.7 ; python_version < "3.7" and platform_machine == "x86_64"' in (
+        REPO / "harness" / "requirements" / "keras2.txt").read_text()
+    steps = instructions(DOCKERFILES["keras3"])
+    assert ("ARG", "TARGETARCH=amd64") in steps
+    install = " ".join(args for kind, args in steps if kind == "RUN")
+    assert '[ "$TARGETARCH" != "amd64" ]' in install and "s/^tensorflow-cpu==/tensorflow==/" in install

@@ -17,20 +17,25 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from harness import executors
 from harness.backends import BACKENDS, get
 from harness.errors import ConfigError
 from harness.executors.base import ExecutorContext, JobSpec, JobState
-from harness.executors.k8s_manifests import (
+from harness.executors.kubernetes import sharing
+from harness.executors.kubernetes.executor import KubernetesExecutor
+from harness.executors.kubernetes.manifests import (
     CONTAINER,
     ManifestTemplate,
     active_deadline_s,
     job_name,
     label_value,
+    probe_values,
     template_values,
 )
-from harness.executors.k8s_preflight import PERMISSIONS
-from harness.executors.k8s_settings import DEFAULT_TEMPLATE, OPTIONS, K8sSettings, cpu_quantity
-from harness.executors.kubernetes import KubernetesExecutor
+from harness.executors.kubernetes.options import OPTIONS, cpu_quantity
+from harness.executors.kubernetes.preflight import PERMISSIONS
+from harness.executors.kubernetes.settings import DEFAULT_TEMPLATE, K8sSettings
+from harness.run_store import RunStore
 from harness.tuning import job_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,9 +53,22 @@ def spec(backend: str = "tensorflow", phase: str = "train", run_id: str = "20260
     return JobSpec(run_id, get(backend), phase, job_env(get(backend), threads), 900.0, threads)
 
 
+def probe_manifest(job: JobSpec, **overrides) -> dict:
+    """The write probe's Job, as the executor renders it: a job's manifest with the probe's command (issue 29)."""
+    chosen = settings(**overrides)
+    shared = Path("/srv/kbench")
+    command = sharing.probe_command("token", sharing.probe_folders(RunStore(shared, job.run_id), [job.backend.name]),
+                                    [shared / "inputs" / "key" / "data.tar.gz"], shared, chosen.mount_path)
+    return ManifestTemplate(chosen.template).render(probe_values(job, chosen, "token", command))
+
+
 def render(job: JobSpec | None = None, **overrides) -> dict:
     chosen = settings(**overrides)
     return ManifestTemplate(chosen.template).job_manifest(job or spec(), chosen, submission="token")
+
+
+GPU_POOL = "cloud.google.com/gke-accelerator=nvidia-l4,pool=gpu"
+GPU_TAINTS = "dedicated=ml:NoSchedule,nvidia.com/gpu:NoSchedule,spot"
 
 
 def every_manifest() -> list[tuple[str, dict]]:
@@ -59,6 +77,11 @@ def every_manifest() -> list[tuple[str, dict]]:
         for phase in ("train", "predict", "fidelity"):
             found.append((f"{backend}-{phase}", render(spec(backend, phase))))
     found.append(("gpu", render(spec("jax"), k8s_gpus=1)))
+    found.append(("gpu-pool", render(spec("torch"), k8s_gpus=2, k8s_node_selector=GPU_POOL, k8s_toleration=GPU_TAINTS,
+                                     k8s_image_pull_secret="regcred,mirror", k8s_arch="amd64,arm64")))
+    found.append(("any-arch", render(spec("tensorflow"), k8s_arch="any")))
+    found.append(("probe", probe_manifest(spec("theano", "probe"))))
+    found.append(("gpu-probe", probe_manifest(spec("jax", "probe"), k8s_gpus=1, k8s_node_selector=GPU_POOL)))
     found.append(("custom", render(spec("cntk"), k8s_cpu="500m", k8s_memory="1536Mi", k8s_pull_policy="always",
                                    k8s_uid=2000, k8s_gid=3000, k8s_mount_path="/mnt/nfs/")))
     return found
@@ -135,11 +158,14 @@ def test_disruptions_are_ignored_and_hopeless_exit_codes_fail_the_job_at_once():
 
 
 def test_the_job_is_bounded_in_retries_and_time():
+    """The deadline covers the job's timeout, waiting for room and scheduling and pulling (issue 29 item 1):
+    the Job controller counts it from the Job's start, however long the pod waited for room."""
     job = spec()
-    manifest = render(job, k8s_schedule_timeout=120, k8s_backoff_limit=2, k8s_ttl=3600)
+    chosen = {"k8s_schedule_timeout": 120, "k8s_capacity_wait": 600}
+    manifest = render(job, k8s_backoff_limit=2, k8s_ttl=3600, **chosen)
     assert manifest["spec"]["backoffLimit"] == 2
-    assert manifest["spec"]["activeDeadlineSeconds"] == active_deadline_s(job, settings(k8s_schedule_timeout=120))
-    assert manifest["spec"]["activeDeadlineSeconds"] == 900 + 120
+    assert manifest["spec"]["activeDeadlineSeconds"] == active_deadline_s(job, settings(**chosen))
+    assert manifest["spec"]["activeDeadlineSeconds"] == 900 + 600 + 120
     assert manifest["spec"]["ttlSecondsAfterFinished"] == 3600
 
 
@@ -203,13 +229,67 @@ def test_each_image_serves_its_keras_line():
     assert container(render(spec("cntk"), k8s_legacy_image="registry.example/k2:1"))["image"] == "registry.example/k2:1"
 
 
-def test_gpus_are_requested_tolerated_and_not_hidden_from_jax():
+def test_gpus_are_requested_as_quantity_strings_tolerated_and_not_hidden_from_jax():
+    """Issue 28 item 3: the schema types a quantity as a string; client 37 refuses ``nvidia.com/gpu: 1``."""
     manifest = render(spec("jax"), k8s_gpus=2)
     resources = container(manifest)["resources"]
-    assert resources["limits"]["nvidia.com/gpu"] == 2 == resources["requests"]["nvidia.com/gpu"]
-    assert pod_spec(manifest)["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert resources["limits"]["nvidia.com/gpu"] == "2" == resources["requests"]["nvidia.com/gpu"]
+    assert all(isinstance(v, str) for part in resources.values() for v in part.values())
+    assert pod_spec(manifest)["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert "JAX_PLATFORMS" not in {e["name"] for e in container(manifest)["env"]}
     assert "JAX_PLATFORMS" in {e["name"] for e in container(render(spec("jax")))["env"]}
+
+
+def test_a_gpu_node_pool_is_reached_with_its_labels_and_taints():
+    """Issue 28 item 3 and 29 item 6: --k8s-node-selector and --k8s-toleration, one set of options for every pool."""
+    pod = pod_spec(render(spec("torch"), k8s_gpus=1, k8s_node_selector=GPU_POOL, k8s_toleration=GPU_TAINTS,
+                          k8s_image_pull_secret="regcred"))
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "gpu"}
+    assert pod["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},  # given: not added twice
+        {"key": "spot", "operator": "Exists"},
+    ]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    plain = pod_spec(render(spec("torch")))
+    assert not {"nodeSelector", "tolerations", "imagePullSecrets"} & set(plain)
+
+
+def arch_of(manifest: dict) -> list[str] | None:
+    terms = (((pod_spec(manifest).get("affinity") or {}).get("nodeAffinity") or {})
+             .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    found = [e["values"] for t in terms for e in t["matchExpressions"] if e["key"] == "kubernetes.io/arch"]
+    return found[0] if found else None
+
+
+def test_jobs_run_only_on_nodes_of_their_images_architecture(monkeypatch):
+    """Issue 29 item 6: an amd64 image on an arm64 node ends in "exec format error"; the arch is required.
+
+    The images' default is this machine's architecture (``docker build`` builds
+    for it); cntk runs on amd64 only (CNTK 2.7 wheels are x86_64 only).
+    """
+    from harness.executors.kubernetes import options
+
+    monkeypatch.setattr(options.platform, "machine", lambda: "aarch64")
+    assert arch_of(render(spec("jax"))) == ["arm64"] == arch_of(render(spec("theano")))
+    assert arch_of(render(spec("jax"), k8s_arch="amd64,arm64")) == ["amd64", "arm64"]
+    assert arch_of(render(spec("cntk"), k8s_arch="amd64,arm64")) == ["amd64"]
+    assert arch_of(render(spec("jax"), k8s_arch="any")) is None
+    assert arch_of(render(spec("cntk"), k8s_arch="any")) == ["amd64"]
+    assert arch_of(render(spec("cntk"), k8s_node_selector="kubernetes.io/arch=amd64")) is None  # said by the user
+    monkeypatch.setattr(options.platform, "machine", lambda: "x86_64")
+    assert arch_of(render(spec("torch"))) == ["amd64"] == arch_of(render(spec("cntk")))
+
+
+def test_cntk_is_skipped_with_the_reason_when_the_images_are_not_amd64(tmp_path):
+    """Issue 29 item 6: the legacy image built for arm64 holds Theano alone (CNTK 2.7 exists for x86_64 only)."""
+    executor = KubernetesExecutor(ExecutorContext(tmp_path, tmp_path, None, print), {"k8s_arch": "arm64"})
+    skipped = executor.unavailable([get("theano"), get("cntk"), get("jax")])
+    assert list(skipped) == ["cntk"] and "x86_64" in skipped["cntk"] and "--k8s-arch" in skipped["cntk"]
+    both = KubernetesExecutor(ExecutorContext(tmp_path, tmp_path, None, print), {"k8s_arch": "amd64,arm64"})
+    assert both.unavailable([get("cntk")]) == {}
+    executor.close()
+    both.close()
 
 
 def test_values_that_look_like_yaml_stay_strings():
@@ -266,7 +346,10 @@ def test_options_are_declared_once_with_a_common_prefix():
     flags = [o.flag for o in OPTIONS]
     assert len(flags) == len(set(flags))
     assert all(f.startswith("--k8s-") or f == "--emit-manifests" for f in flags)
-    assert KubernetesExecutor.options == OPTIONS
+    assert OPTIONS == executors.options("kubernetes")
+    from harness.executors import local_options
+
+    assert executors.options("local") == local_options.OPTIONS
 
 
 def test_option_values_are_parsed_and_checked():
@@ -274,8 +357,15 @@ def test_option_values_are_parsed_and_checked():
     assert settings(k8s_cpu="3.5").threads == 3
     assert settings(k8s_pull_policy="never").pull_policy == "Never"
     assert settings(k8s_gpus="2").gpus == 2
+    assert settings(k8s_node_selector="a=b, c.io/d=").node_selector == (("a", "b"), ("c.io/d", ""))
+    assert [str(t) for t in settings(k8s_toleration="k:NoExecute,k2=v").tolerations] == ["k:NoExecute", "k2=v"]
+    assert settings(k8s_image_pull_secret="a,b.c").image_pull_secrets == ("a", "b.c")
+    assert settings(k8s_arch="ARM64").architectures == ("arm64",) and settings(k8s_arch="any").architectures == ()
     for option, value in (("k8s_cpu", "two"), ("k8s_memory", "4 GB"), ("k8s_namespace", "Not_Valid"),
-                          ("k8s_gpus", "-1"), ("k8s_mount_path", "relative/path"), ("k8s_pull_policy", "sometimes")):
+                          ("k8s_gpus", "-1"), ("k8s_mount_path", "relative/path"), ("k8s_pull_policy", "sometimes"),
+                          ("k8s_node_selector", "pool"), ("k8s_node_selector", "a=b c"),
+                          ("k8s_toleration", "gpu:NoRun"), ("k8s_toleration", "bad key=v"),
+                          ("k8s_image_pull_secret", "Reg_Cred"), ("k8s_arch", "x86_64"), ("k8s_arch", "amd64,any")):
         flag = "--" + option.replace("_", "-")
         with pytest.raises(ConfigError, match=flag):
             settings(**{option: value})
@@ -295,11 +385,27 @@ def test_root_is_refused_as_the_jobs_user_with_the_reason(uid):
     assert settings(k8s_uid="1001").uid == 1001
 
 
-def test_importing_the_executor_does_not_load_the_kubernetes_client():
-    """The pytest plugin imports the module at start-up to read its options."""
-    code = ("import sys, harness.executors.kubernetes as k; k.KubernetesExecutor.options; "
-            "sys.exit(1 if 'kubernetes' in sys.modules else 0)")
-    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
+def loaded_by(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded after running ``code``."""
+    probe = code + "\nimport sys; print(' '.join(sorted({m.partition('.')[0] for m in sys.modules})))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+def test_registering_the_options_loads_no_client_template_engine_or_yaml():
+    """Issue 24 item 5: the options live in a light module; reading them imports only the standard library
+    and the harness's ``Option``, whether through the registry or the module itself."""
+    loaded = loaded_by("from harness import executors; assert executors.options('kubernetes')\n"
+                       "from harness.executors.kubernetes.options import OPTIONS; assert OPTIONS")
+    assert "harness" in loaded
+    assert not loaded & {"kubernetes", "jinja2", "yaml", "urllib3", "pydantic"}, loaded
+
+
+def test_building_the_executor_class_does_not_load_the_kubernetes_client():
+    """The pytest plugin builds every executor class at start-up; the client is imported on first contact."""
+    loaded = loaded_by("from harness import executors; executors.executor_class('kubernetes')")
+    assert "jinja2" in loaded  # the executor's own modules are there: the check would see an import
+    assert "kubernetes" not in loaded
 
 
 # -- --emit-manifests ------------------------------------------------------------------------------------------
@@ -327,6 +433,28 @@ def test_emit_manifests_writes_what_would_be_submitted_without_a_cluster(tmp_pat
     for path in written:
         kubernetes_validate.validate(yaml.safe_load(path.read_text()), SUPPORTED_VERSIONS[-1], strict=True)
     assert any("nothing is submitted" in line for line in said)
+
+
+def test_emit_manifests_shows_the_gpu_quantity_node_selector_and_tolerations(tmp_path, monkeypatch):
+    """Issue 28 item 3: what a GPU node pool needs is in the emitted manifests and in one line on the terminal."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    said: list[str] = []
+    executor = KubernetesExecutor(ExecutorContext(tmp_path, tmp_path, None, said.append), {
+        "emit_manifests": str(tmp_path / "out"), "k8s_gpus": "1", "k8s_node_selector": "pool=gpu",
+        "k8s_toleration": "dedicated=ml:NoSchedule", "k8s_arch": "amd64"})
+    executor.check()
+    executor.prepare([get("jax")])
+    executor.run(spec("jax", "train"), lambda *_: None)
+    executor.close()
+
+    text = (tmp_path / "out" / f"{job_name('20260101-120000-abcd', 'jax', 'train')}.yaml").read_text()
+    assert "nvidia.com/gpu: '1'" in text  # a quoted string, as the API's schema wants it
+    manifest = yaml.safe_load(text)
+    assert pod_spec(manifest)["nodeSelector"] == {"pool": "gpu"}
+    assert {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"} in pod_spec(manifest)[
+        "tolerations"]
+    assert ("kbench-keras3:0.1.0 jobs (jax): 2 CPU, 4Gi, 1 nvidia.com/gpu on nodes with kubernetes.io/arch in "
+            "(amd64), pool=gpu, tolerating dedicated=ml:NoSchedule, nvidia.com/gpu:NoSchedule") in said
 
 
 # -- rules the schema cannot express: the cluster set-up ------------------------------------------------------
@@ -358,7 +486,8 @@ def test_the_role_grants_what_the_executor_checks_and_nothing_more():
     granted = {(verb, resource.split("/")[0], group, resource.split("/")[1] if "/" in resource else "")
                for rule in docs["Role"]["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
-    optional = {("get", "persistentvolumeclaims", "", ""), ("create", "pods", "", "")}  # the pod dry run
+    optional = {("get", "persistentvolumeclaims", "", ""), ("create", "pods", "", ""),  # the pod dry run
+                ("list", "resourcequotas", "", "")}  # the room for jobs (issue 29 item 1)
     assert granted == set(PERMISSIONS) | optional
     binding = docs["RoleBinding"]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",

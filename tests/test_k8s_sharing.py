@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ExecutorError
-from harness.executors import k8s_sharing as sharing
+from harness.executors.kubernetes import sharing
 
 
 def stat_of(uid: int, gid: int, mode: int) -> os.stat_result:
@@ -69,3 +69,52 @@ def test_the_probe_script_is_python_36_syntax():
     import ast
 
     ast.parse(sharing.PROBE_SCRIPT, feature_version=(3, 6))
+
+
+def test_a_user_in_more_than_16_groups_is_told_what_auth_sys_sends(tmp_path: Path, monkeypatch):
+    """Issue 29 item 8: ``id`` lists the jobs' group, but NFS over AUTH_SYS sends 16 supplementary groups only.
+
+    The Linux client sends them in the kernel's ascending order; a server
+    without --manage-gids then refuses the chown though the user is a member.
+    Stand-ins: ``os.getgroups``/``getegid``/``geteuid`` give this process 20
+    groups, and a refused ``chown`` plays the NFS server's answer.
+    """
+    folder = tmp_path / "runs"
+    folder.mkdir(mode=0o755)
+
+    def refused(*_args, **_kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(sharing.os, "chown", refused)
+    monkeypatch.setattr(sharing.os, "chmod", refused)
+    monkeypatch.setattr(sharing.os, "getgroups", lambda: list(range(100, 119)) + [4321])  # 20 groups
+    monkeypatch.setattr(sharing.os, "getegid", lambda: 100)
+    monkeypatch.setattr(sharing.os, "geteuid", lambda: 1001)
+    assert 4321 not in sharing.groups_sent_by_auth_sys() and 115 in sharing.groups_sent_by_auth_sys()
+    with pytest.raises(sharing.NotShared, match=r"this user is in 20 groups, and NFS with AUTH_SYS \(sec=sys\) sends "
+                                                r"only 16 of them, without group 4321: .*sg 4321"):
+        sharing.share_folder(folder, 1000, 4321)
+
+
+def test_writes_that_arrive_as_another_uid_are_named_as_all_squash(tmp_path: Path, monkeypatch):
+    """Issue 29 item 8: not root, yet the folder the harness just made belongs to another uid: all_squash.
+
+    Stand-in: ``os.geteuid`` says this process is another uid than the folder's owner, as a squashing server makes it.
+    """
+    folder = tmp_path / "runs"
+    folder.mkdir(mode=0o755)
+    info = folder.stat()
+    monkeypatch.setattr(sharing.os, "geteuid", lambda: info.st_uid + 1)
+    monkeypatch.setattr(sharing.os, "getgroups", list)
+    hint = sharing.ownership_hint(info, 1000, 1000)
+    assert f"this machine's writes arrive as uid {info.st_uid}" in hint and "all_squash" in hint
+    assert "root squash" not in hint and "write probe decides" in hint
+
+
+def test_the_probe_reads_inputs_and_writes_folders_as_the_pods_see_them(tmp_path: Path):
+    """Issue 29 item 7: the probe's command lists the staged data set after --read, at the pods' paths."""
+    shared = tmp_path / "shared"
+    command = sharing.probe_command("t0k3n", [shared / "runs"], [shared / "inputs" / "k" / "d.tar.gz"], shared,
+                                    "/mnt/kbench")
+    assert command[:2] == ["python", "-c"] and command[3:] == ["t0k3n", "/mnt/kbench/runs", "--read",
+                                                               "/mnt/kbench/inputs/k/d.tar.gz"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.executors.k8s_starting import StartLimits, StartWatch
+from harness.executors.kubernetes.starting import StartLimits, StartWatch
 
-LIMITS = StartLimits(schedule_timeout_s=300, start_grace_s=120)
+LIMITS = StartLimits(schedule_timeout_s=300, start_grace_s=120, capacity_wait_s=1800)
 
 
 class Clock:
@@ -44,12 +44,34 @@ def test_each_pod_gets_its_own_schedule_timeout(clock):
     """Kubernetes docs, "Jobs", "Pod failure policy": an ignored disruption brings a new pod, however old the Job."""
     watch = StartWatch(LIMITS, clock)
     clock.now += 1000  # the Job is long past the timeout when its replacement pod appears
-    stuck = pod("second", unschedulable="0/3 nodes are available: 3 Insufficient cpu.")
+    stuck = pod("second", unschedulable="0/3 nodes are available: 3 node(s) didn't match Pod's node affinity.")
     assert watch.judge([stuck], "workload") is None
     clock.now += 299
     assert watch.judge([stuck], "workload") is None
     clock.now += 2
     assert watch.judge([stuck], "workload").startswith("not scheduled within 301 s (--k8s-schedule-timeout)")
+
+
+@pytest.mark.parametrize("message", ["0/3 nodes are available: 3 Insufficient cpu.",
+                                     ("0/5 nodes are available: 2 Insufficient nvidia.com/gpu, 3 node(s) had "
+                                     "untolerated taint {pool: cpu}."), "0/1 nodes are available: 1 Too many pods."])
+def test_a_pod_waiting_for_room_waits_up_to_the_capacity_wait_and_names_parallel(clock, message):
+    """Issue 29 item 1: lack of room is other work holding it (or a node pool scaling up): a wait, not a failure.
+
+    It is said once, and only past --k8s-capacity-wait (longer than the
+    schedule timeout) does the job fail, naming --parallel.
+    """
+    watch = StartWatch(LIMITS, clock)
+    waiting = pod("p", unschedulable=message)
+    assert watch.judge([waiting], "workload") is None
+    assert len(watch.notices) == 1 and "--k8s-capacity-wait" in watch.notices[0]
+    clock.now += 1800
+    assert watch.judge([waiting], "workload") is None
+    assert len(watch.notices) == 1  # said once
+    clock.now += 1
+    said = watch.judge([waiting], "workload")
+    assert said.startswith("waited 1801 s for room in the cluster (--k8s-capacity-wait): ") and message in said
+    assert "lower --parallel" in said
 
 
 @pytest.mark.parametrize("answer", ["429 Too Many Requests", "dial tcp 10.0.0.9:443: i/o timeout"])
@@ -105,11 +127,26 @@ def test_a_failed_mount_fails_once_it_lasts_the_grace_with_the_kubelets_message(
 def test_failed_creates_fail_the_job_when_no_pod_exists(clock):
     """Kubernetes docs, "Jobs": the controller records FailedCreate on the Job and keeps retrying."""
     watch = StartWatch(LIMITS, clock)
-    refused = event("job-uid", "FailedCreate", 'Error creating: pods "j-abc" is forbidden: exceeded quota: cpu')
+    refused = event("job-uid", "FailedCreate", 'Error creating: pods "j-abc" is forbidden: maximum cpu usage per '
+                                               "Container is 1, but limit is 2")
     assert watch.judge([], "workload", [refused], job_uid="job-uid") is None
     clock.now += 121
     said = watch.judge([], "workload", [refused], job_uid="job-uid")
-    assert said.startswith("no pod could be created for 121 s: FailedCreate: Error creating: ") and "quota" in said
+    assert said.startswith("no pod could be created for 121 s: FailedCreate: Error creating: ") and "cpu" in said
+
+
+def test_pods_a_used_up_quota_refuses_wait_for_room(clock):
+    """Issue 29 item 1: "exceeded quota" on the Job's pods waits --k8s-capacity-wait, not --k8s-start-grace."""
+    watch = StartWatch(LIMITS, clock)
+    refused = event("job-uid", "FailedCreate", 'Error creating: pods "j-abc" is forbidden: exceeded quota: compute, '
+                                               "requested: requests.cpu=2, used: requests.cpu=8, limited: "
+                                               "requests.cpu=8")
+    assert watch.judge([], "workload", [refused], job_uid="job-uid") is None
+    clock.now += 1800
+    assert watch.judge([], "workload", [refused], job_uid="job-uid") is None
+    clock.now += 1
+    said = watch.judge([], "workload", [refused], job_uid="job-uid")
+    assert said.startswith("waited 1801 s for room") and "exceeded quota" in said and "--parallel" in said
 
 
 def test_a_running_pod_resets_what_was_seen(clock):
@@ -120,3 +157,49 @@ def test_a_running_pod_resets_what_was_seen(clock):
     assert watch.judge([pod("p", phase="Running")], "workload") is None
     clock.now += 100
     assert watch.judge([backing_off], "workload") is None  # a new back-off starts its own grace
+
+
+def test_create_container_error_is_waited_out_for_the_grace(clock):
+    """Issue 29 item 5: the kubelet retries CreateContainerError at its next sync; only a lasting one fails."""
+    watch = StartWatch(LIMITS, clock)
+    reserved = pod("p", waiting="CreateContainerError", message='failed to reserve container name "workload_p_0"')
+    assert watch.judge([reserved], "workload") is None
+    clock.now += 120
+    assert watch.judge([reserved], "workload") is None
+    clock.now += 1
+    said = watch.judge([reserved], "workload")
+    assert said.startswith("the container cannot be created (CreateContainerError: failed to reserve")
+    assert said.endswith("(for 121 s, --k8s-start-grace)")
+    config = pod("q", waiting="CreateContainerConfigError", message='secret "missing" not found')
+    assert "CreateContainerConfigError" in StartWatch(LIMITS, clock).judge([config], "workload")  # at once
+
+
+def test_only_events_newer_than_the_pods_current_state_count(clock):
+    """Issue 29 item 2: a FailedMount from before the pod's sandbox was ready (the mount then worked) is history."""
+    creating = pod("p", waiting="ContainerCreating")
+    creating["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+        {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": "2026-01-01T00:05:00Z"}]
+    old = event("uid-p", "FailedMount", "MountVolume.SetUp failed: mount failed: exit status 32")
+    old["lastTimestamp"] = "2026-01-01T00:01:00Z"
+    watch = StartWatch(LIMITS, clock)
+    assert watch.judge([creating], "workload", [old]) is None
+    clock.now += 1000
+    assert watch.judge([creating], "workload", [old]) is None
+    again = dict(old, lastTimestamp="2026-01-01T00:06:00Z")  # the same trouble, happening now
+    assert watch.judge([creating], "workload", [again]) is None
+    clock.now += 121
+    assert watch.judge([creating], "workload", [again]).startswith("pod p cannot start: FailedMount for 121 s")
+
+
+def test_a_missing_pull_secret_is_said_beside_the_registrys_answer(clock):
+    """Issue 29 item 9: the kubelet pulls without a Secret it cannot find, and says so in an event."""
+    limits = StartLimits(300, 120, 1800, pull_secrets=("regcred",))
+    refused = pod("p", waiting="ErrImagePull", message="pull access denied, repository does not exist or may require "
+                                                       "authorization: authorization failed")
+    refused["status"]["containerStatuses"][0]["image"] = "registry.example.com/team/img:1"
+    missing = event("uid-p", "FailedToRetrieveImagePullSecret", 'Unable to retrieve some image pull secrets '
+                                                                '(regcred); attempting to pull the image may not succeed.')
+    said = StartWatch(limits, clock).judge([refused], "workload", [missing])
+    assert "Unable to retrieve some image pull secrets (regcred)" in said
+    assert "check that Secret regcred (--k8s-image-pull-secret) exists" in said and "registry.example.com" in said

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.executors import k8s_status as status
 from harness.executors.base import JobState
+from harness.executors.kubernetes import status
 
 
 def job(*conditions: tuple[str, str, str], deadline: int = 1200) -> dict:
@@ -131,3 +131,33 @@ def test_a_complete_job_succeeds_even_after_failed_attempts():
     pods = [pod("a", exit_code=1), pod("b", "2026-01-01T01:00:00Z", phase="Succeeded", exit_code=0)]
     verdict = status.verdict(job(("Complete", "True", "")), pods, "workload", "", "4Gi")
     assert verdict == status.Verdict(JobState.SUCCEEDED, "", 0)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("2026-01-01T00:00:05Z", 1767225605.0),
+    ("2026-01-01T00:00:05.25Z", 1767225605.25),
+    ("2026-01-01T00:00:05.123456789Z", 1767225605.123456789),
+    ("2026-01-01T01:00:05+01:00", 1767225605.0),
+    ("yesterday", None), ("", None), (None, None),
+])
+def test_api_times_are_read_whatever_their_precision(text, seconds):
+    """Events carry whole seconds (lastTimestamp), micro- (eventTime) or nanoseconds (the kubelet's log stamps)."""
+    found = status.timestamp(text)
+    assert found == pytest.approx(seconds) if seconds is not None else found is None
+
+
+@pytest.mark.parametrize(("image", "registry"), [
+    ("kbench-keras3:0.1.0", "docker.io"), ("team/kbench:1", "docker.io"), ("registry.example.com/k:1",
+                                                                            "registry.example.com"),
+    ("localhost:5000/k:1", "localhost:5000"), ("localhost/k:1", "localhost"),
+])
+def test_the_registry_of_an_image_is_named_as_docker_does(image, registry):
+    assert status.registry_of(image) == registry
+
+
+def test_exec_format_error_names_the_architecture_option():
+    """Issue 29 item 6: the container's binary is for another CPU than its node's."""
+    failed = pod(exit_code=128, reason="StartError")
+    failed["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = "exec: \"python\": exec format error"
+    said = status.pod_failure(failed, "workload", "", "4Gi")
+    assert said.startswith("exec format error (exit code 128)") and "node-7" in said and "--k8s-arch" in said

@@ -1,8 +1,15 @@
-"""The harness's layers, read from its imports (every import, also those inside functions).
+"""The harness's layers, read from its imports (every import: at the top, inside functions, under TYPE_CHECKING).
 
 * the workload (runs inside a job) imports nothing of the harness outside itself;
 * the executors (run jobs) never import the scoring, the report, the run's end or the pytest plugin;
-* nothing an executor imports imports an executor back, so the two never depend on each other.
+* nothing an executor imports imports an executor back, so the two never depend on each other;
+* no harness module depends on itself through its imports: no import cycle anywhere.
+
+An import names the modules it needs: ``from harness.report import charts``
+needs ``harness.report.charts`` (Python runs the package's ``__init__`` first,
+as it does for every submodule, which is not a dependency on what the
+package's ``__init__`` imports); ``from harness import __version__`` needs
+``harness`` itself.
 """
 from __future__ import annotations
 
@@ -22,10 +29,18 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every harness module ``path`` imports, at the top or inside a function."""
+MODULE_PATHS = {module_name(p): p for p in sorted(HARNESS.rglob("*.py"))}
+
+
+def imports_of(path: Path, modules: set[str] | frozenset[str] = frozenset(MODULE_PATHS), name: str = "") -> set[str]:
+    """Every harness module ``path`` (module ``name``) imports, at the top or inside a function.
+
+    ``from package import name`` imports the submodule ``package.name`` when one
+    exists (among ``modules``), else a name defined by the package itself.
+    """
     found = set()
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    name = name or module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
@@ -33,12 +48,12 @@ def imports_of(path: Path) -> set[str]:
             base = node.module or ""
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            found.add(base)
-            found |= {f"{base}.{alias.name}" for alias in node.names}  # "from harness import report"
-    return {name for name in found if name.startswith("harness") and name != module_name(path)}
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {name for name in found if name.startswith("harness")}
 
 
-MODULES = {module_name(p): p for p in sorted(HARNESS.rglob("*.py"))}
+MODULES = MODULE_PATHS
 GRAPH = {name: {m for m in imports_of(path) if m in MODULES} for name, path in MODULES.items()}
 
 
@@ -69,17 +84,74 @@ def back_edges(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
     return {(n, m) for n in reached if not within(n, EXECUTORS) for m in graph.get(n, ()) if within(m, EXECUTORS)}
 
 
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One import cycle (as a path back to its start) per group of modules that import each other."""
+    found: list[list[str]] = []
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start in done:
+            continue
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack = [(start, iter(sorted(graph.get(start, ()))))]
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif child in on_path:
+                loop = path[path.index(child):] + [child]
+                if not any(set(loop) == set(seen) for seen in found):
+                    found.append(loop)
+            elif child not in done:
+                stack.append((child, iter(sorted(graph.get(child, ())))))
+                path.append(child)
+                on_path.add(child)
+    return found
+
+
 def test_no_import_cycle_between_executors_and_the_rest() -> None:
     assert not back_edges(GRAPH), "modules the executors import import an executor back"
 
 
+def test_no_import_cycle_anywhere_in_the_harness() -> None:
+    found = cycles(GRAPH)
+    assert not found, "import cycles: " + "; ".join(" -> ".join(loop) for loop in found)
+
+
 def test_the_checks_see_imports_inside_functions_and_indirect_cycles() -> None:
     # the Kubernetes executor imports its client only inside a function
-    assert "harness.executors.k8s_client" in GRAPH["harness.executors.kubernetes"]
+    assert "harness.executors.kubernetes.client" in GRAPH["harness.executors.kubernetes.executor"]
     # the shape issue 15 found: executors -> rundir -> executors.base
     old = {"harness.executors.local": {"harness.rundir"}, "harness.rundir": {"harness.errors", "harness.executors.base"},
            "harness.executors.base": set(), "harness.errors": set()}
     assert back_edges(old) == {("harness.rundir", "harness.executors.base")}
+
+
+def test_the_cycle_check_finds_the_cycle_issue_24_named_and_longer_ones(tmp_path: Path) -> None:
+    """Real source, parsed as the harness is: tables imports its views inside a function, they import it at the top."""
+    report = tmp_path / "harness" / "report"
+    report.mkdir(parents=True)
+    (report / "__init__.py").write_text("from harness.report.render import render\n")
+    (report / "render.py").write_text("from harness.report import tables\n")
+    (report / "tables.py").write_text("def view():\n    from harness.report.speed_view import speed_view\n")
+    (report / "speed_view.py").write_text("from harness.report.tables import DASH\n")
+    names = {"harness.report", "harness.report.render", "harness.report.tables", "harness.report.speed_view"}
+    graph = {}
+    for path in report.glob("*.py"):
+        parts = path.relative_to(tmp_path).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[name] = {m for m in imports_of(path, names, name) if m in names}
+
+    assert graph["harness.report.render"] == {"harness.report.tables"}  # a submodule, not the package
+    assert cycles(graph) == [["harness.report.tables", "harness.report.speed_view", "harness.report.tables"]]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 # -- the run store owns the run folder ---------------------------------------------------------
@@ -124,56 +196,3 @@ def test_the_run_folder_check_sees_names_and_literals(tmp_path: Path) -> None:
                       "c = 'see report.html for charts'\n")
     assert sorted(run_folder_uses(sample)) == ["line 2: imports WEIGHTS", "line 3: layout.result_name",
                                                "line 4: 'report.html'"]
-
-
-# -- no import cycle anywhere ------------------------------------------------------------------
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Every strongly connected group of two or more modules (or a module importing itself)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in sorted(graph.get(node, ())):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            group = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                group.append(member)
-                if member == node:
-                    break
-            if len(group) > 1 or node in graph.get(node, ()):
-                found.append(sorted(group))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
-
-
-def _without_packages(graph: dict[str, set[str]]) -> dict[str, set[str]]:
-    """A package's ``__init__`` imported by its own modules is not a cycle of theirs ("from harness import x")."""
-    return {n: {m for m in deps if not (n.startswith(m + ".") and m in graph and MODULES[m].name == "__init__.py")}
-            for n, deps in graph.items()}
-
-
-def test_no_import_cycle_anywhere() -> None:
-    """Every import counts, also those inside functions: a cycle means two modules each need the other."""
-    assert cycles(_without_packages(GRAPH)) == []
-
-
-def test_the_cycle_check_finds_a_cycle_through_several_modules() -> None:
-    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-    assert cycles({"a": {"a"}}) == [["a"]]
-    assert cycles({"a": {"b"}, "b": set()}) == []

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness import errors, history
-from harness.executors import job_log, k8s_status
+from harness.executors import job_log
+from harness.executors.kubernetes import status as k8s_status
 from harness.report import thumbnails
 from harness.run_store import RunStore
 from harness.workload import data, events, layout

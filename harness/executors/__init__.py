@@ -15,13 +15,13 @@ from harness.option_spec import Option
 
 _MODULES = {
     "local": "harness.executors.local",
-    "kubernetes": "harness.executors.kubernetes",
+    "kubernetes": "harness.executors.kubernetes.executor",
 }
 """name -> module that defines the executor; imported only when chosen, so the local executor
-never imports the Kubernetes client."""
+never imports the Kubernetes executor's modules."""
 _OPTION_MODULES = {
     "local": "harness.executors.local_options",
-    "kubernetes": "harness.executors.k8s_settings",
+    "kubernetes": "harness.executors.kubernetes.options",
 }
 """name -> the light module that declares the executor's ``OPTIONS``."""
 
@@ -36,18 +36,21 @@ def check_name(name: str) -> str:
     return name
 
 
-def options(name: str) -> tuple[Option, ...]:
-    """The options an executor takes, without importing it."""
-    return tuple(importlib.import_module(_OPTION_MODULES[check_name(name)]).OPTIONS)
-
-
-def executor_class(name: str) -> type[Executor]:
-    check_name(name)
+def _load(name: str, module_name: str):
     try:
-        module = importlib.import_module(_MODULES[name])
+        return importlib.import_module(module_name)
     except ImportError as err:
         raise ConfigError(f"the {name} executor cannot be loaded ({err}); reinstall the harness with its "
                           "dependencies (pip install -e .)") from None
+
+
+def options(name: str) -> tuple[Option, ...]:
+    """The options an executor takes, without importing it."""
+    return tuple(_load(name, _OPTION_MODULES[check_name(name)]).OPTIONS)
+
+
+def executor_class(name: str) -> type[Executor]:
+    module = _load(name, _MODULES[check_name(name)])
     for value in vars(module).values():
         if isinstance(value, type) and issubclass(value, Executor) and getattr(value, "name", None) == name:
             return value

@@ -4,8 +4,12 @@ While a Job runs, ``PodLogStreams`` follows each started pod's log into a
 hidden file in the run folder (``.<phase>.<pod>.stream``), reconnecting when
 the stream breaks: the Job controller deletes running pods at the deadline,
 and a node or a TTL can remove a pod before the harness reads its log.
-Lines carry the kubelet's timestamps, so a reconnect that replays the log
-writes no line twice.
+Lines carry the kubelet's timestamps: a reconnect asks for the lines since
+the last one written (``sinceTime``, which the API server keeps to whole
+seconds), and the few it replays from that second are recognised and skipped,
+so no line is written twice and a long log is not sent again from its start.
+After the kubelet rotates a container's log, only the current file is served
+at all; the stream kept from the start is then the only complete copy.
 
 When the Job is over, ``save_pod_logs`` writes the final files: the newest
 pod's log becomes ``<backend>/<phase>.log`` (the same name the local executor
@@ -23,10 +27,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.executors import k8s_status as status
-from harness.executors.k8s_client import KubeApi, KubeError, NotFound, WatchHandle
+from harness.executors.kubernetes import status
+from harness.executors.kubernetes.errors import KubeError, NotFound
+from harness.executors.kubernetes.streams import WatchHandle
 from harness.workload import layout
+
+if TYPE_CHECKING:
+    from harness.executors.kubernetes.client import KubeApi
 
 log = logging.getLogger("harness.executors.kubernetes")
 
@@ -41,10 +50,11 @@ class SavedLogs:
     paths: list[Path] = field(default_factory=list)
 
 
-def log_paths(folder: Path, phase: str, count: int) -> list[Path]:
-    """Where the logs of ``count`` pods (oldest first) go; the newest is ``<phase>.log``."""
-    earlier = [folder / f"{phase}.pod-{i}.log" for i in range(1, count)]
-    return earlier + [folder / layout.log_name(phase)] if count else []
+def log_paths(job_log: Path, count: int) -> list[Path]:
+    """Where the logs of ``count`` pods (oldest first) go: the newest is the job's log (``job_log``, from
+    the run store), the earlier ones beside it (``<phase>.pod-1.log`` ...)."""
+    earlier = [job_log.with_name(f"{job_log.stem}.pod-{i}.log") for i in range(1, count)]
+    return earlier + [job_log] if count else []
 
 
 def stamp_key(stamp: str) -> tuple[str, str]:
@@ -66,6 +76,8 @@ class _Follower(threading.Thread):
         self.handle = WatchHandle()
         self.container_done = threading.Event()
         self.last: tuple[str, str] = ("", "")
+        self.last_stamp = ""
+        """The kubelet's timestamp of the last line written: where a reconnect resumes (``sinceTime``)."""
         self.same = 0
         """Lines written with the timestamp ``last`` (a replay skips that many lines of that time)."""
         self.connections = 0
@@ -90,7 +102,7 @@ class _Follower(threading.Thread):
     def _follow_once(self, out) -> None:
         self.connections += 1
         last, same, skipped = self.last, self.same, 0
-        for raw in self.api.follow_pod_log(self.pod, self.container, self.handle):
+        for raw in self.api.follow_pod_log(self.pod, self.container, self.handle, since=self.last_stamp or None):
             stamp, _, line = raw.partition(" ")
             key = stamp_key(stamp)
             if key < last:
@@ -103,7 +115,7 @@ class _Follower(threading.Thread):
             if key == self.last:
                 self.same += 1
             else:
-                self.last, self.same = key, 1
+                self.last, self.same, self.last_stamp = key, 1, stamp
 
     def text(self) -> str:
         try:
@@ -115,7 +127,8 @@ class _Follower(threading.Thread):
 class PodLogStreams:
     """Follows the log of every started pod of one Job into the run folder while the Job runs."""
 
-    def __init__(self, api: KubeApi, container: str, folder: Path, phase: str, reconnect_s: float = RECONNECT_S):
+    def __init__(self, api: KubeApi, container: str, job_log: Path, reconnect_s: float = RECONNECT_S):
+        folder, phase = job_log.parent, job_log.stem
         self.api = api
         self.container = container
         self.folder = folder
@@ -164,15 +177,17 @@ class PodLogStreams:
             follower.path.unlink(missing_ok=True)
 
 
-def save_pod_logs(api: KubeApi, pods: Sequence[dict], container: str, folder: Path, phase: str,
+def save_pod_logs(api: KubeApi, pods: Sequence[dict], container: str, job_log: Path,
                   retries: int | None = None, streams: PodLogStreams | None = None) -> SavedLogs:
-    """Write each pod's log; never raises for a log that cannot be read."""
+    """Write each pod's log (the newest to the job's log, ``job_log``); never raises for a log that cannot be
+    read."""
+    folder = job_log.parent
     ordered = status.sort_pods(pods)
     saved = SavedLogs()
     if not ordered:
         return saved
     folder.mkdir(parents=True, exist_ok=True)
-    for pod, path in zip(ordered, log_paths(folder, phase, len(ordered))):
+    for pod, path in zip(ordered, log_paths(job_log, len(ordered))):
         name = status.name_of(pod)
         streamed = streams.streamed(name) if streams is not None else ""
         try:

@@ -6,33 +6,40 @@ lasts one short window (the server is asked to end it, and the client stops
 reading soon after in case it does not), after which the caller gets control
 back to check pods, progress and cancellation, and the next window resumes
 from the last resourceVersion seen. A 410 Gone (the version was compacted)
-means list again; a dropped connection or a 5xx means reconnect after a short
-pause. Only a sustained outage gives up, with our ``ClusterUnreachable``.
+means list again; a dropped connection or a 5xx means reconnect after a pause
+that grows to 30 s. A control plane that is away (a managed cluster's upgrade
+takes minutes) is waited out up to the Job's own deadline: the Job runs on
+meanwhile, and only past that does the watch give up, with our
+``ClusterUnreachable``.
 """
 from __future__ import annotations
 
 import logging
+import time
+from typing import TYPE_CHECKING
 
-from harness.executors import k8s_status as status
-from harness.executors.k8s_client import (
+from harness.executors.kubernetes import status
+from harness.executors.kubernetes.errors import (
     TRANSIENT_STATUSES,
     ClusterUnreachable,
     Gone,
-    KubeApi,
     KubeError,
-    WatchHandle,
 )
+from harness.executors.kubernetes.streams import WatchHandle
+
+if TYPE_CHECKING:
+    from harness.executors.kubernetes.client import KubeApi
 
 log = logging.getLogger("harness.executors.kubernetes")
 
-MAX_CONSECUTIVE_FAILURES = 8
-"""Broken watches in a row (each followed by a growing pause, 30 s at most) before giving up."""
+MAX_PAUSE_S = 30.0
+"""The longest pause between reconnects while the API server is away."""
 
 
 class JobWatch:
     """The latest known state of one Job, refreshed one window at a time."""
 
-    def __init__(self, api: KubeApi, name: str, window_s: float):
+    def __init__(self, api: KubeApi, name: str, window_s: float, give_up_after_s: float):
         self.api = api
         self.name = name
         self.window_s = window_s
@@ -44,6 +51,14 @@ class JobWatch:
         self.relists = 0
         self.reconnects = 0
         self._failures = 0
+        self._broken_since: float | None = None
+        self._give_up_at = time.monotonic() + give_up_after_s
+        """Past this the Job's deadline has passed: an API server still away is given up on."""
+
+    @property
+    def healthy(self) -> bool:
+        """False while the API server is away (the last watch broke and none has worked since)."""
+        return self._failures == 0
 
     @property
     def field_selector(self) -> str:
@@ -76,7 +91,7 @@ class JobWatch:
                 self._apply(event)
                 if status.finished(self.job) or self.deleted:
                     break
-            self._failures = 0
+            self._failures, self._broken_since = 0, None
         except Gone as err:
             log.info("watch of Job %s expired (%s); listing again", self.name, err)
             self.resource_version = None
@@ -104,13 +119,16 @@ class JobWatch:
             self.job, self.deleted = obj, False
 
     def _broken(self, err: KubeError) -> None:
-        """A watch that broke: pause (longer each time), then the next poll reconnects."""
+        """A watch that broke: pause (longer each time, up to the deadline), then the next poll reconnects."""
+        now = time.monotonic()
         self._failures += 1
         self.reconnects += 1
-        if self._failures > MAX_CONSECUTIVE_FAILURES:
-            raise ClusterUnreachable(f"lost the watch of Job {self.name} {self._failures} times in a row: {err}; "
-                                     f"the Job may still run (kubectl -n {self.api.namespace} get job {self.name})"
-                                     ) from err
-        pause = min(30.0, 0.25 * 2 ** (self._failures - 1))
+        if self._broken_since is None:
+            self._broken_since = now
+        if now >= self._give_up_at:
+            raise ClusterUnreachable(
+                f"lost the Kubernetes API for {now - self._broken_since:.0f} s ({self._failures} tries), past the "
+                f"deadline of Job {self.name}: {err}") from err
+        pause = min(MAX_PAUSE_S, 0.25 * 2 ** min(self._failures - 1, 10), max(0.0, self._give_up_at - now))
         log.warning("watch of Job %s broke (%s); reconnecting in %.2f s", self.name, err, pause)
         self.handle.pause(pause)

@@ -1,24 +1,22 @@
-"""The Kubernetes executor's settings: its command-line options, typed and checked.
+"""The Kubernetes executor's command-line options and their parsers: light, so declaring them costs nothing.
 
-Imported by the pytest plugin at start-up (to read the options), so it must not
-import the ``kubernetes`` client. Every value is parsed once, here; a bad value
-is a ``ConfigError`` that names the option and what it accepts.
+The pytest plugin and ``kbench`` register these options at start-up, whichever
+executor runs; this module therefore imports only the standard library and
+the harness's ``Option`` and errors, never the ``kubernetes`` client, jinja2 or
+yaml (``tests/test_k8s_manifests.py`` checks it in a fresh interpreter). Each
+parser raises ``argparse.ArgumentTypeError`` saying what it accepts, so it
+serves argparse and pytest alike; ``settings.K8sSettings`` turns the parsed
+values into one typed object.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import platform
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from harness.errors import ConfigError
 from harness.executors.base import Option
-
-DEFAULT_TEMPLATE = Path(__file__).parent / "job.yaml.j2"
-"""Packaged with the harness; in the repository a link to k8s/job.yaml.j2, where it is edited."""
 
 DEFAULT_NAMESPACE = "kbench"
 DEFAULT_IMAGE = "kbench-keras3:0.1.0"
@@ -31,6 +29,8 @@ _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _RESOURCE_NAME = re.compile(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
@@ -128,6 +128,99 @@ def image_reference(text: str) -> str:
     return text
 
 
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in str(text).split(",") if item.strip()]
+
+
+def node_selector(text: str) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE[,KEY=VALUE...]``: node labels every job's pod requires (its ``nodeSelector``)."""
+    pairs = []
+    for item in _items(text):
+        key, equals, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a node label; use KEY=VALUE, e.g. cloud.google.com/gke-accelerator=nvidia-l4 "
+                "or pool=gpu (several separated by commas)")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """A taint the jobs' pods tolerate: ``key`` (with ``value``, or any value when None) and ``effect`` (any when None)."""
+
+    key: str
+    value: str | None = None
+    effect: str | None = None
+
+    def manifest(self) -> dict[str, str]:
+        entry = {"key": self.key, "operator": "Exists" if self.value is None else "Equal"}
+        if self.value is not None:
+            entry["value"] = self.value
+        if self.effect:
+            entry["effect"] = self.effect
+        return entry
+
+    def __str__(self) -> str:
+        return self.key + (f"={self.value}" if self.value is not None else "") + (f":{self.effect}" if self.effect else "")
+
+
+def tolerations(text: str) -> tuple[Toleration, ...]:
+    """``KEY[=VALUE][:EFFECT][,...]``, as ``kubectl taint`` writes taints: the taints every job's pod tolerates."""
+    found = []
+    for item in _items(text):
+        rest, colon, effect = item.rpartition(":") if ":" in item else (item, "", "")
+        key, equals, value = rest.partition("=")
+        effect_ok = not colon or effect in TAINT_EFFECTS
+        if not _LABEL_KEY.match(key.strip()) or not effect_ok or (equals and not _LABEL_VALUE.match(value.strip())):
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a toleration; use KEY[=VALUE][:EFFECT] as kubectl taint writes it, e.g. "
+                f"nvidia.com/gpu:NoSchedule or dedicated=ml:NoSchedule (effect: {', '.join(TAINT_EFFECTS)})")
+        found.append(Toleration(key.strip(), value.strip() if equals else None, effect or None))
+    return tuple(found)
+
+
+def secret_names(text: str) -> tuple[str, ...]:
+    """``NAME[,NAME]``: Secrets of type kubernetes.io/dockerconfigjson in the namespace (imagePullSecrets)."""
+    names = tuple(_items(text))
+    for name in names:
+        if not _DNS_SUBDOMAIN.match(name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a Secret name; use lowercase letters, digits, '-' "
+                                             "and '.' (kubectl -n NAMESPACE get secrets lists them)")
+    return names
+
+
+ARCHITECTURES = ("amd64", "arm64", "ppc64le", "s390x", "arm")
+"""Values of the kubernetes.io/arch node label (Go's GOARCH names)."""
+_MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64le",
+                 "s390x": "s390x", "armv7l": "arm", "armv6l": "arm"}
+ONLY_ON = {"cntk": ("amd64",)}
+"""Backends that exist for some architectures only: CNTK 2.7 publishes x86_64 wheels and nothing else, so the
+legacy image built for arm64 holds Theano alone."""
+
+
+def this_machine_architecture() -> str | None:
+    """This machine's CPU as a kubernetes.io/arch value: what ``docker build`` builds for by default."""
+    return _MACHINE_ARCH.get(platform.machine().lower())
+
+
+def architectures(text: str) -> tuple[str, ...]:
+    """``ARCH[,ARCH]`` (amd64, arm64...) or ``any``: the CPU architectures the Keras 3 image was built for."""
+    names = tuple(item.lower() for item in _items(text))
+    if names == ("any",):
+        return ()
+    wrong = [name for name in names if name not in ARCHITECTURES]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of architectures; use kubernetes.io/arch values ({', '.join(ARCHITECTURES)}), "
+            "several separated by commas for a multi-arch image, or any")
+    return names
+
+
 TTL_MARGIN_S = 60.0
 """Beyond --k8s-result-wait, the time the harness may need after a Job ends to list its pods and read their logs."""
 
@@ -153,11 +246,27 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k8s-gpus", "GPUs per job (default: 0)", 0, non_negative_int, "N"),
     Option("--k8s-gpu-resource", "extended resource that counts GPUs (default: nvidia.com/gpu)",
            "nvidia.com/gpu", resource_name, "NAME"),
+    Option("--k8s-node-selector", "node labels the jobs' pods require, KEY=VALUE[,KEY=VALUE], e.g. a GPU node "
+           "pool's label (default: none)", None, node_selector, "KEY=VALUE"),
+    Option("--k8s-toleration", "taints the jobs' pods tolerate, KEY[=VALUE][:EFFECT][,...] as kubectl taint writes "
+           "them, e.g. a GPU node pool's taint; with --k8s-gpus, <gpu resource>:NoSchedule is tolerated anyway "
+           "(default: none)", None, tolerations, "TAINT"),
+    Option("--k8s-arch", "CPU architectures the images were built for, as the nodes' kubernetes.io/arch label "
+           "says them (amd64, arm64; several for multi-arch images; any: no constraint); the jobs run only on such "
+           "nodes, and cntk only on amd64 (CNTK 2.7 exists for x86_64 only) (default: this machine's, which docker "
+           "build builds for)", None, architectures, "ARCH"),
+    Option("--k8s-image-pull-secret", "Secrets (kubernetes.io/dockerconfigjson) in the namespace that hold the "
+           "registry's credentials, NAME[,NAME], for a private registry (default: none)", None, secret_names,
+           "NAME"),
     Option("--k8s-uid", "user id the job runs as, never 0 (root); the NFS export must let it write "
            "(default: 1000)", 1000, non_root_uid, "UID"),
     Option("--k8s-gid", "group id the job runs as (default: 1000)", 1000, non_negative_int, "GID"),
-    Option("--k8s-schedule-timeout", "fail a job whose pod is still unschedulable after this many seconds; "
-           "also the time allowed for pulling images (default: 300)", 300.0, positive_seconds, "SECONDS"),
+    Option("--k8s-schedule-timeout", "fail a job whose pod no node can take (its selector, arch or taints match "
+           "none) after this many seconds; also the time allowed for pulling images (default: 300)", 300.0,
+           positive_seconds, "SECONDS"),
+    Option("--k8s-capacity-wait", "how long a job may wait for room: a pod unschedulable for lack of CPU, memory "
+           "or GPUs, or refused by a used-up quota, while other work (or a scaling node pool) frees it (default: "
+           "1800)", 1800.0, positive_seconds, "SECONDS"),
     Option("--k8s-start-grace", "fail a job whose pod stays in ImagePullBackOff, or whose warning event "
            "(FailedMount, FailedCreate) persists, this many seconds; an image that does not exist fails at once "
            "(default: 120)", 120.0, positive_seconds, "SECONDS"),
@@ -175,105 +284,3 @@ OPTIONS: tuple[Option, ...] = (
     Option("--emit-manifests", "write the Job manifests that would be submitted to this folder and "
            "submit nothing (no cluster needed)", None, str, "DIR"),
 )
-
-
-@dataclass(frozen=True)
-class K8sSettings:
-    """Everything the Kubernetes executor was told, one typed field per option."""
-
-    kubeconfig: str | None
-    context: str | None
-    namespace: str
-    image: str
-    """Image for Keras 3 backends."""
-    legacy_image: str
-    """Image for Keras 2.3.1 backends (Python 3.6, Theano, CNTK)."""
-    pull_policy: str
-    pvc: str
-    mount_path: str
-    """Where the PVC is mounted inside the container: the workload's ``--shared``."""
-    cpu: str
-    memory: str
-    gpus: int
-    gpu_resource: str
-    uid: int
-    gid: int
-    schedule_timeout_s: float
-    start_grace_s: float
-    """How long a pod may back off pulling its image, or a mount or pod-creation warning last."""
-    backoff_limit: int
-    ttl_s: int
-    template: Path
-    poll_s: float
-    result_wait_s: float
-    emit_dir: Path | None
-    """Set: write manifests there instead of submitting."""
-
-    @property
-    def cpu_cores(self) -> float:
-        return cpu_cores(self.cpu)
-
-    @property
-    def threads(self) -> int:
-        """Whole CPU threads a job may use: its CPU limit, at least 1."""
-        return max(1, math.floor(self.cpu_cores))
-
-    def image_for(self, keras_line: str) -> str:
-        return self.image if keras_line == "3" else self.legacy_image
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> K8sSettings:
-        """Build from the plugin's ``settings`` dict (keys = ``Option.dest``).
-
-        Values the plugin already parsed pass through; raw strings (a caller
-        that skipped argparse) are parsed here the same way.
-        """
-        values: dict[str, Any] = {}
-        for option in OPTIONS:
-            value = settings.get(option.dest, option.default)
-            if isinstance(value, str) and value != "" and option.parse is not str:
-                value = _parse(option, value)
-            elif value is not None and not isinstance(value, str) and option.parse in (cpu_quantity, memory_quantity,
-                                                                                      non_root_uid):
-                value = _parse(option, str(value))
-            values[option.dest] = None if value == "" else value
-        template = values["k8s_template"]
-        emit = values["emit_manifests"]
-        needed = math.ceil(float(values["k8s_result_wait"]) + TTL_MARGIN_S)
-        if int(values["k8s_ttl"]) < needed:
-            raise ConfigError(
-                f"--k8s-ttl: {values['k8s_ttl']} s is too short: Kubernetes would delete a finished Job and its "
-                f"pods before the harness has read their logs and result ({needed} s: --k8s-result-wait "
-                f"{float(values['k8s_result_wait']):.0f} + {TTL_MARGIN_S:.0f}); use {needed} or more")
-        return cls(
-            kubeconfig=values["k8s_kubeconfig"],
-            context=values["k8s_context"],
-            namespace=values["k8s_namespace"] or DEFAULT_NAMESPACE,
-            image=values["k8s_image"],
-            legacy_image=values["k8s_legacy_image"],
-            pull_policy=values["k8s_pull_policy"],
-            pvc=values["k8s_pvc"],
-            mount_path=values["k8s_mount_path"],
-            cpu=values["k8s_cpu"],
-            memory=values["k8s_memory"],
-            gpus=int(values["k8s_gpus"]),
-            gpu_resource=values["k8s_gpu_resource"],
-            uid=int(values["k8s_uid"]),
-            gid=int(values["k8s_gid"]),
-            schedule_timeout_s=float(values["k8s_schedule_timeout"]),
-            start_grace_s=float(values["k8s_start_grace"]),
-            backoff_limit=int(values["k8s_backoff_limit"]),
-            ttl_s=int(values["k8s_ttl"]),
-            template=Path(template).expanduser().resolve() if template else DEFAULT_TEMPLATE,
-            poll_s=float(values["k8s_poll_interval"]),
-            result_wait_s=float(values["k8s_result_wait"]),
-            emit_dir=Path(emit).expanduser().resolve() if emit else None,
-        )
-
-
-def _parse(option: Option, text: str) -> Any:
-    parse: Callable[[str], Any] = option.parse
-    try:
-        return parse(text)
-    except (argparse.ArgumentTypeError, ValueError) as err:
-        raise ConfigError(f"{option.flag}: {err}") from None

@@ -19,7 +19,7 @@ import yaml
 
 from harness import __version__
 from harness.errors import ConfigError
-from harness.executors.k8s_settings import K8sSettings
+from harness.executors.kubernetes.settings import K8sSettings
 from harness.jobs import JobSpec
 
 CONTAINER = "workload"
@@ -120,8 +120,13 @@ def container_env(job: JobSpec, settings: K8sSettings) -> list[tuple[str, str]]:
 
 
 def active_deadline_s(job: JobSpec, settings: K8sSettings) -> int:
-    """The job's own timeout plus the time allowed to schedule the pod and pull its image."""
-    return math.ceil(job.timeout_s + settings.schedule_timeout_s)
+    """The job's own timeout plus the time allowed to wait for room, to schedule the pod and to pull its image.
+
+    A backstop: the Job controller counts it from the Job's start, however long
+    the pod waited for room; the harness itself stops a pod that has run past
+    the job's own timeout.
+    """
+    return math.ceil(job.timeout_s + settings.capacity_wait_s + settings.schedule_timeout_s)
 
 
 def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -> dict[str, Any]:
@@ -145,6 +150,10 @@ def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -
         "memory": settings.memory,
         "gpus": settings.gpus,
         "gpu_resource": settings.gpu_resource,
+        "node_selector": dict(settings.node_selector),
+        "architectures": list(settings.architectures_for(job.backend.name)),
+        "tolerations": [t.manifest() for t in settings.pod_tolerations],
+        "image_pull_secrets": list(settings.image_pull_secrets),
         "uid": settings.uid,
         "gid": settings.gid,
         "pvc": settings.pvc,
@@ -155,6 +164,30 @@ def template_values(job: JobSpec, settings: K8sSettings, submission: str = "") -
         "no_retry_exit_codes": list(NO_RETRY_EXIT_CODES),
         "tmp_size": "2Gi",
     }
+
+
+def probe_values(job: JobSpec, settings: K8sSettings, token: str, command: list[str]) -> dict[str, Any]:
+    """The write probe's values: a job's (same image, user, volume and placement), with the probe's command."""
+    values = template_values(job, settings, token)
+    values["command"] = list(command)
+    return values
+
+
+def placement(settings: K8sSettings, backend: str) -> str:
+    """What each job of a backend asks of the cluster, in words: resources, nodes, tolerations, pull secrets."""
+    asks = f"{settings.cpu} CPU, {settings.memory}"
+    if settings.gpus:
+        asks += f", {settings.gpus} {settings.gpu_resource}"
+    nodes = [f"{key}={value}" for key, value in settings.node_selector]
+    arches = settings.architectures_for(backend)
+    if arches:
+        nodes.insert(0, f"kubernetes.io/arch in ({', '.join(arches)})")
+    text = asks + (f" on nodes with {', '.join(nodes)}" if nodes else " on any node")
+    if settings.pod_tolerations:
+        text += f", tolerating {', '.join(str(t) for t in settings.pod_tolerations)}"
+    if settings.image_pull_secrets:
+        text += f", pulling with Secret {', '.join(settings.image_pull_secrets)}"
+    return text
 
 
 class ManifestTemplate:

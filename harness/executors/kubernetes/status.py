@@ -12,6 +12,7 @@ with a hand-written status. The rules follow the Job controller's behaviour:
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ DISRUPTIONS = {
     "DeletionByTaintManager": "deleted by the taint manager (its node became unusable)",
     "DeletionByPodGC": "deleted by pod garbage collection (its node is gone)",
 }
+
+NO_ROOM = re.compile(r"\bInsufficient \S+|Too many pods|exceeded quota", re.IGNORECASE)
+"""How the scheduler and the quota admission say there is no room now (other work holds it)."""
+REFUSED_CREDENTIALS = re.compile(r"unauthorized|authentication required|\b401\b|403 forbidden|denied|"
+                                 r"may require authorization|no basic auth credentials", re.IGNORECASE)
+"""A registry's answers when the nodes' credentials (or their absence) are refused."""
+EXEC_FORMAT = re.compile(r"exec format error", re.IGNORECASE)
+"""The kernel's answer when a binary is for another CPU architecture than the node's."""
 
 EPHEMERAL_LIMIT = re.compile(r"EmptyDir volume .* exceeds the limit|ephemeral local storage usage exceeds"
                              r"|exceeded its local ephemeral storage limit", re.IGNORECASE)
@@ -102,12 +111,50 @@ def one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def timestamp(text: object) -> float | None:
+    """An RFC 3339 time as the API writes it (whole seconds, micro- or nanoseconds), as seconds since 1970."""
+    found = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", str(text or "").strip())
+    if not found:
+        return None
+    zone = "+00:00" if found.group(3) == "Z" else found.group(3)
+    try:
+        whole = dt.datetime.fromisoformat(found.group(1) + zone)
+    except ValueError:
+        return None
+    return whole.timestamp() + float("0" + (found.group(2) or ""))
+
+
+def event_time(event: dict) -> float | None:
+    """When an event last happened: its series' last observation, else lastTimestamp, eventTime, firstTimestamp."""
+    series = event.get("series") or {}
+    for value in (series.get("lastObservedTime"), event.get("lastTimestamp"), event.get("eventTime"),
+                  event.get("firstTimestamp"), (event.get("metadata") or {}).get("creationTimestamp")):
+        found = timestamp(value)
+        if found is not None:
+            return found
+    return None
+
+
+def state_since(pod: dict) -> float | None:
+    """When the pod entered its current state: its latest condition change, container start or end."""
+    status = pod.get("status") or {}
+    times = [c.get("lastTransitionTime") for c in status.get("conditions") or [] if str(c.get("status")) == "True"]
+    for entry in status.get("containerStatuses") or []:
+        for state in (entry.get("state") or {}, entry.get("lastState") or {}):
+            times.append((state.get("running") or {}).get("startedAt"))
+            times.append((state.get("terminated") or {}).get("finishedAt"))
+    found = [t for t in (timestamp(value) for value in times) if t is not None]
+    return max(found) if found else None
+
+
 # -- while it runs: reasons to stop waiting --------------------------------------------------------
-def cannot_start(pod: dict, container: str, detail: str = "") -> str | None:
+def cannot_start(pod: dict, container: str, detail: str = "", pull_secrets: Sequence[str] = ()) -> str | None:
     """What keeps the container from starting, in one line, or None.
 
     ``detail`` adds what an earlier status said (the registry's answer behind
-    an ImagePullBackOff). Whether to give up is ``k8s_starting``'s call.
+    an ImagePullBackOff); ``pull_secrets`` are the Secrets the pod names, for
+    the hint when the registry refuses the credentials. Whether to give up is
+    ``starting``'s call.
     """
     status = _container(pod, container)
     waiting = (status.get("state") or {}).get("waiting") or {}
@@ -117,11 +164,32 @@ def cannot_start(pod: dict, container: str, detail: str = "") -> str | None:
         message = f"{message}; {one_line(detail, 200)}" if message else one_line(detail, 200)
     if why in IMAGE_PROBLEMS:
         image = status.get("image") or _spec_image(pod, container)
-        return (f"cannot pull image {image} ({why}{': ' + message if message else ''}); build it and load or push "
-                "it where the nodes can pull it (docs/kubernetes.md), or pass --k8s-image / --k8s-legacy-image")
+        return f"cannot pull image {image} ({why}{': ' + message if message else ''}); {_pull_hint(image, message, pull_secrets)}"
     if why in CONFIG_PROBLEMS:
         return f"the container cannot be created ({why}{': ' + message if message else ''})"
     return None
+
+
+def registry_of(image: str) -> str:
+    """The registry an image reference names (Docker Hub when its first part is not a host)."""
+    first, slash, _ = image.partition("/")
+    return first if slash and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def _pull_hint(image: str, message: str, pull_secrets: Sequence[str]) -> str:
+    if REFUSED_CREDENTIALS.search(message):
+        registry = registry_of(image)
+        if pull_secrets:
+            return (f"the registry {registry} refused the nodes' credentials: check that Secret "
+                    f"{', '.join(pull_secrets)} (--k8s-image-pull-secret) exists in the namespace and holds a login "
+                    f"for {registry}, and that the image's name is right (docs/kubernetes.md, 'Busy or restricted "
+                    "cluster')")
+        return (f"the registry {registry} refused to serve it without credentials (a private registry, or a wrong "
+                f"name): create a Secret with a login for it (kubectl -n NAMESPACE create secret docker-registry "
+                f"regcred --docker-server={registry} --docker-username=... --docker-password=...) and pass "
+                "--k8s-image-pull-secret regcred (docs/kubernetes.md, 'Busy or restricted cluster')")
+    return ("build it and load or push it where the nodes can pull it (docs/kubernetes.md), or pass --k8s-image / "
+            "--k8s-legacy-image")
 
 
 def _spec_image(pod: dict, container: str) -> str:
@@ -140,9 +208,22 @@ def unschedulable(pod: dict) -> str | None:
     return None
 
 
+def lacks_room(message: str) -> bool:
+    """Whether the scheduler (or quota admission) refuses for lack of room now, which other work may free."""
+    return bool(NO_ROOM.search(message))
+
+
+def no_room_reason(message: str, waited_s: float) -> str:
+    return (f"waited {waited_s:.0f} s for room in the cluster (--k8s-capacity-wait): {message}; the cluster or "
+            "the namespace's quota is busy or too small for this many jobs at once: lower --parallel (or "
+            "--k8s-cpu, --k8s-memory, --k8s-gpus), or raise --k8s-capacity-wait")
+
+
 def unschedulable_reason(message: str, waited_s: float) -> str:
-    return (f"not scheduled within {waited_s:.0f} s (--k8s-schedule-timeout): {message}; lower --k8s-cpu, "
-            "--k8s-memory or --k8s-gpus, or add nodes that fit")
+    return (f"not scheduled within {waited_s:.0f} s (--k8s-schedule-timeout): {message}; no node fits the pod: "
+            "check --k8s-node-selector, --k8s-toleration and --k8s-arch against the nodes' labels and taints "
+            "(kubectl get nodes --show-labels), lower --k8s-cpu, --k8s-memory or --k8s-gpus, or check that the "
+            "claim is bound")
 
 
 # -- after it ended ---------------------------------------------------------------------------------
@@ -168,6 +249,11 @@ def pod_failure(pod: dict, container: str, log_text: str, memory: str) -> str | 
     if state.get("reason") == "OOMKilled":
         return (f"OOMKilled: used more than its memory limit of {memory}; raise --k8s-memory or use a smaller "
                 "profile")
+    if code not in (None, 0) and EXEC_FORMAT.search(f"{state.get('message') or ''} {log_text[-2000:]}"):
+        node = (pod.get("spec") or {}).get("nodeName")
+        return (f"exec format error (exit code {code}): the image was built for another CPU architecture than "
+                f"node {node or '?'}'s; pass --k8s-arch with the image's architecture (or build it for this one: "
+                "docker buildx build --platform linux/amd64,linux/arm64)")
     if code not in (None, 0):
         said = error_line(log_text) or error_line(state.get("message") or "")
         if said:

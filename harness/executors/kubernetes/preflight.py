@@ -13,10 +13,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness.errors import ExecutorError
-from harness.executors.k8s_client import Forbidden, KubeApi, NotFound, Rejected
-from harness.executors.k8s_settings import K8sSettings
+from harness.executors.kubernetes import admission, status
+from harness.executors.kubernetes.errors import Forbidden, KubeError, NotFound, Rejected
+from harness.executors.kubernetes.settings import K8sSettings
+
+if TYPE_CHECKING:
+    from harness.executors.kubernetes.client import KubeApi
 
 log = logging.getLogger("harness.executors.kubernetes")
 
@@ -115,28 +120,53 @@ def dry_run(api: KubeApi, manifest: dict, say: Callable[[str], None] = log.info)
     Pod Security admission enforces on pods, not Jobs: a Job whose template
     breaks the namespace's standard is accepted (with at most a warning) and
     its pods then fail to be created. So the pod itself is dry-run too; where
-    the harness may not create pods, the Job's warnings are said instead.
+    the harness may not create pods (RBAC), the Job's warnings are said instead.
+
+    Every refusal by admission (Pod Security, a LimitRange, a quota one job can
+    never fit in, a policy webhook such as Gatekeeper or Kyverno, OpenShift's
+    SCCs) is an ``ExecutorError`` naming who refused, its message and the fix,
+    before any Job exists. A quota that one job fits in but other work has used
+    up is said in one line: the jobs wait for room.
     """
     name = manifest["metadata"]["name"]
+    warnings: list[str] = []
     try:
         warnings = api.dry_run_job(manifest)
     except NotFound as err:
         raise ExecutorError(f"{err}; check --k8s-namespace") from None
+    except Forbidden as err:
+        if not _waits_for_room(err, f"Job {name}", say):
+            if err.refusal is None or err.refusal.rbac:
+                raise
+            raise _refused(f"Job {name}", err, api.namespace) from None
     try:
         api.dry_run_pod(pod_from_template(manifest))
-    except Forbidden as err:
-        if "PodSecurity" in str(err):
-            raise ExecutorError(f"the pods of Job {name} would be refused: {_admission_message(err)}; make the Job "
-                                "template (--k8s-template) meet the namespace's Pod Security standard "
-                                "(docs/kubernetes.md)") from None
-        log.info("may not dry-run a pod (%s); relying on the Job's admission warnings", err)
-        for text in warnings:
-            say(f"warning: the API server says the pods of Job {name} {text}; they may be refused (FailedCreate)")
-    except Rejected as err:
-        raise ExecutorError(f"the pods of Job {name} would be refused: {_admission_message(err)}; fix the Job "
-                            "template (--k8s-template)") from None
+    except (Forbidden, Rejected) as err:
+        if not err.api_message:  # the client's own validation: the template is wrong, as the error says
+            raise
+        if _waits_for_room(err, f"the pods of Job {name}", say):
+            return
+        if isinstance(err, Forbidden) and err.refusal is not None and err.refusal.rbac:
+            log.info("may not dry-run a pod (%s); relying on the Job's admission warnings", err)
+            for text in warnings:
+                say(f"warning: the API server says the pods of Job {name} {text}; they may be refused (FailedCreate)")
+            return
+        raise _refused(f"the pods of Job {name}", err, api.namespace) from None
 
 
-def _admission_message(err: Exception) -> str:
-    text = str(err)
-    return text.split(": ", 1)[1] if text.startswith("dry-run create Pod") and ": " in text else text
+def _waits_for_room(err: KubeError, what: str, say: Callable[[str], None]) -> bool:
+    refusal = admission.read(err.api_message or str(err))
+    if not refusal.quota_used_up:
+        return False
+    say(f"note: {what} would wait for room now: {status.one_line(err.api_message or str(err), 300)}; the jobs wait "
+        "for it up to --k8s-capacity-wait, fewer at once with --parallel")
+    return True
+
+
+def _refused(what: str, err: KubeError, namespace: str) -> ExecutorError:
+    """One line: who refused (which admission plugin or policy), in its own words, and the fix."""
+    message = status.one_line(err.api_message or str(err), 400)
+    refusal = admission.read(message, namespace)
+    code = f"{err.status} " if err.status else ""
+    return ExecutorError(f"{what} would be refused by {refusal.source} ({code}on a dry run, before any Job was "
+                         f"created): {message}; {refusal.hint}")

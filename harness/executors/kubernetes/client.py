@@ -8,8 +8,9 @@ below, whose message says what to do. Objects come back as plain dicts (the
 JSON the server sent), so the rest of the executor never depends on the
 client's model classes.
 
-Imported only when a Kubernetes executor is built: the ``kubernetes`` client is
-not loaded by ``pytest --help`` or the local executor.
+The only module that imports the ``kubernetes`` client; the executor imports it
+when it first talks to a cluster (``executor.connect``), so ``pytest --help``
+and the local executor never load the client.
 """
 from __future__ import annotations
 
@@ -18,19 +19,28 @@ import logging
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pydantic
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.watch.watch import iter_resp_lines
 
 from harness.errors import ExecutorError
+from harness.executors.kubernetes import kubeconfig as kubeconfig_file
+from harness.executors.kubernetes.errors import (
+    TRANSIENT_STATUSES,
+    ClusterUnreachable,
+    Gone,
+    KubeError,
+    NotFound,
+    Rejected,
+    error_for,
+)
+from harness.executors.kubernetes.streams import WatchHandle
 
 log = logging.getLogger("harness.executors.kubernetes")
 
@@ -39,46 +49,11 @@ READ_TIMEOUT_S = 30.0
 RETRIES = 4
 """Attempts per call after the first, for transient failures only."""
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 LOG_TAIL_LINES = 200_000
 """Lines of a pod's log read back after it ended (the stream kept while it ran usually has them all)."""
 LOG_READ_TIMEOUT_S = 600.0
 """A followed log that prints nothing this long is reconnected (quiet epochs are normal)."""
 FIELD_MANAGER = "kbench-harness"
-
-
-# -- our errors ---------------------------------------------------------------------------
-class KubeError(ExecutorError):
-    """A request to the Kubernetes API failed; ``str()`` says why and what to do."""
-
-    def __init__(self, message: str, status: int | None = None, reason: str = ""):
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-class ClusterUnreachable(KubeError):
-    """No answer from the API server (refused, timed out, dropped, TLS failure)."""
-
-
-class Forbidden(KubeError):
-    """401 or 403: the credentials are wrong or lack a permission."""
-
-
-class NotFound(KubeError):
-    """404: the object (or its namespace) does not exist."""
-
-
-class AlreadyExists(KubeError):
-    """409 on create: an object of that name exists."""
-
-
-class Gone(KubeError):
-    """410: a watch's resourceVersion is too old; list again and watch from there."""
-
-
-class Rejected(KubeError):
-    """400 or 422, or the client's own validation: the request itself is wrong."""
 
 
 def _status_message(err: client.ApiException) -> tuple[str, str]:
@@ -92,27 +67,10 @@ def _status_message(err: client.ApiException) -> tuple[str, str]:
     return str(body.get("reason") or err.reason or ""), str(body.get("message") or err.reason or "").strip()
 
 
-def api_error(what: str, err: client.ApiException, host: str) -> KubeError:
+def api_error(what: str, err: client.ApiException, host: str, namespace: str = "NAMESPACE") -> KubeError:
     """Turn a client ``ApiException`` into our error type with a message that names the fix."""
-    status = err.status or 0
     reason, message = _status_message(err)
-    detail = f"{what}: {message}" if message else what
-    if status == 401:
-        return Forbidden(f"{detail} (401 Unauthorized at {host}); your credentials were refused: refresh them "
-                         "or check --k8s-context / --k8s-kubeconfig", status, reason)
-    if status == 403:
-        return Forbidden(f"{detail} (403 Forbidden); grant the harness's user the Role in k8s/base/role.yaml "
-                         "(kubectl apply -k k8s/nfs) or ask your cluster admin", status, reason)
-    if status == 404:
-        return NotFound(f"{detail} (404 Not Found)", status, reason)
-    if status == 409:
-        return AlreadyExists(f"{detail} (409 Conflict)", status, reason)
-    if status == 410:
-        return Gone(f"{detail} (410 Gone)", status, reason)
-    if status in (400, 422):
-        return Rejected(f"{detail} ({status} {reason or 'Invalid'}); fix the Job template "
-                        "(--k8s-template) or the option that fed it", status, reason)
-    return KubeError(f"{detail} ({status} {reason}) from the Kubernetes API at {host}", status, reason)
+    return error_for(what, err.status or 0, reason, message, host, namespace)
 
 
 def _connection_error(what: str, err: BaseException, host: str) -> ClusterUnreachable:
@@ -136,24 +94,34 @@ def _connection_error(what: str, err: BaseException, host: str) -> ClusterUnreac
 
 # -- configuration ------------------------------------------------------------------------
 def load_configuration(kubeconfig: str | None, context: str | None) -> client.Configuration:
-    """A client configuration from a kubeconfig, or from the pod's service account in a cluster."""
+    """A client configuration from a kubeconfig, or from the pod's service account in a cluster.
+
+    Every way the file can be wrong is one ``ExecutorError`` line naming the
+    file and the fix (``kubeconfig``), never the loader's own exception.
+    """
     configuration = client.Configuration()
-    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    first = os.path.expanduser(path.split(os.pathsep)[0])
+    chosen = kubeconfig_file.source(kubeconfig)
     in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
-    try:
-        if kubeconfig or Path(first).is_file() or not in_cluster:
-            if not Path(first).is_file():
-                raise ExecutorError(f"no kubeconfig at {first}; pass --k8s-kubeconfig, set KUBECONFIG, or run the "
-                                    "harness inside the cluster")
-            config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
-                                    persist_config=False)
-        else:
+    if not kubeconfig and in_cluster and not chosen.first.exists():
+        try:
             config.load_incluster_config(client_configuration=configuration)
-    except ConfigException as err:
-        where = f"context {context!r} of {first}" if context else first
-        raise ExecutorError(f"cannot use the Kubernetes configuration ({where}): {err}; check --k8s-context "
-                            "and --k8s-kubeconfig") from None
+        except ConfigException as err:
+            raise ExecutorError(f"cannot use the pod's service account: {err}; {kubeconfig_file.FIX}") from None
+    else:
+        # like kubectl, a KUBECONFIG list skips the files that do not exist; one file must exist
+        named = [path for path in chosen.paths if path.exists()] if len(chosen.paths) > 1 else list(chosen.paths)
+        for path in named or [chosen.first]:
+            said = kubeconfig_file.problem(path, chosen.given_by)
+            if said:
+                raise ExecutorError(said)
+        try:
+            config.load_kube_config(config_file=chosen.value, context=context, client_configuration=configuration,
+                                    persist_config=False)
+        except ConfigException as err:
+            raise ExecutorError(kubeconfig_file.unusable(chosen.first, chosen.given_by, context, err, True)) from None
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, yaml.YAMLError, OSError) as err:
+            # the loader indexes the YAML as it expects it to be: a file of another shape breaks it anywhere
+            raise ExecutorError(kubeconfig_file.unusable(chosen.first, chosen.given_by, context, err, False)) from None
     # The wrapper below retries; urllib3 must not retry on its own as well.
     configuration.retries = False
     configuration.connection_pool_maxsize = 32
@@ -161,49 +129,6 @@ def load_configuration(kubeconfig: str | None, context: str | None) -> client.Co
 
 
 # -- the wrapper ----------------------------------------------------------------------------
-class WatchHandle:
-    """Lets another thread end a running watch, or a pause between watches, at once (cancel_all)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._response: Any = None
-        self._stopped = threading.Event()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopped.is_set()
-
-    def pause(self, seconds: float) -> None:
-        """Sleep, but wake up as soon as ``stop`` is called."""
-        self._stopped.wait(seconds)
-
-    def attach(self, response: Any) -> None:
-        with self._lock:
-            self._response = response
-            if self.stopped:
-                _shutdown(response)
-
-    def detach(self) -> None:
-        with self._lock:
-            self._response = None
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped.set()
-            if self._response is not None:
-                _shutdown(self._response)
-
-
-def _shutdown(response: Any) -> None:
-    """Unblock a thread reading this response (closing alone may wait on the socket lock)."""
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    try:
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
 class KubeApi:
     """Every call the executor makes to the cluster, each through ``call``."""
 
@@ -250,7 +175,7 @@ class KubeApi:
                 log.debug("%s: ok (attempt %d)", what, attempt)
                 return _decode(data, response.headers.get("Content-Type", ""))
             except client.ApiException as err:
-                error: KubeError = api_error(what, err, self.host)
+                error: KubeError = api_error(what, err, self.host, self.namespace)
                 transient = err.status in TRANSIENT_STATUSES
                 delay = _retry_after(err)
             except pydantic.ValidationError as err:
@@ -336,10 +261,21 @@ class KubeApi:
                            retries=retries)
         return list(answer.get("items") or [])
 
+    def list_resource_quotas(self) -> list[dict]:
+        """The namespace's ResourceQuotas, with what each has left (``status.hard``, ``status.used``)."""
+        answer = self.call("list ResourceQuotas", self.core.list_namespaced_resource_quota, self.namespace,
+                           retries=1)
+        return list(answer.get("items") or [])
+
+    def list_nodes(self) -> list[dict]:
+        """The cluster's nodes (a cluster-scoped read that many namespaced users may not do: ``Forbidden``)."""
+        answer = self.call("list nodes", self.core.list_node, retries=1)
+        return list(answer.get("items") or [])
+
     def list_warning_events(self) -> list[dict]:
         """The namespace's warning events (FailedMount, FailedCreate, Failed pulls...), as core/v1 Events."""
         answer = self.call("list warning events", self.core.list_namespaced_event, self.namespace,
-                           field_selector="type=Warning", retries=1)
+                           field_selector="type=Warning", retries=0)
         return list(answer.get("items") or [])
 
     def pod_log(self, name: str, container: str, tail_lines: int = LOG_TAIL_LINES, retries: int | None = None) -> str:
@@ -351,25 +287,39 @@ class KubeApi:
         return self.call(f"read the log of pod {name}", self.core.read_namespaced_pod_log, name, self.namespace,
                          container=container, tail_lines=tail_lines, retries=retries)
 
-    def follow_pod_log(self, name: str, container: str, handle: WatchHandle) -> Iterator[str]:
+    def follow_pod_log(self, name: str, container: str, handle: WatchHandle, since: str | None = None) -> Iterator[str]:
         """The lines of a container's log, each after its RFC 3339 timestamp, as the container prints them.
 
-        Ends when the container ends, the connection drops quietly, nothing is
-        printed for ``LOG_READ_TIMEOUT_S`` or ``handle.stop()`` is called;
-        errors are our types (``NotFound`` once the pod is gone).
+        ``since`` (an RFC 3339 time) starts at the lines stamped then or later,
+        as ``kubectl logs --since-time`` does: a reconnect resumes where the
+        last stream ended instead of replaying the log from its start. (The
+        generated client has no ``sinceTime`` parameter, though the API's
+        PodLogOptions has one, so the request is built here.) Ends when the
+        container ends, the connection drops quietly, nothing is printed for
+        ``LOG_READ_TIMEOUT_S`` or ``handle.stop()`` is called; errors are our
+        types (``NotFound`` once the pod is gone).
         """
         what = f"follow the log of pod {name}"
+        query = [("container", container), ("follow", "true"), ("timestamps", "true")]
+        if since:
+            query.append(("sinceTime", since))
         try:
-            response = self.core.read_namespaced_pod_log(
-                name, self.namespace, container=container, follow=True, timestamps=True, _preload_content=False,
-                _request_timeout=(CONNECT_TIMEOUT_S, LOG_READ_TIMEOUT_S))
+            request = self.api_client.param_serialize(
+                method="GET", resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
+                path_params={"namespace": self.namespace, "name": name}, query_params=query,
+                header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+            answer = self.api_client.call_api(*request, _request_timeout=(CONNECT_TIMEOUT_S, LOG_READ_TIMEOUT_S))
+            if not 200 <= answer.status <= 299:
+                answer.read()
+                raise client.ApiException.from_response(http_resp=answer, body=None, data=None)
         except client.ApiException as err:
-            raise api_error(what, err, self.host) from err
+            raise api_error(what, err, self.host, self.namespace) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise _connection_error(what, err, self.host) from err
+        response = answer.response
         handle.attach(response)
         try:
-            yield from iter_resp_lines(response)
+            yield from iter_lines(response)
         except urllib3.exceptions.ReadTimeoutError:
             return
         except (urllib3.exceptions.HTTPError, OSError) as err:
@@ -403,13 +353,13 @@ class KubeApi:
                 self.namespace, _preload_content=False,
                 _request_timeout=(CONNECT_TIMEOUT_S, timeout_s + min(2.0, timeout_s)), **kwargs)
         except client.ApiException as err:
-            raise api_error(what, err, self.host) from err
+            raise api_error(what, err, self.host, self.namespace) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise _connection_error(what, err, self.host) from err
         if handle is not None:
             handle.attach(response)
         try:
-            for line in iter_resp_lines(response):
+            for line in iter_lines(response):
                 if not line.strip():
                     continue
                 try:
@@ -443,6 +393,23 @@ def _watch_error(what: str, status: dict, host: str) -> KubeError:
     error = KubeError(f"{what}: the server ended the watch with {code}: {message}", code,
                       str(status.get("reason") or ""))
     return error
+
+
+def iter_lines(response: Any) -> Iterator[str]:
+    """A streamed answer's complete lines as they arrive, in time linear in its length.
+
+    The client's own ``iter_resp_lines`` copies the rest of its buffer for
+    every line, which takes seconds when a followed log arrives as one large
+    chunk (a reconnect to a long log, an 18 MB log seen at once).
+    """
+    pending = b""
+    for segment in response.stream(amt=None, decode_content=False):
+        if isinstance(segment, str):
+            segment = segment.encode("utf-8")
+        parts = (pending + segment).split(b"\n") if pending else segment.split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            yield part.decode("utf-8", errors="replace")
 
 
 def warning_texts(headers: Any) -> list[str]:
