@@ -89,7 +89,7 @@ def test_mine(backend_name, kbench):
 
 
 @pytest.mark.parametrize("select, planned", [
-    ([], "train, predict, fidelity, speed"),
+    ([], "train, predict, fidelity, speed, serve"),
     (["-k", "test_train or test_speed"], "train, speed"),
     (["-k", "test_speed"], "speed"),
     (["-k", "test_train"], "train"),

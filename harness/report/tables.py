@@ -17,6 +17,8 @@ from typing import Any
 from harness.baselines import NO_BASELINE
 from harness.report.fidelity_view import fidelity_view, step_view, train_accuracy_view
 from harness.report.formats import DASH, general, num, pct, points, rate
+from harness.report.serving_view import headline_lines as serving_headline
+from harness.report.serving_view import serving_view
 from harness.report.speed_view import ceiling_facts, speed_view
 from harness.scoring import variants
 from harness.scoring.record import RunAnalysis
@@ -398,6 +400,7 @@ def headline(analysis: RunAnalysis) -> list[str]:
     speed = analysis.speed or {}
     if speed.get("available"):
         lines += [text + "." for text in (speed.get("ranking") or {}).values() if text]
+    lines += serving_headline(analysis)
     bundled = (analysis.settings.get("dataset") or {}).get("bundled")
     if bundled:
         lines.append(f"Data: {bundled}.")
@@ -451,4 +454,5 @@ def build_view(analysis: RunAnalysis, history: Sequence[dict[str, Any]] = (),
 def _same_model_views(analysis: RunAnalysis) -> dict[str, Any]:
 
     return {"fidelity": fidelity_view(analysis), "step": step_view(analysis),
-            "train_accuracy": train_accuracy_view(analysis), "speed": speed_view(analysis)}
+            "train_accuracy": train_accuracy_view(analysis), "speed": speed_view(analysis),
+            "serving": serving_view(analysis)}
