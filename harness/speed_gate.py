@@ -155,6 +155,7 @@ def _differ(a: float, b: float) -> bool:
 
 def _basis(base: SpeedSample, candidate: SpeedSample) -> tuple[bool, str]:
     """Whether to normalise by the ceilings, and the words for why."""
+    what = "step times" if candidate.measure == SpeedSample.measure else "latencies"
     machines = (f"{base.machine} vs {candidate.machine}" if base.machine and candidate.machine
                 and base.machine != candidate.machine else "")
     ceilings = (base.ceiling_gflops, candidate.ceiling_gflops)
@@ -162,16 +163,16 @@ def _basis(base: SpeedSample, candidate: SpeedSample) -> tuple[bool, str]:
     ceiling_text = f"{ceilings[0]:.4g} vs {ceilings[1]:.4g} GFLOP/s" if known else ""
     if known and _differ(*ceilings):
         where = f"different machines ({machines}; " if machines else "different machines ("
-        return True, (f"ceiling-normalised step times: {where}float32 matmul ceilings {ceiling_text}, "
+        return True, (f"ceiling-normalised {what}: {where}float32 matmul ceilings {ceiling_text}, "
                       "more than 5% apart)")
     if machines:
         if known:
-            return True, (f"ceiling-normalised step times: different machines ({machines}; ceilings "
+            return True, (f"ceiling-normalised {what}: different machines ({machines}; ceilings "
                           f"{ceiling_text})")
         return False, (f"{RAW_ACROSS_MACHINES} ({machines}): no float32 matmul ceiling on one side "
                        "to normalise by, so a slower machine reads as a slower backend")
     same = f"ceilings {ceiling_text}, within 5%" if known else "no ceilings recorded"
-    return False, f"raw step times: the same machine ({same})"
+    return False, f"raw {what}: the same machine ({same})"
 
 
 def compare_one(base: SpeedSample, candidate: SpeedSample, threshold: float = DEFAULT_THRESHOLD,

@@ -37,8 +37,8 @@ def fake_cluster(tmp_path: Path):
 
 @pytest.mark.slow
 def test_pytest_benchmarks_runs_every_job_as_a_kubernetes_job(fake_cluster, pytester, tmp_path, runtime_for):
-    """Train, predict, check and time two backends as Jobs; results, logs and the report come back through
-    the shared folder."""
+    """Train, predict, check, time and serve two backends as Jobs; results, logs and the report come back
+    through the shared folder."""
     if not SHARED_DATA.exists():
         pytest.skip(f"{SHARED_DATA} is not on this machine")
     work_dir = REPO / ".kbench"
@@ -59,12 +59,12 @@ def test_pytest_benchmarks_runs_every_job_as_a_kubernetes_job(fake_cluster, pyte
 
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines_random([f"*test_{phase}?{backend}? PASSED*" for backend in BACKENDS
-                                        for phase in ("train", "predict", "fidelity", "speed")])
+                                        for phase in ("train", "predict", "fidelity", "speed", "serve")])
     result.stdout.fnmatch_lines(["*Kubernetes v1.31*namespace kbench*", "*tensorflow/train*epoch 1 done in*",
                                  "*theano/predict*succeeded in*"])
     jobs = {j["metadata"]["name"]: j for j in fake_cluster.jobs()}
     assert sorted(jobs) == sorted(f"kbench-k8s-e2e-{b}-{p}" for b in BACKENDS
-                                  for p in ("train", "predict", "fidelity", "speed"))
+                                  for p in ("train", "predict", "fidelity", "speed", "serve"))
     assert all(any(c["type"] == "Complete" for c in j["status"]["conditions"]) for j in jobs.values())
     run_folder = shared / "runs" / "k8s-e2e"
     for backend in BACKENDS:
