@@ -161,3 +161,18 @@ def test_tied_servers_are_called_tied():
     assert server_ranking({"a": row(100.0, 110.0), "b": row(120.0, 180.0)}) == (
         "b has the highest Server rate within the latency bound: its peak (120.0-180.0 queries/s) lies above "
         "a's (100.0-110.0)")
+
+
+def test_a_serve_result_without_its_scenarios_is_a_problem_named_with_the_fix(tmp_path):
+    import json
+
+    store = RunStore.at(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"))))
+    path = store.file("jax", layout.result_name("serve"))
+    result = json.loads(path.read_text())
+    del result["server"]
+    path.write_text(json.dumps(result))
+    backends, statuses, skipped = finished_run(store)
+    section = analyse_run(store, backends, statuses, skipped).serving
+    assert set(section["backends"]) == {"tensorflow"}
+    assert section["problems"]["jax"] == ("jax's serve.json holds no SingleStream latencies, Offline or Server "
+                                          "figures; run it again (--rerun jax/serve)")

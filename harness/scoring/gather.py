@@ -251,11 +251,12 @@ def _load_serve(folder: RunStore, results: RunResults, statuses: dict[tuple[str,
             if problem:
                 results.serve_problems[name] = problem
             continue
-        single = result.get("single_stream") or {}
+        single = result.get("single_stream") if isinstance(result.get("single_stream"), dict) else {}
         latency = single.get("latency_s")
-        if not isinstance(latency, list) or not latency or not all(isinstance(s, (int, float)) for s in latency):
-            results.serve_problems[name] = (f"{name}'s serve.json holds no SingleStream latencies; run it again "
-                                            f"(--rerun {name}/serve)")
+        if not isinstance(latency, list) or not latency or not all(isinstance(s, (int, float)) for s in latency) \
+                or not isinstance(result.get("offline"), dict) or not isinstance(result.get("server"), dict):
+            results.serve_problems[name] = (f"{name}'s serve.json holds no SingleStream latencies, Offline or "
+                                            f"Server figures; run it again (--rerun {name}/serve)")
             continue
         try:
             results.serve_audits[name] = folder.serve_audit(name, result)
