@@ -10,7 +10,9 @@ record their job's wall time with pytest-benchmark
 (jobs may share the machine, and their extra_info says so); the speed case
 records the backend's steady training steps, timed while no other job of the
 run ran, one round per block of steps, with every step's time in its
-extra_info for the regression gate (``kbench gate``).
+extra_info for the regression gate (``kbench gate``); the serve case records
+each SingleStream query's latency as a round, and every scenario's figures in
+its extra_info.
 """
 import pytest
 
@@ -55,3 +57,16 @@ def test_speed(model_name, backend_name, kbench):
     machine's measured ceiling, which would mean the ceiling is wrong.
     """
     kbench.check("speed", backend_name)
+
+
+@pytest.mark.kbench_phases("serve")
+def test_serve(model_name, backend_name, kbench):
+    """The backend served as MLPerf LoadGen serves, alone: SingleStream, Offline and Server.
+
+    pytest-benchmark gets one round per SingleStream query; the extra_info
+    holds every latency and each scenario's figures with LoadGen's verdict
+    (VALID or INVALID, with why). The case fails when a sample of the answers
+    served during the timed runs differs from the predict job's probabilities
+    for the same images and weights (LoadGen's TEST01 audit).
+    """
+    kbench.check("serve", backend_name)

@@ -108,7 +108,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     candidates = [args.candidate, *args.also_candidate]
-    candidate = speed_gate.fastest_process([speed_gate.read_samples(path) for path in candidates])
+    watch = args.watch
+    candidate = speed_gate.fastest_process([speed_gate.read_samples(path, watch) for path in candidates])
     base_path = args.base
     if base_path.is_dir():
         if args.also_base:
@@ -119,7 +120,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
                   "the gate passes (save a base with pytest --benchmark-autosave)")
             return 0
     bases = [base_path, *args.also_base]
-    base = speed_gate.fastest_process([speed_gate.read_samples(path) for path in bases])
+    base = speed_gate.fastest_process([speed_gate.read_samples(path, watch) for path in bases])
     report = speed_gate.judge(base, candidate, threshold=args.threshold)
     if len(bases) > 1 or len(candidates) > 1:
         print(f"gate: the fastest of {len(candidates)} candidate process(es) ({', '.join(map(str, candidates))}) "
@@ -131,6 +132,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
         print(line)
     print(report.summary())
     return 1 if report.failed else 0
+
+
+def watches(text: str) -> tuple[str, ...]:
+    """``steps``, ``p90`` or ``steps,p90``: what the gate compares."""
+    chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [w for w in chosen if w not in speed_gate.WATCHES]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(f"--watch {text!r}: choose from {', '.join(speed_gate.WATCHES)}, "
+                                         "comma-separated")
+    return chosen
 
 
 def threshold(text: str) -> float:
@@ -215,8 +226,9 @@ def parser() -> argparse.ArgumentParser:
         description="Compare each backend's timed training steps (the test_speed cases of a pytest-benchmark "
                     "JSON) with a base run's, as distributions: a backend regresses when the 95% interval of "
                     "its median step-time ratio lies wholly above 1 + threshold. Runs from different machines "
-                    "are compared in units of each machine's float32 matmul ceiling. Exit status 1 on a "
-                    "regression.")
+                    "are compared in units of each machine's float32 matmul ceiling. With --watch p90, each "
+                    "backend's SingleStream p90 latency (the test_serve cases) is gated the same way. Exit status "
+                    "1 on a regression.")
     gate.add_argument("base", metavar="BASE", type=Path,
                       help="the base: a pytest-benchmark JSON file, or a --benchmark-storage folder (its latest "
                            "file other than CANDIDATE)")
@@ -229,6 +241,9 @@ def parser() -> argparse.ArgumentParser:
                       help="another process's JSON of the candidate (repeatable)")
     gate.add_argument("--threshold", type=threshold, default=speed_gate.DEFAULT_THRESHOLD,
                       help="slowdown that counts, as 10%% or 0.1 (default: 10%%)")
+    gate.add_argument("--watch", type=watches, default=("steps",), metavar="WHAT",
+                      help="what to gate, comma-separated: steps (each backend's training step times, test_speed; "
+                           "the default) and p90 (each backend's SingleStream p90 latency, test_serve)")
     gate.set_defaults(handler=cmd_gate)
 
     cleanup = commands.add_parser("cleanup", help="delete a run's Jobs and pods from a Kubernetes cluster",

@@ -87,6 +87,17 @@ def _stale_fidelity(store: Any, backend: str, result: dict) -> str | None:
     return store.fidelity_staleness(backend, result)
 
 
+SERVE_FIELDS = ("serve_seconds", "serve_sweep_seconds", "serve_min_queries", "serve_max_batch", "serve_rate_trials",
+                "serve_p99_bound_ms")
+"""The profile's serving fields: each changes only how the serve phase times (``settings`` in its result
+holds each without the ``serve_`` prefix)."""
+
+
+def _served_with(result: dict) -> dict:
+    settings = result.get("settings") or {}
+    return {name: settings.get(name[len("serve_"):]) for name in SERVE_FIELDS}
+
+
 TABLE: tuple[Phase, ...] = (
     Phase("train", case="test_train", member=True,
           promises=functools.partial(layout.promised_files, "train"),
@@ -103,6 +114,11 @@ TABLE: tuple[Phase, ...] = (
           timed_with=lambda result: {"speed_steps": (result.get("settings") or {}).get("steps"),
                                      "speed_predict_batches": (result.get("settings") or {}).get("predict_batches")},
           enabled=lambda profile: profile.speed_steps > 0),
+    Phase("serve", case="test_serve", reads=("predict",), alone=True,
+          promises=functools.partial(layout.promised_files, "serve"),
+          leaves=(layout.SERVE_AUDIT,),
+          timing_fields=SERVE_FIELDS, timed_with=_served_with,
+          enabled=lambda profile: profile.serve_seconds > 0),
 )
 """Every phase, in the order a backend's jobs are planned."""
 

@@ -43,6 +43,20 @@ class Profile:
     train_seed: int | None = None
     """Seed of the weights' initialisation and of each epoch's shuffle; None: ``seed``. The data
     subsets always come from ``seed``, so repeats (``--repeats``) differ only in training."""
+    serve_seconds: float = 0.0
+    """Seconds the serve phase's SingleStream run lasts at least (LoadGen's ``min_duration``; its
+    validity rule asks for 10 s); 0 plans no serve phase (a profile file without the field)."""
+    serve_sweep_seconds: float = 1.0
+    """Seconds of answering each Offline batch size, and of queries scheduled at each Server rate, at least."""
+    serve_min_queries: int = 100
+    """Queries each SingleStream run and each Server rate issues at least (LoadGen's ``min_query_count``)."""
+    serve_max_batch: int = 512
+    """The largest batch of the Offline sweep (1, 8, 32, 128, 512, up to this)."""
+    serve_rate_trials: int = 8
+    """Offered rates the Server's peak search tries at most (each a Server run of its own)."""
+    serve_p99_bound_ms: float = 15.0
+    """The Server's latency bound: the peak rate is the highest whose p99 latency, queueing included,
+    stays within it. 15 ms is MLPerf's bound for ResNet-50 (``mlperf.conf``: ``resnet50.Server.target_latency``)."""
 
     @property
     def training_seed(self) -> int:
@@ -68,6 +82,10 @@ PROFILES: dict[str, Profile] = {
             job_timeout_s=900,
             speed_steps=60,
             speed_predict_batches=10,
+            serve_seconds=1.0,
+            serve_sweep_seconds=0.25,
+            serve_max_batch=128,
+            serve_rate_trials=4,
         ),
         Profile(
             name="default",
@@ -82,6 +100,9 @@ PROFILES: dict[str, Profile] = {
             job_timeout_s=3600,
             speed_steps=150,
             speed_predict_batches=30,
+            serve_seconds=10.0,
+            serve_sweep_seconds=2.0,
+            serve_rate_trials=6,
         ),
         Profile(
             name="standard",
@@ -98,6 +119,9 @@ PROFILES: dict[str, Profile] = {
             job_timeout_s=6 * 3600,
             speed_steps=150,
             speed_predict_batches=30,
+            serve_seconds=10.0,
+            serve_sweep_seconds=10.0,
+            serve_rate_trials=8,
         ),
         Profile(
             name="full",
@@ -113,6 +137,9 @@ PROFILES: dict[str, Profile] = {
             job_timeout_s=7 * 24 * 3600,
             speed_steps=300,
             speed_predict_batches=50,
+            serve_seconds=60.0,
+            serve_sweep_seconds=10.0,
+            serve_rate_trials=10,
         ),
     )
 }
@@ -168,6 +195,16 @@ def _real(value: Any) -> bool:
             and math.isfinite(value) and value > 0)
 
 
+MAX_SERVE_SECONDS = 24 * 3600.0
+"""Longer than any serving run; keeps a typo (a duration in milliseconds) from running for days."""
+
+
+def _seconds(value: Any, zero: bool = False) -> bool:
+    if zero and isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return True
+    return _real(value) and value <= MAX_SERVE_SECONDS
+
+
 def field_problem(profile: Profile) -> str | None:
     """The first field of ``profile`` with the wrong type or range, as one sentence; None if sound.
 
@@ -198,6 +235,15 @@ def field_problem(profile: Profile) -> str | None:
          f"a whole number from 0 to {MAX_SEED - 100_000} (numpy seeds stop at 2**32; each epoch adds 1)"),
         ("train_seed", profile.train_seed is None or _whole(profile.train_seed, 0, MAX_SEED - 100_000),
          f"null or a whole number from 0 to {MAX_SEED - 100_000}"),
+        ("serve_seconds", _seconds(profile.serve_seconds, zero=True),
+         f"a number of seconds from 0 to {MAX_SERVE_SECONDS:g} (0: no serve phase)"),
+        ("serve_sweep_seconds", _seconds(profile.serve_sweep_seconds),
+         f"a number of seconds above 0, at most {MAX_SERVE_SECONDS:g}"),
+        ("serve_min_queries", _whole(profile.serve_min_queries, 1, 10_000_000), "a whole number from 1 to 10000000"),
+        ("serve_max_batch", _whole(profile.serve_max_batch, 1, 1_000_000), "a whole number from 1 to 1000000"),
+        ("serve_rate_trials", _whole(profile.serve_rate_trials, 1, 100), "a whole number from 1 to 100"),
+        ("serve_p99_bound_ms", _real(profile.serve_p99_bound_ms) and profile.serve_p99_bound_ms <= 3_600_000,
+         "a finite number of milliseconds above 0 (MLPerf's ResNet-50 bound is 15)"),
     )
     for key, ok, rule in checks:
         if not ok:

@@ -130,6 +130,9 @@ class BenchmarkRun:
         if "speed" in self.phases:
             self.say(f"speed is timed by one speed job per backend, each alone on the machine at "
                      f"{self.speed_threads} thread(s); the training jobs' own images/s are shared figures")
+        if "serve" in self.phases:
+            self.say(f"serving is timed by one serve job per backend after its predict job, each alone on the "
+                     f"machine at {self.speed_threads} thread(s): SingleStream, Offline and Server")
         self.scheduler = Scheduler(self.executor, jobs, self.parallel, done=done,
                                    on_event=self._on_event, on_result=self._on_result)
         self.started = True
@@ -393,6 +396,19 @@ def describe_event(event: dict) -> str | None:
         return f"test accuracy {event.get('accuracy', 0):.3f}"
     if kind == "predicted":
         return f"predicted {event.get('images')} images at {event.get('images_per_s', 0):.0f} img/s"
+    if kind == "served":
+        return _served_line(event)
     if kind == "error":
         return f"error: {event.get('message')}"
     return None
+
+
+def _served_line(event: dict) -> str:
+    scenario = event.get("scenario")
+    if scenario == "single-stream":
+        return f"SingleStream: {event.get('queries')} queries, p90 {event.get('p90_ms')} ms"
+    if scenario == "offline":
+        return f"Offline: batch sizes {event.get('batches')}, the best {event.get('best_batch')}"
+    rate = event.get("peak_rate")
+    peak = f"{rate:.1f} queries/s" if isinstance(rate, (int, float)) else "none"
+    return f"Server: peak rate within the bound {peak} after {event.get('trials')} trial(s)"

@@ -16,6 +16,13 @@ timed while other processes used the machine (its ``contended`` reason,
 from ``harness.workload.machine_load``) gives no verdict: the backend is
 "busy", said with the reason, and never fails the gate.
 
+It can also watch each backend's SingleStream p90 latency (``--watch p90``):
+the ``test_serve[<backend>]`` cases record every query's latency
+(``extra_info["serve"]["single_stream_latency_ms"]``); the gate takes the p90 of
+each block of ``P90_BLOCK`` consecutive queries and compares those the same
+way, as distributions, so one slow query or a drift of the machine does not
+read as a regression of the tail.
+
 ``judge`` and the verdicts are pure; ``read_samples`` and ``latest_in_store``
 read files (a pytest-benchmark JSON, a ``--benchmark-storage`` folder).
 """
@@ -44,7 +51,13 @@ RAW_ACROSS_MACHINES = "raw times across machines"
 """How a verdict starts its caveat when it could not normalise two machines' times."""
 
 SPEED_CASE = "test_speed["
+SERVE_CASE = "test_serve["
 NO_SPEED_DATA_FIX = "run pytest benchmarks/ with --benchmark-json from a version that has the speed phase"
+NO_SERVE_DATA_FIX = "run pytest benchmarks/ with --benchmark-json from a version that has the serve phase"
+WATCHES = ("steps", "p90")
+"""What the gate can watch: each backend's training step times (test_speed), its SingleStream p90 (test_serve)."""
+P90_BLOCK = 50
+"""SingleStream queries per block of the p90 watch: each block's p90 is one measurement."""
 
 
 class SpeedDataError(ResultError):
@@ -63,6 +76,8 @@ class SpeedSample:
     machine: str | None
     contended: str | None = None
     """Why the steps were timed on a shared machine (other processes' CPU use, steal, throttling), or None."""
+    measure: str = "median step time"
+    """What the values are, for the verdict's words."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class GateVerdict:
     """How the two were compared and why (same machine, normalised, raw across machines)."""
     reason: str = ""
     """Why a backend was not compared (``new``, ``gone``, ``incomparable``)."""
+    measure: str = "median step time"
 
     def line(self, threshold: float, level: float = DEFAULT_LEVEL) -> str:
         """``jax: 1.26x slower (95% interval 1.22-1.30x, threshold 10%): REGRESSION``, and so on."""
@@ -94,7 +110,7 @@ class GateVerdict:
             "ceiling-normalised" if self.normalised else "",
             self.basis.partition(":")[0] if self.basis.startswith(RAW_ACROSS_MACHINES) else "") if text)
         if f"{self.ratio:.2f}" == "1.00":
-            change = (f"the same median step time (1.00x, {interval} {self.low:.2f}-{self.high:.2f}x, "
+            change = (f"the same {self.measure} (1.00x, {interval} {self.low:.2f}-{self.high:.2f}x, "
                       f"{limit}{note})")
         elif self.ratio > 1:
             change = f"{self.ratio:.2f}x slower ({interval} {self.low:.2f}-{self.high:.2f}x, {limit}{note})"
@@ -145,6 +161,7 @@ def _differ(a: float, b: float) -> bool:
 
 def _basis(base: SpeedSample, candidate: SpeedSample) -> tuple[bool, str]:
     """Whether to normalise by the ceilings, and the words for why."""
+    what = "step times" if candidate.measure == SpeedSample.measure else "latencies"
     machines = (f"{base.machine} vs {candidate.machine}" if base.machine and candidate.machine
                 and base.machine != candidate.machine else "")
     ceilings = (base.ceiling_gflops, candidate.ceiling_gflops)
@@ -152,16 +169,16 @@ def _basis(base: SpeedSample, candidate: SpeedSample) -> tuple[bool, str]:
     ceiling_text = f"{ceilings[0]:.4g} vs {ceilings[1]:.4g} GFLOP/s" if known else ""
     if known and _differ(*ceilings):
         where = f"different machines ({machines}; " if machines else "different machines ("
-        return True, (f"ceiling-normalised step times: {where}float32 matmul ceilings {ceiling_text}, "
+        return True, (f"ceiling-normalised {what}: {where}float32 matmul ceilings {ceiling_text}, "
                       "more than 5% apart)")
     if machines:
         if known:
-            return True, (f"ceiling-normalised step times: different machines ({machines}; ceilings "
+            return True, (f"ceiling-normalised {what}: different machines ({machines}; ceilings "
                           f"{ceiling_text})")
         return False, (f"{RAW_ACROSS_MACHINES} ({machines}): no float32 matmul ceiling on one side "
                        "to normalise by, so a slower machine reads as a slower backend")
     same = f"ceilings {ceiling_text}, within 5%" if known else "no ceilings recorded"
-    return False, f"raw step times: the same machine ({same})"
+    return False, f"raw {what}: the same machine ({same})"
 
 
 def compare_one(base: SpeedSample, candidate: SpeedSample, threshold: float = DEFAULT_THRESHOLD,
@@ -193,7 +210,8 @@ def compare_one(base: SpeedSample, candidate: SpeedSample, threshold: float = DE
         state = "faster"
     else:
         state = "unchanged"
-    return GateVerdict(name, state, ratio=ratio, low=low, high=high, normalised=normalised, basis=basis)
+    return GateVerdict(name, state, ratio=ratio, low=low, high=high, normalised=normalised, basis=basis,
+                       measure=candidate.measure)
 
 
 def judge(base: Mapping[str, SpeedSample], candidate: Mapping[str, SpeedSample],
@@ -267,12 +285,40 @@ def _sample(name: str, backend: str, speed: Any, source: str) -> SpeedSample:
                        threads, machine, contended or None)
 
 
-def samples_from_benchmark_json(data: Any, source: str = "the document") -> dict[str, SpeedSample]:
-    """Each backend's speed sample from a pytest-benchmark JSON document (``json.load`` of the file).
+def p90_blocks(latency_ms: list[float], block: int = P90_BLOCK) -> list[float]:
+    """The p90 (LoadGen's index: sorted at ``int(n * 0.9)``) of each run of ``block`` consecutive queries;
+    with fewer than 3 blocks, every latency (the median of those is then compared)."""
+    blocks = [sorted(latency_ms[i:i + block]) for i in range(0, len(latency_ms) - block + 1, block)]
+    if len(blocks) < 3:
+        return list(latency_ms)
+    return [b[int(len(b) * 0.9)] for b in blocks]
 
-    Only ``test_speed[...]`` cases count; one without ``extra_info["speed"]``
-    is skipped. A document that is not pytest-benchmark's raises ``SpeedDataError``.
+
+def _serve_sample(name: str, key: str, serve: Any, source: str) -> SpeedSample:
+    where = f"{name} in {source}: extra_info.serve"
+    latency = serve.get("single_stream_latency_ms") if isinstance(serve, Mapping) else None
+    if not isinstance(latency, list) or not latency or not all(_number(v) and v > 0 for v in latency):
+        raise SpeedDataError(f"{where}.single_stream_latency_ms must be a non-empty list of positive latencies in "
+                             f"ms; the file is damaged or from another version: {NO_SERVE_DATA_FIX}")
+    threads = serve.get("threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise SpeedDataError(f"{where}.threads must be a positive whole number or absent; got {threads!r}")
+    return SpeedSample(key, p90_blocks([float(v) for v in latency]), None, threads, None,
+                       measure=f"SingleStream p90 (of blocks of {P90_BLOCK} queries)")
+
+
+def samples_from_benchmark_json(data: Any, source: str = "the document",
+                                watch: tuple[str, ...] = ("steps",)) -> dict[str, SpeedSample]:
+    """Each backend's samples from a pytest-benchmark JSON document (``json.load`` of the file).
+
+    ``steps``: the ``test_speed[...]`` cases' step times, keyed by backend;
+    ``p90``: the ``test_serve[...]`` cases' SingleStream latencies as block p90s,
+    keyed ``<backend> SingleStream p90``. A case without its figures is
+    skipped. A document that is not pytest-benchmark's raises ``SpeedDataError``.
     """
+    unknown = sorted(set(watch) - set(WATCHES))
+    if unknown:
+        raise SpeedDataError(f"the gate cannot watch {', '.join(unknown)}; choose from {', '.join(WATCHES)}")
     benchmarks = data.get("benchmarks") if isinstance(data, Mapping) else None
     if not isinstance(benchmarks, list):
         raise SpeedDataError(f"{source} is not a pytest-benchmark JSON document (no 'benchmarks' list); give "
@@ -284,13 +330,19 @@ def samples_from_benchmark_json(data: Any, source: str = "the document") -> dict
                                  "run the benchmark again with --benchmark-json")
         name = str(benchmark.get("name", ""))
         extra = benchmark.get("extra_info")
-        if not name.startswith(SPEED_CASE) or not isinstance(extra, Mapping) or "speed" not in extra:
+        if not isinstance(extra, Mapping):
             continue
-        backend = _case_key(benchmark, extra)
-        if backend in samples:
-            raise SpeedDataError(f"{source} holds two speed cases for {backend}; give the JSON of one "
-                                 "benchmark run")
-        samples[backend] = _sample(name, backend, extra["speed"], source)
+        if "steps" in watch and name.startswith(SPEED_CASE) and "speed" in extra:
+            key, kind = _case_key(benchmark, extra), "speed"
+            found = _sample(name, key, extra["speed"], source)
+        elif "p90" in watch and name.startswith(SERVE_CASE) and "serve" in extra:
+            key, kind = f"{_case_key(benchmark, extra)} SingleStream p90", "serve"
+            found = _serve_sample(name, key, extra["serve"], source)
+        else:
+            continue
+        if key in samples:
+            raise SpeedDataError(f"{source} holds two {kind} cases for {key}; give the JSON of one benchmark run")
+        samples[key] = found
     return samples
 
 
@@ -315,8 +367,8 @@ def fastest_process(runs: list[Mapping[str, SpeedSample]]) -> dict[str, SpeedSam
     return best
 
 
-def read_samples(path: Path) -> dict[str, SpeedSample]:
-    """The speed samples in a pytest-benchmark JSON file; a missing, unreadable or speedless file raises."""
+def read_samples(path: Path, watch: tuple[str, ...] = ("steps",)) -> dict[str, SpeedSample]:
+    """The samples ``watch`` asks for in a pytest-benchmark JSON file; a missing, unreadable or empty file raises."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -329,9 +381,12 @@ def read_samples(path: Path) -> dict[str, SpeedSample]:
     except json.JSONDecodeError as err:
         raise SpeedDataError(f"{path} is not JSON ({err.msg} at line {err.lineno}); give the file that "
                              "pytest --benchmark-json wrote") from None
-    samples = samples_from_benchmark_json(data, str(path))
+    samples = samples_from_benchmark_json(data, str(path), watch)
     if not samples:
-        raise SpeedDataError(f"no test_speed cases with speed data in {path}; {NO_SPEED_DATA_FIX}")
+        asked = " or ".join({"steps": "test_speed cases with speed data", "p90": "test_serve cases with serving "
+                              "data"}[w] for w in watch)
+        fix = NO_SPEED_DATA_FIX if "steps" in watch else NO_SERVE_DATA_FIX
+        raise SpeedDataError(f"no {asked} in {path}; {fix}")
     return samples
 
 

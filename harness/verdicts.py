@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 from harness.jobs import JobResult, JobState, reasons_once
 from harness.scoring import speed as speed_scoring
 from harness.scoring.gather import job_figures
+from harness.scoring.serving import serve_figures
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 SPEED_BLOCK_STEPS = 10
@@ -248,11 +249,40 @@ def speed_rounds(speed_json: dict) -> list[float]:
                                                                 SPEED_BLOCK_STEPS)] or [sum(steps)]
 
 
+def serve(run: Any, backend: str | None) -> Verdict:
+    """The backend served in LoadGen's scenarios, alone, and its served answers match its predict job's.
+
+    Passes with the figures (INVALID figures are reported as such, not failed:
+    a short profile cannot meet LoadGen's minimums); fails when the audit finds
+    an answer the predict job did not give for the same image and weights.
+    """
+    if not run.plans("serve"):  # the plugin deselects these cases for such a profile
+        return _skip(f"profile {run.config.profile.name} serves nothing (serve_seconds is 0)")
+    result, ended = _ended(run, backend, "serve")
+    if ended:
+        return ended
+    section = run.finish().serving or {}
+    row = (section.get("backends") or {}).get(backend)
+    if row is None:
+        return _fail((section.get("problems") or {}).get(backend, "no serving figures"))
+    data, bad = _result_json(run, backend, "serve")
+    if bad:
+        return bad
+    model = run.config.model
+    verdict = Verdict(figures={"model": model.name, "model_sha256": model.sha256, "serve": serve_figures(row, data),
+                               "job_wall_s": result.wall_s, "reused_from_earlier_session": result.reused},
+                      rounds=[float(s) for s in data["single_stream"]["latency_s"]], job=result)
+    if row["audit"]["passed"] is not True:
+        return _fail(f"{backend}/serve: {row['audit']['message']}", verdict)
+    return verdict
+
+
 CASES: dict[str, Callable[[Any, str | None], Verdict]] = {
     "train": train,
     "predict": predict,
     "fidelity": fidelity,
     "speed": speed,
+    "serve": serve,
     "ensemble": ensemble,
 }
 """How each case is judged, by the phase it checks (``ensemble``: the run's ensemble)."""

@@ -9,13 +9,16 @@ the report's thumbnails.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from harness import profiles
 from harness.jobs import JobResult, JobState
+from harness.phases import SERVE_FIELDS
 from harness.run_store import RunStore
 from harness.scoring.gather import RunResults, gather_finished
 from harness.scoring.record import RunAnalysis
@@ -27,6 +30,7 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 BACKENDS = ("tensorflow", "jax", "torch", "theano", "cntk")
 CACHE_KEY = "synthetic-cifar-0123456789abcdef"
 CONTENT_SHA = "c0ffee" * 10 + "c0ff"
+SMOKE = profiles.get("smoke")
 
 
 @dataclass
@@ -69,6 +73,12 @@ class RunSpec:
     """backend -> cores other processes used while its speed job timed (its speed.json's load readings)."""
     slow_segments: dict[str, int] = field(default_factory=dict)
     """backend -> how many of its 6 timed segments ran at half speed (a second mode)."""
+    serve_queries: int = 200
+    """SingleStream queries in each backend's serve job; 0 writes no serve job at all."""
+    serve_ms: dict[str, float] = field(default_factory=dict)
+    """backend -> median SingleStream latency in ms (default: 2 + 0.5 per backend's place)."""
+    serve_wrong: tuple[str, ...] = ()
+    """Backends whose served answers are the previous query's (the audit must catch them)."""
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -115,7 +125,9 @@ def write_run(shared: Path, spec: RunSpec | None = None) -> Path:
     profile = {"name": spec.profile, "description": "synthetic", "n_train": spec.n_train,
                "n_val": spec.n_val, "n_test": spec.n_test, "epochs": 3, "batch_size": 32,
                "learning_rate": 1e-3, "predict_batch_size": 100, "job_timeout_s": 900,
-               "seed": spec.seed, "speed_steps": spec.speed_steps}
+               "seed": spec.seed, "speed_steps": spec.speed_steps,
+               **({f.name: getattr(SMOKE, f.name) for f in dataclasses.fields(SMOKE) if f.name in SERVE_FIELDS}
+                  if spec.serve_queries else {"serve_seconds": 0.0})}
     folder.write_settings({
         "schema": layout.SCHEMA_VERSION, "run_id": spec.run_id, "created_at": "2026-01-02T03:04:05",
         "harness_version": "0.1.0", "profile": profile,
@@ -142,7 +154,67 @@ def write_run(shared: Path, spec: RunSpec | None = None) -> Path:
     if spec.speed_steps:
         for i, backend in enumerate(spec.backends):
             _write_speed(folder, spec, backend, i)
+    if spec.serve_queries:
+        for i, backend in enumerate(spec.backends):
+            _write_serve(folder, spec, backend, i, data)
     return folder.path
+
+
+def _write_serve(folder: RunStore, spec: RunSpec, backend: str, i: int, data: dict) -> None:
+    """A serve job's result and kept answers, as the job writes them (smoke's settings): lognormal
+    latencies, an Offline sweep, a Server search, and a sample of answers equal to its predict job's
+    probabilities (the previous query's for a backend in ``serve_wrong``)."""
+    if backend in spec.skipped:
+        return
+    if backend in spec.failed:
+        _status(folder, backend, "serve", JobState.SKIPPED, "not run because predict skipped")
+        return
+    rng = np.random.default_rng(spec.seed + 20 + i)
+    median = spec.serve_ms.get(backend, 2.0 + 0.5 * i) / 1000.0
+    latency = np.round(median * rng.lognormal(0.0, 0.1, size=spec.serve_queries), 7)
+    duration = float(latency.sum())
+    batches = []
+    for b, batch in enumerate((1, 8, 32, 128)):
+        per_batch = np.round(median * (0.3 + 0.7 * batch) * rng.lognormal(0.0, 0.05, size=30), 7)
+        batches.append({"batch": batch, "batch_s": [float(t) for t in per_batch], "images": 30 * batch,
+                        "wall_s": float(per_batch.sum()) * 1.01, "first_query_s": median * 50})
+    peak = 0.7 / median
+    trials, tried = [], []
+    for rate in (0.5 / median, 1.0 / median, 0.75 / median, 0.875 / median):
+        passed = rate <= peak
+        queries = 100
+        served = np.round(median * rng.lognormal(0.0, 0.1, size=queries) * (1.0 if passed else 6.0), 7)
+        trials.append({"rate": rate, "latency_s": [float(t) for t in served], "queries": queries,
+                       "answered": queries, "scheduled_s": queries / rate, "stopped_early": False,
+                       "passed": passed, "over_bound": 0 if passed else queries, "first_query_s": median,
+                       "wall_s": queries / rate})
+        tried.append({"rate": rate, "passed": passed})
+    probs = np.load(folder.file(backend, layout.probs_name("test")))
+    audit = {}
+    for name, n in (("single_stream", spec.serve_queries), *((f"offline_b{b['batch']}", b["images"]) for b in batches),
+                    *((f"server_t{k}", t["queries"]) for k, t in enumerate(trials))):
+        rows = np.sort(rng.choice(len(probs), size=min(32, len(probs)), replace=True))
+        answers = probs[np.roll(rows, 1) if backend in spec.serve_wrong else rows]
+        audit[f"{name}__rows"], audit[f"{name}__probs"] = rows.astype(np.int64), answers.astype(np.float32)
+    layout.atomic_save_named_npz(str(folder.file(backend, layout.SERVE_AUDIT)), audit)
+    settings = {name[len("serve_"):]: getattr(SMOKE, name) for name in SERVE_FIELDS}
+    result = {"schema": layout.SCHEMA_VERSION, "kind": "serve", "backend": backend, "run_id": spec.run_id,
+              "data": data, "environment": dict(_environment(backend), image_data_format="channels_last"),
+              "settings": dict(settings, threads=1, seed=spec.seed, offline_batches=[1, 8, 32, 128],
+                               server_percentile=0.99),
+              "single_stream": {"latency_s": [float(t) for t in latency], "duration_s": duration,
+                                "wall_s": duration, "first_query_s": median * 80},
+              "offline": {"batches": batches, "stopped": None},
+              "server": {"bound_s": SMOKE.serve_p99_bound_ms / 1000.0, "first_rate": 0.5 / median,
+                         "trials": trials, "search": {"peak_rate": 0.5 / median, "failed_rate": 0.75 / median,
+                                                      "finished": False, "tried": tried, "max_trials": 4,
+                                                      "decimals": 1, "step": 1.0}},
+              "first_answer_s": 6.5 + i, "audit": {"file": layout.SERVE_AUDIT, "runs": {}},
+              "fault": "previous-answer" if backend in spec.serve_wrong else None,
+              "peak_rss_mb": 500.0 + 10 * i, "timing": {"total_s": 12.0}}
+    result["files"] = layout.file_records(str(folder.backend_dir(backend)), layout.promised_files("serve", result))
+    layout.atomic_write_json(str(folder.file(backend, layout.result_name("serve"))), result)
+    _status(folder, backend, "serve", JobState.SUCCEEDED)
 
 
 def _write_speed(folder: RunStore, spec: RunSpec, backend: str, i: int) -> None:

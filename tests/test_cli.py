@@ -212,6 +212,27 @@ def test_gate_rejects_a_threshold_that_is_not_one(value, tmp_path):
     assert result.returncode == 2 and "--threshold" in result.stderr
 
 
+def test_gate_can_watch_the_singlestream_p90_of_the_serve_cases(tmp_path):
+    from tests.test_speed_gate import serve_document
+
+    base, candidate = tmp_path / "base.json", tmp_path / "candidate.json"
+    base.write_text(json.dumps(serve_document({"jax": 1.4, "torch": 3.0}, 1)))
+    candidate.write_text(json.dumps(serve_document({"jax": 1.4 * 1.3, "torch": 3.0}, 2)))
+    result = kbench("gate", str(base), str(candidate), "--watch", "p90")
+    assert result.returncode == 1, result.stdout
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("jax SingleStream p90: 1.") and line.endswith("REGRESSION") for line in lines)
+    assert any(line.startswith("torch SingleStream p90: ") and "unchanged" in line for line in lines)
+    steps_only = kbench("gate", str(base), str(candidate))
+    assert steps_only.returncode == 1 and "no test_speed cases with speed data" in steps_only.stderr
+
+
+@pytest.mark.parametrize("value", ["", "p99", "steps,latency"])
+def test_gate_rejects_a_watch_it_does_not_know(value):
+    result = kbench("gate", "a.json", "b.json", "--watch", value)
+    assert result.returncode == 2 and "--watch" in result.stderr and "choose from steps, p90" in result.stderr
+
+
 @pytest.mark.parametrize("before, after, kind, higher, expected", [
     (Side(100.0, (98, 102)), Side(112.0, (110, 114)), "speed", True, "+12.0% (faster)"),
     (Side(100.0, (98, 102)), Side(80.0, (78, 82)), "speed", True, "-20.0% (slower)"),

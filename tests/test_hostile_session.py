@@ -48,8 +48,10 @@ def session_on(shared) -> tuple[BenchmarkRun, list[str]]:
 
 
 def test_a_shared_folder_that_fills_up_mid_run_is_one_line_each_and_the_run_is_still_analysed(tmpfs):  # noqa: F811
-    """Before: the job said the disk was full, then the harness printed tracebacks."""
-    write_run(tmpfs, RunSpec(backends=("tensorflow", "jax")))
+    """Before: the job said the disk was full, then the harness printed tracebacks.
+
+    The run has no serve jobs: their files would not fit on this 256 KiB folder before it is filled."""
+    write_run(tmpfs, RunSpec(backends=("tensorflow", "jax"), serve_queries=0))
     fill(tmpfs)
     session, said = session_on(tmpfs)
     session._on_result(JobResult("jax", "predict", JobState.FAILED, reason="No space left on device"))

@@ -36,7 +36,8 @@ BACKENDS = ("tensorflow", "theano")
 """One backend of each image: kbench-keras3 and kbench-keras2."""
 TINY = Profile(name="tiny-k8s", description="the Kubernetes end-to-end test", n_train=24, n_val=6, n_test=12,
                epochs=2, batch_size=8, learning_rate=1e-3, predict_batch_size=4, job_timeout_s=600, seed=5,
-               speed_steps=4, speed_predict_batches=2)
+               speed_steps=4, speed_predict_batches=2, serve_seconds=0.5, serve_sweep_seconds=0.1,
+               serve_min_queries=20, serve_max_batch=8, serve_rate_trials=2)
 
 
 @pytest.fixture
@@ -47,8 +48,8 @@ def fake_cluster(tmp_path: Path):
 
 @pytest.mark.slow
 def test_pytest_benchmarks_runs_every_job_as_a_kubernetes_job(fake_cluster, pytester, tmp_path, runtime_for):
-    """Train, predict, check and time two backends as Jobs; results, logs and the report come back through
-    the shared folder."""
+    """Train, predict, check, time and serve two backends as Jobs; results, logs and the report come back
+    through the shared folder."""
     work_dir = REPO / ".kbench"
     images = {"kbench-keras3:0.1.0": runtime_for(get("tensorflow")), "kbench-keras2:0.1.0": runtime_for(get("theano"))}
     fake_cluster.behave(runs_locally(images, work_dir, tmp_path / "pods"))
@@ -74,13 +75,13 @@ def test_pytest_benchmarks_runs_every_job_as_a_kubernetes_job(fake_cluster, pyte
 
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines_random([f"*test_{phase}?{backend}? PASSED*" for backend in BACKENDS
-                                        for phase in ("train", "predict", "fidelity", "speed")])
+                                        for phase in ("train", "predict", "fidelity", "speed", "serve")])
     result.stdout.fnmatch_lines_random(["*test_ensemble PASSED*"])
     result.stdout.fnmatch_lines(["*Kubernetes v1.31*namespace kbench*", "*tensorflow/train*epoch 1 done in*",
                                  "*theano/predict*succeeded in*"])
     jobs = {j["metadata"]["name"]: j for j in fake_cluster.jobs()}
     assert sorted(jobs) == sorted(f"kbench-k8s-e2e-{b}-{p}" for b in BACKENDS
-                                  for p in ("train", "predict", "fidelity", "speed"))
+                                  for p in ("train", "predict", "fidelity", "speed", "serve"))
     assert all(any(c["type"] == "Complete" for c in j["status"]["conditions"]) for j in jobs.values())
     run_folder = shared / "runs" / "k8s-e2e"
     for backend in BACKENDS:

@@ -67,14 +67,16 @@ def test_several_models_give_cases_per_model_and_backend_one_model_after_the_oth
         expected += [f"{case}[{model}-{backend}]" for case in ("test_train", "test_predict")
                      for backend in ("jax", "torch")]
         expected += [f"test_ensemble[{model}]", f"test_fidelity[{model}-jax]", f"test_fidelity[{model}-torch]",
-                     f"test_speed[{model}-jax]", f"test_speed[{model}-torch]"]
+                     f"test_speed[{model}-jax]", f"test_speed[{model}-torch]", f"test_serve[{model}-jax]",
+                     f"test_serve[{model}-torch]"]
     assert ids == expected
 
 
 def test_one_model_keeps_the_backend_ids(project):
     result = run(project, "--collect-only", "-q", "--model", "resnet-small", "--backend", "jax")
     ids = [line.split("::")[1] for line in result.stdout.lines if line.startswith("test_cases.py::")]
-    assert ids == ["test_train[jax]", "test_predict[jax]", "test_ensemble", "test_fidelity[jax]", "test_speed[jax]"]
+    assert ids == ["test_train[jax]", "test_predict[jax]", "test_ensemble", "test_fidelity[jax]", "test_speed[jax]",
+                   "test_serve[jax]"]
 
 
 def earlier_run(root: Path) -> dict[Path, bytes]:

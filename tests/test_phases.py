@@ -37,14 +37,17 @@ def test_the_table_names_the_phases_a_job_can_run():
     """The workload's own list (its command line) and the harness's table agree."""
     assert phases.names() == layout.PHASES
     assert phases.member_phases() == ("train", "predict")
-    assert [p.name for p in phases.TABLE if p.alone] == ["speed"]
+    assert [p.name for p in phases.TABLE if p.alone] == ["speed", "serve"]
 
 
 def test_what_a_case_needs_is_planned_with_what_it_reads(with_audit):
     assert phases.planned(SMOKE, ["audit"]) == ("train", "predict", "audit")
     assert phases.planned(SMOKE, ["speed"]) == ("speed",)
-    assert phases.planned(dataclasses.replace(SMOKE, speed_steps=0)) == ("train", "predict", "fidelity", "audit")
-    with pytest.raises(ConfigError, match="unknown phase 'audti'; choose from train, predict, fidelity, speed, audit"):
+    assert phases.planned(dataclasses.replace(SMOKE, speed_steps=0)) == (
+        "train", "predict", "fidelity", "serve", "audit")
+    assert phases.planned(dataclasses.replace(SMOKE, serve_seconds=0.0), ["serve"]) == ("train", "predict")
+    with pytest.raises(ConfigError, match="unknown phase 'audti'; choose from train, predict, fidelity, speed, serve, "
+                                          "audit"):
         phases.planned(SMOKE, ["audti"])
 
 
@@ -68,7 +71,7 @@ def test_a_failed_train_skips_the_new_phase_of_its_backend(with_audit):
 def test_rerun_of_what_it_reads_reruns_the_new_phase(with_audit):
     assert ("jax", "audit") in phases.parse_rerun("jax/train", list(BACKENDS))
     assert phases.parse_rerun("jax/audit", list(BACKENDS)) == {("jax", "audit")}
-    assert phases.invalidated_by("predict") == ({"predict"}, {"audit"})
+    assert phases.invalidated_by("predict") == ({"predict", "serve"}, {"audit"})
 
 
 def _finish_audits(store: RunStore) -> None:

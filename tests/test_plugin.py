@@ -89,7 +89,7 @@ def test_mine(backend_name, kbench):
 
 
 @pytest.mark.parametrize("select, planned", [
-    ([], "train, predict, fidelity, speed"),
+    ([], "train, predict, fidelity, speed, serve"),
     (["-k", "test_train or test_speed"], "train, speed"),
     (["-k", "test_speed"], "speed"),
     (["-k", "test_train"], "train"),
@@ -161,8 +161,9 @@ def test_a_smoke_run_trains_predicts_and_a_second_session_reuses_it(pytester, tm
             "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(work_dir()), "--run-id", "e2e",
             "--baselines", str(REPO / "benchmarks" / "baselines"), "--benchmark-json", "first.json"]
     first = run(pytester, *args)
-    first.assert_outcomes(passed=4, skipped=1)  # one backend: no fidelity matrix to check
-    first.stdout.fnmatch_lines(["*tensorflow/train*epoch 1 done in*", "*tensorflow/predict*succeeded in*"])
+    first.assert_outcomes(passed=5, skipped=1)  # one backend: no fidelity matrix to check
+    first.stdout.fnmatch_lines(["*tensorflow/train*epoch 1 done in*", "*tensorflow/predict*succeeded in*",
+                                "*tensorflow/serve*SingleStream: * queries, p90 * ms*"])
     saved = json.loads((pytester.path / "first.json").read_text())["benchmarks"]
     train = next(b for b in saved if b["name"] == "test_train[tensorflow]")
     assert train["extra_info"]["training_job_images_per_s"] > 0
@@ -173,10 +174,17 @@ def test_a_smoke_run_trains_predicts_and_a_second_session_reuses_it(pytester, tm
     assert len(steps) == 60 and speed["stats"]["rounds"] == 6, "one round per 10 of the smoke profile's 60 steps"
     assert speed["stats"]["mean"] == pytest.approx(sum(steps) / 6 / 1000.0, rel=1e-3)
     assert speed["extra_info"]["speed"]["threads"] == 1 and speed["extra_info"]["speed"]["ceiling_gflops"] > 0
+    serve = next(b for b in saved if b["name"] == "test_serve[tensorflow]")["extra_info"]["serve"]
+    latency = serve["single_stream_latency_ms"]
+    assert len(latency) >= 100 and serve["single_stream"]["p90_ms"]["value"] > 0
+    assert serve["single_stream"]["validity"]["reasons"][0].endswith("LoadGen's minimum duration is 10 s")
+    assert serve["offline"]["best_batch"] in (1, 8, 32, 128) and serve["server"]["trials"]
+    assert serve["audit"]["passed"] is True and serve["first_query"]["phase_s"] > 0
 
     second = run(pytester, *args[:-1], "second.json")
-    second.assert_outcomes(passed=4, skipped=1)
-    reused = "*reusing finished jobs of run e2e: tensorflow/train, tensorflow/predict, tensorflow/fidelity*"
+    second.assert_outcomes(passed=5, skipped=1)
+    reused = ("*reusing finished jobs of run e2e: tensorflow/train, tensorflow/predict, tensorflow/fidelity, "
+              "tensorflow/speed, tensorflow/serve*")
     second.stdout.fnmatch_lines([reused])
     assert "epoch 1 done" not in second.stdout.str()
     assert Path(tmp_path / "shared" / "runs" / "e2e" / "tensorflow" / "weights.npz").exists()
@@ -194,7 +202,7 @@ def test_a_resumed_run_reruns_jobs_whose_outputs_were_damaged_and_those_asked_fo
     args = ["--backend", "tensorflow", "--profile", "smoke", "--dataset", str(SHARED_DATA),
             "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(work_dir()), "--run-id", "resume",
             "--baselines", str(tmp_path / "baselines"), "--record-baseline"]
-    run(pytester, *args).assert_outcomes(passed=4, skipped=1)  # one backend: no fidelity matrix
+    run(pytester, *args).assert_outcomes(passed=5, skipped=1)  # one backend: no fidelity matrix
     folder = tmp_path / "shared" / "runs" / "resume" / "tensorflow"
     assert json.loads((folder / "train.json").read_text())["files"]["weights.npz"]["sha256"]
     assert set(json.loads((folder / "predict.json").read_text())["files"]) == {
@@ -202,12 +210,12 @@ def test_a_resumed_run_reruns_jobs_whose_outputs_were_damaged_and_those_asked_fo
 
     (folder / "weights.npz").write_bytes(b"\0" * 100)
     damaged = run(pytester, *args)
-    damaged.assert_outcomes(passed=4, skipped=1)
+    damaged.assert_outcomes(passed=5, skipped=1)
     damaged.stdout.fnmatch_lines(["*not reusing tensorflow/train of run resume: *weights.npz has 100 bytes*",
                                   "*tensorflow/train*epoch 1 done*", "*tensorflow/predict*succeeded in*"])
 
     asked = run(pytester, *args, "--rerun", "tensorflow/predict")
-    asked.assert_outcomes(passed=4, skipped=1)
+    asked.assert_outcomes(passed=5, skipped=1)
     asked.stdout.fnmatch_lines(["*reusing finished jobs of run resume: tensorflow/train*",
                                 "*tensorflow/predict*succeeded in*"])
     assert "epoch 1 done" not in asked.stdout.str()

@@ -36,6 +36,30 @@ def test_a_bad_profile_file_says_which_fields_a_profile_needs(tmp_path, content,
     assert message in str(err.value)
 
 
+def test_a_profile_file_from_before_serving_loads_and_serves_nothing(tmp_path):
+    """The serve fields have defaults, so an older profile file (without them) still loads; like a file
+    without ``speed_steps``, it plans no serve phase."""
+    from harness import phases
+
+    older = {k: v for k, v in profiles.get("smoke").to_json().items() if not k.startswith("serve_")}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(older))
+    profile = profiles.get(str(path))
+    assert profile.serve_seconds == 0 and "serve" not in phases.planned(profile)
+    assert profile.serve_p99_bound_ms == 15.0 and profile.serve_min_queries == 100
+
+
+def test_default_and_standard_serve_long_enough_for_a_valid_single_stream_p90():
+    """LoadGen's minimums (``test_settings.h``): 10 s and 100 queries; early stopping's 64 queries follow."""
+    from harness.scoring import loadgen_rules
+
+    for name in ("default", "standard", "full"):
+        profile = profiles.get(name)
+        assert profile.serve_seconds >= loadgen_rules.MIN_DURATION_S
+        assert profile.serve_min_queries >= loadgen_rules.MIN_QUERY_COUNT
+    assert profiles.get("smoke").serve_seconds < loadgen_rules.MIN_DURATION_S, "smoke stays short: INVALID"
+
+
 def test_zero_epochs_is_refused(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps(dict(profiles.get("smoke").to_json(), epochs=0)))
@@ -70,6 +94,16 @@ def write_profile(tmp_path, **changes):
     ({"seed": "abc"}, "seed must be a whole number from 0 to"),
     ({"seed": -1}, "seed must be a whole number from 0 to"),
     ({"seed": 2**40}, "seed must be a whole number from 0 to"),
+    ({"serve_seconds": -1}, "serve_seconds must be a number of seconds from 0 to 86400 (0: no serve phase)"),
+    ({"serve_seconds": "10"}, "serve_seconds must be a number of seconds"),
+    ({"serve_seconds": 1e9}, "serve_seconds must be a number of seconds from 0 to 86400"),
+    ({"serve_sweep_seconds": 0}, "serve_sweep_seconds must be a number of seconds above 0"),
+    ({"serve_min_queries": 0}, "serve_min_queries must be a whole number from 1 to 10000000"),
+    ({"serve_min_queries": 99.5}, "serve_min_queries must be a whole number"),
+    ({"serve_max_batch": 0}, "serve_max_batch must be a whole number from 1 to 1000000"),
+    ({"serve_rate_trials": 0}, "serve_rate_trials must be a whole number from 1 to 100"),
+    ({"serve_p99_bound_ms": 0}, "serve_p99_bound_ms must be a finite number of milliseconds above 0"),
+    ({"serve_p99_bound_ms": float("nan")}, "serve_p99_bound_ms must be a finite number of milliseconds"),
 ])
 def test_every_profile_field_is_checked_for_type_and_range_with_one_line_naming_it(tmp_path, changes, message):
     """Before this, these gave tracebacks, ran with nonsense or failed inside the job."""

@@ -25,6 +25,8 @@ BACKENDS = ("tensorflow", "jax")
 ALL_JOBS = {(b, p) for b in BACKENDS for p in layout.PHASES}
 FIDELITY = {(b, "fidelity") for b in BACKENDS}
 """A fidelity job ran every member's weights: any train that runs again runs them all again."""
+SERVE = {b: (b, "serve") for b in BACKENDS}
+"""A serve job's audit compares with its predict job's outputs: a predict that runs again runs it again."""
 
 
 def session_on(shared: Path, rerun: str | None = None) -> tuple[BenchmarkRun, list[str]]:
@@ -72,7 +74,7 @@ def test_damaged_probabilities_rerun_the_predict_job_but_keep_its_training(share
     else:
         np.save(path, np.load(path) * 2)
     jobs, said = reused(shared)
-    assert jobs == ALL_JOBS - {("jax", "predict")}
+    assert jobs == ALL_JOBS - {("jax", "predict"), SERVE["jax"]}
     [line] = [s for s in said if s.startswith("not reusing jax/predict")]
     assert message in line and line.endswith("running it again")
 
@@ -81,15 +83,16 @@ def test_overwritten_weights_rerun_train_and_its_predict(shared):
     """Before: train was reused and predict failed on every rerun, with no way out."""
     RunStore(shared, "synthetic1").file("jax", layout.WEIGHTS).write_bytes(b"\0" * 64)
     jobs, said = reused(shared)
-    assert jobs == ALL_JOBS - {("jax", "train"), ("jax", "predict")} - FIDELITY
+    assert jobs == ALL_JOBS - {("jax", "train"), ("jax", "predict"), SERVE["jax"]} - FIDELITY
     assert any("not reusing jax/train" in s and "weights.npz has 64 bytes" in s for s in said)
 
 
 @pytest.mark.parametrize("rerun, again", [
-    ("jax", {("jax", "train"), ("jax", "predict"), ("jax", "speed")} | FIDELITY),
-    ("jax/train", {("jax", "train"), ("jax", "predict")} | FIDELITY),
-    ("jax/predict", {("jax", "predict")}),
-    ("tensorflow/predict, jax/predict", {("tensorflow", "predict"), ("jax", "predict")}),
+    ("jax", {("jax", "train"), ("jax", "predict"), ("jax", "speed"), SERVE["jax"]} | FIDELITY),
+    ("jax/train", {("jax", "train"), ("jax", "predict"), SERVE["jax"]} | FIDELITY),
+    ("jax/predict", {("jax", "predict"), SERVE["jax"]}),
+    ("jax/serve", {SERVE["jax"]}),
+    ("tensorflow/predict, jax/predict", {("tensorflow", "predict"), ("jax", "predict"), *SERVE.values()}),
     ("all", ALL_JOBS),
 ])
 def test_rerun_forces_chosen_jobs_and_train_brings_its_predict(shared, rerun, again):
@@ -164,3 +167,24 @@ def test_a_refused_resume_keeps_the_earlier_report(shared):
         finally:
             session.close(cancel=True)
     assert sorted(p.name for p in run_dir.iterdir() if p.name in DERIVED) == sorted(DERIVED)
+
+
+def test_a_serving_setting_changed_since_reruns_the_serve_jobs_and_nothing_else(shared):
+    """The serve fields only change how the serve phase times: a later session may change them, and
+    every serve job timed otherwise runs again, with the fields it differs in named."""
+    from harness import profiles
+
+    bound = dict(profiles.get("smoke").to_json(), serve_p99_bound_ms=20.0)
+    path = shared / "smoke.json"
+    path.write_text(json.dumps(bound))
+    cfg = options.build_run(shared, backend=",".join(BACKENDS), profile=str(path), executor="local", dataset="keras",
+                            shared_dir=shared, run_id="synthetic1", work_dir=shared / "work",
+                            reports_dir=shared / "reports")
+    said: list[str] = []
+    run = BenchmarkRun(cfg, say=said.append)
+    done = plan.reusable(run.store, list(BACKENDS), run.phases, frozenset(), profile=run.config.profile,
+                         say=said.append)
+    assert set(done) == ALL_JOBS - set(SERVE.values())
+    assert [line for line in said if "serve" in line] == [
+        f"not reusing {b}/serve of run synthetic1: it was timed with other settings than the profile asks "
+        "(serve_p99_bound_ms); running it again" for b in BACKENDS]

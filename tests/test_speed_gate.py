@@ -318,3 +318,73 @@ def test_the_fastest_process_is_chosen_per_backend():
     best = fastest_process([quick_jax, quick_torch])
     assert best["jax"] is quick_jax["jax"] and best["torch"] is quick_torch["torch"]
     assert fastest_process([]) == {}
+
+
+# -- watching the SingleStream p90 ------------------------------------------------------------
+def latencies(p90_ms: float, n: int, seed: int) -> list[float]:
+    """``n`` SingleStream latencies whose p90 is about ``p90_ms``: lognormal, 2% of them a stall."""
+    rng = np.random.default_rng(seed)
+    median = p90_ms / np.exp(1.2816 * 0.15)
+    times = rng.lognormal(np.log(median), 0.15, size=n)
+    stall = rng.random(n) < 0.02
+    times[stall] *= rng.uniform(3.0, 10.0, size=int(stall.sum()))
+    return times.tolist()
+
+
+def serve_document(p90_ms: dict[str, float], seed: int, n: int = 2000) -> dict:
+    entries = [benchmark_entry("test_serve", name, {"serve": {
+        "single_stream_latency_ms": latencies(ms, n, seed * 10 + i), "threads": 1}, "job_wall_s": 20.0})
+        for i, (name, ms) in enumerate(p90_ms.items())]
+    return {"benchmarks": entries, "version": "5.3.1"}
+
+
+SERVERS = {"tensorflow": 2.0, "jax": 1.4, "torch": 3.1}  # SingleStream p90 in ms
+
+
+def p90_samples(seed: int, scale: dict[str, float] | None = None) -> dict[str, SpeedSample]:
+    scale = scale or {}
+    document = serve_document({k: v * scale.get(k, 1.0) for k, v in SERVERS.items()}, seed)
+    return samples_from_benchmark_json(json.loads(json.dumps(document)), watch=("p90",))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_gate_watches_each_backends_singlestream_p90_as_a_distribution(seed):
+    """``kbench gate --watch p90``: the p90 of each block of 50 queries, compared as the step times are.
+    Two runs from the same distribution are unchanged; a backend whose tail is 30% slower regresses."""
+    same = judge(p90_samples(seed), p90_samples(seed + 100))
+    assert set(states(same)) == {f"{name} SingleStream p90" for name in SERVERS}
+    assert set(states(same).values()) == {"unchanged"} and not same.failed
+    slower = judge(p90_samples(seed), p90_samples(seed + 100, scale={"jax": 1.3}))
+    assert states(slower) == {"jax SingleStream p90": "slower", "tensorflow SingleStream p90": "unchanged",
+                              "torch SingleStream p90": "unchanged"}
+    line = next(line for line in slower.lines() if line.startswith("jax SingleStream p90:"))
+    assert "x slower (95% interval" in line and line.endswith("REGRESSION")
+
+
+def test_the_p90_watch_takes_the_p90_of_blocks_of_50_queries():
+    from harness.speed_gate import P90_BLOCK, p90_blocks
+
+    values = [float(v) for v in range(1, 151)]  # three blocks of 50: 1-50, 51-100, 101-150
+    assert P90_BLOCK == 50 and p90_blocks(values) == [46.0, 96.0, 146.0]
+    assert p90_blocks(values[:120]) == values[:120], "fewer than 3 blocks: every latency"
+
+
+def test_steps_and_p90_are_watched_together_or_apart():
+    document = benchmark_document(run(1, n=20))
+    document["benchmarks"] += serve_document({"jax": 1.4}, 1, n=200)["benchmarks"]
+    assert set(samples_from_benchmark_json(document)) == set(BACKENDS)
+    assert set(samples_from_benchmark_json(document, watch=("p90",))) == {"jax SingleStream p90"}
+    assert set(samples_from_benchmark_json(document, watch=("steps", "p90"))) == set(BACKENDS) | {
+        "jax SingleStream p90"}
+    with pytest.raises(SpeedDataError, match="cannot watch p99; choose from steps, p90"):
+        samples_from_benchmark_json(document, watch=("p99",))
+
+
+def test_a_file_without_serve_cases_says_so_when_the_p90_is_watched(tmp_path):
+    (tmp_path / "speed.json").write_text(json.dumps(benchmark_document(run(1, n=5))))
+    with pytest.raises(SpeedDataError, match=r"no test_serve cases with serving data in .*speed.json; run pytest "
+                                             "benchmarks/ with --benchmark-json from a version that has the serve"):
+        read_samples(tmp_path / "speed.json", watch=("p90",))
+    bad = {"benchmarks": [benchmark_entry("test_serve", "jax", {"serve": {"single_stream_latency_ms": []}})]}
+    with pytest.raises(SpeedDataError, match="single_stream_latency_ms must be a non-empty list"):
+        samples_from_benchmark_json(bad, "b.json", watch=("p90",))

@@ -1,8 +1,8 @@
 """The workload on every backend this machine can run: real Keras, real processes, tiny data.
 
-One session trains, predicts and checks the fidelity of every available
-backend on a 3-class image folder (36 training images), through the real
-local executor and runtimes;
+One session trains, predicts, checks the fidelity of, times and serves every
+available backend on a 3-class image folder (36 training images), through the
+real local executor and runtimes;
 the tests below check what it wrote. A backend that cannot run here is
 skipped with its reason.
 """
@@ -28,7 +28,8 @@ pytestmark = pytest.mark.slow
 
 TINY = Profile(name="tiny", description="tests", n_train=24, n_val=6, n_test=12, epochs=2, batch_size=8,
                learning_rate=1e-3, predict_batch_size=4, job_timeout_s=900, seed=3, speed_steps=12,
-               speed_predict_batches=3)
+               speed_predict_batches=3, serve_seconds=0.3, serve_sweep_seconds=0.1, serve_min_queries=20,
+               serve_max_batch=8, serve_rate_trials=3)
 
 
 def make_config(shared, data, run_id="tiny") -> RunConfig:
@@ -70,7 +71,7 @@ def read(session, backend, name):
 
 def test_every_phase_succeeds(finished, backend):
     session, _, _, _ = finished
-    for phase in ("train", "predict", "fidelity", "speed"):
+    for phase in ("train", "predict", "fidelity", "speed", "serve"):
         result = session.result(backend, phase)
         assert result.state is JobState.SUCCEEDED, f"{backend}/{phase}: {result.reason}\n{result.log_tail}"
 
@@ -190,9 +191,9 @@ def events_of(session, backend, phase):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_no_timed_section_of_a_speed_job_overlaps_any_other_job(finished):
-    """The isolation rule, read from the events the jobs wrote: while a speed job timed its steps,
-    no other job of the run (two at a time otherwise) had started and not yet ended."""
+def test_no_timed_section_of_a_speed_or_serve_job_overlaps_any_other_job(finished):
+    """The isolation rule, read from the events the jobs wrote: while a speed job timed its steps or a
+    serve job its queries, no other job of the run (two at a time otherwise) had started and not yet ended."""
     session, _, _, _ = finished
     ran = [b for b in BACKENDS if b not in session.skipped]
     lifetimes = {}
@@ -203,11 +204,12 @@ def test_no_timed_section_of_a_speed_job_overlaps_any_other_job(finished):
                 lifetimes[f"{backend}/{phase}"] = (events[0]["t"], events[-1]["t"])
     sections = []
     for backend in ran:
-        events = events_of(session, backend, "speed")
-        starts = [e["t"] for e in events if e["event"] == "timed_start"]
-        ends = [e["t"] for e in events if e["event"] == "timed_end"]
-        assert len(starts) == len(ends) == 2, f"{backend}: a train and a predict section"
-        sections += [(f"{backend}/speed", s, e) for s, e in zip(starts, ends)]
+        for phase, least in (("speed", 2), ("serve", 1 + 2 + 1)):  # serve: SingleStream, batch 1 and 8, a rate
+            events = events_of(session, backend, phase)
+            starts = [e["t"] for e in events if e["event"] == "timed_start"]
+            ends = [e["t"] for e in events if e["event"] == "timed_end"]
+            assert len(starts) == len(ends) >= least, f"{backend}/{phase}: {len(starts)} timed sections"
+            sections += [(f"{backend}/{phase}", s, e) for s, e in zip(starts, ends, strict=True)]
     for label, start, end in sections:
         beside = [other for other, (s, e) in lifetimes.items() if other != label and s < end and e > start]
         assert beside == [], f"{label} timed {start}-{end} while {beside} ran"
@@ -239,3 +241,23 @@ def test_no_real_job_reaches_more_than_the_machines_ceiling(finished):
     for name, row in section["backends"].items():
         for key in ("train_mfu", "inference_mfu"):
             assert row.get(key) is None or 0 < row[key] <= 1.0, (name, key, row.get(key))
+
+
+def test_the_serve_job_runs_each_scenario_on_the_trained_weights_and_its_answers_match_predict(finished, backend):
+    """Served with the weights the train job wrote, the answers kept during every timed run are the
+    predict job's probabilities for the same images (within the fidelity tolerance)."""
+    session, analysis, _, _ = finished
+    served = read(session, backend, "serve.json")
+    single = served["single_stream"]
+    assert len(single["latency_s"]) >= 20 and single["duration_s"] >= 0.3 and single["first_query_s"] > 0
+    assert [b["batch"] for b in served["offline"]["batches"]] == [1, 8]
+    assert 1 <= len(served["server"]["trials"]) <= 3 and served["server"]["search"]["max_trials"] == 3
+    assert served["first_answer_s"] > 0 and served["peak_rss_mb"] > 0 and served["fault"] is None
+    assert served["settings"]["threads"] == 1
+    with np.load(session.store.backend_dir(backend) / layout.SERVE_AUDIT) as kept:
+        assert "single_stream__rows" in kept.files and "offline_b8__probs" in kept.files
+    row = analysis.serving["backends"][backend]
+    assert row["audit"]["passed"], row["audit"]["message"]
+    assert max(r["max_abs_dp"] for r in row["audit"]["runs"].values()) <= 1e-4
+    assert row["single_stream"]["validity"]["valid"] is False, "0.3 s is far below LoadGen's 10 s"
+    assert row["first_query"]["single_stream_ms"] > 0

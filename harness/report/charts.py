@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from harness.report import labels as labels_for_charts
 
@@ -214,3 +214,89 @@ def history(runs: Sequence[str], accuracy: Mapping[str, list[float | None]],
             ax.legend(fontsize=7, frameon=False)
             break
     return _uri(fig, left=0.06, bottom=0.3)
+
+
+def _plain_log(axis: Any) -> None:
+    """A log scale labelled 1, 2, 5, 10 ... in plain numbers (no 10^x mathtext)."""
+    axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+MARK_STYLES = {"p50": ":", "p90": "--", "p99": "-.", "p90 early stopping": "-"}
+
+
+def serving_latency(latency: Mapping[str, dict], colour: Mapping[str, str]) -> str | None:
+    """SingleStream latency per backend: one panel each, a histogram over log-spaced bins with its
+    p50, p90 and p99 and LoadGen's early-stopping p90 marked."""
+    names = [n for n, entry in latency.items() if entry.get("histogram", {}).get("counts")]
+    if not names:
+        return None
+    columns = min(3, len(names))
+    rows = (len(names) + columns - 1) // columns
+    fig = Figure(figsize=(3.3 * columns, 2.3 * rows + 0.3), dpi=DPI)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, name in zip(axes[:len(names)], names, strict=True):
+        hist = latency[name]["histogram"]
+        edges = np.asarray(hist["edges_ms"], dtype=float)
+        ax.stairs(hist["counts"], edges, fill=True, color=colour.get(name, "#888888"), alpha=0.8)
+        if edges[-1] > edges[0] > 0:
+            _plain_log(ax.xaxis)
+        for label, value in (latency[name].get("marks") or {}).items():
+            if value:
+                ax.axvline(value, color="#222222", linestyle=MARK_STYLES.get(label, "--"), linewidth=1, label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("ms per query", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.spines[["top", "right"]].set_visible(False)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=6, frameon=False)
+    return _uri(fig, left=0.06, bottom=0.22 / rows + 0.08, top=0.9, wspace=0.25)
+
+
+def offline_throughput(offline: Mapping[str, list], colour: Mapping[str, str]) -> str | None:
+    """Offline images/s against batch size per backend, with each 95% interval."""
+    series = {n: points for n, points in offline.items() if points}
+    if not series:
+        return None
+    fig, (ax,) = _figure(5.6, 3.0)
+    for name, points in series.items():
+        batch = [p[0] for p in points]
+        value = np.array([p[1] for p in points], dtype=float)
+        low = np.array([p[2] if p[2] is not None else p[1] for p in points], dtype=float)
+        high = np.array([p[3] if p[3] is not None else p[1] for p in points], dtype=float)
+        ax.errorbar(batch, value, yerr=[value - low, high - value], color=colour.get(name), marker="o",
+                    markersize=3, capsize=2, label=name)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_xlabel("batch size")
+    ax.set_title("Offline: images/s by batch size")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, frameon=False)
+    return _uri(fig, left=0.12)
+
+
+def server_p99(server: Mapping[str, list], bound_ms: float | None, colour: Mapping[str, str]) -> str | None:
+    """Server p99 latency (queueing included) against the offered rate per backend; hollow markers for
+    rates that failed the bound, the bound dashed."""
+    series = {n: points for n, points in server.items() if points}
+    if not series:
+        return None
+    fig, (ax,) = _figure(5.6, 3.0)
+    for name, points in series.items():
+        points = sorted(points)
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=colour.get(name), linewidth=1, label=name)
+        for offered, p99, passed, _ in points:
+            ax.plot(offered, p99, marker="o", markersize=4, color=colour.get(name),
+                    markerfacecolor=colour.get(name) if passed else "none")
+    if bound_ms:
+        ax.axhline(bound_ms, color="#c44e52", linestyle="--", linewidth=1, label="bound")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("offered rate, queries/s")
+    ax.set_ylabel("p99 ms")
+    ax.set_title("Server: p99 by offered rate (hollow: over the bound)")
+    ax.legend(fontsize=7, frameon=False)
+    return _uri(fig, left=0.13)

@@ -23,7 +23,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from harness.errors import HarnessError
-from harness.report import charts, tables
+from harness.report import charts, serving_view, tables
 from harness.scoring.record import READABLE_SCHEMAS, RunAnalysis
 
 if TYPE_CHECKING:
@@ -101,6 +101,10 @@ def add_charts(view: dict[str, Any], analysis: RunAnalysis) -> None:
     if ens is not None and ens.confusion:
         drawn["confusion"] = charts.confusion(ens.confusion, analysis.classes or [],
                                               f"ensemble ({ens.method}) on the test set")
+    served = serving_view.chart_data(analysis)
+    drawn["serving_latency"] = charts.serving_latency(served.get("latency") or {}, colour)
+    drawn["serving_offline"] = charts.offline_throughput(served.get("offline") or {}, colour)
+    drawn["serving_server"] = charts.server_p99(served.get("server") or {}, served.get("bound_ms"), colour)
     entries = view["history_entries"]
     if len(entries) >= 2:
         names = view["history"]["members"]

@@ -18,6 +18,8 @@ from harness.baselines import NO_BASELINE
 from harness.report.device_view import device_facts
 from harness.report.fidelity_view import fidelity_view, step_view, train_accuracy_view
 from harness.report.formats import DASH, general, num, pct, points, rate
+from harness.report.serving_view import headline_lines as serving_headline
+from harness.report.serving_view import serving_view
 from harness.report.speed_view import ceiling_facts, speed_view
 from harness.scoring import variants
 from harness.scoring.record import RunAnalysis
@@ -409,6 +411,7 @@ def headline(analysis: RunAnalysis) -> list[str]:
         lines += [text + "." for text in (speed.get("ranking") or {}).values() if text]
         if speed.get("shared"):
             lines.append(speed["shared"] + ".")
+    lines += serving_headline(analysis)
     bundled = (analysis.settings.get("dataset") or {}).get("bundled")
     if bundled:
         lines.append(f"Data: {bundled}.")
@@ -462,4 +465,5 @@ def build_view(analysis: RunAnalysis, history: Sequence[dict[str, Any]] = (),
 def _same_model_views(analysis: RunAnalysis) -> dict[str, Any]:
 
     return {"fidelity": fidelity_view(analysis), "step": step_view(analysis),
-            "train_accuracy": train_accuracy_view(analysis), "speed": speed_view(analysis)}
+            "train_accuracy": train_accuracy_view(analysis), "speed": speed_view(analysis),
+            "serving": serving_view(analysis)}

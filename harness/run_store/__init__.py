@@ -268,7 +268,8 @@ class RunStore:
         if problem is None and profile is not None and spec.timing_fields:
             asked = {name: getattr(profile, name) for name in spec.timing_fields}
             if spec.timed_with(result) != asked:
-                problem = "it timed another number of steps than the profile asks"
+                changed = sorted(name for name, value in asked.items() if spec.timed_with(result).get(name) != value)
+                problem = f"it was timed with other settings than the profile asks ({', '.join(changed)})"
         problem = problem or spec.still_valid(self, backend, result)
         if problem:
             return None, problem
@@ -374,6 +375,18 @@ class RunStore:
         """A fidelity job's one-step gradients, in the model's weight order."""
         with np.load(self.file(backend, step.get("gradients", layout.STEP_GRADS)), allow_pickle=False) as stored:
             return [stored[f"arr_{i}"] for i in range(len(stored.files))]
+
+    def serve_audit(self, backend: str, result: dict) -> dict[str, np.ndarray]:
+        """A serve job's kept answers and their test rows, by array name (``<run>__rows``, ``<run>__probs``)."""
+        path = self.file(backend, (result.get("audit") or {}).get("file") or layout.SERVE_AUDIT)
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return {name: stored[name] for name in stored.files}
+        except FileNotFoundError:
+            raise ResultError(f"{path} is missing; run {backend}'s serve job again (--rerun {backend}/serve)") from None
+        except (OSError, ValueError, EOFError) as err:
+            raise ResultError(f"{path} is unreadable ({err}); run {backend}'s serve job again "
+                              f"(--rerun {backend}/serve)") from None
 
     def weights(self, backend: str) -> list[np.ndarray]:
         """A member's trained weights (the portable layout every backend loads)."""

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from harness.jobs import JobResult
-from harness.scoring import calibration, ensemble, fidelity, intervals, metrics, variants
+from harness.scoring import calibration, ensemble, fidelity, intervals, metrics, serving, variants
 from harness.scoring import speed as speed_figures
 from harness.scoring.gather import Member, RunResults, gather
 from harness.scoring.record import (
@@ -215,6 +215,9 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
         fidelity=fidelity.summarise(results.fidelity, results.fidelity_images, results.fidelity_problems,
                                     steps=results.steps, step_grads=results.step_grads),
         speed=speed_figures.summarise(results.speed, results.speed_problems),
+        serving=serving.summarise(results.serve, results.serve_audits,
+                                  {name: m.probs["test"] for name, m in usable.items() if "test" in m.probs},
+                                  results.serve_problems),
     )
     if not usable:
         out.validation = Validation(False, seed_faithful, "no backend finished")

@@ -83,6 +83,12 @@ class RunResults:
     """Each backend's speed job result (``speed.json``): its step times measured alone, its ceiling."""
     speed_problems: dict[str, str] = field(default_factory=dict)
     """Why a backend has no speed figures (its job failed, was skipped, or the profile times none)."""
+    serve: dict[str, dict] = field(default_factory=dict)
+    """Each backend's serve job result (``serve.json``): its scenarios, measured alone."""
+    serve_audits: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Each serve job's kept answers (``serve_audit.npz``), by array name."""
+    serve_problems: dict[str, str] = field(default_factory=dict)
+    """Why a backend has no serving figures (its job failed, was skipped, or the profile serves nothing)."""
 
     @property
     def usable(self) -> dict[str, Member]:
@@ -134,6 +140,7 @@ def gather(folder: RunStore, backends: list[str], statuses: dict[tuple[str, str]
     results = RunResults(folder.run_id, settings, members, labels, classes, fingerprint)
     _load_fidelity(folder, results, statuses)
     _load_speed(folder, results, statuses)
+    _load_serve(folder, results, statuses)
     return results
 
 
@@ -222,6 +229,41 @@ def _load_speed(folder: RunStore, results: RunResults, statuses: dict[tuple[str,
                                             f"(--rerun {name}/speed)")
             continue
         results.speed[name] = result
+
+
+NOT_SERVED = ("not served in this session: the selected benchmark cases need no serve job "
+              "(run test_serve, or drop -k, to serve it)")
+
+
+def _load_serve(folder: RunStore, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:
+    """Every backend's serve result whose job succeeded, with its kept answers; the others with the reason.
+
+    A serve job this session did not plan (``pytest -k test_speed``) keeps what
+    an earlier session of the run served, checked like any reused result.
+    """
+    served = float(((results.settings.get("profile") or {}).get("serve_seconds")) or 0) > 0
+    for name in results.members:
+        result, problem = _ended_result(folder, statuses, name, "serve")
+        if result is None and problem is None and (name, "serve") not in statuses and served:
+            result, why = _kept_result(folder, statuses, name, "serve", results.fingerprint)
+            problem = None if result is not None else (f"{NOT_SERVED}; {why}" if why else NOT_SERVED)
+        if result is None:
+            if problem:
+                results.serve_problems[name] = problem
+            continue
+        single = result.get("single_stream") if isinstance(result.get("single_stream"), dict) else {}
+        latency = single.get("latency_s")
+        if not isinstance(latency, list) or not latency or not all(isinstance(s, (int, float)) for s in latency) \
+                or not isinstance(result.get("offline"), dict) or not isinstance(result.get("server"), dict):
+            results.serve_problems[name] = (f"{name}'s serve.json holds no SingleStream latencies, Offline or "
+                                            f"Server figures; run it again (--rerun {name}/serve)")
+            continue
+        try:
+            results.serve_audits[name] = folder.serve_audit(name, result)
+        except ResultError as err:
+            results.serve_problems[name] = str(err)
+            continue
+        results.serve[name] = result
 
 
 def _load_fidelity(folder: RunStore, results: RunResults, statuses: dict[tuple[str, str], JobResult]) -> None:

@@ -225,6 +225,34 @@ def wilson(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float,
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
+def quantile_ci(values: Iterable[float], q: float, level: float = DEFAULT_LEVEL) -> Interval:
+    """A distribution-free interval of the ``q`` quantile: two order statistics of the values.
+
+    The count of values below the true quantile is Binomial(n, q), so the
+    order statistics at that distribution's ``(1 - level) / 2`` and
+    ``(1 + level) / 2`` points cover it with at least ``level`` probability,
+    whatever the distribution of latencies (no bootstrap: its percentile of a
+    tail quantile is too narrow with few values). An end the values cannot
+    reach (a p99 of 100 latencies has no upper end) is None.
+    """
+    _check_level(level)
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must lie strictly between 0 and 1 (0.9 for a p90); got {q}")
+    arr = _values(values)
+    n = arr.size
+    k = np.arange(n + 1, dtype=np.float64)
+    log_choose = np.concatenate(([0.0], np.cumsum(np.log(n - k[1:] + 1) - np.log(k[1:]))))
+    log_pmf = log_choose + k * math.log(q) + (n - k) * math.log1p(-q)
+    cdf = np.cumsum(np.exp(log_pmf - log_pmf.max()))
+    cdf /= cdf[-1]
+    tail = (1.0 - level) / 2.0
+    below = np.flatnonzero(cdf <= tail)
+    above = np.flatnonzero(cdf >= 1.0 - tail)
+    low = float(arr[below[-1]]) if below.size else None
+    high = float(arr[above[0]]) if above.size and above[0] < n else None
+    return low, high
+
+
 def separated(a: Interval, b: Interval) -> bool:
     """True when the intervals ``(low, high)`` do not overlap (touching ends overlap); unknown ends never separate."""
     if None in (a[0], a[1], b[0], b[1]):

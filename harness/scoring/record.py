@@ -230,6 +230,9 @@ class RunAnalysis(_Record):
     (``harness.scoring.speed.summarise``); absent from runs made before it."""
     accuracy_ranking: str | None = None
     """Which member is the most accurate on test data, or who is tied (Wilson 95% intervals)."""
+    serving: dict[str, Any] | None = None
+    """Each backend served in MLPerf LoadGen's scenarios, judged by LoadGen's rules, its answers audited
+    (``harness.scoring.serving.summarise``); absent from runs made before it."""
 
     _nested: ClassVar = {
         "members": _records(MemberFigures), "variants": _records(VariantFigures),
@@ -238,7 +241,7 @@ class RunAnalysis(_Record):
     _omit_if_none: ClassVar = frozenset({
         "ensemble_unavailable", "validation", "best_member", "gain_over_best", "recommendation",
         "pairwise", "rescue", "table", "harness", "fidelity", "speed",
-        "accuracy_ranking"})
+        "accuracy_ranking", "serving"})
 
     @property
     def profile_name(self) -> str | None:

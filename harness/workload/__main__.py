@@ -1,4 +1,4 @@
-"""``python -m harness.workload train|predict|fidelity|speed --shared DIR --run-id ID --backend NAME``
+"""``python -m harness.workload train|predict|fidelity|speed|serve --shared DIR --run-id ID --backend NAME``
 
 Exit status: 0 done, 1 crashed, 2 bad usage, 3 bad input (retrying cannot
 help). On failure the last line on standard error starts with ``kbench-error:``
@@ -21,9 +21,9 @@ Keras 3 backends are as fast or faster with channels_last."""
 
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="python -m harness.workload",
-                                     description="Train, predict, check the fidelity of or time one Keras "
-                                                 "backend of a benchmark run.")
-    parser.add_argument("phase", choices=("train", "predict", "fidelity", "speed"))
+                                     description="Train, predict, check the fidelity of, time or serve one "
+                                                 "Keras backend of a benchmark run.")
+    parser.add_argument("phase", choices=("train", "predict", "fidelity", "speed", "serve"))
     parser.add_argument("--shared", required=True, help="the shared folder that holds runs/ and cache/")
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--backend", required=True)
@@ -73,6 +73,8 @@ def main(argv=None):
             from harness.workload import fidelity as phase
         elif args.phase == "speed":
             from harness.workload import speed as phase
+        elif args.phase == "serve":
+            from harness.workload import serve as phase
         else:
             from harness.workload import predict as phase
         result = phase.run(job, keras)

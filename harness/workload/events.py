@@ -25,8 +25,11 @@ EVALUATED = "evaluated"
 PREDICTED = "predicted"
 TIMED_START = "timed_start"
 TIMED_END = "timed_end"
-"""Around each timed section of a speed job (``section``: train or predict): the isolation
-rule (no other job runs meanwhile) is checked against these."""
+"""Around each timed section of a speed job (``section``: train or predict) or a serve job
+(single-stream, offline, server): the isolation rule (no other job runs meanwhile) is checked
+against these."""
+SERVED = "served"
+"""After each scenario of a serve job (``scenario``: single-stream, offline or server), with its headline."""
 DONE = "done"
 ERROR = "error"
 

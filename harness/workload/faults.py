@@ -8,7 +8,11 @@ truncate it), ``slow-F`` (every timed training step takes F times as long: the
 step's own time, then a sleep; acts at any point, for the speed gate's tests),
 ``transpose-kernel`` (a broken weight conversion: the first
 convolution kernel's rows and columns swapped as the fidelity phase loads any
-member's weights; acts at point ``load`` only). Points: ``start`` (default),
+member's weights; acts at point ``load`` only), ``cached-answer`` (a server
+that answers every query with the first answer it gave for a batch of that
+size) and ``previous-answer`` (a server whose answers lag one query behind:
+each query gets the answer of the one before it); the last two act at any
+point, in the serve phase, for its audit's tests. Points: ``start`` (default),
 ``epoch-N`` (after epoch N of training), ``end`` (after writing results),
 ``load`` (as weights are loaded). Unset in normal runs: then this
 module does nothing.
@@ -56,6 +60,41 @@ def slowdown(backend, phase):
             if factor >= 1.0:
                 return factor
     return 1.0
+
+
+SERVING_FAULTS = ("cached-answer", "previous-answer")
+
+
+def serving_fault(backend, phase):
+    """The wrong answers a faulty server planned for this job gives (a ``SERVING_FAULTS`` kind), or None."""
+    for target, kind, _ in _rules():
+        if kind in SERVING_FAULTS and target in (backend + "/" + phase, backend + "/*", "*/" + phase, "*/*"):
+            return kind
+    return None
+
+
+def serving_answers(backend, phase, answer):
+    """``answer`` as a faulty server planned for this job would give it (unchanged when none is).
+
+    ``cached-answer``: the first answer for each batch size is kept and given
+    for every later batch of that size (a cache keyed on the wrong thing);
+    ``previous-answer``: each batch gets the answer computed for the batch of
+    that size before it (a pipeline off by one), the first its own.
+    """
+    kind = serving_fault(backend, phase)
+    if kind is None:
+        return answer
+    kept = {}
+
+    def wrong(images):
+        out = answer(images) if kind == "previous-answer" or len(images) not in kept else None
+        if kind == "cached-answer":
+            kept.setdefault(len(images), out)
+            return kept[len(images)]
+        given = kept.get(len(images), out)
+        kept[len(images)] = out
+        return given
+    return wrong
 
 
 def alter_weights(backend, phase, weights):

@@ -22,6 +22,8 @@ prefix or a folder of the shared storage itself.
         <backend>/fidelity_probs.npz   its softmax outputs for each member's weights, by member name
         <backend>/step_grads.npz   gradients of one step from one member's weights (fidelity of training)
         <backend>/speed.json       steady training-step and inference-batch times, measured alone; the ceiling
+        <backend>/serve.json       inference as served (SingleStream, Offline, Server), measured alone
+        <backend>/serve_audit.npz  a seeded sample of the answers of every timed serving run, with their rows
         <backend>/<phase>.events.jsonl   progress, one JSON object a line
         <backend>/<phase>.log      what the job printed (written by the executor)
         <backend>/<phase>.status.json    how the job ended (written by the harness)
@@ -60,6 +62,7 @@ REPORT_MD = "report.md"
 WEIGHTS = "weights.npz"
 FIDELITY_PROBS = "fidelity_probs.npz"
 STEP_GRADS = "step_grads.npz"
+SERVE_AUDIT = "serve_audit.npz"
 MODEL_FILE = "model.py"
 """The run folder's copy of the model file: jobs build it from there on any executor."""
 MODELS = "models"
@@ -68,7 +71,7 @@ DEFAULT_MODEL = "seed"
 """The model a run builds unless asked for another: the seed's CIFAR-10 CNN."""
 CEILINGS = "ceilings"
 """Folder under the cache that holds each machine's measured matmul ceilings."""
-PHASES = ("train", "predict", "fidelity", "speed")
+PHASES = ("train", "predict", "fidelity", "speed", "serve")
 """The phases a job can run (``python -m harness.workload PHASE``); their lifecycle (order, waiting,
 running alone, reuse) is the harness's phase table, ``harness.phases``."""
 
@@ -164,6 +167,8 @@ def promised_files(phase, result):
         return [WEIGHTS]
     if phase == "speed":
         return []
+    if phase == "serve":
+        return [SERVE_AUDIT]
     if phase == "fidelity":
         return [FIDELITY_PROBS] + ([STEP_GRADS] if (result.get("step") or {}).get("gradients") else [])
     names = []
