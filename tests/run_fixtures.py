@@ -77,6 +77,8 @@ class RunSpec:
     """SingleStream queries in each backend's serve job; 0 writes no serve job at all."""
     serve_ms: dict[str, float] = field(default_factory=dict)
     """backend -> median SingleStream latency in ms (default: 2 + 0.5 per backend's place)."""
+    serve_outside_load: dict[str, float] = field(default_factory=dict)
+    """backend -> cores other processes used while its SingleStream run was timed (its serve.json's reading)."""
     serve_wrong: tuple[str, ...] = ()
     """Backends whose served answers are the previous query's (the audit must catch them)."""
 
@@ -203,7 +205,8 @@ def _write_serve(folder: RunStore, spec: RunSpec, backend: str, i: int, data: di
               "settings": dict(settings, threads=1, seed=spec.seed, offline_batches=[1, 8, 32, 128],
                                server_percentile=0.99),
               "single_stream": {"latency_s": [float(t) for t in latency], "duration_s": duration,
-                                "wall_s": duration, "first_query_s": median * 80},
+                                "wall_s": duration, "first_query_s": median * 80,
+                                "load": _reading(spec.serve_outside_load.get(backend, 0.01))},
               "offline": {"batches": batches, "stopped": None},
               "server": {"bound_s": SMOKE.serve_p99_bound_ms / 1000.0, "first_rate": 0.5 / median,
                          "trials": trials, "search": {"peak_rate": 0.5 / median, "failed_rate": 0.75 / median,
@@ -217,6 +220,15 @@ def _write_serve(folder: RunStore, spec: RunSpec, backend: str, i: int, data: di
     _status(folder, backend, "serve", JobState.SUCCEEDED)
 
 
+def _reading(others: float) -> dict:
+    """A machine-load reading (``harness.workload.machine_load``) of a section others used ``others`` cores of."""
+    contended = others > 0.10
+    return {"seconds": 2.0, "cpus": [0], "own_cores": 0.98, "machine_busy_cores": 0.98 + others,
+            "others_cores": others, "others_on_own_cpus_cores": others, "steal_share": 0.0,
+            "contended": contended,
+            "reasons": [f"other processes used {others:.2f} of a core (limit 0.10)"] if contended else []}
+
+
 def _write_speed(folder: RunStore, spec: RunSpec, backend: str, i: int) -> None:
     """A speed job's result: lognormal step times around the backend's median, its kernel's ceiling."""
     if backend in spec.skipped:
@@ -228,15 +240,7 @@ def _write_speed(folder: RunStore, spec: RunSpec, backend: str, i: int) -> None:
     for k in range(spec.slow_segments.get(backend, 0)):  # the last segments at half speed
         steps[(5 - k) * size:(6 - k) * size] *= 2.0
     others = spec.outside_load.get(backend, 0.01)
-
-    def reading() -> dict:
-        contended = others > 0.10
-        return {"seconds": 2.0, "cpus": [0], "own_cores": 0.98, "machine_busy_cores": 0.98 + others,
-                "others_cores": others, "others_on_own_cpus_cores": others, "steal_share": 0.0,
-                "contended": contended, "reasons": [f"other processes used {others:.2f} of a core (limit 0.10)"]
-                if contended else []}
-
-    segments = [{"first_step": k * size, "steps": size, "load": reading()} for k in range(6)]
+    segments = [{"first_step": k * size, "steps": size, "load": _reading(others)} for k in range(6)]
     batches = 0.02 * (1 + i) * rng.lognormal(0.0, 0.05, size=10)
     machine = {"id": "machine0", "cpu_model": "AMD EPYC", "vector_flags": ["avx2", "fma"], "cpus": 2,
                "usable_cpus": 1, "reported_mhz": 2000.0}
@@ -246,7 +250,7 @@ def _write_speed(folder: RunStore, spec: RunSpec, backend: str, i: int) -> None:
                            "warmup_steps": 5, "predict_batches": 10, "threads": 1, "slowdown": None},
               "train": {"step_s": [float(s) for s in steps], "warmup_s": 1.5, "images_per_step": 32,
                         "segments": segments},
-              "load": {"train": reading(), "predict": reading(),
+              "load": {"train": _reading(others), "predict": _reading(others),
                        "quiet_wait": {"train": {"waited_s": 3.0, "quiet": others <= 0.10}}},
               "predict": {"batch_s": [float(b) for b in batches], "images_per_batch": 100},
               "flops": {"forward": 40_000_000, "train": 118_000_000},

@@ -78,3 +78,27 @@ def test_the_fastest_process_is_taken_from_those_timed_on_a_quiet_machine():
     quiet = run(2)
     assert fastest_process([quick_but_busy, quiet])["jax"] is quiet["jax"]
     assert fastest_process([quick_but_busy])["jax"] is quick_but_busy["jax"]  # with no quiet one, what there is
+
+
+def test_a_serving_scenario_timed_on_a_shared_machine_is_not_ranked(tmp_path):
+    analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax", "torch"),
+                                                     serve_outside_load={"jax": 0.6})))
+    serving = analysis.serving
+    assert serving["backends"]["jax"]["load"]["single_stream"]["contended"] is True
+    assert serving["ranking"]["single_stream"].endswith(
+        "; jax not ranked: timed while other processes used the machine")
+    assert "not ranked" not in serving["ranking"]["offline"]  # its Offline sweep was timed on a quiet machine
+
+
+def test_a_backend_whose_served_answers_fail_the_audit_is_never_called_fastest(tmp_path):
+    analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"), serve_wrong=("tensorflow",),
+                                                     step_ms={"tensorflow": 10.0, "jax": 80.0})))
+    for sentence in analysis.speed["ranking"].values():
+        assert not sentence.startswith("tensorflow")
+        assert sentence.endswith("; tensorflow not ranked: its served answers differ from its predict job's")
+
+
+def test_the_report_says_which_serving_scenario_shared_the_machine(tmp_path):
+    analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"), serve_outside_load={"jax": 0.6})))
+    markdown = render_reports(analysis)["md"].decode()
+    assert "jax: SingleStream timed on a shared machine: other processes used 0.60 of a core (limit 0.10)" in markdown

@@ -27,6 +27,9 @@ FIRST_COLUMNS = ["Start to first answer s", "SingleStream first query ms", "stea
                  "Offline first batch ms", "Server first query ms", "Peak RSS MB"]
 
 
+SCENARIO_NAMES = {"single_stream": "SingleStream", "offline": "Offline", "server": "Server"}
+
+
 def _figure(figures: dict[str, Any] | None, digits: int = 3) -> str:
     """``1.23 (1.20–1.26)``: a value with its interval; an unknown end as ?."""
     if not figures or figures.get("value") is None:
@@ -105,6 +108,10 @@ def serving_view(analysis: RunAnalysis) -> dict[str, Any]:
                 str(len(srv.get("trials") or [])), _verdict(srv.get("validity"))]})
         if srv.get("note"):
             view["notes"].append(f"{name}: {srv['note']}")
+        for scenario, load in sorted((row.get("load") or {}).items()):
+            if (load or {}).get("contended"):
+                view["notes"].append(f"{name}: {SCENARIO_NAMES.get(scenario, scenario)} timed on a shared machine: "
+                                     f"{'; '.join(load.get('reasons') or [])}")
         first = row.get("first_query") or {}
         view["first_query"]["rows"].append({"name": label, "cells": [
             num(first.get("phase_s"), 2), num(first.get("single_stream_ms"), 1),

@@ -206,6 +206,9 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
     usable = results.usable
     profile = results.settings.get("profile", {}) if isinstance(results.settings, dict) else {}
     seed_faithful = profile.get("n_val") == 0
+    served = serving.summarise(results.serve, results.serve_audits,
+                               {name: m.probs["test"] for name, m in usable.items() if "test" in m.probs},
+                               results.serve_problems)
     out = RunAnalysis(
         run_id=results.run_id, method=method, fingerprint=results.fingerprint, classes=results.classes,
         n_test=len(results.labels.get("test", [])), n_val=len(results.labels.get("val", [])),
@@ -214,10 +217,9 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
         left_out=results.left_out,
         fidelity=fidelity.summarise(results.fidelity, results.fidelity_images, results.fidelity_problems,
                                     steps=results.steps, step_grads=results.step_grads),
-        speed=speed_figures.summarise(results.speed, results.speed_problems),
-        serving=serving.summarise(results.serve, results.serve_audits,
-                                  {name: m.probs["test"] for name, m in usable.items() if "test" in m.probs},
-                                  results.serve_problems),
+        speed=speed_figures.summarise(results.speed, results.speed_problems,
+                                      not_ranked=served.get("audit_failed") or {}),
+        serving=served,
     )
     if not usable:
         out.validation = Validation(False, seed_faithful, "no backend finished")

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from harness.scoring import intervals, loadgen_rules
+from harness.scoring import speed as speed_scoring
 from harness.scoring.fidelity import Tolerance, compare_pair
 
 AUDIT_TOLERANCE = Tolerance()
@@ -219,6 +220,22 @@ def server(measured: dict) -> dict[str, Any]:
             "p99_at_peak_ms": (at_peak or {}).get("p99_ms")}
 
 
+def scenario_load(result: dict) -> dict[str, dict[str, Any]]:
+    """Per scenario, the busiest reading of its timed sections (``load`` of each, from
+    ``harness.workload.machine_load``): contended when any section was, with why."""
+    sections = {"single_stream": [result.get("single_stream") or {}],
+                "offline": list((result.get("offline") or {}).get("batches") or []),
+                "server": list((result.get("server") or {}).get("trials") or [])}
+    found = {}
+    for scenario, measured in sections.items():
+        readings = [m.get("load") for m in measured if isinstance(m, dict) and isinstance(m.get("load"), dict)]
+        if not readings:
+            continue
+        worst = max(readings, key=lambda r: (bool(r.get("contended")), r.get("others_cores") or 0.0))
+        found[scenario] = speed_scoring.load_figures(worst)
+    return found
+
+
 def backend_row(result: dict, kept: Mapping[str, np.ndarray] | None, predicted: np.ndarray | None) -> dict[str, Any]:
     """One backend's serving figures and audit."""
     single = single_stream(result["single_stream"])
@@ -234,6 +251,7 @@ def backend_row(result: dict, kept: Mapping[str, np.ndarray] | None, predicted: 
                         "offline_batch": off["batches"][0]["batch"] if off["batches"] else None,
                         "server_ms": _ms(trials[0].get("first_query_s")) if trials else None},
         "peak_rss_mb": result.get("peak_rss_mb"),
+        "load": scenario_load(result),
         "audit": audit(kept or {}, predicted),
         "fault": result.get("fault"),
         "threads": (result.get("settings") or {}).get("threads"),
@@ -257,6 +275,10 @@ def summarise(results: Mapping[str, dict], kept: Mapping[str, Mapping[str, np.nd
                 for name, result in sorted(results.items())}
     wrong = {name: row["audit"]["message"] for name, row in backends.items() if row["audit"]["passed"] is False}
     ranked = {name: row for name, row in backends.items() if name not in wrong}
+
+    def quiet(scenario: str) -> dict[str, dict]:
+        return {name: row for name, row in ranked.items()
+                if not ((row.get("load") or {}).get(scenario) or {}).get("contended")}
     first = next(iter(results.values()))
     settings = first.get("settings") or {}
     how = HOW.format(threads=settings.get("threads"), seconds=settings.get("seconds") or 0,
@@ -268,15 +290,25 @@ def summarise(results: Mapping[str, dict], kept: Mapping[str, Mapping[str, np.nd
         "available": True, "how": how, "backends": backends, "problems": dict(problems),
         "audit_failed": wrong,
         "ranking": {
-            "single_stream": _ranked_or_not(
-                intervals.ranking(_p90s(ranked), higher_is_better=False, noun=NOUNS["single_stream"],
-                                  fmt=_ms_text, unit="ms"), "single_stream", ranked, wrong),
-            "offline": _ranked_or_not(
-                intervals.ranking(_offline_best(ranked), higher_is_better=True, noun=NOUNS["offline"],
-                                  fmt=_rate_text, unit="img/s"), "offline", ranked, wrong),
-            "server": _ranked_or_not(server_ranking(ranked), "server", ranked, wrong),
+            "single_stream": _shared(_ranked_or_not(
+                intervals.ranking(_p90s(quiet("single_stream")), higher_is_better=False,
+                                  noun=NOUNS["single_stream"], fmt=_ms_text, unit="ms"), "single_stream", ranked,
+                wrong), ranked, quiet("single_stream")),
+            "offline": _shared(_ranked_or_not(
+                intervals.ranking(_offline_best(quiet("offline")), higher_is_better=True, noun=NOUNS["offline"],
+                                  fmt=_rate_text, unit="img/s"), "offline", ranked, wrong), ranked, quiet("offline")),
+            "server": _shared(_ranked_or_not(server_ranking(quiet("server")), "server", ranked, wrong), ranked,
+                              quiet("server")),
         },
     }
+
+
+def _shared(sentence: str, ranked: Mapping[str, Any], quiet: Mapping[str, Any]) -> str:
+    """The ranking sentence, naming the backends it left out because they were timed on a shared machine."""
+    busy = sorted(set(ranked) - set(quiet))
+    if not busy:
+        return sentence
+    return f"{sentence}; {', '.join(busy)} not ranked: timed while other processes used the machine"
 
 
 NOUNS = {"single_stream": "fastest to answer one image at a time (SingleStream p90)",

@@ -184,8 +184,10 @@ def contention(row: dict[str, Any], section: str) -> str | None:
     return "; ".join(load.get("reasons") or []) or None if load.get("contended") else None
 
 
-def summarise(results: dict[str, dict], problems: dict[str, str]) -> dict[str, Any]:
-    """The run's speed section (see the module docstring)."""
+def summarise(results: dict[str, dict], problems: dict[str, str],
+              not_ranked: dict[str, str] | None = None) -> dict[str, Any]:
+    """The run's speed section (see the module docstring); ``not_ranked`` names backends never called
+    fastest whatever their speed (their served answers failed the audit: a speed of wrong answers)."""
     if not results:
         reason = reasons_once(dict(sorted(problems.items()))) or \
             "this run has no speed phase (its profile sets speed_steps to 0)"
@@ -234,8 +236,8 @@ def summarise(results: dict[str, dict], problems: dict[str, str]) -> dict[str, A
         "backends": backends,
         "ceilings": [dict(entry, machine_id=machine) for (machine, _), entry in sorted(machine_ceilings.items())],
         "ranking": {
-            "train": _ranking(backends, "train", "fastest to train"),
-            "predict": _ranking(backends, "predict", "fastest to infer"),
+            "train": _ranking(backends, "train", "fastest to train", not_ranked or {}),
+            "predict": _ranking(backends, "predict", "fastest to infer", not_ranked or {}),
         },
         "shared": shared_sentence(backends),
         "above_ceiling": above,
@@ -247,13 +249,17 @@ def _img_s(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _ranking(backends: dict[str, Any], part: str, noun: str) -> str:
-    """Who is fastest, among the backends timed on a quiet machine; the others named as left out."""
-    left_out = sorted(name for name, row in backends.items() if contention(row, part))
-    sentence = intervals.ranking(_ranked({n: r for n, r in backends.items() if n not in left_out}, part),
-                                 higher_is_better=True, noun=noun, fmt=_img_s, unit="img/s")
-    if left_out:
-        sentence += (f"; {', '.join(left_out)} not ranked: timed while other processes used the machine")
+def _ranking(backends: dict[str, Any], part: str, noun: str, not_ranked: dict[str, str]) -> str:
+    """Who is fastest, among the backends timed on a quiet machine whose answers passed the serving audit;
+    the others named as left out."""
+    busy = sorted(name for name, row in backends.items() if contention(row, part) and name not in not_ranked)
+    wrong = sorted(name for name in backends if name in not_ranked)
+    sentence = intervals.ranking(_ranked({n: r for n, r in backends.items() if n not in busy and n not in wrong},
+                                         part), higher_is_better=True, noun=noun, fmt=_img_s, unit="img/s")
+    if busy:
+        sentence += f"; {', '.join(busy)} not ranked: timed while other processes used the machine"
+    if wrong:
+        sentence += f"; {', '.join(wrong)} not ranked: its served answers differ from its predict job's"
     return sentence
 
 

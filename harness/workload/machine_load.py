@@ -33,6 +33,9 @@ OTHERS_LIMIT_CORES = 0.10
 contended: docs/methods.md says how it was chosen from quiet and loaded measurements."""
 STEAL_LIMIT = 0.05
 """Steal above this share of the job's cores' time marks a figure contended (the hypervisor ran others)."""
+DEFAULT_QUIET_WAIT_S = 30.0
+"""How long a job waits for the machine to be quiet before timing, when its run.json does not say
+(``--quiet-wait``, written under ``timing``)."""
 QUIET_FOR_S = 3.0
 """Outside load must stay under the limit this long before a timed section starts."""
 SAMPLE_S = 0.5
@@ -250,3 +253,20 @@ def wait_for_quiet(limit_s, quiet_for_s=QUIET_FOR_S, sample_s=SAMPLE_S, sleep=ti
             return {"waited_s": round(now - started, 2), "quiet": True, "last": last}
         if now - started >= limit_s:
             return {"waited_s": round(now - started, 2), "quiet": False, "last": last}
+
+
+def quiet_wait_s(settings):
+    """The run's limit on waiting for quiet (``--quiet-wait``, in run.json's ``timing``), in seconds."""
+    value = (settings.get("timing") or {}).get("quiet_wait_s")
+    return float(DEFAULT_QUIET_WAIT_S if value is None else value)
+
+
+def quiet_before(job, section):
+    """Wait (bounded by the run's limit) for a quiet machine before timing ``section``; say it when the
+    wait ran out: the section is then timed anyway, and its reading says whether it was contended."""
+    waited = wait_for_quiet(quiet_wait_s(job.settings))
+    if not waited["quiet"]:
+        job.say("the machine stayed busy for %.0f s (other processes used %.2f of a core); timing the %s "
+                "anyway, marked contended if it still is" % (waited["waited_s"],
+                                                              waited["last"].get("others_cores") or 0, section))
+    return waited

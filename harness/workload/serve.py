@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from harness.workload import data, environment, events, faults, layout, model
+from harness.workload import data, environment, events, faults, layout, machine_load, model
 from harness.workload.job import InputError
 
 OFFLINE_BATCHES = (1, 8, 32, 128, 512)
@@ -97,7 +97,8 @@ def run(job, keras):
 
     first_answer = []
     single = timed(job, "single-stream", single_stream, answer, images, samples, settings["seconds"],
-                   settings["min_queries"], on_first=lambda: first_answer.append(round(job.elapsed(), 3)))
+                   settings["min_queries"], on_first=lambda: first_answer.append(round(job.elapsed(), 3)),
+                   quiet_first=True)
     kept["single_stream"] = _audited(single, seed, 0)
     job.events.emit(events.SERVED, scenario="single-stream", queries=len(single["latency_s"]),
                     p90_ms=round(1000.0 * _plain_percentile(single["latency_s"], 0.90), 3))
@@ -108,7 +109,7 @@ def run(job, keras):
     for i, batch in enumerate(b for b in OFFLINE_BATCHES if b <= settings["max_batch"]):
         try:
             measured = timed(job, "offline", offline, answer, pool, order, batch, settings["sweep_seconds"],
-                             settings["min_queries"], section_fields={"batch": batch})
+                             settings["min_queries"], section_fields={"batch": batch}, quiet_first=i == 0)
         except Exception as err:  # noqa: BLE001 (only memory errors are caught; the rest go on)
             if not out_of_memory(err):
                 raise
@@ -128,7 +129,7 @@ def run(job, keras):
         arrivals = poisson_schedule(rate, settings["sweep_seconds"], settings["min_queries"],
                                     seed + SEED_OFFSETS["schedule"])
         measured = timed(job, "server", server, answer, images, samples, arrivals, bound_s,
-                         section_fields={"rate": round(rate, 3)})
+                         section_fields={"rate": round(rate, 3)}, quiet_first=not trials)
         kept["server_t%d" % len(trials)] = _audited(measured, seed, 100 + len(trials))
         trials.append(_without_outputs(measured, rate=rate))
         return measured["passed"]
@@ -189,18 +190,26 @@ def answerer(net):
 
 
 def timed(job, section, function, *args, **kwargs):
-    """``function(*args)`` as one timed section, between TIMED_START and TIMED_END events.
+    """``function(*args)`` as one timed section, between TIMED_START and TIMED_END events, with the
+    machine's outside load read around it (``machine_load``: its reading is the result's ``load``).
 
     The isolation rule (no other job of the run runs meanwhile) is checked
-    against these events, as for the speed phase's sections; a measurement of
-    the machine's outside load during each section would wrap this call.
+    against these events, as for the speed phase's sections. With
+    ``quiet_first`` the section starts once the machine has been quiet for a few
+    seconds (waiting at most the run's limit, as the speed phase does).
     """
     fields = kwargs.pop("section_fields", {})
+    if kwargs.pop("quiet_first", False):
+        machine_load.quiet_before(job, section)
     job.events.emit(events.TIMED_START, section=section, **fields)
     try:
-        return function(*args, **kwargs)
+        with machine_load.LoadMeter() as meter:
+            measured = function(*args, **kwargs)
     finally:
         job.events.emit(events.TIMED_END, section=section, **fields)
+    if isinstance(measured, dict):
+        measured["load"] = meter.result
+    return measured
 
 
 class Samples(object):

@@ -37,8 +37,6 @@ DEFAULT_PREDICT_BATCHES = 20
 SEGMENTS = 6
 """Separate ``fit`` calls the timed training steps are split into (fewer when the steps are few)."""
 MIN_SEGMENT_STEPS = 5
-DEFAULT_QUIET_WAIT_S = 30.0
-"""How long a job waits for the machine to be quiet before timing, unless the run says otherwise."""
 
 
 def segment_sizes(steps, segments=SEGMENTS, least=MIN_SEGMENT_STEPS):
@@ -47,20 +45,6 @@ def segment_sizes(steps, segments=SEGMENTS, least=MIN_SEGMENT_STEPS):
     return [steps // count + (1 if i < steps % count else 0) for i in range(count)]
 
 
-def quiet_wait_s(job):
-    """The run's limit on waiting for quiet (``--quiet-wait``), in seconds."""
-    value = (job.settings.get("timing") or {}).get("quiet_wait_s")
-    return float(DEFAULT_QUIET_WAIT_S if value is None else value)
-
-
-def wait_for_quiet(job, section):
-    """Wait for a quiet machine (bounded); say it when the wait ran out."""
-    waited = machine_load.wait_for_quiet(quiet_wait_s(job))
-    if not waited["quiet"]:
-        job.say("the machine stayed busy for %.0f s (other processes used %.2f of a core); timing the %s "
-                "anyway, marked contended if it still is" % (waited["waited_s"],
-                                                              waited["last"].get("others_cores") or 0, section))
-    return waited
 
 
 def _cycled(n_available, n_wanted, seed):
@@ -101,7 +85,7 @@ def run(job, keras):
     net.fit(x[:warm], y[:warm], batch_size=batch, epochs=1, shuffle=False, verbose=0)
     warmup_s = time.perf_counter() - t
     slowdown = faults.slowdown(job.backend, "speed")
-    quiet = {"train": wait_for_quiet(job, "training steps")}
+    quiet = {"train": machine_load.quiet_before(job, "training steps")}
     job.events.emit(events.TIMED_START, section="train", steps=steps)
     step_s, segments, start = [], [], warm
     with machine_load.LoadMeter() as train_load:
@@ -121,7 +105,7 @@ def run(job, keras):
     test_rows = _cycled(len(prepared.y["test"]), (n_batches + 1) * predict_batch, profile["seed"])
     x_test = prepared.floats("test", test_rows)
     np.asarray(net.predict_on_batch(x_test[:predict_batch]))
-    quiet["predict"] = wait_for_quiet(job, "inference batches")
+    quiet["predict"] = machine_load.quiet_before(job, "inference batches")
     job.events.emit(events.TIMED_START, section="predict", batches=n_batches)
     batch_s = []
     with machine_load.LoadMeter() as predict_load:
@@ -134,7 +118,7 @@ def run(job, keras):
     threads = environment.requested_threads() or 1
     gpu_memory = environment.gpu_memory(job.backend)  # the model's, before the ceiling's big matrices
     rates = ceiling.measure(job.backend, threads, job.cache_dir, say=job.say,
-                            wait=lambda: machine_load.wait_for_quiet(quiet_wait_s(job)))
+                            wait=lambda: machine_load.wait_for_quiet(machine_load.quiet_wait_s(job.settings)))
     return {
         "schema": layout.SCHEMA_VERSION,
         "kind": "speed",
