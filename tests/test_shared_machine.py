@@ -124,3 +124,14 @@ def test_the_report_says_which_serving_scenario_shared_the_machine(tmp_path):
     analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"), serve_outside_load={"jax": 0.6})))
     markdown = render_reports(analysis)["md"].decode()
     assert "jax: SingleStream timed on a shared machine: other processes used 0.60 of a core (limit 0.10)" in markdown
+
+
+def test_when_every_backend_shared_the_machine_the_summary_says_so_not_that_nothing_was_measured(tmp_path):
+    analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"),
+                                                     outside_load={"tensorflow": 0.8, "jax": 0.6})))
+    assert analysis.speed["ranking"]["train"] == (
+        "nothing to rank: every backend (jax, tensorflow) was timed while other processes used the machine")
+    serving = reanalyse(write_run(tmp_path / "serve", RunSpec(backends=("tensorflow", "jax"),
+                                                              serve_outside_load={"tensorflow": 0.8, "jax": 0.6})))
+    assert serving.serving["ranking"]["single_stream"] == (
+        "nothing to rank: every backend (jax, tensorflow) was timed while other processes used the machine")

@@ -308,6 +308,9 @@ def _shared(sentence: str, ranked: Mapping[str, Any], quiet: Mapping[str, Any]) 
     busy = sorted(set(ranked) - set(quiet))
     if not busy:
         return sentence
+    if not quiet:
+        return (f"nothing to rank: every backend ({', '.join(busy)}) was timed while other processes used the "
+                "machine")
     return f"{sentence}; {', '.join(busy)} not ranked: timed while other processes used the machine"
 
 
