@@ -7,8 +7,9 @@ come from ``harness.workload.layout``, which the jobs share). It owns:
   events and result paths);
 * the run lock, and ``run.json``: the settings a resumed run must keep, and
   its version with the migration of older folders;
-* how a job ended (``<phase>.status.json``) and its result file, read with
-  their schema checked;
+* how a job ended (``<phase>.status.json``, with its result file's checksum) and
+  its result file, read with their schema and every value the harness reads
+  checked (``values.py``);
 * the reuse rule's file half: a finished job may be reused only while its
   result is sound, every file it promised still matches the checksum it wrote,
   its data fingerprint and timing settings are the run's, and its phase's own
@@ -36,7 +37,7 @@ import numpy as np
 from harness import names, phases
 from harness.errors import ConfigError, HarnessError, ResultError, RunInUseError
 from harness.jobs import JobResult, JobState
-from harness.run_store import checks
+from harness.run_store import checks, values
 from harness.run_store.checks import DIVERGED, read_json, result_file_problem
 from harness.scoring.record import RunAnalysis, read_analysis
 from harness.workload import layout
@@ -219,8 +220,13 @@ class RunStore:
 
     # -- job status and results -----------------------------------------------------------
     def write_status(self, result: JobResult) -> None:
+        """Record how a job ended; for a job that succeeded, with the size and SHA-256 of its result file
+        as it is now (the arrays' checksums are in the result itself: the job writes them)."""
         folder = self.backend_dir(result.backend)
         folder.mkdir(parents=True, exist_ok=True)
+        path = folder / layout.result_name(result.phase)
+        if result.ok and path.is_file():
+            result.result_file = layout.file_records(str(folder), [path.name])[path.name]
         layout.atomic_write_json(str(folder / layout.status_name(result.phase)), result.to_json())
 
     def read_status(self, backend: str, phase: str) -> JobResult | None:
@@ -239,13 +245,18 @@ class RunStore:
         if data.get("kind") != phase or data.get("backend") != backend:
             raise ResultError(f"{path} holds a {data.get('kind')} result of {data.get('backend')}; "
                               "delete it and run again")
+        problem = values.problem(phase, data)
+        if problem:
+            raise ResultError(f"{path} cannot be used: {problem} (edited by hand?); run the job again "
+                              f"(--rerun {backend}/{phase})")
         return data
 
     def earlier(self, backend: str, phase: str, fingerprint: str | None = None,
                 profile: Any = None) -> tuple[JobResult | None, str | None]:
         """An earlier job's status if its result may be reused, else None and why not (None: it never finished).
 
-        Reusable means: it succeeded; its result file is sound; every file it
+        Reusable means: it succeeded; its result file is the one its status
+        recorded when it ended (size and SHA-256), and sound; every file it
         promised still matches the checksum it wrote (and probabilities are
         sound probabilities); it saw the data ``fingerprint`` names (for phases
         whose results record one); it was timed as ``profile`` asks (for phases
@@ -255,6 +266,9 @@ class RunStore:
         status = self.read_status(backend, phase)
         if status is None or status.state is not JobState.SUCCEEDED:
             return None, None
+        problem = checks.result_checksum_problem(self.file(backend, layout.result_name(phase)), status.result_file)
+        if problem:
+            return None, problem
         try:
             result = self.read_result(backend, phase)
         except ResultError as err:

@@ -8,7 +8,9 @@ when it reuses a job on resume and when it reads results back for gathering:
 * a result file is a JSON object of this harness's schema;
 
 * the files a job lists under ``files`` in its result (written last, by the
-  job itself: size and SHA-256 of each) still match;
+  job itself: size and SHA-256 of each) still match, and so does the result
+  file itself (its size and SHA-256 are in the job's status, recorded by the
+  harness as the job ended);
 * softmax outputs are what the ensemble needs: one row per label, one
   column per class, finite, non-negative, rows summing to 1.
 
@@ -94,6 +96,15 @@ def checksum_problem(folder: Path, result: dict[str, Any], promises: Callable[[d
         if digest != record.get("sha256"):
             return f"{path} does not match the checksum its job wrote (changed or damaged since)"
     return None
+
+
+def result_checksum_problem(path: Path, record: Any) -> str | None:
+    """Why a job's result file is not the one its status recorded when the job ended (edited, damaged,
+    or the status is from a harness that recorded none), or None."""
+    if not isinstance(record, dict):
+        return (f"its status records no checksum of {Path(path).name} (written by an older harness, or edited), "
+                "so the result cannot be trusted")
+    return checksum_problem(Path(path).parent, {"files": {Path(path).name: record}}, lambda result: [Path(path).name])
 
 
 def probs_problem(probs: np.ndarray, labels: np.ndarray, n_classes: int, rows: Any = None) -> str | None:

@@ -1,0 +1,141 @@
+"""What a job's result file may hold: each figure the harness reads, with its type and range.
+
+A result file is written by a job, but it is a plain JSON file in a shared
+folder: it may have been edited by hand, or written by a job with a bug. The
+run store checks every result it reads against this table, so a training
+accuracy of 7.0 or ``"abc"`` is never reused nor averaged into an ensemble:
+the result is refused with one line naming the field, and the job runs again
+(on resume) or its backend is left out (in a report).
+
+Each phase lists the fields the scoring and the report read. A field may be
+missing or null (older results lack some), but when present it must be what
+the table says. On top of that, no number anywhere in a result may be NaN or
+infinite (Python's JSON reader accepts both). Pure: no file is read here.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a field must be: its name in messages, and the test."""
+
+    said: str
+    fits: Callable[[Any], bool]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+OBJECT = Kind("a JSON object", lambda v: isinstance(v, dict))
+TEXT = Kind("a string", lambda v: isinstance(v, str))
+NUMBER = Kind("a finite number", _number)
+FRACTION = Kind("a number from 0 to 1", lambda v: _number(v) and 0 <= v <= 1)
+AMOUNT = Kind("a finite number of at least 0", lambda v: _number(v) and v >= 0)
+COUNT = Kind("a whole number of at least 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+AMOUNTS = Kind("a list of finite numbers of at least 0", lambda v: isinstance(v, list) and all(AMOUNT.fits(x) for x in v))
+NAMES = Kind("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+LIST = Kind("a list", lambda v: isinstance(v, list))
+
+_COMMON = (("data", OBJECT), ("data.fingerprint", TEXT), ("data.classes", NAMES), ("data.sizes", OBJECT),
+           ("data.cache_key", TEXT), ("environment", OBJECT), ("settings", OBJECT), ("model", OBJECT),
+           ("timing", OBJECT), ("flops", OBJECT), ("flops.forward", AMOUNT), ("flops.train", AMOUNT),
+           ("peak_rss_mb", AMOUNT), ("cpu", OBJECT), ("files", OBJECT))
+
+FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
+    "train": _COMMON + (
+        ("final", OBJECT),
+        ("final.train_accuracy", FRACTION), ("final.train_accuracy_inference", FRACTION),
+        ("final.val_accuracy", FRACTION), ("final.test_accuracy", FRACTION),
+        ("final.train_loss", AMOUNT), ("final.train_loss_inference", AMOUNT),
+        ("final.val_loss", AMOUNT), ("final.test_loss", AMOUNT), ("final.train_inference_sample", OBJECT),
+        ("history", LIST), ("history[]", OBJECT), ("history[].epoch", COUNT),
+        ("history[].accuracy", FRACTION), ("history[].val_accuracy", FRACTION),
+        ("history[].loss", AMOUNT), ("history[].val_loss", AMOUNT), ("history[].seconds", AMOUNT),
+        ("history[].images", COUNT), ("history[].images_per_s", AMOUNT),
+        ("timing.steady_images_per_s", AMOUNT), ("timing.epoch_seconds", AMOUNTS),
+        ("timing.train_seconds", AMOUNT), ("timing.first_epoch_s", AMOUNT), ("timing.warmup_s", AMOUNT),
+        ("timing.startup_s", AMOUNT), ("timing.data_load_s", AMOUNT), ("model.parameters", COUNT),
+    ),
+    "predict": _COMMON + (
+        ("outputs", OBJECT), ("test", OBJECT), ("test.accuracy", FRACTION), ("test.loss", AMOUNT),
+        ("timing.images_per_s", AMOUNT), ("timing.p50_ms", AMOUNT), ("timing.p90_ms", AMOUNT),
+        ("timing.p99_ms", AMOUNT), ("timing.warmup_s", AMOUNT), ("timing.startup_s", AMOUNT),
+    ),
+    "fidelity": _COMMON + (
+        ("images", COUNT), ("outputs", TEXT), ("sources", OBJECT), ("step", OBJECT),
+        ("step.loss_keras", NUMBER), ("step.loss_numpy", NUMBER), ("step.learning_rate", NUMBER),
+        ("step.images", COUNT), ("step.reference_weights", TEXT), ("step.gradients", TEXT),
+    ),
+    "speed": _COMMON + (
+        ("train", OBJECT), ("train.step_s", AMOUNTS), ("train.warmup_s", AMOUNT),
+        ("train.images_per_step", COUNT), ("train.segments", LIST), ("train.segments[]", OBJECT),
+        ("predict", OBJECT), ("predict.batch_s", AMOUNTS), ("predict.images_per_batch", COUNT),
+        ("load", OBJECT), ("ceiling", OBJECT), ("ceiling.kernels", OBJECT), ("settings.steps", COUNT),
+    ),
+    "serve": _COMMON + (
+        ("single_stream", OBJECT), ("single_stream.latency_s", AMOUNTS), ("offline", OBJECT),
+        ("offline.batches", LIST), ("offline.batches[]", OBJECT), ("server", OBJECT),
+        ("server.trials", LIST), ("server.trials[]", OBJECT), ("audit", OBJECT),
+    ),
+}
+"""Per phase: each field the harness reads (a dotted path; ``[]`` for each item of a list) and what it must be."""
+
+
+def problem(phase: str, result: dict) -> str | None:
+    """Why ``result`` (a job's result file, already a JSON object) holds a value the harness cannot use, or
+    None. The phrase names the field: ``final.train_accuracy_inference is 7.0, not a number from 0 to 1``."""
+    bad = _not_finite(result, "")
+    if bad:
+        return f"{bad} is not a finite number"
+    for path, kind in FIELDS.get(phase, ()):
+        for where, value in _values(result, path.split(".")):
+            if value is not None and not kind.fits(value):
+                return f"{where} is {_shown(value)}, not {kind.said}"
+    return None
+
+
+def _values(node: Any, parts: list[str], where: str = "") -> list[tuple[str, Any]]:
+    """Every value at a dotted path under ``node`` (items of a list for ``name[]``), with where it is."""
+    if not parts:
+        return [(where, node)]
+    if not isinstance(node, dict):
+        return []  # the containing object's own kind is checked by its own entry
+    head, rest = parts[0], parts[1:]
+    name, each = (head[:-2], True) if head.endswith("[]") else (head, False)
+    here = f"{where}.{name}" if where else name
+    if name not in node:
+        return []
+    value = node[name]
+    if not each:
+        return _values(value, rest, here)
+    if not isinstance(value, list):
+        return []
+    return [found for i, item in enumerate(value) for found in _values(item, rest, f"{here}[{i}]")]
+
+
+def _not_finite(node: Any, where: str) -> str | None:
+    """Where the first NaN or infinite number under ``node`` is, or None."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return where or "the result"
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _not_finite(value, f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found = _not_finite(value, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
