@@ -67,6 +67,17 @@ def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) 
     return tuple(int(d) for d in arrays.x["test"].shape[1:]), len(prepared.classes)
 
 
+def data_fingerprint(dataset: dict, config: RunConfig) -> str | None:
+    """The data fingerprint every job of the run will record, for the reuse rule: a result computed on
+    other images (the data set folder changed since) is never reused. Read from the cache
+    ``check_dataset`` filled; None for ``--dataset keras``, which the first job fetches (CIFAR-10 does
+    not change)."""
+    if dataset.get("kind") == "keras":
+        return None
+    arrays = data.load(dataset, str(config.shared_dir), layout.cache_dir(str(config.shared_dir)))
+    return data.prepare(arrays, config.profile.to_json(), splits=()).fingerprint
+
+
 def check_shared_dir(path: Path) -> None:
     """Fail before anything runs if the shared folder cannot take the run's files."""
     try:

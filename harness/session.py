@@ -108,7 +108,8 @@ class BenchmarkRun:
         jobs = plan.jobs(config.run_id, runnable, self.phases, self.threads, self.speed_threads, config.timeout_s,
                          device=self.executor.device)
         done = plan.reusable(self.store, [b.name for b in runnable], self.phases, config.rerun,
-                             profile=config.profile, say=self.say)
+                             profile=config.profile, fingerprint=preflight.data_fingerprint(dataset, config),
+                             say=self.say)
         try:
             for job in jobs:
                 if job.key not in done:

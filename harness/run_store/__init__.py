@@ -275,7 +275,9 @@ class RunStore:
             return None, str(err)
         spec = phases.get(phase)
         if fingerprint and spec.fingerprinted and result.get("data", {}).get("fingerprint") != fingerprint:
-            return None, "it saw other data (its data fingerprint differs)"
+            seen = str(result.get("data", {}).get("fingerprint"))[:12]
+            return None, (f"it saw other data (data fingerprint {seen}, the data set's is now {fingerprint[:12]}: "
+                          "its images changed since)")
         folder = self.backend_dir(backend)
         problem = checks.outputs_problem(folder, result) if isinstance(result.get("outputs"), dict) else None
         problem = problem or checks.checksum_problem(folder, result, spec.promises)
