@@ -61,6 +61,8 @@ class BenchmarkRun:
         """The phases this run plans: the profile's, narrowed to what the selected cases need."""
         self.analysis: RunAnalysis | None = None
         self.end: run_end.RunEnd | None = None
+        self.failure: str | None = None
+        """Why the run ended without its analysis or report (one line naming ``kbench report``), or None."""
         self._assessment: baselines.Assessment | None = None
         self.timings: dict[str, float] = {}
         """Seconds the harness itself spent: set-up before the first job, gathering after the last."""
@@ -94,7 +96,7 @@ class BenchmarkRun:
             self.settings = self.store.write_settings(self._run_settings(dataset))
             # every job builds the run folder's copy, on any executor: it is on the storage they all mount
             self.store.write_model_file(config.model.path.read_bytes())
-            self.store.remove_derived(config.reports_dir / config.run_id)  # only once this run goes on
+            self.store.set_aside_derived(config.reports_dir / config.run_id)  # only once this run goes on
         except OSError as err:
             raise ConfigError(f"cannot write the run folder {self.store.path} ({err.strerror}); "
                               f"{storage_hint(err, config.run_id)}") from None
@@ -207,6 +209,8 @@ class BenchmarkRun:
         except OSError as err:  # the analysis is still used for the checks and the report
             self.say(f"could not write {self.store.analysis_path} ({err.strerror}); "
                      f"{storage_hint(err, self.config.run_id)}")
+            self.failure = (f"could not write {self.store.analysis_path} ({err.strerror}); once there is room, "
+                            f"write it and the report with kbench report {self.store.path} --write-analysis")
         self.analysis = analysis
         return self.analysis
 
@@ -221,6 +225,9 @@ class BenchmarkRun:
         analysis = self.finish(run_remaining=False)
         started = time.perf_counter()
         self.end = run_end.finish(analysis, self.store, run_end.EndSettings.of(self.config), say=self.say)
+        self.failure = self.failure or self.end.missing
+        if self.failure is None:  # this session's files are written: the earlier session's go
+            self.store.drop_set_aside(self.config.reports_dir / self.config.run_id)
         took = time.perf_counter() - started
         self.end.lines.append(f"harness time: set-up {self.timings.get('setup_s', 0):.2f} s, "
                               f"gather + ensemble {self.timings.get('gather_analyse_s', 0):.2f} s, "
@@ -307,14 +314,30 @@ class BenchmarkSession:
         return [r for r in self.runs if r.started]
 
     def end(self) -> list[RepeatsSummary]:
-        """End every started run that was not interrupted (history, baseline, report), then the repeats."""
+        """End every started run that was not interrupted (history, baseline, report), then the repeats.
+
+        A run whose analysis fails is one line in ``failures``, not a traceback; so is a run whose
+        analysis or report could not be written (``BenchmarkRun.failure``).
+        """
         for run in self.runs:
             if run.started and not run.interrupted:
                 try:
                     run.end_run()
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as err:  # noqa: BLE001 (the jobs' results are kept: say what to do)
+                    run.failure = (f"could not analyse run {run.config.run_id} ({type(err).__name__}: "
+                                   f"{' '.join(str(err).split())[:200]}); its results are in {run.store.path}: "
+                                   f"analyse them again with kbench report {run.store.path}")
+                    self.say(run.failure)
                 finally:
                     run.close(cancel=False)
         return self.end_repeats()
+
+    @property
+    def failures(self) -> list[str]:
+        """Why each run that ended has no analysis or report; a session with any must not pass."""
+        return [run.failure for run in self.runs if run.failure]
 
     def end_repeats(self) -> list[RepeatsSummary]:
         """With ``--repeats``: each model's means and 95% intervals over its finished repeats."""

@@ -42,13 +42,15 @@ from harness.run_store.checks import DIVERGED, read_json, result_file_problem
 from harness.scoring.record import RunAnalysis, read_analysis
 from harness.workload import layout
 
-__all__ = ["DERIVED", "DIVERGED", "JobFiles", "RunStore", "read_json", "result_file_problem"]
+__all__ = ["DERIVED", "DIVERGED", "PREVIOUS", "JobFiles", "RunStore", "read_json", "result_file_problem"]
 
 IDENTITY_KEYS = ("profile", "dataset", "model", "device", "runtime")
 """run.json keys that must match for a later session to resume a run (a run's figures all come from
 one device and one kind of runtime)."""
 DERIVED = (layout.ENSEMBLE_JSON, layout.REPORT_HTML, layout.REPORT_MD)
 """Files made from the jobs' results at the end of a session."""
+PREVIOUS = ".previous"
+"""Ends the name an earlier session's derived file is kept under while this session writes its own."""
 REPORTS = {"html": layout.REPORT_HTML, "md": layout.REPORT_MD}
 """The report's formats and their files in the run folder."""
 
@@ -426,17 +428,26 @@ class RunStore:
         return None
 
     # -- what the end of a run writes --------------------------------------------------------
-    def remove_derived(self, *copies: Path) -> None:
-        """Delete an earlier session's ensemble.json and reports (and their ``copies``) before this one runs.
+    def set_aside_derived(self, *copies: Path) -> None:
+        """Rename an earlier session's ensemble.json and reports (and their ``copies``) to ``<name>.previous``.
 
         They describe the jobs as they were: once a job reruns (or the analysis
-        fails), they would look current while being wrong. The session writes
-        them again from the files as they are now.
+        fails), they would look current while being wrong. They are kept
+        aside, not deleted, until this session has written its own
+        (``drop_set_aside``): a run whose end fails never loses its last report.
         """
         for folder in (self.path, *copies):
             for name in DERIVED:
+                path = Path(folder) / name
+                if path.exists():
+                    os.replace(path, path.with_name(name + PREVIOUS))
+
+    def drop_set_aside(self, *copies: Path) -> None:
+        """Delete what ``set_aside_derived`` kept, once this session wrote its own files."""
+        for folder in (self.path, *copies):
+            for name in DERIVED:
                 try:
-                    (Path(folder) / name).unlink()
+                    (Path(folder) / (name + PREVIOUS)).unlink()
                 except FileNotFoundError:
                     pass
 
