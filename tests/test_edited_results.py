@@ -84,7 +84,8 @@ def test_a_report_of_a_hand_edited_run_leaves_the_member_out_with_the_field_name
 def test_kbench_report_of_a_hand_edited_run_writes_the_report_without_it(shared, capsys):
     """Before: `kbench report` failed with "could not convert string to float: 'abc'" and suggested itself."""
     edit_train(shared, "abc")
-    assert cli.main(["report", str(shared / "runs" / "synthetic1"), "--baselines", ""]) == 0
+    assert cli.main(["report", str(shared / "runs" / "synthetic1"), "--baselines", "",
+                     "--reports-dir", str(shared / "out")]) == 0
     out = capsys.readouterr()
     assert "Traceback" not in out.out + out.err
     report = (shared / "runs" / "synthetic1" / "report.html").read_text()
