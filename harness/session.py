@@ -281,6 +281,7 @@ class BenchmarkSession:
         self.say = say
         self.runs = [BenchmarkRun(c, say) for c in configs]
         self.models_checked = False
+        self._model_problem: HarnessError | None = None
         self.lines: list[str] = []
         """Lines for the end of the session (repeats' summaries)."""
         self._previous_sigterm: Any = None
@@ -290,12 +291,23 @@ class BenchmarkSession:
         return next((r for r in self.runs if r.config.label == label), self.runs[0])
 
     def check_models(self) -> None:
-        """Build every model of the user's once before the first job of the session (a bad one stops all)."""
+        """Build every model of the user's once before the first job of the session (a bad one stops all,
+        and is not built again by the next case: its problem is raised again as it was)."""
         if self.models_checked:
+            if self._model_problem is not None:
+                raise self._model_problem
             return
-        for run in self.runs:
-            preflight.check_model(run.config, run.config.dataset, self.say)
+        try:
+            for run in self.runs:
+                preflight.check_model(run.config, run.config.dataset, self.say)
+        except HarnessError as err:
+            self._model_problem = err
+        except Exception as err:  # noqa: BLE001 (a model file can fail in any way: one line, once)
+            self._model_problem = ConfigError(f"could not check the model files ({type(err).__name__}: "
+                                              f"{' '.join(str(err).split())[:200]})")
         self.models_checked = True
+        if self._model_problem is not None:
+            raise self._model_problem
 
     def start(self, run: BenchmarkRun) -> None:
         """Start one run (its models checked first); SIGTERM then interrupts the session like Ctrl-C."""
