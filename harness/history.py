@@ -253,7 +253,7 @@ def _wrong_type(data: dict[str, Any]) -> str | None:
             return f"hold {key} that is not an object"
         if key != "best_member" and not all(_number((part or {}).get(score)) for score in SCORES):
             return f"hold {key} figures that are not numbers"
-    for name, member in data["members"].items():
+    for member in data["members"].values():
         if not isinstance(member, dict):
             return "hold a member that is not an object"
         if not all(_number(member.get(figure)) for figure in MEMBER_FIGURES):

@@ -17,8 +17,8 @@ from harness import options, plan, preflight
 from harness.executors.base import Executor
 from harness.session import BenchmarkRun
 from tests.conftest import write_image_folder
-from tests.test_resume import ALL_JOBS, BACKENDS, FIDELITY, SERVE, session_on
 from tests.run_fixtures import RunSpec, write_run
+from tests.test_resume import ALL_JOBS, BACKENDS, FIDELITY, SERVE, session_on
 
 TINY = {"name": "tiny", "description": "tests", "n_train": 24, "n_val": 6, "n_test": 12, "epochs": 1,
         "batch_size": 8, "learning_rate": 1e-3, "predict_batch_size": 4, "job_timeout_s": 900, "seed": 3,

@@ -103,8 +103,8 @@ def test_kbench_report_of_a_hand_edited_run_writes_the_report_without_it(shared,
     ("train", {"final": {"val_loss": float("nan")}}, "final.val_loss is not a finite number"),
     ("predict", {"test": {"accuracy": 2}}, "test.accuracy is 2, not a number from 0 to 1"),
     ("predict", {"timing": {"p90_ms": float("inf")}}, "timing.p90_ms is not a finite number"),
-    ("speed", {"train": {"step_s": [0.1, "slow"]}}, "train.step_s is [0.1, 'slow'], not a list of finite numbers"
-                                                    " of at least 0"),
+    ("speed", {"train": {"step_s": [0.1, "slow"]}},
+     "train.step_s is [0.1, 'slow'], not a list of finite numbers of at least 0"),
     ("train", {"final": {"val_accuracy": None, "train_accuracy": 0.5}, "history": []}, None),
 ])
 def test_each_value_the_harness_reads_is_checked_for_type_and_range(phase, result, problem):

@@ -192,5 +192,5 @@ def test_a_serving_setting_changed_since_reruns_the_serve_jobs_and_nothing_else(
                          say=said.append)
     assert set(done) == ALL_JOBS - set(SERVE.values())
     assert [line for line in said if "serve" in line] == [
-        "not reusing tensorflow/serve, jax/serve of run synthetic1: it was timed with other settings than the "
-        "profile asks (serve_p99_bound_ms); running them again"]
+        ("not reusing tensorflow/serve, jax/serve of run synthetic1: it was timed with other settings than the "
+         "profile asks (serve_p99_bound_ms); running them again")]

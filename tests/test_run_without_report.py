@@ -113,5 +113,5 @@ def test_a_run_whose_analysis_fails_is_one_line_naming_kbench_report_not_a_trace
     session.end()
     run_dir = shared / "runs" / "synthetic1"
     assert session.failures == [
-        f"could not analyse run synthetic1 (ValueError: could not convert string to float: 'abc'); its results are "
-        f"in {run_dir}: analyse them again with kbench report {run_dir}"]
+        (f"could not analyse run synthetic1 (ValueError: could not convert string to float: 'abc'); its results "
+         f"are in {run_dir}: analyse them again with kbench report {run_dir}")]

@@ -58,7 +58,7 @@ FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
         ("history[].accuracy", FRACTION), ("history[].val_accuracy", FRACTION),
         ("history[].loss", AMOUNT), ("history[].val_loss", AMOUNT), ("history[].seconds", AMOUNT),
         ("history[].images", COUNT), ("history[].images_per_s", AMOUNT),
-        ("timing.steady_images_per_s", AMOUNT), ("timing.epoch_seconds", AMOUNTS),
+        ("timing.steady_images_per_s", AMOUNT), ("timing.steady_basis", TEXT), ("timing.epoch_seconds", AMOUNTS),
         ("timing.train_seconds", AMOUNT), ("timing.first_epoch_s", AMOUNT), ("timing.warmup_s", AMOUNT),
         ("timing.startup_s", AMOUNT), ("timing.data_load_s", AMOUNT), ("model.parameters", COUNT),
     ),

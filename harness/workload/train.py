@@ -11,7 +11,7 @@ import numpy as np
 
 from harness.workload import data, environment, events, faults, flops, layout, model
 from harness.workload.job import InputError
-from harness.workload.timing import StepTimer, steady_rate, summarise_epochs
+from harness.workload.timing import StepTimer, steady_basis, steady_rate, summarise_epochs
 
 TRAIN_EVAL_IMAGES = 2000
 """Training images scored in inference mode after training (a seeded sample when the
@@ -133,6 +133,7 @@ def run(job, keras):
     }
     steady = steady_rate(history, timers)
     result["timing"]["steady_images_per_s"] = steady
+    result["timing"]["steady_basis"] = steady_basis(history, timers)
     result["flops"] = cost  # utilisation comes from the speed phase, measured alone against the ceiling
     return result
 
