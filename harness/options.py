@@ -141,13 +141,22 @@ def folder(values: Mapping[str, Any], dest: str, root: Path, cwd: Path) -> Path:
     """A folder option as an absolute path: the default under ``root``, a given path from ``cwd``."""
     value = values.get(dest)
     if value is None or str(value) == FOLDER_DEFAULTS.get(dest):
-        return (root / FOLDER_DEFAULTS[dest]).resolve()
-    return (cwd / Path(str(value)).expanduser()).resolve()
+        return _not_a_file(dest, (root / FOLDER_DEFAULTS[dest]).resolve())
+    return _not_a_file(dest, (cwd / Path(str(value)).expanduser()).resolve())
 
 
 def history_dir(values: Mapping[str, Any], shared: Path, cwd: Path) -> Path:
     given = values.get("history_dir")
-    return (cwd / Path(str(given)).expanduser()).resolve() if given else Path(layout.history_dir(str(shared)))
+    return _not_a_file("history_dir", (cwd / Path(str(given)).expanduser()).resolve() if given
+                       else Path(layout.history_dir(str(shared))))
+
+
+def _not_a_file(dest: str, path: Path) -> Path:
+    """A folder option's path, refused in one line when a file (not a folder) is there."""
+    if path.exists() and not path.is_dir():
+        flag = "--" + dest.replace("_", "-")
+        raise ConfigError(f"{flag} {path} is a file, not a folder; give {flag} a folder (it is made if missing)")
+    return path
 
 
 def baselines_folder(values: Mapping[str, Any], root: Path, cwd: Path) -> Path | None:
