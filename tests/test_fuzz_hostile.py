@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -26,7 +26,7 @@ from harness.config import THREADS_PER_CORE
 from harness.errors import ConfigError, HarnessError
 from harness.jobs import JobResult, JobState
 from harness.names import check_run_id
-from harness.run_store import RunStore
+from harness.run_store import RunStore, values
 from harness.run_store import checks as job_outputs
 from harness.scoring.analysis import analyse
 from harness.scoring.gather import gather
@@ -180,3 +180,120 @@ def test_fuzz_a_damaged_result_file_is_left_out_with_the_reason_or_sound(run, da
         assert "tensorflow" in results.usable
     finally:
         path.write_bytes(original)
+
+
+# -- hand-edited result files -------------------------------------------------------------------------
+RESULT_PHASES = ("train", "predict", "fidelity", "speed", "serve")
+hostile_values = st.one_of(
+    hostile_scalars, st.sampled_from([7.0, -1.0, 1e308, -1e308, 0.0, 1.5, "abc", "", [], {}, [1.0, "x"]]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+
+
+def json_paths(node, prefix=()):
+    """Every place in a JSON tree (the first items of each list), the root left out."""
+    if prefix:
+        yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from json_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node[:2]):
+            yield from json_paths(value, (*prefix, i))
+
+
+def edited(result: dict, path: tuple, value) -> dict:
+    copy = json.loads(json.dumps(result))
+    node = copy
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return copy
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished two-backend run whose every job has its result, status and checksums."""
+    shared = tmp_path_factory.mktemp("edited")
+    write_run(shared, RunSpec(backends=BACKENDS))
+    return RunStore(shared, "synthetic1")
+
+
+CHARTS = ("accuracy", "learning_curves", "speed", "reliability", "confusion", "serving_latency",
+          "offline_throughput", "server_p99", "history")
+
+
+def report_of(store: RunStore):
+    """The run's analysis and both reports, all but matplotlib's drawing (the charts' data is still gathered:
+    drawing is the same code for any numbers, and slow)."""
+    from harness.report import charts, render
+    from harness.run_end import reanalyse
+
+    analysis = reanalyse(store)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in CHARTS:
+            patch.setattr(charts, name, lambda *args, **kwargs: None)
+        render.render_reports(analysis)
+    return analysis
+
+
+@settings(FUZZ, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # each example renders a report: no shrinking
+@given(data=st.data(), rewritten=st.booleans())
+def test_fuzz_a_hand_edited_result_file_is_reused_sound_or_refused_with_a_line(finished, data, rewritten):
+    """Any field of train.json, predict.json, fidelity.json, speed.json or serve.json set to any value: by
+    hand (its status's checksum no longer matches) or as if the job had written it (checksum rewritten)."""
+    phase = data.draw(st.sampled_from(RESULT_PHASES))
+    result_path = finished.file("jax", layout.result_name(phase))
+    status_path = finished.file("jax", layout.status_name(phase))
+    originals = result_path.read_bytes(), status_path.read_bytes()
+    result = json.loads(originals[0])
+    where = data.draw(st.sampled_from(sorted(json_paths(result), key=str)))
+    changed = edited(result, where, data.draw(hostile_values))
+    text = json.dumps(changed, indent=2, sort_keys=True)
+    assume(json.loads(text) != result or rewritten)
+    try:
+        result_path.write_text(text)
+        if rewritten:
+            finished.write_status(finished.read_status("jax", phase))
+        reused, why = finished.earlier("jax", phase)
+        if reused is None:
+            assert why and "\n" not in why, why
+        else:
+            assert rewritten, "a hand edit is never reused"
+            assert values.problem(phase, finished.read_result("jax", phase)) is None
+        analysis = report_of(finished)
+        member = analysis.members["jax"]
+        assert member.ok or (member.reason and "\n" not in member.reason)
+        assert analysis.members["tensorflow"].ok
+    finally:
+        result_path.write_bytes(originals[0])
+        status_path.write_bytes(originals[1])
+
+
+# -- history lines --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def history_line(finished) -> dict:
+    from harness import history
+    from harness.run_end import reanalyse
+
+    return history.entry(reanalyse(finished))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_a_history_line_of_valid_json_with_any_value_is_read_or_skipped_with_a_line(history_line, data,
+                                                                                         tmp_path_factory):
+    """A history line with any field set to any value: the report and `kbench history` use it or skip it."""
+    from harness import history
+    from harness.report import tables
+
+    where = data.draw(st.sampled_from(sorted(json_paths(history_line), key=str)))
+    line = edited(history_line, where, data.draw(hostile_values))
+    folder = tmp_path_factory.mktemp("history")
+    (folder / "smoke.jsonl").write_text(json.dumps(history_line) + "\n" + json.dumps(line) + "\n")
+    loaded = history.load(folder, "smoke")
+    assert len(loaded.entries) + len(loaded.problems) >= 1 and all("\n" not in p for p in loaded.problems)
+    tables.history_rows(loaded.entries, "synthetic1", ["tensorflow", "jax"])
+    for entry in loaded.entries:
+        cli_line = __import__("harness.cli", fromlist=["history_line"]).history_line(entry)
+        assert "\n" not in cli_line

@@ -9,7 +9,7 @@ the result is refused with one line naming the field, and the job runs again
 
 Each phase lists the fields the scoring and the report read. A field may be
 missing or null (older results lack some), but when present it must be what
-the table says. On top of that, no number anywhere in a result may be NaN or
+the table says (an object or a list is never null). On top of that, no number anywhere in a result may be NaN or
 infinite (Python's JSON reader accepts both). Pure: no file is read here.
 """
 from __future__ import annotations
@@ -26,13 +26,15 @@ class Kind:
 
     said: str
     fits: Callable[[Any], bool]
+    nullable: bool = True
+    """Whether null stands for "not measured" (a figure); an object or a list the harness reads into is never null."""
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-OBJECT = Kind("a JSON object", lambda v: isinstance(v, dict))
+OBJECT = Kind("a JSON object", lambda v: isinstance(v, dict), nullable=False)
 TEXT = Kind("a string", lambda v: isinstance(v, str))
 NUMBER = Kind("a finite number", _number)
 FRACTION = Kind("a number from 0 to 1", lambda v: _number(v) and 0 <= v <= 1)
@@ -40,12 +42,24 @@ AMOUNT = Kind("a finite number of at least 0", lambda v: _number(v) and v >= 0)
 COUNT = Kind("a whole number of at least 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
 AMOUNTS = Kind("a list of finite numbers of at least 0", lambda v: isinstance(v, list) and all(AMOUNT.fits(x) for x in v))
 NAMES = Kind("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
-LIST = Kind("a list", lambda v: isinstance(v, list))
+FLAG = Kind("true or false", lambda v: isinstance(v, bool))
+COUNTS = Kind("a list of whole numbers of at least 0", lambda v: isinstance(v, list) and all(COUNT.fits(x) for x in v))
+LIST = Kind("a list", lambda v: isinstance(v, list), nullable=False)
+
+def _load(at: str) -> tuple[tuple[str, Kind], ...]:
+    """A machine-load reading (``harness.workload.machine_load``) at ``at``: what the speed and serving
+    figures, and the report, read of it."""
+    return ((at, OBJECT), (f"{at}.others_cores", AMOUNT), (f"{at}.others_on_own_cpus_cores", AMOUNT),
+            (f"{at}.own_cores", AMOUNT), (f"{at}.machine_busy_cores", AMOUNT), (f"{at}.steal_share", AMOUNT),
+            (f"{at}.pressure_some_share", AMOUNT), (f"{at}.seconds", AMOUNT), (f"{at}.contended", FLAG),
+            (f"{at}.reasons", NAMES))
+
 
 _COMMON = (("data", OBJECT), ("data.fingerprint", TEXT), ("data.classes", NAMES), ("data.sizes", OBJECT),
            ("data.cache_key", TEXT), ("environment", OBJECT), ("settings", OBJECT), ("model", OBJECT),
            ("timing", OBJECT), ("flops", OBJECT), ("flops.forward", AMOUNT), ("flops.train", AMOUNT),
-           ("peak_rss_mb", AMOUNT), ("cpu", OBJECT), ("files", OBJECT))
+           ("peak_rss_mb", AMOUNT), ("cpu", OBJECT), ("files", OBJECT), ("environment.threads", OBJECT),
+           ("environment.variables", OBJECT), ("settings.threads", COUNT))
 
 FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
     "train": _COMMON + (
@@ -75,16 +89,39 @@ FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
     "speed": _COMMON + (
         ("train", OBJECT), ("train.step_s", AMOUNTS), ("train.warmup_s", AMOUNT),
         ("train.images_per_step", COUNT), ("train.segments", LIST), ("train.segments[]", OBJECT),
+        ("train.segments[].first_step", COUNT), ("train.segments[].steps", COUNT),
+        *_load("train.segments[].load"),
         ("predict", OBJECT), ("predict.batch_s", AMOUNTS), ("predict.images_per_batch", COUNT),
-        ("load", OBJECT), ("ceiling", OBJECT), ("ceiling.kernels", OBJECT), ("settings.steps", COUNT),
+        ("load", OBJECT), *_load("load.train"), *_load("load.predict"), ("load.quiet_wait", OBJECT),
+        ("ceiling", OBJECT), ("ceiling.machine", OBJECT), ("ceiling.threads", COUNT), ("ceiling.kernels", OBJECT),
+        ("ceiling.kernels.*", OBJECT), ("ceiling.kernels.*.gflops", AMOUNT), ("ceiling.theoretical_peak", OBJECT),
+        ("ceiling.theoretical_peak.gflops", AMOUNT),
+        ("settings.steps", COUNT), ("settings.batch_size", COUNT), ("settings.predict_batch_size", COUNT),
+        ("settings.warmup_steps", COUNT), ("settings.predict_batches", COUNT),
     ),
     "serve": _COMMON + (
-        ("single_stream", OBJECT), ("single_stream.latency_s", AMOUNTS), ("offline", OBJECT),
-        ("offline.batches", LIST), ("offline.batches[]", OBJECT), ("server", OBJECT),
-        ("server.trials", LIST), ("server.trials[]", OBJECT), ("audit", OBJECT),
+        ("single_stream", OBJECT), ("single_stream.latency_s", AMOUNTS), ("single_stream.duration_s", AMOUNT),
+        ("single_stream.wall_s", AMOUNT), ("single_stream.first_query_s", AMOUNT), *_load("single_stream.load"),
+        ("offline", OBJECT), ("offline.batches", LIST), ("offline.batches[]", OBJECT),
+        ("offline.batches[].batch_s!", AMOUNTS), ("offline.batches[].batch!", COUNT),
+        ("offline.batches[].images!", COUNT), ("offline.batches[].wall_s", AMOUNT),
+        ("offline.batches[].first_query_s", AMOUNT), *_load("offline.batches[].load"),
+        ("server", OBJECT), ("server.bound_s!", AMOUNT), ("server.first_rate", AMOUNT),
+        ("server.trials", LIST), ("server.trials[]", OBJECT), ("server.trials[].latency_s!", AMOUNTS),
+        ("server.trials[].rate!", AMOUNT), ("server.trials[].queries!", COUNT), ("server.trials[].passed!", FLAG),
+        ("server.trials[].stopped_early", FLAG), ("server.trials[].scheduled_s", AMOUNT),
+        ("server.trials[].first_query_s", AMOUNT), ("server.trials[].answered", COUNT),
+        ("server.trials[].wall_s", AMOUNT), *_load("server.trials[].load"),
+        ("server.search", OBJECT), ("server.search.peak_rate", AMOUNT), ("server.search.failed_rate", AMOUNT),
+        ("server.search.finished", FLAG), ("server.search.max_trials", COUNT),
+        ("first_answer_s", AMOUNT), ("fault", TEXT), ("audit", OBJECT), ("audit.file", TEXT),
+        ("settings.seconds", AMOUNT), ("settings.min_queries", COUNT), ("settings.offline_batches", COUNTS),
+        ("settings.sweep_seconds", AMOUNT), ("settings.rate_trials", COUNT), ("settings.p99_bound_ms", AMOUNT),
+        ("settings.max_batch", COUNT), ("settings.server_percentile", FRACTION),
     ),
 }
-"""Per phase: each field the harness reads (a dotted path; ``[]`` for each item of a list) and what it must be."""
+"""Per phase: each field the harness reads (a dotted path; ``[]`` for each item of a list, ``*`` for each value
+of an object, a trailing ``!`` where its object must hold it) and what it must be."""
 
 
 def problem(phase: str, result: dict) -> str | None:
@@ -94,29 +131,39 @@ def problem(phase: str, result: dict) -> str | None:
     if bad:
         return f"{bad} is not a finite number"
     for path, kind in FIELDS.get(phase, ()):
-        for where, value in _values(result, path.split(".")):
-            if value is not None and not kind.fits(value):
+        required = path.endswith("!")
+        for where, value in _values(result, path.rstrip("!").split("."), required=required):
+            if value is _MISSING:
+                return f"{where} is missing"
+            if (value is not None or not kind.nullable) and not kind.fits(value):
                 return f"{where} is {_shown(value)}, not {kind.said}"
     return None
 
 
-def _values(node: Any, parts: list[str], where: str = "") -> list[tuple[str, Any]]:
-    """Every value at a dotted path under ``node`` (items of a list for ``name[]``), with where it is."""
+_MISSING = object()
+
+
+def _values(node: Any, parts: list[str], where: str = "", required: bool = False) -> list[tuple[str, Any]]:
+    """Every value at a dotted path under ``node`` (items of a list for ``name[]``, every value of an object
+    for ``*``), with where it is; ``_MISSING`` where a ``required`` last part is not there."""
     if not parts:
         return [(where, node)]
     if not isinstance(node, dict):
         return []  # the containing object's own kind is checked by its own entry
     head, rest = parts[0], parts[1:]
+    if head == "*":
+        return [found for key, value in node.items()
+                for found in _values(value, rest, f"{where}.{key}" if where else str(key), required)]
     name, each = (head[:-2], True) if head.endswith("[]") else (head, False)
     here = f"{where}.{name}" if where else name
     if name not in node:
-        return []
+        return [(here, _MISSING)] if required and not rest else []
     value = node[name]
     if not each:
-        return _values(value, rest, here)
+        return _values(value, rest, here, required)
     if not isinstance(value, list):
         return []
-    return [found for i, item in enumerate(value) for found in _values(item, rest, f"{here}[{i}]")]
+    return [found for i, item in enumerate(value) for found in _values(item, rest, f"{here}[{i}]", required)]
 
 
 def _not_finite(node: Any, where: str) -> str | None:
