@@ -34,6 +34,9 @@ from harness.workload import layout
 from tests.run_fixtures import CLASSES, RunSpec, write_run
 
 FUZZ = settings(max_examples=int(os.environ.get("KBENCH_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ_REPORTS = settings(FUZZ, max_examples=int(os.environ.get("KBENCH_FUZZ_EXAMPLES", "25")),
+                        phases=[Phase.explicit, Phase.reuse, Phase.generate])
+"""For tests whose every example analyses a run and renders its report (~0.1 s): fewer by default, no shrinking."""
 
 hostile_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
@@ -237,7 +240,7 @@ def report_of(store: RunStore):
     return analysis
 
 
-@settings(FUZZ, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # each example renders a report: no shrinking
+@FUZZ_REPORTS
 @given(data=st.data(), rewritten=st.booleans())
 def test_fuzz_a_hand_edited_result_file_is_reused_sound_or_refused_with_a_line(finished, data, rewritten):
     """Any field of train.json, predict.json, fidelity.json, speed.json or serve.json set to any value: by

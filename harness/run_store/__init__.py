@@ -383,20 +383,28 @@ class RunStore:
         """One split's softmax outputs as the predict job wrote them."""
         return checks.load_array(self.file(backend, layout.probs_name(split)))
 
+    def _named(self, backend: str, named: Any, expected: str, phase: str) -> Path:
+        """The file a result names, which must be the job's own (a result never points elsewhere)."""
+        if named not in (None, expected):
+            raise ResultError(f"{backend}'s {layout.result_name(phase)} names {str(named)[:60]!r} instead of "
+                              f"{expected}; run it again (--rerun {backend}/{phase})")
+        return self.file(backend, expected)
+
     def fidelity_outputs(self, backend: str, result: dict) -> dict[str, np.ndarray]:
         """A fidelity job's softmax outputs for each member's weights, by member name."""
-        path = self.file(backend, result.get("outputs", layout.FIDELITY_PROBS))
+        path = self._named(backend, result.get("outputs"), layout.FIDELITY_PROBS, "fidelity")
         with np.load(path, allow_pickle=False) as stored:
             return {source: stored[source] for source in stored.files}
 
     def step_gradients(self, backend: str, step: dict) -> list[np.ndarray]:
         """A fidelity job's one-step gradients, in the model's weight order."""
-        with np.load(self.file(backend, step.get("gradients", layout.STEP_GRADS)), allow_pickle=False) as stored:
+        path = self._named(backend, step.get("gradients"), layout.STEP_GRADS, "fidelity")
+        with np.load(path, allow_pickle=False) as stored:
             return [stored[f"arr_{i}"] for i in range(len(stored.files))]
 
     def serve_audit(self, backend: str, result: dict) -> dict[str, np.ndarray]:
         """A serve job's kept answers and their test rows, by array name (``<run>__rows``, ``<run>__probs``)."""
-        path = self.file(backend, (result.get("audit") or {}).get("file") or layout.SERVE_AUDIT)
+        path = self._named(backend, (result.get("audit") or {}).get("file"), layout.SERVE_AUDIT, "serve")
         try:
             with np.load(path, allow_pickle=False) as stored:
                 return {name: stored[name] for name in stored.files}

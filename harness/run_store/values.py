@@ -30,20 +30,27 @@ class Kind:
     """Whether null stands for "not measured" (a figure); an object or a list the harness reads into is never null."""
 
 
+LARGEST = 1e15
+"""No figure of a job comes near it (seconds, images, FLOPs per image, megabytes); a larger one is an edit,
+and sums of such (1e308 ms step times) would overflow to infinity in the statistics."""
+
+
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and abs(value) <= LARGEST
 
 
 OBJECT = Kind("a JSON object", lambda v: isinstance(v, dict), nullable=False)
 TEXT = Kind("a string", lambda v: isinstance(v, str))
-NUMBER = Kind("a finite number", _number)
+NUMBER = Kind("a number from -1e15 to 1e15", _number)
 FRACTION = Kind("a number from 0 to 1", lambda v: _number(v) and 0 <= v <= 1)
-AMOUNT = Kind("a finite number of at least 0", lambda v: _number(v) and v >= 0)
-COUNT = Kind("a whole number of at least 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-AMOUNTS = Kind("a list of finite numbers of at least 0", lambda v: isinstance(v, list) and all(AMOUNT.fits(x) for x in v))
+AMOUNT = Kind("a number from 0 to 1e15", lambda v: _number(v) and v >= 0)
+COUNT = Kind("a whole number from 0 to 1e15",
+             lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= LARGEST)
+AMOUNTS = Kind("a list of numbers from 0 to 1e15", lambda v: isinstance(v, list) and all(AMOUNT.fits(x) for x in v))
 NAMES = Kind("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
 FLAG = Kind("true or false", lambda v: isinstance(v, bool))
-COUNTS = Kind("a list of whole numbers of at least 0", lambda v: isinstance(v, list) and all(COUNT.fits(x) for x in v))
+COUNTS = Kind("a list of whole numbers from 0 to 1e15", lambda v: isinstance(v, list) and all(COUNT.fits(x) for x in v))
 LIST = Kind("a list", lambda v: isinstance(v, list), nullable=False)
 
 def _load(at: str) -> tuple[tuple[str, Kind], ...]:
@@ -77,13 +84,16 @@ FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
         ("timing.startup_s", AMOUNT), ("timing.data_load_s", AMOUNT), ("model.parameters", COUNT),
     ),
     "predict": _COMMON + (
-        ("outputs", OBJECT), ("test", OBJECT), ("test.accuracy", FRACTION), ("test.loss", AMOUNT),
+        ("outputs", OBJECT), ("outputs.*", OBJECT), ("outputs.*.rows", COUNT), ("outputs.*.columns", COUNT),
+        ("outputs.*.probs", TEXT), ("outputs.*.labels", TEXT), ("test", OBJECT), ("test.accuracy", FRACTION), ("test.loss", AMOUNT),
         ("timing.images_per_s", AMOUNT), ("timing.p50_ms", AMOUNT), ("timing.p90_ms", AMOUNT),
         ("timing.p99_ms", AMOUNT), ("timing.warmup_s", AMOUNT), ("timing.startup_s", AMOUNT),
     ),
     "fidelity": _COMMON + (
         ("images", COUNT), ("outputs", TEXT), ("sources", OBJECT), ("step", OBJECT),
-        ("step.loss_keras", NUMBER), ("step.loss_numpy", NUMBER), ("step.learning_rate", NUMBER),
+        ("step.loss_keras!", NUMBER), ("step.loss_numpy", NUMBER), ("step.learning_rate", NUMBER),
+        ("step.sensitivity", LIST), ("sources.*", OBJECT), ("sources.*.rows", COUNT),
+        ("sources.*.weights_sha256", TEXT),
         ("step.images", COUNT), ("step.reference_weights", TEXT), ("step.gradients", TEXT),
     ),
     "speed": _COMMON + (
@@ -121,7 +131,7 @@ FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
     ),
 }
 """Per phase: each field the harness reads (a dotted path; ``[]`` for each item of a list, ``*`` for each value
-of an object, a trailing ``!`` where its object must hold it) and what it must be."""
+of an object, a trailing ``!`` where its object must hold it, not null) and what it must be."""
 
 
 def problem(phase: str, result: dict) -> str | None:
@@ -135,7 +145,7 @@ def problem(phase: str, result: dict) -> str | None:
         for where, value in _values(result, path.rstrip("!").split("."), required=required):
             if value is _MISSING:
                 return f"{where} is missing"
-            if (value is not None or not kind.nullable) and not kind.fits(value):
+            if (value is not None or required or not kind.nullable) and not kind.fits(value):
                 return f"{where} is {_shown(value)}, not {kind.said}"
     return None
 
