@@ -147,9 +147,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def limit(text: str) -> int:
     """``--limit``: how many recent runs to list, at least 1."""
     try:
-        return options.parse_positive_int("--limit", text)
+        number = options.parse_positive_int("--limit", text)
     except ConfigError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    if number is None:
+        raise argparse.ArgumentTypeError("--limit takes a whole number of at least 1")
+    return number
 
 
 def watches(text: str) -> tuple[str, ...]:

@@ -142,13 +142,21 @@ def folder(values: Mapping[str, Any], dest: str, root: Path, cwd: Path) -> Path:
     value = values.get(dest)
     if value is None or str(value) == FOLDER_DEFAULTS.get(dest):
         return _not_a_file(dest, (root / FOLDER_DEFAULTS[dest]).resolve())
-    return _not_a_file(dest, (cwd / Path(str(value)).expanduser()).resolve())
+    return _not_a_file(dest, (cwd / Path(_a_path(dest, value)).expanduser()).resolve())
 
 
 def history_dir(values: Mapping[str, Any], shared: Path, cwd: Path) -> Path:
     given = values.get("history_dir")
-    return _not_a_file("history_dir", (cwd / Path(str(given)).expanduser()).resolve() if given
+    return _not_a_file("history_dir", (cwd / Path(_a_path("history_dir", given)).expanduser()).resolve() if given
                        else Path(layout.history_dir(str(shared))))
+
+
+def _a_path(dest: str, value: Any) -> str:
+    """A folder option's text, refused in one line when no file system could hold it (a null byte)."""
+    text = str(value)
+    if "\0" in text:
+        raise ConfigError(f"--{dest.replace('_', '-')} {text!r} holds a null byte, which no path can; give a folder")
+    return text
 
 
 def _not_a_file(dest: str, path: Path) -> Path:

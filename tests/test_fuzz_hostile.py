@@ -300,3 +300,40 @@ def test_fuzz_a_history_line_of_valid_json_with_any_value_is_read_or_skipped_wit
     for entry in loaded.entries:
         cli_line = __import__("harness.cli", fromlist=["history_line"]).history_line(entry)
         assert "\n" not in cli_line
+
+
+# -- kbench's options -----------------------------------------------------------------------------
+kbench_value = st.one_of(st.text(max_size=12), st.sampled_from(
+    ["-5", "0", "1", "nan", "1e309", "seed", "fitted+T", "bogus", "../../etc/passwd", "/dev/null", "", " ", "10%"]))
+
+
+@FUZZ_REPORTS
+@given(data=st.data())
+def test_fuzz_kbench_options_are_one_line_or_do_their_work(finished, data, tmp_path_factory, capsys):
+    """`kbench report`, `history` and `gate` with any option values: exit 0, or one line (exit 1, or 2 for
+    argparse's usage errors); never a traceback."""
+    from harness import cli
+
+    command = data.draw(st.sampled_from(["report", "history", "gate"]))
+    out = tmp_path_factory.mktemp("kbench")
+    if command == "report":
+        flags = ["--ensemble", "--report-images", "--reports-dir", "--history-dir", "--baselines"]
+        argv = ["report", str(finished.path), "--reports-dir", str(out)]
+    elif command == "history":
+        flags = ["--profile", "--model", "--limit", "--history-dir"]
+        argv = ["--shared-dir", str(finished.shared), "history"]
+    else:
+        flags = ["--threshold", "--watch"]
+        argv = ["gate", str(out / "base.json"), str(out / "candidate.json")]
+    for flag in data.draw(st.lists(st.sampled_from(flags), unique=True, max_size=3)):
+        argv += [flag, data.draw(kbench_value)]
+    assume(not any(value.startswith("-") and value[1:2].isalpha() for value in argv[1:]))  # not a flag
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    said = capsys.readouterr()
+    assert "Traceback" not in said.out + said.err
+    assert code in (0, 1, 2), code
+    if code == 1:
+        assert said.err.startswith("kbench: ") and said.err.count("\n") == 1, said.err
