@@ -159,12 +159,15 @@ def tail_lines(path: Path, count: int) -> tuple[list[str], bool]:
     with open(path, "rb") as handle:
         handle.seek(0, 2)
         position = handle.tell()
-        data = b""
-        while position > 0 and data.count(b"\n") <= count:
+        blocks: list[bytes] = []
+        newlines = 0
+        while position > 0 and newlines <= count:  # each block read and counted once: linear in what is read
             step = min(BLOCK, position)
             position -= step
             handle.seek(position)
-            data = handle.read(step) + data
+            blocks.append(handle.read(step))
+            newlines += blocks[-1].count(b"\n")
+    data = b"".join(reversed(blocks))
     lines = data.decode("utf-8", errors="replace").splitlines()
     more = position > 0 or len(lines) > count
     if position > 0 and lines:

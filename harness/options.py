@@ -260,6 +260,9 @@ def build_runs(values: Mapping[str, Any], root: Path, cwd: Path) -> list[RunConf
             if path.exists():  # a malformed baseline fails before any job; a missing one is the run's business
                 baselines.load(path)
     given = names.check_run_id(values["run_id"]) if values.get("run_id") else None
+    if common["rerun"] and given is None:
+        raise ConfigError("--rerun runs jobs of an earlier run again: give that run's --run-id (kbench history lists "
+                          "them)")
     if len(specs) == 1 and count == 1:
         return [_config(common, specs[0], given or names.new_run_id())]
     base = given or names.new_run_id()

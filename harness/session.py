@@ -73,6 +73,9 @@ class BenchmarkRun:
             return
         started = time.perf_counter()
         config = self.config
+        if config.rerun and not self.store.exists():
+            raise ConfigError(f"--rerun: there is no run {config.run_id} in {self.store.path.parent} to run jobs of "
+                              "again; check --run-id and --shared-dir, or drop --rerun to start a new run")
         context = ExecutorContext(config.shared_dir, config.work_dir, config.parallel, self.say, config.runtime)
         self.executor = executor_class(config.executor)(context, config.executor_settings)
         self.executor.check()

@@ -186,6 +186,7 @@ class RunStore:
             return None
         data = read_json(path)
         checks.check_schema(data, path)
+        checks.check_settings(data, path)
         return data
 
     def write_settings(self, settings: dict[str, Any]) -> dict:

@@ -62,6 +62,22 @@ def check_schema(data: dict, path: Path) -> None:
                           "version that wrote it)")
 
 
+SETTINGS_OBJECTS = ("profile", "dataset", "model", "timing", "host")
+"""run.json's keys that hold an object (or are absent, in older runs)."""
+
+
+def check_settings(data: dict, path: Path) -> None:
+    """run.json's keys of the harness's own making are of their type: ResultError naming the key if not."""
+    backends = data.get("backends", [])
+    if not isinstance(backends, list) or not all(isinstance(name, str) for name in backends):
+        raise ResultError(f"{path}: backends is {str(backends)[:40]!r}, not a list of backend names (edited by "
+                          "hand?); write it as a list, e.g. [\"tensorflow\", \"jax\"]")
+    for key in SETTINGS_OBJECTS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ResultError(f"{path}: {key} is {str(data[key])[:40]!r}, not a JSON object (edited by hand?); "
+                              "restore it from a copy, or start a new run")
+
+
 def result_file_problem(path: Path) -> str | None:
     """Why a job's result file cannot be trusted (missing, corrupt, other schema), or None."""
     try:

@@ -1,0 +1,59 @@
+"""Issue 30's minor hostile cases: each one line naming the fix, before any work, or simply fast.
+
+Synthetic run folders (``tests.run_fixtures``) and the option table; nothing trains.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from harness import cli, history, options
+from harness.errors import ConfigError
+from harness.session import BenchmarkRun
+from harness.workload import layout
+from tests.run_fixtures import RunSpec, write_run
+
+pytestmark = pytest.mark.usefixtures("keras_download_cached")
+
+
+def test_a_run_json_whose_backends_is_a_string_is_one_line_naming_it(tmp_path, capsys):
+    """Before: `kbench report` took "tensorflow" as ten backends named t, e, n, s..."""
+    run_dir = write_run(tmp_path / "shared", RunSpec(backends=("tensorflow", "jax")))
+    settings = json.loads((run_dir / layout.RUN_JSON).read_text())
+    (run_dir / layout.RUN_JSON).write_text(json.dumps(dict(settings, backends="tensorflow")))
+    assert cli.main(["report", str(run_dir), "--reports-dir", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == (f"kbench: {run_dir / layout.RUN_JSON}: backends is 'tensorflow', not a list of "
+                                       "backend names (edited by hand?); write it as a list, e.g. "
+                                       "[\"tensorflow\", \"jax\"]\n")
+
+
+def test_a_history_file_of_one_huge_line_is_read_in_linear_time(tmp_path):
+    """Before: one 50 MB line took 20 s (the tail was re-joined and re-counted block by block)."""
+    (tmp_path / "smoke.jsonl").write_bytes(b'{"a": "' + b"x" * 20_000_000 + b'"}\n')
+    started = time.perf_counter()
+    loaded = history.load(tmp_path, "smoke")
+    assert time.perf_counter() - started < 2.0, "quadratic: ~3 s for 20 MB before"
+    assert loaded.entries == [] and len(loaded.problems) == 1
+
+
+def run_config(tmp_path, **values):
+    return options.build_run(tmp_path, backend="jax", profile="smoke", executor="local", dataset="keras",
+                             shared_dir=tmp_path / "shared", work_dir=tmp_path / "work", **values)
+
+
+def test_rerun_without_a_run_id_is_refused_naming_the_fix(tmp_path):
+    """Before: it silently started a new run."""
+    with pytest.raises(ConfigError, match=r"^--rerun runs jobs of an earlier run again: give that run's --run-id"):
+        run_config(tmp_path, rerun="jax")
+
+
+def test_rerun_of_a_run_that_never_existed_is_refused_before_anything(tmp_path):
+    """Before: it silently started a new run under that id."""
+    run = BenchmarkRun(run_config(tmp_path, rerun="jax", run_id="never-was"), say=lambda line: None)
+    with pytest.raises(ConfigError) as err:
+        run.start()
+    assert str(err.value) == (f"--rerun: there is no run never-was in {tmp_path / 'shared' / 'runs'} to run jobs of "
+                              "again; check --run-id and --shared-dir, or drop --rerun to start a new run")
+    assert not (tmp_path / "shared" / "runs" / "never-was").exists()
