@@ -15,7 +15,7 @@ from harness import dataset_choice, keras_dataset
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.models import build_check as model_check
-from harness.workload import data, layout
+from harness.workload import data, environment, layout
 
 
 def storage_hint(err: OSError, run_id: str) -> str:
@@ -76,6 +76,16 @@ def data_fingerprint(dataset: dict, config: RunConfig) -> str | None:
         return None
     arrays = data.load(dataset, str(config.shared_dir), layout.cache_dir(str(config.shared_dir)))
     return data.prepare(arrays, config.profile.to_json(), splits=()).fingerprint
+
+
+def check_environment() -> None:
+    """The job settings a user may give in the environment (``KBENCH_JIT_COMPILE``, ``KBENCH_DATA_FORMAT``),
+    read as every job will read them: a bad value is one line now, not a failure inside each job."""
+    for read in (environment.jit_compile, lambda: environment.data_format("channels_last")):
+        try:
+            read()
+        except ValueError as err:
+            raise ConfigError(f"{err}; fix or unset it before the run") from None
 
 
 def check_shared_dir(path: Path) -> None:

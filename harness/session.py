@@ -73,6 +73,7 @@ class BenchmarkRun:
             return
         started = time.perf_counter()
         config = self.config
+        preflight.check_environment()
         if config.rerun and not self.store.exists():
             raise ConfigError(f"--rerun: there is no run {config.run_id} in {self.store.path.parent} to run jobs of "
                               "again; check --run-id and --shared-dir, or drop --rerun to start a new run")

@@ -57,3 +57,18 @@ def test_rerun_of_a_run_that_never_existed_is_refused_before_anything(tmp_path):
     assert str(err.value) == (f"--rerun: there is no run never-was in {tmp_path / 'shared' / 'runs'} to run jobs of "
                               "again; check --run-id and --shared-dir, or drop --rerun to start a new run")
     assert not (tmp_path / "shared" / "runs" / "never-was").exists()
+
+
+@pytest.mark.parametrize("variable, value, said", [
+    ("KBENCH_JIT_COMPILE", "banana", "KBENCH_JIT_COMPILE=banana: use auto, true or false; fix or unset it before the run"),
+    ("KBENCH_DATA_FORMAT", "sideways",
+     "KBENCH_DATA_FORMAT=sideways: use channels_last or channels_first; fix or unset it before the run"),
+])
+def test_a_bad_job_setting_in_the_environment_is_one_line_before_any_job(tmp_path, monkeypatch, variable, value,
+                                                                         said):
+    """Before: each job failed with it, one after the other."""
+    monkeypatch.setenv(variable, value)
+    run = BenchmarkRun(run_config(tmp_path), say=lambda line: None)
+    with pytest.raises(ConfigError) as err:
+        run.start()
+    assert str(err.value) == said
