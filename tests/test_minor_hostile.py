@@ -72,3 +72,18 @@ def test_a_bad_job_setting_in_the_environment_is_one_line_before_any_job(tmp_pat
     with pytest.raises(ConfigError) as err:
         run.start()
     assert str(err.value) == said
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda tmp: (tmp / "loop.py").symlink_to(tmp / "loop.py") or tmp / "loop.py",
+     "cannot be followed (a loop of symbolic links?)"),
+    (lambda tmp: (tmp / "dir.py").mkdir() or f"{tmp / 'dir.py'}/", "is a folder, not a file"),
+    (lambda tmp: "/dev/null", "is not a regular file (a device or a pipe)"),
+])
+def test_a_model_path_that_is_not_a_file_says_what_it_is(tmp_path, make, said):
+    """Before: a symbolic link loop was a pytest INTERNALERROR; /dev/null and dir.py/ "did not exist"."""
+    from harness import models
+
+    with pytest.raises(ConfigError) as err:
+        models.resolve(str(make(tmp_path)), tmp_path)
+    assert said in str(err.value) and "give the path of a .py file defining build(" in str(err.value)
