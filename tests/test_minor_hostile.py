@@ -87,3 +87,43 @@ def test_a_model_path_that_is_not_a_file_says_what_it_is(tmp_path, make, said):
     with pytest.raises(ConfigError) as err:
         models.resolve(str(make(tmp_path)), tmp_path)
     assert said in str(err.value) and "give the path of a .py file defining build(" in str(err.value)
+
+
+def test_a_garbage_status_file_is_rerun_with_a_line_saying_why(tmp_path):
+    """Before: the job ran again without a word."""
+    from harness import plan
+    from tests.test_resume import ALL_JOBS, BACKENDS, SERVE, session_on
+
+    write_run(tmp_path, RunSpec(backends=BACKENDS))
+    status = tmp_path / "runs" / "synthetic1" / "jax" / layout.status_name("predict")
+    status.write_text("garbage\n")
+    run, said = session_on(tmp_path)
+    done = plan.reusable(run.store, list(BACKENDS), run.phases, frozenset(), profile=run.config.profile,
+                         say=said.append)
+    assert set(done) == ALL_JOBS - {("jax", "predict"), SERVE["jax"]}
+    assert said == [(f"not reusing jax/predict of run synthetic1: its status file {status} cannot be read (damaged "
+                     "or edited), so how it ended is not known; running it again")]
+
+
+def test_diverged_weights_rerun_train_not_only_predict(tmp_path):
+    """Before: NaN outputs said "the model diverged" but only predict ran again, on the same NaN weights."""
+    import numpy as np
+
+    from harness import plan
+    from harness.run_store import RunStore
+    from tests.test_resume import ALL_JOBS, BACKENDS, FIDELITY, SERVE, session_on
+
+    write_run(tmp_path, RunSpec(backends=BACKENDS))
+    store = RunStore(tmp_path, "synthetic1")
+    folder = store.backend_dir("jax")
+    np.savez(folder / layout.WEIGHTS, np.full((3, 3), np.nan, dtype=np.float32))  # as a diverged job writes them
+    train = json.loads((folder / "train.json").read_text())
+    train["files"] = layout.file_records(str(folder), [layout.WEIGHTS])
+    (folder / "train.json").write_text(json.dumps(train))
+    store.write_status(store.read_status("jax", "train"))
+    run, said = session_on(tmp_path)
+    done = plan.reusable(run.store, list(BACKENDS), run.phases, frozenset(), profile=run.config.profile,
+                         say=said.append)
+    assert set(done) == ALL_JOBS - {("jax", "train"), ("jax", "predict"), SERVE["jax"]} - FIDELITY
+    assert said == [(f"not reusing jax/train of run synthetic1: its weights ({folder / layout.WEIGHTS}) hold NaN "
+                     "or infinite values: the model diverged; running it again")]

@@ -267,6 +267,9 @@ class RunStore:
         Anything less runs the job again.
         """
         status = self.read_status(backend, phase)
+        if status is None and self.file(backend, layout.status_name(phase)).exists():
+            return None, (f"its status file {self.file(backend, layout.status_name(phase))} cannot be read "
+                          "(damaged or edited), so how it ended is not known")
         if status is None or status.state is not JobState.SUCCEEDED:
             return None, None
         problem = checks.result_checksum_problem(self.file(backend, layout.result_name(phase)), status.result_file)
@@ -425,6 +428,16 @@ class RunStore:
             raise ResultError(f"{path} is missing; run {backend}'s train job") from None
         except (OSError, ValueError, EOFError) as err:
             raise ResultError(f"{path} is unreadable ({err}); run {backend}'s train job again") from None
+
+    def weights_problem(self, backend: str) -> str | None:
+        """Why a member's trained weights cannot be used (NaN or infinite: the model diverged), or None."""
+        try:
+            arrays = self.weights(backend)
+        except ResultError as err:
+            return str(err)
+        if not all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f"):
+            return f"its weights ({self.file(backend, layout.WEIGHTS)}) hold NaN or infinite values: the model diverged"
+        return None
 
     def fidelity_staleness(self, backend: str, result: dict) -> str | None:
         """Why an earlier fidelity result no longer describes the members' weights, or None."""
