@@ -135,16 +135,38 @@ def append(directory: Path, analysis: RunAnalysis, profile: str | None = None) -
     with open(path, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
+            _drop_torn_line(handle)
             handle.seek(0, 2)
-            if handle.tell():
-                handle.seek(-1, 2)
-                if handle.read(1) != b"\n":  # a torn earlier write: keep ours on its own line
-                    text = "\n" + text
             handle.write(text.encode("utf-8"))
             handle.flush()
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     return path
+
+
+def _drop_torn_line(handle: Any) -> None:
+    """Cut a last line left without its newline (a write torn by a full disk or a kill) off the file.
+
+    The store is append-only and every line ends with a newline, so such a tail can only be a torn
+    write; cut before the next append (under the file's lock), it is not complained about by every
+    later report.
+    """
+    end = handle.seek(0, 2)
+    if end == 0:
+        return
+    handle.seek(end - 1)
+    if handle.read(1) == b"\n":
+        return
+    position = end
+    while position > 0:
+        step = min(BLOCK, position)
+        position -= step
+        handle.seek(position)
+        found = handle.read(step).rfind(b"\n")
+        if found >= 0:
+            handle.truncate(position + found + 1)
+            return
+    handle.truncate(0)
 
 
 TAIL_LINES = 1000

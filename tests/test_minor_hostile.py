@@ -127,3 +127,26 @@ def test_diverged_weights_rerun_train_not_only_predict(tmp_path):
     assert set(done) == ALL_JOBS - {("jax", "train"), ("jax", "predict"), SERVE["jax"]} - FIDELITY
     assert said == [(f"not reusing jax/train of run synthetic1: its weights ({folder / layout.WEIGHTS}) hold NaN "
                      "or infinite values: the model diverged; running it again")]
+
+
+def test_a_job_that_fills_the_disk_says_so_with_the_resume_hint_and_no_traceback(tmp_path, monkeypatch, capsys):
+    """Before: an OSError traceback, without the "run again with --run-id" hint."""
+    import errno
+
+    from harness.workload import __main__ as workload_main
+    from harness.workload import train
+    from tests.test_diverged import KERAS3
+
+    write_run(tmp_path, RunSpec(backends=("jax",)))
+    monkeypatch.setattr(workload_main, "_import_keras", lambda backend: KERAS3)
+
+    def full(job, keras):
+        job.events.close()  # a job is a process of its own, which closes it on exit; this one is the test's
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train, "run", full)
+    code = workload_main.main(["train", "--shared", str(tmp_path), "--run-id", "synthetic1", "--backend", "jax"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[-1] == (layout.ERROR_PREFIX + "the shared folder is full (No space left on device); free "
+                                    "some space, then run again with --run-id synthetic1 to resume")

@@ -54,6 +54,8 @@ def check(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, work_di
         return None
     env = dict(os.environ, **runtime.env, KERAS_BACKEND=CHECK_BACKEND, PYTHONPATH=str(stage_workload(work_dir)),
                JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
+    say(f"model {spec.name}: building it once in the Keras 3 runtime before any job (at most "
+        f"{CHECK_TIMEOUT_S:.0f} s)...")
     command = [str(runtime.python), "-m", "harness.workload.build_check", str(spec.path),
                "--shape", ",".join(str(d) for d in input_shape), "--classes", str(n_classes)]
     try:
