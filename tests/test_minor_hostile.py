@@ -150,3 +150,18 @@ def test_a_job_that_fills_the_disk_says_so_with_the_resume_hint_and_no_traceback
     assert code == 1 and "Traceback" not in err
     assert err.splitlines()[-1] == (layout.ERROR_PREFIX + "the shared folder is full (No space left on device); free "
                                     "some space, then run again with --run-id synthetic1 to resume")
+
+
+@pytest.mark.parametrize("shape, said", [
+    ((1, 1, 3), "the data set's images are 1x1, but the seed's CNN needs at least 10x10"),
+    ((4000, 4000, 3), "the data set's images are 4000x4000: the seed's CNN would hold 32,637,059,072 weights"),
+])
+def test_images_the_seed_cannot_take_are_refused_once_before_any_job(shape, said):
+    """Before: every backend's job failed on them, one after the other."""
+    from harness import preflight
+
+    with pytest.raises(ConfigError) as err:
+        preflight.check_seed_shape(shape)
+    assert str(err.value).startswith(said) and "give --model a model file made for them" in str(err.value)
+    preflight.check_seed_shape((32, 32, 3))
+    preflight.check_seed_shape((10, 224, 3))
