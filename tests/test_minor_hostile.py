@@ -165,3 +165,21 @@ def test_images_the_seed_cannot_take_are_refused_once_before_any_job(shape, said
     assert str(err.value).startswith(said) and "give --model a model file made for them" in str(err.value)
     preflight.check_seed_shape((32, 32, 3))
     preflight.check_seed_shape((10, 224, 3))
+
+
+def test_ten_thousand_classes_keep_no_confusion_matrix_and_score_without_a_classes_squared_matrix():
+    """Before: the analysis ran past 150 s (a 10^8-cell confusion matrix per member, an 800 MB identity for
+    the Brier score)."""
+    import numpy as np
+
+    from harness.scoring import analysis, metrics
+
+    rng = np.random.default_rng(0)
+    probs = rng.random((50, 10_000))
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 10_000, 50)
+    assert analysis._confusion(probs, labels) is None
+    assert analysis._confusion(probs[:, :10] / probs[:, :10].sum(axis=1, keepdims=True), labels % 10) is not None
+    small, small_labels = probs[:, :7] / probs[:, :7].sum(axis=1, keepdims=True), labels % 7
+    assert metrics.brier_score(small, small_labels) == pytest.approx(
+        float(np.mean(np.sum((small - np.eye(7)[small_labels]) ** 2, axis=1))))
