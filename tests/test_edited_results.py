@@ -94,7 +94,8 @@ def test_kbench_report_of_a_hand_edited_run_writes_the_report_without_it(shared,
 
 @pytest.mark.parametrize("phase, result, problem", [
     ("train", {"final": {"train_accuracy": 1.5}}, "final.train_accuracy is 1.5, not a number from 0 to 1"),
-    ("train", {"final": {"train_loss": -1}}, "final.train_loss is -1, not a number from 0 to 1e15"),
+    ("train", {"final": {"train_loss_inference": -1}}, "final.train_loss_inference is -1, not a number from 0 to 1e15"),
+    ("train", {"final": None}, "final is None, not a JSON object"),
     ("train", {"final": "abc"}, "final is 'abc', not a JSON object"),
     ("train", {"final": {"test_accuracy": True}}, "final.test_accuracy is True, not a number from 0 to 1"),
     ("train", {"history": [{"epoch": 1}, {"accuracy": "x"}]}, "history[1].accuracy is 'x', not a number from 0 to 1"),

@@ -9,7 +9,9 @@ the result is refused with one line naming the field, and the job runs again
 
 Each phase lists the fields the scoring and the report read. A field may be
 missing or null (older results lack some), but when present it must be what
-the table says (an object or a list is never null). On top of that, no number anywhere in a result may be NaN or
+the table says (an object the harness reads into, or a list, is never null).
+A loss Keras reports may be negative (a model file may compile its own loss); the
+harness's own figures (accuracies, its NLL, times, rates) have their ranges. On top of that, no number anywhere in a result may be NaN or
 infinite (Python's JSON reader accepts both). Pure: no file is read here.
 """
 from __future__ import annotations
@@ -40,7 +42,9 @@ def _number(value: Any) -> bool:
         and abs(value) <= LARGEST
 
 
-OBJECT = Kind("a JSON object", lambda v: isinstance(v, dict), nullable=False)
+OBJECT = Kind("a JSON object", lambda v: isinstance(v, dict))
+READ_INTO = Kind("a JSON object", lambda v: isinstance(v, dict), nullable=False)
+"""An object the harness reads into as it is (``result.get("final", {})``): never null."""
 TEXT = Kind("a string", lambda v: isinstance(v, str))
 NUMBER = Kind("a number from -1e15 to 1e15", _number)
 FRACTION = Kind("a number from 0 to 1", lambda v: _number(v) and 0 <= v <= 1)
@@ -62,30 +66,30 @@ def _load(at: str) -> tuple[tuple[str, Kind], ...]:
             (f"{at}.reasons", NAMES))
 
 
-_COMMON = (("data", OBJECT), ("data.fingerprint", TEXT), ("data.classes", NAMES), ("data.sizes", OBJECT),
-           ("data.cache_key", TEXT), ("environment", OBJECT), ("settings", OBJECT), ("model", OBJECT),
-           ("timing", OBJECT), ("flops", OBJECT), ("flops.forward", AMOUNT), ("flops.train", AMOUNT),
+_COMMON = (("data", READ_INTO), ("data.fingerprint", TEXT), ("data.classes", NAMES), ("data.sizes", OBJECT),
+           ("data.cache_key", TEXT), ("environment", OBJECT), ("settings", OBJECT), ("model", READ_INTO),
+           ("timing", READ_INTO), ("flops", OBJECT), ("flops.forward", AMOUNT), ("flops.train", AMOUNT),
            ("peak_rss_mb", AMOUNT), ("cpu", OBJECT), ("files", OBJECT), ("environment.threads", OBJECT),
            ("environment.variables", OBJECT), ("settings.threads", COUNT))
 
 FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
     "train": _COMMON + (
-        ("final", OBJECT),
+        ("final", READ_INTO),
         ("final.train_accuracy", FRACTION), ("final.train_accuracy_inference", FRACTION),
         ("final.val_accuracy", FRACTION), ("final.test_accuracy", FRACTION),
-        ("final.train_loss", AMOUNT), ("final.train_loss_inference", AMOUNT),
-        ("final.val_loss", AMOUNT), ("final.test_loss", AMOUNT), ("final.train_inference_sample", OBJECT),
+        ("final.train_loss", NUMBER), ("final.train_loss_inference", AMOUNT),
+        ("final.val_loss", NUMBER), ("final.test_loss", NUMBER), ("final.train_inference_sample", OBJECT),
         ("history", LIST), ("history[]", OBJECT), ("history[].epoch", COUNT),
         ("history[].accuracy", FRACTION), ("history[].val_accuracy", FRACTION),
-        ("history[].loss", AMOUNT), ("history[].val_loss", AMOUNT), ("history[].seconds", AMOUNT),
+        ("history[].loss", NUMBER), ("history[].val_loss", NUMBER), ("history[].seconds", AMOUNT),
         ("history[].images", COUNT), ("history[].images_per_s", AMOUNT),
         ("timing.steady_images_per_s", AMOUNT), ("timing.steady_basis", TEXT), ("timing.epoch_seconds", AMOUNTS),
         ("timing.train_seconds", AMOUNT), ("timing.first_epoch_s", AMOUNT), ("timing.warmup_s", AMOUNT),
         ("timing.startup_s", AMOUNT), ("timing.data_load_s", AMOUNT), ("model.parameters", COUNT),
     ),
     "predict": _COMMON + (
-        ("outputs", OBJECT), ("outputs.*", OBJECT), ("outputs.*.rows", COUNT), ("outputs.*.columns", COUNT),
-        ("outputs.*.probs", TEXT), ("outputs.*.labels", TEXT), ("test", OBJECT), ("test.accuracy", FRACTION), ("test.loss", AMOUNT),
+        ("outputs", READ_INTO), ("outputs.*", OBJECT), ("outputs.*.rows", COUNT), ("outputs.*.columns", COUNT),
+        ("outputs.*.probs", TEXT), ("outputs.*.labels", TEXT), ("test", READ_INTO), ("test.accuracy", FRACTION), ("test.loss", AMOUNT),
         ("timing.images_per_s", AMOUNT), ("timing.p50_ms", AMOUNT), ("timing.p90_ms", AMOUNT),
         ("timing.p99_ms", AMOUNT), ("timing.warmup_s", AMOUNT), ("timing.startup_s", AMOUNT),
     ),
