@@ -97,6 +97,8 @@ def checksum_problem(folder: Path, result: dict[str, Any], promises: Callable[[d
         path = Path(folder) / name
         if not isinstance(record, dict):
             return f"its result lists no checksum for {name}"
+        if not isinstance(record.get("bytes"), int) or not isinstance(record.get("sha256"), str):
+            return f"its result lists a damaged checksum for {name}"
         try:
             size = path.stat().st_size
         except FileNotFoundError:

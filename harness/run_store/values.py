@@ -69,7 +69,8 @@ def _load(at: str) -> tuple[tuple[str, Kind], ...]:
 _COMMON = (("data", READ_INTO), ("data.fingerprint", TEXT), ("data.classes", NAMES), ("data.sizes", OBJECT),
            ("data.cache_key", TEXT), ("environment", OBJECT), ("settings", OBJECT), ("model", READ_INTO),
            ("timing", READ_INTO), ("flops", OBJECT), ("flops.forward", AMOUNT), ("flops.train", AMOUNT),
-           ("peak_rss_mb", AMOUNT), ("cpu", OBJECT), ("files", OBJECT), ("environment.threads", OBJECT),
+           ("peak_rss_mb", AMOUNT), ("cpu", OBJECT), ("files", OBJECT),
+           ("files.*", OBJECT), ("files.*.bytes", COUNT), ("files.*.sha256", TEXT), ("environment.threads", OBJECT),
            ("environment.variables", OBJECT), ("settings.threads", COUNT))
 
 FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
@@ -102,13 +103,13 @@ FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
     ),
     "speed": _COMMON + (
         ("train", OBJECT), ("train.step_s", AMOUNTS), ("train.warmup_s", AMOUNT),
-        ("train.images_per_step", COUNT), ("train.segments", LIST), ("train.segments[]", OBJECT),
+        ("train.images_per_step", COUNT), ("train.segments", LIST), ("train.segments[]", READ_INTO),
         ("train.segments[].first_step", COUNT), ("train.segments[].steps", COUNT),
         *_load("train.segments[].load"),
         ("predict", OBJECT), ("predict.batch_s", AMOUNTS), ("predict.images_per_batch", COUNT),
         ("load", OBJECT), *_load("load.train"), *_load("load.predict"), ("load.quiet_wait", OBJECT),
         ("ceiling", OBJECT), ("ceiling.machine", OBJECT), ("ceiling.threads", COUNT), ("ceiling.kernels", OBJECT),
-        ("ceiling.kernels.*", OBJECT), ("ceiling.kernels.*.gflops", AMOUNT), ("ceiling.theoretical_peak", OBJECT),
+        ("ceiling.kernels.*", READ_INTO), ("ceiling.kernels.*.gflops", AMOUNT), ("ceiling.theoretical_peak", OBJECT),
         ("ceiling.theoretical_peak.gflops", AMOUNT),
         ("settings.steps", COUNT), ("settings.batch_size", COUNT), ("settings.predict_batch_size", COUNT),
         ("settings.warmup_steps", COUNT), ("settings.predict_batches", COUNT),
@@ -116,12 +117,12 @@ FIELDS: dict[str, tuple[tuple[str, Kind], ...]] = {
     "serve": _COMMON + (
         ("single_stream", OBJECT), ("single_stream.latency_s", AMOUNTS), ("single_stream.duration_s", AMOUNT),
         ("single_stream.wall_s", AMOUNT), ("single_stream.first_query_s", AMOUNT), *_load("single_stream.load"),
-        ("offline", OBJECT), ("offline.batches", LIST), ("offline.batches[]", OBJECT),
+        ("offline", OBJECT), ("offline.batches", LIST), ("offline.batches[]", READ_INTO),
         ("offline.batches[].batch_s!", AMOUNTS), ("offline.batches[].batch!", COUNT),
         ("offline.batches[].images!", COUNT), ("offline.batches[].wall_s", AMOUNT),
         ("offline.batches[].first_query_s", AMOUNT), *_load("offline.batches[].load"),
         ("server", OBJECT), ("server.bound_s!", AMOUNT), ("server.first_rate", AMOUNT),
-        ("server.trials", LIST), ("server.trials[]", OBJECT), ("server.trials[].latency_s!", AMOUNTS),
+        ("server.trials", LIST), ("server.trials[]", READ_INTO), ("server.trials[].latency_s!", AMOUNTS),
         ("server.trials[].rate!", AMOUNT), ("server.trials[].queries!", COUNT), ("server.trials[].passed!", FLAG),
         ("server.trials[].stopped_early", FLAG), ("server.trials[].scheduled_s", AMOUNT),
         ("server.trials[].first_query_s", AMOUNT), ("server.trials[].answered", COUNT),
