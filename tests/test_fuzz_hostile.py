@@ -311,11 +311,19 @@ kbench_value = st.one_of(st.text(max_size=12), st.sampled_from(
 @given(data=st.data())
 def test_fuzz_kbench_options_are_one_line_or_do_their_work(finished, data, tmp_path_factory, capsys):
     """`kbench report`, `history` and `gate` with any option values: exit 0, or one line (exit 1, or 2 for
-    argparse's usage errors); never a traceback."""
+    argparse's usage errors); never a traceback. Run from a scratch folder, two levels down: a relative
+    folder it is given ("nan", "..") is made there, never in the checkout."""
     from harness import cli
 
     command = data.draw(st.sampled_from(["report", "history", "gate"]))
     out = tmp_path_factory.mktemp("kbench")
+    (out / "a" / "b").mkdir(parents=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(out / "a" / "b")
+        _kbench_with(finished, data, command, out, capsys, cli)
+
+
+def _kbench_with(finished, data, command, out, capsys, cli):
     if command == "report":
         flags = ["--ensemble", "--report-images", "--reports-dir", "--history-dir", "--baselines"]
         argv = ["report", str(finished.path), "--reports-dir", str(out)]
@@ -326,7 +334,10 @@ def test_fuzz_kbench_options_are_one_line_or_do_their_work(finished, data, tmp_p
         flags = ["--threshold", "--watch"]
         argv = ["gate", str(out / "base.json"), str(out / "candidate.json")]
     for flag in data.draw(st.lists(st.sampled_from(flags), unique=True, max_size=3)):
-        argv += [flag, data.draw(kbench_value)]
+        value = data.draw(kbench_value)
+        if flag.endswith("-dir") or flag == "--baselines":  # anywhere, but never outside the scratch folder
+            assume(not value.startswith(("/", "~")) and ".." not in value.replace("../../etc/passwd", ""))
+        argv += [flag, value]
     assume(not any(value.startswith("-") and value[1:2].isalpha() for value in argv[1:]))  # not a flag
     try:
         code = cli.main(argv)
