@@ -160,8 +160,9 @@ def _a_path(dest: str, value: Any) -> str:
 
 
 def _not_a_file(dest: str, path: Path) -> Path:
-    """A folder option's path, refused in one line when a file (not a folder) is there."""
-    if path.exists() and not path.is_dir():
+    """A folder option's path, refused in one line when a file (not a folder) is there (``--baselines`` says
+    it its own way, in ``parse_baselines_dir``)."""
+    if dest != "baselines" and path.exists() and not path.is_dir():
         flag = "--" + dest.replace("_", "-")
         raise ConfigError(f"{flag} {path} is a file, not a folder; give {flag} a folder (it is made if missing)")
     return path
