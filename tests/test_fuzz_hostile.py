@@ -307,7 +307,7 @@ kbench_value = st.one_of(st.text(max_size=12), st.sampled_from(
     ["-5", "0", "1", "nan", "1e309", "seed", "fitted+T", "bogus", "../../etc/passwd", "/dev/null", "", " ", "10%"]))
 
 
-@FUZZ_REPORTS
+@settings(FUZZ_REPORTS, max_examples=int(os.environ.get("KBENCH_FUZZ_EXAMPLES", "12")))  # ~0.25 s each
 @given(data=st.data())
 def test_fuzz_kbench_options_are_one_line_or_do_their_work(finished, data, tmp_path_factory, capsys):
     """`kbench report`, `history` and `gate` with any option values: exit 0, or one line (exit 1, or 2 for
