@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import compare_runs, executors, history, options, speed_gate
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, RunInUseError
 from harness.run_store import RunStore
 from harness.workload import layout
 
@@ -40,12 +40,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     values, cwd = vars(args), Path.cwd()
     store = RunStore.find(args.run, shared_dir(args))
-    end = run_end.rerender(store, reports_dir=options.folder(values, "reports_dir", cwd, cwd),
-                           baselines_dir=options.baselines_folder(values, cwd, cwd),
-                           history_dir=options.history_dir(values, store.shared, cwd),
-                           method=options.parse_ensemble(args.ensemble),
-                           table_images=options.parse_report_images(args.report_images),
-                           stored=args.stored, write_analysis=args.write_analysis, say=print)
+    chosen = {"reports_dir": options.folder(values, "reports_dir", cwd, cwd),
+              "baselines_dir": options.baselines_folder(values, cwd, cwd),
+              "history_dir": options.history_dir(values, store.shared, cwd),
+              "method": options.parse_ensemble(args.ensemble),
+              "table_images": options.parse_report_images(args.report_images)}
+    try:
+        store.acquire()  # a run a benchmark is still running has no report to write yet
+    except RunInUseError as err:
+        raise CliError(f"{str(err).split(';')[0]}; wait for it to finish (its session writes the report), then "
+                       f"run kbench report again if needed") from None
+    try:
+        end = run_end.rerender(store, **chosen, stored=args.stored, write_analysis=args.write_analysis, say=print)
+    finally:
+        store.release()
     for line in end.lines:
         print(line)
     for path in end.report_paths:
@@ -54,7 +62,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    directory = args.history_dir or history.default_dir(shared_dir(args))
+    directory = options.history_dir({"history_dir": args.history_dir}, shared_dir(args), Path.cwd())
+    if args.profile or args.model:  # a name that could reach outside the folder is refused, not looked up
+        history.path_for(directory, args.profile or "smoke", args.model or layout.DEFAULT_MODEL)
     stored = sorted(history.stored_keys(Path(directory)))
     if args.profile and args.model:
         stored = [(args.profile, args.model)]
@@ -134,6 +144,17 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def limit(text: str) -> int:
+    """``--limit``: how many recent runs to list, at least 1."""
+    try:
+        number = options.parse_positive_int("--limit", text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if number is None:
+        raise argparse.ArgumentTypeError("--limit takes a whole number of at least 1")
+    return number
+
+
 def watches(text: str) -> tuple[str, ...]:
     """``steps``, ``p90`` or ``steps,p90``: what the gate compares."""
     chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
@@ -210,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
     past.add_argument("--profile", default=None, help="only this profile (default: every profile)")
     past.add_argument("--model", default=None, help="only this model (default: every model)")
     past.add_argument("--history-dir", type=Path, default=None, help="history store (default: <shared>/history)")
-    past.add_argument("--limit", type=int, default=history.DEFAULT_LIMIT,
+    past.add_argument("--limit", type=limit, default=history.DEFAULT_LIMIT,
                       help=f"most recent runs per profile (default: {history.DEFAULT_LIMIT})")
     past.set_defaults(handler=cmd_history)
 
@@ -262,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (HarnessError, OSError) as err:
         print(f"kbench: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"kbench {args.command}: interrupted (its files are written whole or not at all)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,16 +135,38 @@ def append(directory: Path, analysis: RunAnalysis, profile: str | None = None) -
     with open(path, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
+            _drop_torn_line(handle)
             handle.seek(0, 2)
-            if handle.tell():
-                handle.seek(-1, 2)
-                if handle.read(1) != b"\n":  # a torn earlier write: keep ours on its own line
-                    text = "\n" + text
             handle.write(text.encode("utf-8"))
             handle.flush()
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     return path
+
+
+def _drop_torn_line(handle: Any) -> None:
+    """Cut a last line left without its newline (a write torn by a full disk or a kill) off the file.
+
+    The store is append-only and every line ends with a newline, so such a tail can only be a torn
+    write; cut before the next append (under the file's lock), it is not complained about by every
+    later report.
+    """
+    end = handle.seek(0, 2)
+    if end == 0:
+        return
+    handle.seek(end - 1)
+    if handle.read(1) == b"\n":
+        return
+    position = end
+    while position > 0:
+        step = min(BLOCK, position)
+        position -= step
+        handle.seek(position)
+        found = handle.read(step).rfind(b"\n")
+        if found >= 0:
+            handle.truncate(position + found + 1)
+            return
+    handle.truncate(0)
 
 
 TAIL_LINES = 1000
@@ -158,12 +181,15 @@ def tail_lines(path: Path, count: int) -> tuple[list[str], bool]:
     with open(path, "rb") as handle:
         handle.seek(0, 2)
         position = handle.tell()
-        data = b""
-        while position > 0 and data.count(b"\n") <= count:
+        blocks: list[bytes] = []
+        newlines = 0
+        while position > 0 and newlines <= count:  # each block read and counted once: linear in what is read
             step = min(BLOCK, position)
             position -= step
             handle.seek(position)
-            data = handle.read(step) + data
+            blocks.append(handle.read(step))
+            newlines += blocks[-1].count(b"\n")
+    data = b"".join(reversed(blocks))
     lines = data.decode("utf-8", errors="replace").splitlines()
     more = position > 0 or len(lines) > count
     if position > 0 and lines:
@@ -221,6 +247,44 @@ def _line_problem(line: str) -> str | None:
         return f"have schema {str(data.get('schema'))[:20]}, not {SCHEMA_VERSION}"
     if not isinstance(data.get("run_id"), str) or not isinstance(data.get("members"), dict):
         return "lack a run_id or members"
+    return _wrong_type(data)
+
+
+TEXTS = ("profile", "model", "created_at", "recorded_at", "fingerprint", "executor", "method")
+"""A line's fields that are a string (or null)."""
+SCORES = ("accuracy", "nll", "ece")
+"""The ensemble's and the recommended variant's figures: each a finite number (or null)."""
+MEMBER_FIGURES = ("test_accuracy", "nll", "ece", "train_accuracy", "train_images_per_s", "epoch_s",
+                  "inference_images_per_s", "latency_p50_ms")
+"""A member's figures: each a finite number (or null)."""
+
+
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and math.isfinite(value))
+
+
+def _wrong_type(data: dict[str, Any]) -> str | None:
+    """Why a line of valid JSON holds a value of the wrong type where the report or ``kbench history``
+    reads one (``"members": {"tensorflow": "abc"}``), or None. The phrase names the field, not the value."""
+    for key in TEXTS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"hold a {key} that is not a string"
+    if not _number(data.get("gain_over_best")):
+        return "hold a gain_over_best that is not a number"
+    for key in ("ensemble", "recommended", "best_member"):
+        part = data.get(key)
+        if part is not None and not isinstance(part, dict):
+            return f"hold {key} that is not an object"
+        if key != "best_member" and not all(_number((part or {}).get(score)) for score in SCORES):
+            return f"hold {key} figures that are not numbers"
+    for member in data["members"].values():
+        if not isinstance(member, dict):
+            return "hold a member that is not an object"
+        if not all(_number(member.get(figure)) for figure in MEMBER_FIGURES):
+            return "hold member figures that are not numbers"
+        if member.get("state") is not None and not isinstance(member["state"], str):
+            return "hold a member state that is not a string"
     return None
 
 

@@ -76,6 +76,10 @@ class JobResult:
     reused: bool = False
     """True when the result comes from an earlier session of the same run."""
     details: dict[str, Any] = field(default_factory=dict)
+    result_file: dict[str, Any] | None = None
+    """Size and SHA-256 of the job's result file when it ended (``{"bytes": .., "sha256": ..}``), recorded by
+    the run store with the status: the result is reused only while it still matches. None for a job that
+    wrote none, and in status files of harnesses before it."""
 
     @property
     def ok(self) -> bool:

@@ -141,13 +141,31 @@ def folder(values: Mapping[str, Any], dest: str, root: Path, cwd: Path) -> Path:
     """A folder option as an absolute path: the default under ``root``, a given path from ``cwd``."""
     value = values.get(dest)
     if value is None or str(value) == FOLDER_DEFAULTS.get(dest):
-        return (root / FOLDER_DEFAULTS[dest]).resolve()
-    return (cwd / Path(str(value)).expanduser()).resolve()
+        return _not_a_file(dest, (root / FOLDER_DEFAULTS[dest]).resolve())
+    return _not_a_file(dest, (cwd / Path(_a_path(dest, value)).expanduser()).resolve())
 
 
 def history_dir(values: Mapping[str, Any], shared: Path, cwd: Path) -> Path:
     given = values.get("history_dir")
-    return (cwd / Path(str(given)).expanduser()).resolve() if given else Path(layout.history_dir(str(shared)))
+    return _not_a_file("history_dir", (cwd / Path(_a_path("history_dir", given)).expanduser()).resolve() if given
+                       else Path(layout.history_dir(str(shared))))
+
+
+def _a_path(dest: str, value: Any) -> str:
+    """A folder option's text, refused in one line when no file system could hold it (a null byte)."""
+    text = str(value)
+    if "\0" in text:
+        raise ConfigError(f"--{dest.replace('_', '-')} {text!r} holds a null byte, which no path can; give a folder")
+    return text
+
+
+def _not_a_file(dest: str, path: Path) -> Path:
+    """A folder option's path, refused in one line when a file (not a folder) is there (``--baselines`` says
+    it its own way, in ``parse_baselines_dir``)."""
+    if dest != "baselines" and path.exists() and not path.is_dir():
+        flag = "--" + dest.replace("_", "-")
+        raise ConfigError(f"{flag} {path} is a file, not a folder; give {flag} a folder (it is made if missing)")
+    return path
 
 
 def baselines_folder(values: Mapping[str, Any], root: Path, cwd: Path) -> Path | None:
@@ -243,6 +261,9 @@ def build_runs(values: Mapping[str, Any], root: Path, cwd: Path) -> list[RunConf
             if path.exists():  # a malformed baseline fails before any job; a missing one is the run's business
                 baselines.load(path)
     given = names.check_run_id(values["run_id"]) if values.get("run_id") else None
+    if common["rerun"] and given is None:
+        raise ConfigError("--rerun runs jobs of an earlier run again: give that run's --run-id (kbench history lists "
+                          "them)")
     if len(specs) == 1 and count == 1:
         return [_config(common, specs[0], given or names.new_run_id())]
     base = given or names.new_run_id()

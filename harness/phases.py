@@ -82,6 +82,11 @@ class Phase:
     rules above (a fidelity check that ran weights which have changed since)."""
 
 
+def _diverged_weights(store: Any, backend: str, result: dict) -> str | None:
+    """Trained weights that are not finite: the model diverged, and every phase that reads them would too."""
+    return store.weights_problem(backend)
+
+
 def _stale_fidelity(store: Any, backend: str, result: dict) -> str | None:
     """A fidelity check ran every member's weights: stale once any of them changed (SHA-256)."""
     return store.fidelity_staleness(backend, result)
@@ -101,7 +106,7 @@ def _served_with(result: dict) -> dict:
 TABLE: tuple[Phase, ...] = (
     Phase("train", case="test_train", member=True,
           promises=functools.partial(layout.promised_files, "train"),
-          leaves=(layout.WEIGHTS,)),
+          leaves=(layout.WEIGHTS,), still_valid=_diverged_weights),
     Phase("predict", case="test_predict", reads=("train",), member=True,
           promises=functools.partial(layout.promised_files, "predict"),
           leaves=tuple(name(split) for split in ("test", "val") for name in (layout.probs_name, layout.labels_name))),

@@ -50,9 +50,11 @@ def reusable(store: Any, backends: Sequence[str], planned: Sequence[str], rerun:
     backend's), and the run store finds its result sound (``RunStore.earlier``:
     checksums, data fingerprint, timing settings, the phase's own check).
     Phases are decided in table order, so what a phase reads is decided first.
-    A result that cannot be reused is said in one line, with why.
+    A result that cannot be reused is said in one line, with why (once for every job refused for
+    the same reason).
     """
     done: dict[Key, JobResult] = {}
+    refused: dict[str, list[str]] = {}
     for phase in (p for p in phases.names() if p in planned):
         spec = phases.get(phase)
         for backend in backends:
@@ -65,7 +67,10 @@ def reusable(store: Any, backends: Sequence[str], planned: Sequence[str], rerun:
                 continue
             result, problem = store.earlier(backend, phase, fingerprint, profile)
             if problem:
-                say(f"not reusing {backend}/{phase} of run {store.run_id}: {problem}; running it again")
+                refused.setdefault(problem, []).append(f"{backend}/{phase}")
             if result is not None:
                 done[key] = result
+    for problem, jobs in refused.items():  # the same cause (a changed data set) said once
+        say(f"not reusing {', '.join(jobs)} of run {store.run_id}: {problem}; running "
+            f"{'them' if len(jobs) > 1 else 'it'} again")
     return done

@@ -15,7 +15,7 @@ from harness import dataset_choice, keras_dataset
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.models import build_check as model_check
-from harness.workload import data, layout
+from harness.workload import data, environment, layout
 
 
 def storage_hint(err: OSError, run_id: str) -> str:
@@ -32,9 +32,34 @@ def check_model(config: RunConfig, dataset: dict, say: Callable[[str], None],
     """Build a model file of the user's once in the Keras 3 runtime (the seed's is known to build),
     for the data set's image shape and classes (``shape``: from ``check_dataset``, else found now)."""
     if config.model.is_default:
+        if shape is not None:
+            check_seed_shape(shape[0])
         return
     input_shape, classes = shape or check_dataset(dataset, config, say)
     model_check.check(config.model, input_shape, classes, config.work_dir, say, runtime=config.runtime)
+
+
+SEED_MIN_SIDE = 10
+"""The smallest image side the seed's CNN takes: two 3x3 valid convolutions and two 2x2 poolings leave
+nothing of a smaller one."""
+SEED_MAX_DENSE_WEIGHTS = 100_000_000
+"""The most weights the seed's first dense layer may hold (400 MB in float32): it grows with the image area,
+and at CIFAR-10's 32x32 holds 1.2 million."""
+
+
+def check_seed_shape(input_shape: tuple[int, ...]) -> None:
+    """Refuse, once and before any job, images the seed's CNN cannot take (too small) or would drown in (its
+    dense layer grows with the image area); the fix is to resize them or give a --model made for them."""
+    height, width = int(input_shape[0]), int(input_shape[1])
+    if min(height, width) < SEED_MIN_SIDE:
+        raise ConfigError(f"the data set's images are {width}x{height}, but the seed's CNN needs at least "
+                          f"{SEED_MIN_SIDE}x{SEED_MIN_SIDE}; resize them, or give --model a model file made for them")
+    side = [((d - 2) // 2 - 2) // 2 for d in (height, width)]
+    dense = 64 * side[0] * side[1] * 512
+    if dense > SEED_MAX_DENSE_WEIGHTS:
+        raise ConfigError(f"the data set's images are {width}x{height}: the seed's CNN would hold {dense:,} weights "
+                          f"in its first dense layer (at most {SEED_MAX_DENSE_WEIGHTS:,}); resize them (CIFAR-10's "
+                          "are 32x32), or give --model a model file made for them")
 
 
 CIFAR10_SHAPE = ((32, 32, 3), 10)
@@ -65,6 +90,27 @@ def check_dataset(dataset: dict, config: RunConfig, say: Callable[[str], None]) 
                        say=lambda line: say(f"{line} (first use of this data set)"))
     prepared = data.prepare(arrays, config.profile.to_json(), splits=())
     return tuple(int(d) for d in arrays.x["test"].shape[1:]), len(prepared.classes)
+
+
+def data_fingerprint(dataset: dict, config: RunConfig) -> str | None:
+    """The data fingerprint every job of the run will record, for the reuse rule: a result computed on
+    other images (the data set folder changed since) is never reused. Read from the cache
+    ``check_dataset`` filled; None for ``--dataset keras``, which the first job fetches (CIFAR-10 does
+    not change)."""
+    if dataset.get("kind") == "keras":
+        return None
+    arrays = data.load(dataset, str(config.shared_dir), layout.cache_dir(str(config.shared_dir)))
+    return data.prepare(arrays, config.profile.to_json(), splits=()).fingerprint
+
+
+def check_environment() -> None:
+    """The job settings a user may give in the environment (``KBENCH_JIT_COMPILE``, ``KBENCH_DATA_FORMAT``),
+    read as every job will read them: a bad value is one line now, not a failure inside each job."""
+    for read in (environment.jit_compile, lambda: environment.data_format("channels_last")):
+        try:
+            read()
+        except ValueError as err:
+            raise ConfigError(f"{err}; fix or unset it before the run") from None
 
 
 def check_shared_dir(path: Path) -> None:

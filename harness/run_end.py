@@ -60,6 +60,9 @@ class RunEnd:
     """The run folder's report.html and report.md first, then their copies."""
     lines: list[str] = field(default_factory=list)
     """What to tell the user: a recorded baseline, a report that could not be written, history problems."""
+    missing: str | None = None
+    """Why the run has no report (one line naming the cause and ``kbench report <run>``), or None: a
+    benchmark session whose run ends with one set fails."""
 
 
 def judge(analysis: RunAnalysis, settings: EndSettings) -> Assessment:
@@ -93,11 +96,13 @@ def finish(analysis: RunAnalysis, store: RunStore | Path, settings: EndSettings,
         if settings.reports_dir is not None:
             end.report_paths += copy_reports(end.report_paths, Path(settings.reports_dir) / str(analysis.run_id))
     except (HarnessError, OSError) as err:
-        end.lines.append(f"could not write the report: {err}")
+        end.missing = f"could not write the report: {err}; render it again with kbench report {store.path}"
     except Exception as err:  # noqa: BLE001 (a plotting library's failure must not lose the run)
-        end.lines.append(
+        end.missing = (
             f"could not write the report ({type(err).__name__}: {' '.join(str(err).split())[:200]}); the "
             f"results are in {store.path}: render it again with kbench report {store.path}")
+    if end.missing:
+        end.lines.append(end.missing)
     if say is not None:
         for problem in problems:
             say(f"history: {problem}")

@@ -61,6 +61,8 @@ class BenchmarkRun:
         """The phases this run plans: the profile's, narrowed to what the selected cases need."""
         self.analysis: RunAnalysis | None = None
         self.end: run_end.RunEnd | None = None
+        self.failure: str | None = None
+        """Why the run ended without its analysis or report (one line naming ``kbench report``), or None."""
         self._assessment: baselines.Assessment | None = None
         self.timings: dict[str, float] = {}
         """Seconds the harness itself spent: set-up before the first job, gathering after the last."""
@@ -71,6 +73,10 @@ class BenchmarkRun:
             return
         started = time.perf_counter()
         config = self.config
+        preflight.check_environment()
+        if config.rerun and not self.store.exists():
+            raise ConfigError(f"--rerun: there is no run {config.run_id} in {self.store.path.parent} to run jobs of "
+                              "again; check --run-id and --shared-dir, or drop --rerun to start a new run")
         context = ExecutorContext(config.shared_dir, config.work_dir, config.parallel, self.say, config.runtime)
         self.executor = executor_class(config.executor)(context, config.executor_settings)
         self.executor.check()
@@ -94,7 +100,7 @@ class BenchmarkRun:
             self.settings = self.store.write_settings(self._run_settings(dataset))
             # every job builds the run folder's copy, on any executor: it is on the storage they all mount
             self.store.write_model_file(config.model.path.read_bytes())
-            self.store.remove_derived(config.reports_dir / config.run_id)  # only once this run goes on
+            self.store.set_aside_derived(config.reports_dir / config.run_id)  # only once this run goes on
         except OSError as err:
             raise ConfigError(f"cannot write the run folder {self.store.path} ({err.strerror}); "
                               f"{storage_hint(err, config.run_id)}") from None
@@ -108,7 +114,8 @@ class BenchmarkRun:
         jobs = plan.jobs(config.run_id, runnable, self.phases, self.threads, self.speed_threads, config.timeout_s,
                          device=self.executor.device)
         done = plan.reusable(self.store, [b.name for b in runnable], self.phases, config.rerun,
-                             profile=config.profile, say=self.say)
+                             profile=config.profile, fingerprint=preflight.data_fingerprint(dataset, config),
+                             say=self.say)
         try:
             for job in jobs:
                 if job.key not in done:
@@ -206,6 +213,8 @@ class BenchmarkRun:
         except OSError as err:  # the analysis is still used for the checks and the report
             self.say(f"could not write {self.store.analysis_path} ({err.strerror}); "
                      f"{storage_hint(err, self.config.run_id)}")
+            self.failure = (f"could not write {self.store.analysis_path} ({err.strerror}); once there is room, "
+                            f"write it and the report with kbench report {self.store.path} --write-analysis")
         self.analysis = analysis
         return self.analysis
 
@@ -220,6 +229,9 @@ class BenchmarkRun:
         analysis = self.finish(run_remaining=False)
         started = time.perf_counter()
         self.end = run_end.finish(analysis, self.store, run_end.EndSettings.of(self.config), say=self.say)
+        self.failure = self.failure or self.end.missing
+        if self.failure is None:  # this session's files are written: the earlier session's go
+            self.store.drop_set_aside(self.config.reports_dir / self.config.run_id)
         took = time.perf_counter() - started
         self.end.lines.append(f"harness time: set-up {self.timings.get('setup_s', 0):.2f} s, "
                               f"gather + ensemble {self.timings.get('gather_analyse_s', 0):.2f} s, "
@@ -273,6 +285,7 @@ class BenchmarkSession:
         self.say = say
         self.runs = [BenchmarkRun(c, say) for c in configs]
         self.models_checked = False
+        self._model_problem: HarnessError | None = None
         self.lines: list[str] = []
         """Lines for the end of the session (repeats' summaries)."""
         self._previous_sigterm: Any = None
@@ -282,12 +295,23 @@ class BenchmarkSession:
         return next((r for r in self.runs if r.config.label == label), self.runs[0])
 
     def check_models(self) -> None:
-        """Build every model of the user's once before the first job of the session (a bad one stops all)."""
+        """Build every model of the user's once before the first job of the session (a bad one stops all,
+        and is not built again by the next case: its problem is raised again as it was)."""
         if self.models_checked:
+            if self._model_problem is not None:
+                raise self._model_problem
             return
-        for run in self.runs:
-            preflight.check_model(run.config, run.config.dataset, self.say)
+        try:
+            for run in self.runs:
+                preflight.check_model(run.config, run.config.dataset, self.say)
+        except HarnessError as err:
+            self._model_problem = err
+        except Exception as err:  # noqa: BLE001 (a model file can fail in any way: one line, once)
+            self._model_problem = ConfigError(f"could not check the model files ({type(err).__name__}: "
+                                              f"{' '.join(str(err).split())[:200]})")
         self.models_checked = True
+        if self._model_problem is not None:
+            raise self._model_problem
 
     def start(self, run: BenchmarkRun) -> None:
         """Start one run (its models checked first); SIGTERM then interrupts the session like Ctrl-C."""
@@ -306,14 +330,30 @@ class BenchmarkSession:
         return [r for r in self.runs if r.started]
 
     def end(self) -> list[RepeatsSummary]:
-        """End every started run that was not interrupted (history, baseline, report), then the repeats."""
+        """End every started run that was not interrupted (history, baseline, report), then the repeats.
+
+        A run whose analysis fails is one line in ``failures``, not a traceback; so is a run whose
+        analysis or report could not be written (``BenchmarkRun.failure``).
+        """
         for run in self.runs:
             if run.started and not run.interrupted:
                 try:
                     run.end_run()
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as err:  # noqa: BLE001 (the jobs' results are kept: say what to do)
+                    run.failure = (f"could not analyse run {run.config.run_id} ({type(err).__name__}: "
+                                   f"{' '.join(str(err).split())[:200]}); its results are in {run.store.path}: "
+                                   f"analyse them again with kbench report {run.store.path}")
+                    self.say(run.failure)
                 finally:
                     run.close(cancel=False)
         return self.end_repeats()
+
+    @property
+    def failures(self) -> list[str]:
+        """Why each run that ended has no analysis or report; a session with any must not pass."""
+        return [run.failure for run in self.runs if run.failure]
 
     def end_repeats(self) -> list[RepeatsSummary]:
         """With ``--repeats``: each model's means and 95% intervals over its finished repeats."""

@@ -265,13 +265,23 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+LONGEST_MS = 1e9
+"""No step or query takes eleven days: a longer time is a damaged file, and such times (1e308 ms) overflow the
+bootstrap's sums to infinity."""
+
+
+def _time_ms(value: Any) -> bool:
+    return _number(value) and 0 < value <= LONGEST_MS
+
+
 def _sample(name: str, backend: str, speed: Any, source: str) -> SpeedSample:
     where = f"{name} in {source}: extra_info.speed"
     if not isinstance(speed, Mapping):
         raise SpeedDataError(f"{where} is not an object; {NO_SPEED_DATA_FIX}")
     steps = speed.get("train_step_ms")
-    if not isinstance(steps, list) or not steps or not all(_number(v) and v > 0 for v in steps):
-        raise SpeedDataError(f"{where}.train_step_ms must be a non-empty list of positive step times in ms; "
+    if not isinstance(steps, list) or not steps or not all(_time_ms(v) for v in steps):
+        raise SpeedDataError(f"{where}.train_step_ms must be a non-empty list of positive step times in ms (up "
+                             f"to {LONGEST_MS:g}); "
                              f"the file is damaged or from another version: {NO_SPEED_DATA_FIX}")
     ceiling = speed.get("ceiling_gflops")
     threads = speed.get("threads")
@@ -301,9 +311,9 @@ def p90_blocks(latency_ms: list[float], block: int = P90_BLOCK) -> list[float]:
 def _serve_sample(name: str, key: str, serve: Any, source: str) -> SpeedSample:
     where = f"{name} in {source}: extra_info.serve"
     latency = serve.get("single_stream_latency_ms") if isinstance(serve, Mapping) else None
-    if not isinstance(latency, list) or not latency or not all(_number(v) and v > 0 for v in latency):
+    if not isinstance(latency, list) or not latency or not all(_time_ms(v) for v in latency):
         raise SpeedDataError(f"{where}.single_stream_latency_ms must be a non-empty list of positive latencies in "
-                             f"ms; the file is damaged or from another version: {NO_SERVE_DATA_FIX}")
+                             f"ms (up to {LONGEST_MS:g}); the file is damaged or from another version: {NO_SERVE_DATA_FIX}")
     threads = serve.get("threads")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise SpeedDataError(f"{where}.threads must be a positive whole number or absent; got {threads!r}")

@@ -101,7 +101,9 @@ def train(run: Any, backend: str | None) -> Verdict:
     figures = job_figures(data, "train")
     verdict = _timed(run, result, figures)
     if not figures.get("training_job_images_per_s"):
-        return _fail(f"{backend}/train measured no steady training rate", verdict)
+        basis = (data.get("timing") or {}).get("steady_basis")
+        return _fail(f"{backend}/train measured no steady training rate"
+                     + (f" ({basis})" if isinstance(basis, str) and basis.startswith("none") else ""), verdict)
     return verdict
 
 

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -26,7 +26,7 @@ from harness.config import THREADS_PER_CORE
 from harness.errors import ConfigError, HarnessError
 from harness.jobs import JobResult, JobState
 from harness.names import check_run_id
-from harness.run_store import RunStore
+from harness.run_store import RunStore, values
 from harness.run_store import checks as job_outputs
 from harness.scoring.analysis import analyse
 from harness.scoring.gather import gather
@@ -34,6 +34,9 @@ from harness.workload import layout
 from tests.run_fixtures import CLASSES, RunSpec, write_run
 
 FUZZ = settings(max_examples=int(os.environ.get("KBENCH_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ_REPORTS = settings(FUZZ, max_examples=int(os.environ.get("KBENCH_FUZZ_EXAMPLES", "25")),
+                        phases=[Phase.explicit, Phase.reuse, Phase.generate])
+"""For tests whose every example analyses a run and renders its report (~0.1 s): fewer by default, no shrinking."""
 
 hostile_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
@@ -180,3 +183,168 @@ def test_fuzz_a_damaged_result_file_is_left_out_with_the_reason_or_sound(run, da
         assert "tensorflow" in results.usable
     finally:
         path.write_bytes(original)
+
+
+# -- hand-edited result files -------------------------------------------------------------------------
+RESULT_PHASES = ("train", "predict", "fidelity", "speed", "serve")
+hostile_values = st.one_of(
+    hostile_scalars, st.sampled_from([7.0, -1.0, 1e308, -1e308, 0.0, 1.5, "abc", "", [], {}, [1.0, "x"]]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+
+
+def json_paths(node, prefix=()):
+    """Every place in a JSON tree (the first items of each list), the root left out."""
+    if prefix:
+        yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from json_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node[:2]):
+            yield from json_paths(value, (*prefix, i))
+
+
+def edited(result: dict, path: tuple, value) -> dict:
+    copy = json.loads(json.dumps(result))
+    node = copy
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return copy
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished two-backend run whose every job has its result, status and checksums."""
+    shared = tmp_path_factory.mktemp("edited")
+    write_run(shared, RunSpec(backends=BACKENDS))
+    return RunStore(shared, "synthetic1")
+
+
+CHARTS = ("accuracy", "learning_curves", "speed", "reliability", "confusion", "serving_latency",
+          "offline_throughput", "server_p99", "history")
+
+
+def report_of(store: RunStore):
+    """The run's analysis and both reports, all but matplotlib's drawing (the charts' data is still gathered:
+    drawing is the same code for any numbers, and slow)."""
+    from harness.report import charts, render
+    from harness.run_end import reanalyse
+
+    analysis = reanalyse(store)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in CHARTS:
+            patch.setattr(charts, name, lambda *args, **kwargs: None)
+        render.render_reports(analysis)
+    return analysis
+
+
+@FUZZ_REPORTS
+@given(data=st.data(), rewritten=st.booleans())
+def test_fuzz_a_hand_edited_result_file_is_reused_sound_or_refused_with_a_line(finished, data, rewritten):
+    """Any field of train.json, predict.json, fidelity.json, speed.json or serve.json set to any value: by
+    hand (its status's checksum no longer matches) or as if the job had written it (checksum rewritten)."""
+    phase = data.draw(st.sampled_from(RESULT_PHASES))
+    result_path = finished.file("jax", layout.result_name(phase))
+    status_path = finished.file("jax", layout.status_name(phase))
+    originals = result_path.read_bytes(), status_path.read_bytes()
+    result = json.loads(originals[0])
+    where = data.draw(st.sampled_from(sorted(json_paths(result), key=str)))
+    changed = edited(result, where, data.draw(hostile_values))
+    text = json.dumps(changed, indent=2, sort_keys=True)
+    assume(json.loads(text) != result or rewritten)
+    try:
+        result_path.write_text(text)
+        if rewritten:
+            finished.write_status(finished.read_status("jax", phase))
+        reused, why = finished.earlier("jax", phase)
+        if reused is None:
+            assert why and "\n" not in why, why
+        else:
+            assert rewritten, "a hand edit is never reused"
+            assert values.problem(phase, finished.read_result("jax", phase)) is None
+        analysis = report_of(finished)
+        member = analysis.members["jax"]
+        assert member.ok or (member.reason and "\n" not in member.reason)
+        assert analysis.members["tensorflow"].ok
+    finally:
+        result_path.write_bytes(originals[0])
+        status_path.write_bytes(originals[1])
+
+
+# -- history lines --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def history_line(finished) -> dict:
+    from harness import history
+    from harness.run_end import reanalyse
+
+    return history.entry(reanalyse(finished))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_a_history_line_of_valid_json_with_any_value_is_read_or_skipped_with_a_line(history_line, data,
+                                                                                         tmp_path_factory):
+    """A history line with any field set to any value: the report and `kbench history` use it or skip it."""
+    from harness import history
+    from harness.report import tables
+
+    where = data.draw(st.sampled_from(sorted(json_paths(history_line), key=str)))
+    line = edited(history_line, where, data.draw(hostile_values))
+    folder = tmp_path_factory.mktemp("history")
+    (folder / "smoke.jsonl").write_text(json.dumps(history_line) + "\n" + json.dumps(line) + "\n")
+    loaded = history.load(folder, "smoke")
+    assert len(loaded.entries) + len(loaded.problems) >= 1 and all("\n" not in p for p in loaded.problems)
+    tables.history_rows(loaded.entries, "synthetic1", ["tensorflow", "jax"])
+    for entry in loaded.entries:
+        cli_line = __import__("harness.cli", fromlist=["history_line"]).history_line(entry)
+        assert "\n" not in cli_line
+
+
+# -- kbench's options -----------------------------------------------------------------------------
+kbench_value = st.one_of(st.text(max_size=12), st.sampled_from(
+    ["-5", "0", "1", "nan", "1e309", "seed", "fitted+T", "bogus", "../../etc/passwd", "/dev/null", "", " ", "10%"]))
+
+
+@settings(FUZZ_REPORTS, max_examples=int(os.environ.get("KBENCH_FUZZ_EXAMPLES", "12")))  # ~0.25 s each
+@given(data=st.data())
+def test_fuzz_kbench_options_are_one_line_or_do_their_work(finished, data, tmp_path_factory, capsys):
+    """`kbench report`, `history` and `gate` with any option values: exit 0, or one line (exit 1, or 2 for
+    argparse's usage errors); never a traceback. Run from a scratch folder, two levels down: a relative
+    folder it is given ("nan", "..") is made there, never in the checkout."""
+    from harness import cli
+
+    command = data.draw(st.sampled_from(["report", "history", "gate"]))
+    out = tmp_path_factory.mktemp("kbench")
+    (out / "a" / "b").mkdir(parents=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(out / "a" / "b")
+        _kbench_with(finished, data, command, out, capsys, cli)
+
+
+def _kbench_with(finished, data, command, out, capsys, cli):
+    if command == "report":
+        flags = ["--ensemble", "--report-images", "--reports-dir", "--history-dir", "--baselines"]
+        argv = ["report", str(finished.path), "--reports-dir", str(out)]
+    elif command == "history":
+        flags = ["--profile", "--model", "--limit", "--history-dir"]
+        argv = ["--shared-dir", str(finished.shared), "history"]
+    else:
+        flags = ["--threshold", "--watch"]
+        argv = ["gate", str(out / "base.json"), str(out / "candidate.json")]
+    for flag in data.draw(st.lists(st.sampled_from(flags), unique=True, max_size=3)):
+        value = data.draw(kbench_value)
+        if flag.endswith("-dir") or flag == "--baselines":  # anywhere, but never outside the scratch folder
+            assume(not value.startswith(("/", "~")) and ".." not in value.replace("../../etc/passwd", ""))
+        argv += [flag, value]
+    assume(not any(value.startswith("-") and value[1:2].isalpha() for value in argv[1:]))  # not a flag
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    said = capsys.readouterr()
+    assert "Traceback" not in said.out + said.err
+    assert code in (0, 1, 2), code
+    if code == 1:
+        assert said.err.startswith("kbench: ") and said.err.count("\n") == 1, said.err

@@ -111,12 +111,19 @@ def test_tail_lines_returns_exactly_the_last_lines(tmp_path: Path, count: int) -
     assert more == (count > 50)
 
 
-def test_an_append_after_a_torn_write_starts_a_new_line(tmp_path: Path, analysis: RunAnalysis) -> None:
+def test_an_append_after_a_torn_write_cuts_the_torn_line(tmp_path: Path, analysis: RunAnalysis) -> None:
+    """Before: a disk that filled mid-write left a torn line that every later report complained about."""
     path = tmp_path / "smoke.jsonl"
-    path.write_text('{"schema": 1, "run_id": "torn", "mem')
     history.append(tmp_path, renamed(analysis, "a"))
+    with open(path, "a") as handle:
+        handle.write('{"schema": 1, "run_id": "torn", "mem')
+    assert len(history.load(tmp_path, "smoke").problems) == 1, "read before the next append: said"
+    history.append(tmp_path, renamed(analysis, "b"))
     loaded = history.load(tmp_path, "smoke")
-    assert [e["run_id"] for e in loaded] == ["a"] and len(loaded.problems) == 1
+    assert [e["run_id"] for e in loaded] == ["a", "b"] and loaded.problems == []
+    path.write_text('{"schema": 1, "run_id": "torn", "mem')  # a file of nothing but a torn line
+    history.append(tmp_path, renamed(analysis, "c"))
+    assert [e["run_id"] for e in history.load(tmp_path, "smoke")] == ["c"]
 
 
 def test_an_analysis_without_a_profile_needs_one_named(tmp_path: Path, analysis: RunAnalysis) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from harness import options, plan
 from harness.errors import ConfigError
-from harness.run_store import DERIVED, RunStore
+from harness.run_store import DERIVED, PREVIOUS, RunStore
 from harness.session import BenchmarkRun
 from harness.workload import layout
 from tests.run_fixtures import RunSpec, write_run
@@ -110,16 +110,22 @@ def test_a_bad_rerun_names_the_form_it_takes(tmp_path, text, message):
     assert message in str(err.value) and "--rerun takes BACKEND or BACKEND/PHASE" in str(err.value)
 
 
-def test_an_earlier_sessions_reports_and_ensemble_are_removed_before_anything_runs(shared):
-    """A stale report must never look current: the session writes them again from the files as they are."""
+def test_an_earlier_sessions_reports_and_ensemble_are_set_aside_before_anything_runs(shared):
+    """A stale report must never look current: the session writes them again from the files as they are.
+    Until it has, the earlier ones are kept as <name>.previous: a run whose end fails loses no report."""
     run_dir, copies = shared / "runs" / "synthetic1", shared / "reports" / "synthetic1"
     copies.mkdir(parents=True)
     for folder in (run_dir, copies):
         for name in DERIVED:
             (folder / name).write_text("from an earlier session")
-    RunStore(shared, "synthetic1").remove_derived(copies)
+    store = RunStore(shared, "synthetic1")
+    store.set_aside_derived(copies)
     assert not [p for f in (run_dir, copies) for p in f.iterdir() if p.name in DERIVED]
+    assert all((f / (name + PREVIOUS)).read_text() == "from an earlier session" for f in (run_dir, copies)
+               for name in DERIVED)
     assert (run_dir / "jax" / layout.WEIGHTS).is_file(), "the jobs' own results are kept"
+    store.drop_set_aside(copies)
+    assert not [p for f in (run_dir, copies) for p in f.iterdir() if p.name.endswith(PREVIOUS)]
 
 
 def _as_resumable(shared: Path) -> Path:
@@ -140,7 +146,7 @@ def _write_derived(*folders: Path) -> None:
             (folder / name).write_text("from an earlier session")
 
 
-def test_a_resumed_session_removes_the_earlier_report_before_any_job_runs(shared, monkeypatch):
+def test_a_resumed_session_sets_the_earlier_report_aside_before_any_job_runs(shared, monkeypatch):
     """Before: a stale report.html and ensemble.json stayed, still showing a broken backend as fine."""
     from harness.executors.local import LocalExecutor
 
@@ -186,5 +192,5 @@ def test_a_serving_setting_changed_since_reruns_the_serve_jobs_and_nothing_else(
                          say=said.append)
     assert set(done) == ALL_JOBS - set(SERVE.values())
     assert [line for line in said if "serve" in line] == [
-        f"not reusing {b}/serve of run synthetic1: it was timed with other settings than the profile asks "
-        "(serve_p99_bound_ms); running it again" for b in BACKENDS]
+        ("not reusing tensorflow/serve, jax/serve of run synthetic1: it was timed with other settings than the "
+         "profile asks (serve_p99_bound_ms); running them again")]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from harness.errors import ConfigError, ResultError, RunInUseError
@@ -81,7 +82,7 @@ def write_train(folder, backend="jax", **extra):
     (folder.backend_dir(backend)).mkdir(parents=True, exist_ok=True)
     payload = {"schema": layout.SCHEMA_VERSION, "kind": "train", "backend": backend,
                "data": {"fingerprint": "f1"}}
-    folder.file(backend, layout.WEIGHTS).write_bytes(b"weights")
+    np.savez(folder.file(backend, layout.WEIGHTS), np.zeros(3, dtype=np.float32))  # as the job does
     payload["files"] = layout.file_records(str(folder.backend_dir(backend)), [layout.WEIGHTS])  # as the job does
     payload.update(extra)
     folder.file(backend, "train.json").write_text(json.dumps(payload))
@@ -110,7 +111,8 @@ def test_a_damaged_or_unfinished_job_is_not_reused(tmp_path, damage):
     elif damage == "weights-overwritten":
         folder.file("jax", layout.WEIGHTS).write_bytes(b"random bytes of another length")
     elif damage == "weights-same-size":
-        folder.file("jax", layout.WEIGHTS).write_bytes(b"WEIGHTS")
+        weights = folder.file("jax", layout.WEIGHTS)
+        weights.write_bytes(weights.read_bytes()[:-1] + b"?")
     elif damage == "no-checksums":
         write_train(folder, files=None)
     elif damage == "failed-status":

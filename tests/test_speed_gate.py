@@ -240,6 +240,8 @@ def test_speed_cases_without_speed_data_are_skipped():
      "train_step_ms must be a non-empty list"),
     ({"benchmarks": [benchmark_entry("test_speed", "jax", {"speed": {"train_step_ms": [1.0, "x"]}})]},
      "train_step_ms must be a non-empty list"),
+    ({"benchmarks": [benchmark_entry("test_speed", "jax", {"speed": {"train_step_ms": [1e308, 1e308]}})]},
+     r"train_step_ms must be a non-empty list of positive step times in ms \(up to 1e\+09\)"),
     ({"benchmarks": [benchmark_entry("test_speed", "jax", {"speed": {"train_step_ms": [1.0], "threads": 1.5}})]},
      "threads must be a positive whole number"),
     ({"benchmarks": [benchmark_entry("test_speed", "jax", {"speed": {"train_step_ms": [1.0]}})] * 2},

@@ -54,6 +54,8 @@ def check(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, work_di
         return None
     env = dict(os.environ, **runtime.env, KERAS_BACKEND=CHECK_BACKEND, PYTHONPATH=str(stage_workload(work_dir)),
                JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
+    say(f"model {spec.name}: building it once in the Keras 3 runtime before any job (at most "
+        f"{CHECK_TIMEOUT_S:.0f} s)...")
     command = [str(runtime.python), "-m", "harness.workload.build_check", str(spec.path),
                "--shape", ",".join(str(d) for d in input_shape), "--classes", str(n_classes)]
     try:
@@ -66,8 +68,24 @@ def check(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, work_di
         said = error_line(done.stdout + done.stderr)
         raise ConfigError(said or f"model file {spec.path} could not be built (exit {done.returncode}): "
                           + " ".join((done.stderr.strip().splitlines() or ["no output"])[-1:]))
-    described = json.loads(done.stdout.strip().splitlines()[-1])
+    described = _described(done.stdout)
+    if described is None:
+        raise ConfigError(f"model file {spec.path}: building it ended the check (exit {done.returncode}) before a "
+                          "model came back; does its build() call sys.exit() or os._exit()? It must return the "
+                          "model")
     say(f"model {spec.name}: builds ({described['parameters']:,} weights, "
         f"{described['flops']['forward'] / 1e6:,.1f} MFLOP per image)")
     _checked[found] = described
     return described
+
+
+def _described(stdout: str) -> dict | None:
+    """The check's last line (weights, FLOPs), or None when it printed none (the process ended early)."""
+    lines = stdout.strip().splitlines()
+    try:
+        described = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    ok = isinstance(described, dict) and isinstance(described.get("parameters"), int) \
+        and isinstance(described.get("flops"), dict) and isinstance(described["flops"].get("forward"), (int, float))
+    return described if ok else None

@@ -85,10 +85,19 @@ def resolve(item: str, cwd: Path) -> ModelSpec:
             raise ConfigError(f"unknown model {item!r}; choose from {', '.join(shipped())}, or give the path of "
                               "a model file (a .py file defining build(keras, input_shape, n_classes))")
         return _spec(item, path, shipped=True)
-    path = (cwd / Path(item).expanduser()).resolve()
+    given = cwd / Path(item).expanduser()
+    fix = "give the path of a .py file defining build(keras, input_shape, n_classes), or a shipped model: " + \
+        ", ".join(shipped())
+    try:
+        path = given.resolve()
+    except (RuntimeError, OSError):  # a symbolic link loop
+        raise ConfigError(f"model file {given} cannot be followed (a loop of symbolic links?); {fix}") from None
+    if path.is_dir():
+        raise ConfigError(f"model file {path} is a folder, not a file; {fix}")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"model file {path} is not a regular file (a device or a pipe); {fix}")
     if not path.is_file():
-        raise ConfigError(f"model file {path} does not exist; give the path of a .py file defining "
-                          "build(keras, input_shape, n_classes), or a shipped model: " + ", ".join(shipped()))
+        raise ConfigError(f"model file {path} does not exist; {fix}")
     name = layout.model_name_of(path.name)
     if not names.is_safe(name):
         raise ConfigError(f"model file {path}: its name {name!r} is not plain enough to name results; "

@@ -7,8 +7,9 @@ come from ``harness.workload.layout``, which the jobs share). It owns:
   events and result paths);
 * the run lock, and ``run.json``: the settings a resumed run must keep, and
   its version with the migration of older folders;
-* how a job ended (``<phase>.status.json``) and its result file, read with
-  their schema checked;
+* how a job ended (``<phase>.status.json``, with its result file's checksum) and
+  its result file, read with their schema and every value the harness reads
+  checked (``values.py``);
 * the reuse rule's file half: a finished job may be reused only while its
   result is sound, every file it promised still matches the checksum it wrote,
   its data fingerprint and timing settings are the run's, and its phase's own
@@ -36,18 +37,20 @@ import numpy as np
 from harness import names, phases
 from harness.errors import ConfigError, HarnessError, ResultError, RunInUseError
 from harness.jobs import JobResult, JobState
-from harness.run_store import checks
+from harness.run_store import checks, values
 from harness.run_store.checks import DIVERGED, read_json, result_file_problem
 from harness.scoring.record import RunAnalysis, read_analysis
 from harness.workload import layout
 
-__all__ = ["DERIVED", "DIVERGED", "JobFiles", "RunStore", "read_json", "result_file_problem"]
+__all__ = ["DERIVED", "DIVERGED", "PREVIOUS", "JobFiles", "RunStore", "read_json", "result_file_problem"]
 
 IDENTITY_KEYS = ("profile", "dataset", "model", "device", "runtime")
 """run.json keys that must match for a later session to resume a run (a run's figures all come from
 one device and one kind of runtime)."""
 DERIVED = (layout.ENSEMBLE_JSON, layout.REPORT_HTML, layout.REPORT_MD)
 """Files made from the jobs' results at the end of a session."""
+PREVIOUS = ".previous"
+"""Ends the name an earlier session's derived file is kept under while this session writes its own."""
 REPORTS = {"html": layout.REPORT_HTML, "md": layout.REPORT_MD}
 """The report's formats and their files in the run folder."""
 
@@ -183,6 +186,7 @@ class RunStore:
             return None
         data = read_json(path)
         checks.check_schema(data, path)
+        checks.check_settings(data, path)
         return data
 
     def write_settings(self, settings: dict[str, Any]) -> dict:
@@ -219,8 +223,13 @@ class RunStore:
 
     # -- job status and results -----------------------------------------------------------
     def write_status(self, result: JobResult) -> None:
+        """Record how a job ended; for a job that succeeded, with the size and SHA-256 of its result file
+        as it is now (the arrays' checksums are in the result itself: the job writes them)."""
         folder = self.backend_dir(result.backend)
         folder.mkdir(parents=True, exist_ok=True)
+        path = folder / layout.result_name(result.phase)
+        if result.ok and path.is_file():
+            result.result_file = layout.file_records(str(folder), [path.name])[path.name]
         layout.atomic_write_json(str(folder / layout.status_name(result.phase)), result.to_json())
 
     def read_status(self, backend: str, phase: str) -> JobResult | None:
@@ -239,13 +248,18 @@ class RunStore:
         if data.get("kind") != phase or data.get("backend") != backend:
             raise ResultError(f"{path} holds a {data.get('kind')} result of {data.get('backend')}; "
                               "delete it and run again")
+        problem = values.problem(phase, data)
+        if problem:
+            raise ResultError(f"{path} cannot be used: {problem} (edited by hand?); run the job again "
+                              f"(--rerun {backend}/{phase})")
         return data
 
     def earlier(self, backend: str, phase: str, fingerprint: str | None = None,
                 profile: Any = None) -> tuple[JobResult | None, str | None]:
         """An earlier job's status if its result may be reused, else None and why not (None: it never finished).
 
-        Reusable means: it succeeded; its result file is sound; every file it
+        Reusable means: it succeeded; its result file is the one its status
+        recorded when it ended (size and SHA-256), and sound; every file it
         promised still matches the checksum it wrote (and probabilities are
         sound probabilities); it saw the data ``fingerprint`` names (for phases
         whose results record one); it was timed as ``profile`` asks (for phases
@@ -253,15 +267,23 @@ class RunStore:
         Anything less runs the job again.
         """
         status = self.read_status(backend, phase)
+        if status is None and self.file(backend, layout.status_name(phase)).exists():
+            return None, (f"its status file {self.file(backend, layout.status_name(phase))} cannot be read "
+                          "(damaged or edited), so how it ended is not known")
         if status is None or status.state is not JobState.SUCCEEDED:
             return None, None
+        problem = checks.result_checksum_problem(self.file(backend, layout.result_name(phase)), status.result_file)
+        if problem:
+            return None, problem
         try:
             result = self.read_result(backend, phase)
         except ResultError as err:
             return None, str(err)
         spec = phases.get(phase)
         if fingerprint and spec.fingerprinted and result.get("data", {}).get("fingerprint") != fingerprint:
-            return None, "it saw other data (its data fingerprint differs)"
+            seen = str(result.get("data", {}).get("fingerprint"))[:12]
+            return None, (f"it saw other data (data fingerprint {seen}, the data set's is now {fingerprint[:12]}: "
+                          "its images changed since)")
         folder = self.backend_dir(backend)
         problem = checks.outputs_problem(folder, result) if isinstance(result.get("outputs"), dict) else None
         problem = problem or checks.checksum_problem(folder, result, spec.promises)
@@ -365,20 +387,28 @@ class RunStore:
         """One split's softmax outputs as the predict job wrote them."""
         return checks.load_array(self.file(backend, layout.probs_name(split)))
 
+    def _named(self, backend: str, named: Any, expected: str, phase: str) -> Path:
+        """The file a result names, which must be the job's own (a result never points elsewhere)."""
+        if named not in (None, expected):
+            raise ResultError(f"{backend}'s {layout.result_name(phase)} names {str(named)[:60]!r} instead of "
+                              f"{expected}; run it again (--rerun {backend}/{phase})")
+        return self.file(backend, expected)
+
     def fidelity_outputs(self, backend: str, result: dict) -> dict[str, np.ndarray]:
         """A fidelity job's softmax outputs for each member's weights, by member name."""
-        path = self.file(backend, result.get("outputs", layout.FIDELITY_PROBS))
+        path = self._named(backend, result.get("outputs"), layout.FIDELITY_PROBS, "fidelity")
         with np.load(path, allow_pickle=False) as stored:
             return {source: stored[source] for source in stored.files}
 
     def step_gradients(self, backend: str, step: dict) -> list[np.ndarray]:
         """A fidelity job's one-step gradients, in the model's weight order."""
-        with np.load(self.file(backend, step.get("gradients", layout.STEP_GRADS)), allow_pickle=False) as stored:
+        path = self._named(backend, step.get("gradients"), layout.STEP_GRADS, "fidelity")
+        with np.load(path, allow_pickle=False) as stored:
             return [stored[f"arr_{i}"] for i in range(len(stored.files))]
 
     def serve_audit(self, backend: str, result: dict) -> dict[str, np.ndarray]:
         """A serve job's kept answers and their test rows, by array name (``<run>__rows``, ``<run>__probs``)."""
-        path = self.file(backend, (result.get("audit") or {}).get("file") or layout.SERVE_AUDIT)
+        path = self._named(backend, (result.get("audit") or {}).get("file"), layout.SERVE_AUDIT, "serve")
         try:
             with np.load(path, allow_pickle=False) as stored:
                 return {name: stored[name] for name in stored.files}
@@ -399,6 +429,16 @@ class RunStore:
         except (OSError, ValueError, EOFError) as err:
             raise ResultError(f"{path} is unreadable ({err}); run {backend}'s train job again") from None
 
+    def weights_problem(self, backend: str) -> str | None:
+        """Why a member's trained weights cannot be used (NaN or infinite: the model diverged), or None."""
+        try:
+            arrays = self.weights(backend)
+        except ResultError as err:
+            return str(err)
+        if not all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f"):
+            return f"its weights ({self.file(backend, layout.WEIGHTS)}) hold NaN or infinite values: the model diverged"
+        return None
+
     def fidelity_staleness(self, backend: str, result: dict) -> str | None:
         """Why an earlier fidelity result no longer describes the members' weights, or None."""
         for source, described in sorted((result.get("sources") or {}).items()):
@@ -410,17 +450,26 @@ class RunStore:
         return None
 
     # -- what the end of a run writes --------------------------------------------------------
-    def remove_derived(self, *copies: Path) -> None:
-        """Delete an earlier session's ensemble.json and reports (and their ``copies``) before this one runs.
+    def set_aside_derived(self, *copies: Path) -> None:
+        """Rename an earlier session's ensemble.json and reports (and their ``copies``) to ``<name>.previous``.
 
         They describe the jobs as they were: once a job reruns (or the analysis
-        fails), they would look current while being wrong. The session writes
-        them again from the files as they are now.
+        fails), they would look current while being wrong. They are kept
+        aside, not deleted, until this session has written its own
+        (``drop_set_aside``): a run whose end fails never loses its last report.
         """
         for folder in (self.path, *copies):
             for name in DERIVED:
+                path = Path(folder) / name
+                if path.exists():
+                    os.replace(path, path.with_name(name + PREVIOUS))
+
+    def drop_set_aside(self, *copies: Path) -> None:
+        """Delete what ``set_aside_derived`` kept, once this session wrote its own files."""
+        for folder in (self.path, *copies):
+            for name in DERIVED:
                 try:
-                    (Path(folder) / name).unlink()
+                    (Path(folder) / (name + PREVIOUS)).unlink()
                 except FileNotFoundError:
                     pass
 

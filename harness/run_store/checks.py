@@ -8,7 +8,9 @@ when it reuses a job on resume and when it reads results back for gathering:
 * a result file is a JSON object of this harness's schema;
 
 * the files a job lists under ``files`` in its result (written last, by the
-  job itself: size and SHA-256 of each) still match;
+  job itself: size and SHA-256 of each) still match, and so does the result
+  file itself (its size and SHA-256 are in the job's status, recorded by the
+  harness as the job ended);
 * softmax outputs are what the ensemble needs: one row per label, one
   column per class, finite, non-negative, rows summing to 1.
 
@@ -60,6 +62,22 @@ def check_schema(data: dict, path: Path) -> None:
                           "version that wrote it)")
 
 
+SETTINGS_OBJECTS = ("profile", "dataset", "model", "timing", "host")
+"""run.json's keys that hold an object (or are absent, in older runs)."""
+
+
+def check_settings(data: dict, path: Path) -> None:
+    """run.json's keys of the harness's own making are of their type: ResultError naming the key if not."""
+    backends = data.get("backends", [])
+    if not isinstance(backends, list) or not all(isinstance(name, str) for name in backends):
+        raise ResultError(f"{path}: backends is {str(backends)[:40]!r}, not a list of backend names (edited by "
+                          "hand?); write it as a list, e.g. [\"tensorflow\", \"jax\"]")
+    for key in SETTINGS_OBJECTS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ResultError(f"{path}: {key} is {str(data[key])[:40]!r}, not a JSON object (edited by hand?); "
+                              "restore it from a copy, or start a new run")
+
+
 def result_file_problem(path: Path) -> str | None:
     """Why a job's result file cannot be trusted (missing, corrupt, other schema), or None."""
     try:
@@ -79,6 +97,8 @@ def checksum_problem(folder: Path, result: dict[str, Any], promises: Callable[[d
         path = Path(folder) / name
         if not isinstance(record, dict):
             return f"its result lists no checksum for {name}"
+        if not isinstance(record.get("bytes"), int) or not isinstance(record.get("sha256"), str):
+            return f"its result lists a damaged checksum for {name}"
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -94,6 +114,15 @@ def checksum_problem(folder: Path, result: dict[str, Any], promises: Callable[[d
         if digest != record.get("sha256"):
             return f"{path} does not match the checksum its job wrote (changed or damaged since)"
     return None
+
+
+def result_checksum_problem(path: Path, record: Any) -> str | None:
+    """Why a job's result file is not the one its status recorded when the job ended (edited, damaged,
+    or the status is from a harness that recorded none), or None."""
+    if not isinstance(record, dict):
+        return (f"its status records no checksum of {Path(path).name} (written by an older harness, or edited), "
+                "so the result cannot be trusted")
+    return checksum_problem(Path(path).parent, {"files": {Path(path).name: record}}, lambda result: [Path(path).name])
 
 
 def probs_problem(probs: np.ndarray, labels: np.ndarray, n_classes: int, rows: Any = None) -> str | None:

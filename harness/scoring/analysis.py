@@ -65,6 +65,17 @@ def member_outputs(member: Member) -> ensemble.MemberOutputs:
     )
 
 
+CONFUSION_MAX_CLASSES = 100
+"""Above this many classes no confusion matrix is kept: it grows with the square of the classes (10,000
+classes: 10^8 cells per member, minutes and gigabytes), and no chart of it could be read."""
+
+
+def _confusion(probs: np.ndarray, labels: np.ndarray) -> list[list[int]] | None:
+    if probs.shape[1] > CONFUSION_MAX_CLASSES:
+        return None
+    return metrics.confusion_matrix(probs, labels).tolist()
+
+
 def _plain(values: np.ndarray) -> list[float | None]:
     return [None if np.isnan(v) else float(v) for v in values]
 
@@ -134,7 +145,7 @@ def describe_member(member: Member, labels: dict[str, np.ndarray]) -> MemberFigu
         test_probs, test_labels = member.probs["test"], labels["test"]
         row.test = scores(test_probs, test_labels)
         row.per_class = _plain(metrics.per_class_accuracy(test_probs, test_labels))
-        row.confusion = metrics.confusion_matrix(test_probs, test_labels).tolist()
+        row.confusion = _confusion(test_probs, test_labels)
         row.reliability = metrics.reliability_bins(test_probs, test_labels).to_dict()
         val_probs, val_labels = member.probs.get("val"), labels.get("val")
         if val_probs is not None and val_labels is not None and len(val_labels):
@@ -253,7 +264,7 @@ def analyse(results: RunResults, method: str = ensemble.DEFAULT_METHOD,
     out.ensemble = EnsembleFigures(
         **{f.name: getattr(out.variants[method], f.name) for f in dataclasses.fields(VariantFigures)},
         method=method, per_class=_plain(metrics.per_class_accuracy(chosen.test_probs, labels["test"])),
-        confusion=metrics.confusion_matrix(chosen.test_probs, labels["test"]).tolist())
+        confusion=_confusion(chosen.test_probs, labels["test"]))
     out.gain_over_best = out.ensemble.gain_over_best
     out.rescue = ensemble.rescue_analysis(member_probs, chosen.test_probs, labels["test"],
                                           max_examples=EXAMPLES_PER_CASE)

@@ -358,6 +358,7 @@ def job_figures(result_json: dict | None, phase: str) -> dict[str, Any]:
         return {
             "training_job_images_per_s": timing.get("steady_images_per_s"),
             "training_job_images_per_s_note": SHARED_NOTE,
+            "training_job_images_per_s_basis": timing.get("steady_basis"),
             "epoch_seconds": timing.get("epoch_seconds"),
             "first_epoch_s": timing.get("first_epoch_s"),
             "warmup_s": timing.get("warmup_s"),

@@ -9,6 +9,7 @@ import time
 STARTED = time.time()  # before any heavy import: start-up time is measured from here
 
 import argparse  # noqa: E402
+import errno  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
@@ -92,6 +93,12 @@ def main(argv=None):
         return _fail(job, str(err), code)
     except KeyboardInterrupt:
         return _fail(job, "interrupted", 130)
+    except (IOError, OSError) as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            traceback.print_exc()
+            return _fail(job, "%s: %s" % (type(err).__name__, err), 1)
+        return _fail(job, "the shared folder is full (%s); free some space, then run again with --run-id %s to "
+                          "resume" % (err.strerror, args.run_id), 1)
     except MemoryError:
         traceback.print_exc()
         return _fail(job, "out of memory (MemoryError); give the job more memory or use a smaller profile", 1)

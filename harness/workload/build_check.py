@@ -28,7 +28,11 @@ def main(argv=None):
         import keras
         import numpy as np
 
-        net = model.build(keras, shape, args.classes, 1e-3, path=args.file)
+        try:
+            net = model.build(keras, shape, args.classes, 1e-3, path=args.file)
+        except SystemExit as err:
+            raise model.ModelError("model file %s: its build() called sys.exit(%r); it must return the model, "
+                                   "not end the process" % (args.file, err.code))
         probs = model.predict(net, np.random.RandomState(0).rand(2, *shape).astype("float32"), 2)
         if probs.shape != (2, args.classes) or not np.all(np.isfinite(probs)) or np.any(probs < 0) \
                 or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):

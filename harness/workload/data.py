@@ -21,6 +21,7 @@ import os
 import shutil
 import tarfile
 import time
+import unicodedata
 
 import numpy as np
 
@@ -189,13 +190,23 @@ def _decode_keras():
 
 
 def _split_member(name):
-    """('train', 'cat', 'file.jpg') for any path ending in <split>/<class>/<file>, else None."""
-    parts = [p for p in name.replace("\\", "/").split("/") if p and p != "."]
-    if len(parts) < 3 or parts[-3] not in SPLITS:
+    """('train', 'cat', 'file.jpg') for an archive path ending in <split>/<class>/<file>, else None.
+
+    '/' separates first: a class named with a backslash (``$\\frac{a}{b}$``) stays one class; only a
+    path that is no member that way is read with '\\' as a separator too (an archive made on Windows).
+    """
+    for text in (name, name.replace("\\", "/")):
+        parts = [p for p in text.split("/") if p and p != "."]
+        if len(parts) >= 3 and parts[-3] in SPLITS:
+            return _image_member(*parts[-3:])
+    return None
+
+
+def _image_member(split, cls, fname):
+    """(split, class, file) when ``fname`` is an image file (not hidden), else None."""
+    if fname.startswith(".") or not fname.lower().endswith(IMAGE_EXTENSIONS):
         return None
-    if parts[-1].startswith(".") or not parts[-1].lower().endswith(IMAGE_EXTENSIONS):
-        return None
-    return parts[-3], parts[-2], parts[-1]
+    return split, cls, fname
 
 
 def _folder_entries(root):
@@ -210,7 +221,7 @@ def _folder_entries(root):
                 continue
             for name in sorted(os.listdir(cls_dir)):
                 full = os.path.join(cls_dir, name)
-                found = _split_member(os.path.join(split, cls, name))
+                found = _image_member(split, cls, name)
                 if found and os.path.isfile(full):
                     entries.append((found, full, None))
     return entries
@@ -244,6 +255,7 @@ def _decode_images(entries, where):
         raise DataError("train and test of %s have different classes (%s appear in only one); every class "
                         "needs a folder in both splits" % (where, ", ".join(missing)))
     names = classes["train"]
+    _check_class_names(names, where)
     index = {c: i for i, c in enumerate(names)}
     entries = sorted(entries, key=lambda e: e[0])
     shape = None
@@ -266,6 +278,21 @@ def _decode_images(entries, where):
     xs = {s: np.stack(x[s]) for s in SPLITS}
     ys = {s: np.asarray(y[s], dtype=np.int64) for s in SPLITS}
     return xs, ys, names
+
+
+def _check_class_names(names, where):
+    """Refuse class folder names a reader cannot tell apart: blank, or equal once Unicode-normalised."""
+    blank = [n for n in names if not n.strip()]
+    if blank:
+        raise DataError("data set %s has a class folder named %r, which is blank; rename it to say what its "
+                        "images show" % (where, blank[0]))
+    seen = {}
+    for name in names:
+        key = unicodedata.normalize("NFKC", name)
+        if key in seen:
+            raise DataError("data set %s has class folders %r and %r, which read the same (equal once Unicode "
+                            "is normalised); merge or rename one of them" % (where, seen[key], name))
+        seen[key] = name
 
 
 # -- the subsets every backend shares --------------------------------------------

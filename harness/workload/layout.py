@@ -39,7 +39,9 @@ that says what went wrong.
 Files appear complete or not at all: each is written under a temporary name in
 the same folder and renamed into place. A result file, written last, lists
 under ``files`` every other file its job promised, with its size and SHA-256:
-the harness reuses a finished job on resume only when each still matches.
+the harness reuses a finished job on resume only when each still matches, and
+when the result file itself still matches the size and SHA-256 that the
+harness recorded in the job's status as it ended.
 """
 import hashlib
 import json

@@ -75,18 +75,40 @@ def steady_rate(history, timers):
 
     With two or more epochs: images over wall time of every epoch after the
     first (the first holds compilation). With one epoch: from the step times,
-    leaving out the first few steps.
+    leaving out the first ``WARMUP_STEPS`` steps; an epoch of fewer steps
+    than that leaves out only the first (which holds compilation), and
+    ``steady_basis`` says so. None only for an epoch of a single step.
     """
     if len(history) >= 2:
         images = sum(h["images"] for h in history[1:])
         seconds = sum(h["seconds"] for h in history[1:])
         return round(images / seconds, 2) if seconds > 0 else None
-    steps = timers[0].step_seconds() if timers else []
-    later = steps[WARMUP_STEPS:]
-    if not later:
+    later = _later_steps(timers)
+    if not later or sum(later) <= 0:
         return None
     batch = timers[0].batch_size
     return round(batch * len(later) / sum(later), 2)
+
+
+def steady_basis(history, timers):
+    """What ``steady_rate`` measured over, in a few words for the report and the job's result."""
+    if len(history) >= 2:
+        return "epochs after the first"
+    steps = timers[0].step_seconds() if timers else []
+    later = _later_steps(timers)
+    if not later:
+        return ("none: the only epoch had %d step(s), and a rate needs at least 2 (the first holds compilation); "
+                "train on more images (n_train) or for 2 epochs" % len(steps))
+    if len(steps) > WARMUP_STEPS:
+        return "steps after the first %d of the only epoch" % WARMUP_STEPS
+    return ("the %d step(s) after the first of the only epoch (fewer than %d warm-up steps: may include warm-up)"
+            % (len(later), WARMUP_STEPS))
+
+
+def _later_steps(timers):
+    """The step times of a single epoch after its warm-up (after the first step only, for a short epoch)."""
+    steps = timers[0].step_seconds() if timers else []
+    return steps[WARMUP_STEPS:] if len(steps) > WARMUP_STEPS else steps[1:]
 
 
 def summarise_epochs(history, timers):

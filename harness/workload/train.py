@@ -10,7 +10,8 @@ import time
 import numpy as np
 
 from harness.workload import data, environment, events, faults, flops, layout, model
-from harness.workload.timing import StepTimer, steady_rate, summarise_epochs
+from harness.workload.job import InputError
+from harness.workload.timing import StepTimer, steady_basis, steady_rate, summarise_epochs
 
 TRAIN_EVAL_IMAGES = 2000
 """Training images scored in inference mode after training (a seeded sample when the
@@ -81,11 +82,17 @@ def run(job, keras):
             record.update(val_loss=val_loss, val_accuracy=val_acc)
         history.append(record)
         timers.append(timer)
+        for what, key in (("training loss", "loss"), ("validation loss", "val_loss")):
+            if not np.isfinite(record.get(key, 0.0)):
+                _diverged(job, keras, net, profile, history, epoch, what, record[key])
         job.events.emit(events.EPOCH_END, **record)
         faults.maybe_fail(job.backend, "train", "epoch-%d" % epoch)
 
     test_loss, test_acc = _evaluate(keras, net, prepared, "test", profile, n_classes)
     train_eval = evaluate_train_split(net, prepared, profile)
+    for what, value in (("test loss", test_loss), ("training loss in inference mode", train_eval["loss"])):
+        if not np.isfinite(value):  # finite while training, not after
+            _diverged(job, keras, net, profile, history, len(history), what, value)
     job.events.emit(events.EVALUATED, split="train", **train_eval)
     job.events.emit(events.EVALUATED, split="test", loss=test_loss, accuracy=test_acc)
     layout.atomic_save_npz(job.path(layout.WEIGHTS), model.portable(job.backend, net.get_weights(), net))
@@ -126,8 +133,45 @@ def run(job, keras):
     }
     steady = steady_rate(history, timers)
     result["timing"]["steady_images_per_s"] = steady
+    result["timing"]["steady_basis"] = steady_basis(history, timers)
     result["flops"] = cost  # utilisation comes from the speed phase, measured alone against the ceiling
     return result
+
+
+def _diverged(job, keras, net, profile, history, epoch, what, value):
+    """A loss is NaN or infinite: keep what training recorded for inspection (``train.json`` with
+    ``diverged`` and the non-finite figures as null) and fail the job in one line naming the learning rate."""
+    rate = learning_rate(keras, net, profile["learning_rate"])
+    message = ("the model diverged: its %s became %s in epoch %d at learning rate %s; lower the learning rate "
+               "(the profile's learning_rate, or the optimizer's in the model file)"
+               % (what, value, epoch, "%g" % rate if rate is not None else "?"))
+    result = {"schema": layout.SCHEMA_VERSION, "kind": "train", "run_id": job.run_id, "backend": job.backend,
+              "diverged": {"epoch": epoch, "learning_rate": rate, "message": message},
+              "history": [dict((k, v if not isinstance(v, float) or np.isfinite(v) else None)
+                               for k, v in row.items()) for row in history]}
+    layout.atomic_write_json(job.path(layout.result_name("train")), result)
+    raise Diverged(message)
+
+
+class Diverged(InputError):
+    """Training produced a NaN or infinite loss; the message names the learning rate and the fix (the same
+    settings diverge again: retrying cannot help)."""
+
+
+def learning_rate(keras, net, asked):
+    """The learning rate the model trains with: its optimizer's (a model file may compile its own), else
+    ``asked``; None when neither is a number."""
+    optimizer = getattr(net, "optimizer", None)
+    value = getattr(optimizer, "learning_rate", getattr(optimizer, "lr", None))
+    try:
+        value = float(np.asarray(keras.backend.get_value(value) if hasattr(keras.backend, "get_value")
+                                 else value))
+    except Exception:  # noqa: BLE001 (a schedule or an unknown optimizer: say the profile's)
+        value = asked
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def evaluate_train_split(net, prepared, profile):
