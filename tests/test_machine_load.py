@@ -48,6 +48,22 @@ def test_a_process_name_with_spaces_and_parentheses_does_not_shift_the_fields():
     assert parse_self_stat(text) == 175  # utime 150 + stime 25
 
 
+def test_the_jobs_own_children_are_its_own_work_not_outside_load():
+    """Theano compiles with g++ in a child process: seen in a quiet smoke run as 0.48 of a core of 'outside'
+    load during its first SingleStream queries. A child the job has waited for is in cutime and cstime."""
+    text = "4242 (python) R 1 2 3 4 5 6 7 8 9 10 150 25 40 8 20 0 3 0"
+    assert parse_self_stat(text) == 150 + 25 + 40 + 8
+
+
+def test_a_few_jiffies_in_a_short_section_are_not_contention_a_busy_core_is():
+    """/proc/stat counts in 10 ms jiffies: in a 0.25 s Offline batch of a quiet smoke run, 3 jiffies of the
+    harness polling or a kernel thread read as 0.12 of a core; a busy loop there would read 25 jiffies."""
+    assert judge({"seconds": 0.256, "others_cores": 0.117})["contended"] is False  # 30 ms: quantisation
+    assert judge({"seconds": 0.256, "others_cores": 0.9})["contended"] is True
+    assert judge({"seconds": 5.0, "others_cores": 0.12})["contended"] is True  # 0.6 s over a long section
+    assert judge({"others_cores": 0.12})["contended"] is True  # a reading without its duration: the rate alone
+
+
 @pytest.mark.parametrize("text, expected", [
     ("usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 40\nnr_throttled 3\nthrottled_usec 250000\n",
      {"nr_throttled": 3, "throttled_usec": 250000}),  # cgroup v2

@@ -28,6 +28,10 @@ Python 3.6 syntax and the standard library only: the job imports it.
 import os
 import time
 
+MIN_OTHERS_S = 0.05
+"""Others' CPU time must also exceed this many seconds: /proc/stat counts in jiffies (10 ms at HZ 100), so on a
+0.25 s section one jiffy of a kernel thread or of the harness polling reads as 0.04 of a core; a quiet
+machine showed up to 3 jiffies in such sections (docs/methods.md), a busy core 25."""
 OTHERS_LIMIT_CORES = 0.10
 """Outside load above this (cores used by other processes, on average over the section) marks a figure
 contended: docs/methods.md says how it was chosen from quiet and loaded measurements."""
@@ -60,9 +64,11 @@ def parse_proc_stat(text):
 
 
 def parse_self_stat(text):
-    """This process's CPU time in jiffies (utime + stime) from ``/proc/self/stat``."""
+    """This process's CPU time in jiffies from ``/proc/self/stat``: its own (utime + stime) and that of its
+    children it has waited for (cutime + cstime), so a compiler the backend runs (Theano's g++) is the job's
+    own work, not outside load."""
     after = text.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
-    return int(after[11]) + int(after[12])  # fields 14 and 15: utime, stime
+    return sum(int(after[i]) for i in (11, 12, 13, 14))  # fields 14-17: utime, stime, cutime, cstime
 
 
 def parse_cgroup_cpu_stat(text):
@@ -200,7 +206,9 @@ def judge(measured):
     if measured.get("unreadable"):
         return {"contended": None, "reasons": [measured["unreadable"]]}
     others = measured.get("others_cores") or 0.0
-    if others > OTHERS_LIMIT_CORES:
+    seconds = measured.get("seconds")
+    others_s = others * seconds if seconds else float("inf")
+    if others > OTHERS_LIMIT_CORES and others_s > MIN_OTHERS_S:
         reasons.append("other processes used %.2f of a core (limit %.2f)" % (others, OTHERS_LIMIT_CORES))
     steal = measured.get("steal_share") or 0.0
     if steal > STEAL_LIMIT:
