@@ -29,7 +29,7 @@ import os
 import time
 
 MIN_OTHERS_S = 0.05
-"""Others' CPU time must also exceed this many seconds: /proc/stat counts in jiffies (10 ms at HZ 100), so on a
+"""Others' CPU time (and the hypervisor's steal) must also exceed this many seconds: /proc/stat counts in jiffies (10 ms at HZ 100), so on a
 0.25 s section one jiffy of a kernel thread or of the harness polling reads as 0.04 of a core; a quiet
 machine showed up to 3 jiffies in such sections (docs/methods.md), a busy core 25."""
 OTHERS_LIMIT_CORES = 0.10
@@ -211,7 +211,8 @@ def judge(measured):
     if others > OTHERS_LIMIT_CORES and others_s > MIN_OTHERS_S:
         reasons.append("other processes used %.2f of a core (limit %.2f)" % (others, OTHERS_LIMIT_CORES))
     steal = measured.get("steal_share") or 0.0
-    if steal > STEAL_LIMIT:
+    steal_s = steal * seconds * max(1, len(measured.get("cpus") or ())) if seconds else float("inf")
+    if steal > STEAL_LIMIT and steal_s > MIN_OTHERS_S:
         reasons.append("the hypervisor stole %.0f%% of the cores' time (limit %.0f%%)"
                        % (100 * steal, 100 * STEAL_LIMIT))
     cgroup = measured.get("cgroup") or {}
