@@ -74,9 +74,9 @@ RUN: tuple[Option, ...] = (
     Option("--speed-threads", "CPU threads of each speed job, the same for every backend; each runs alone",
            None, metavar="N", default_text="1"),
     Option("--job-timeout", "kill a job after this long", None, metavar="SECONDS", default_text="the profile's"),
-    Option("--quiet-wait", "before each timed section, wait at most this long for the machine to be quiet "
-           "(other processes under a tenth of a core for 3 s); a section still timed beside other work is "
-           "marked contended", "30", metavar="SECONDS"),
+    Option("--quiet-wait", "each timed job waits at most this long in all for the machine to be quiet (other "
+           "processes under a tenth of a core for 3 s before each timed section); a section still timed beside "
+           "other work is marked contended", "30", metavar="SECONDS"),
     Option("--work-dir", "machine-local state: runtimes, staged code", ".kbench", metavar="DIR"),
     Option("--record-baseline", "write this run's measured accuracies as the profile's new baseline (checks "
            "are not applied)", False, switch=True),

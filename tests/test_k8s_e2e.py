@@ -73,7 +73,7 @@ def test_pytest_benchmarks_runs_every_job_as_a_kubernetes_job(fake_cluster, pyte
         "kubernetes", "--k8s-kubeconfig", str(fake_cluster.kubeconfig), "--k8s-context", CONTEXT,
         "--k8s-mount-path", str(shared), "--k8s-cpu", "1", "--k8s-poll-interval", "0.5",
         # the emulator and the stand-in kubelet run in this process and poll, so the machine is never quiet
-        # for a speed or serve job here: each timed section would wait out the whole --quiet-wait first
+        # for a speed or serve job here: each job would wait out its whole --quiet-wait first
         "--quiet-wait", "1", timeout=900)
 
     assert result.ret == 0, result.stdout.str()[-3000:]

@@ -11,12 +11,14 @@ import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from harness.workload import machine_load
 from harness.workload.machine_load import (
     LoadMeter,
+    QuietWaits,
     Snapshot,
     cgroup_paths,
     judge,
@@ -201,3 +203,67 @@ def test_the_quiet_period_is_three_seconds_unless_the_test_suite_shortens_it(mon
     assert machine_load.quiet_for_s_setting() == machine_load.SAMPLE_S  # one sample at least
     monkeypatch.setenv("KBENCH_QUIET_FOR_S", "soon")
     assert machine_load.quiet_for_s_setting() == 3.0
+
+
+class BusyFor:
+    """``wait_for_quiet`` on a machine that stays busy for ``busy_s`` of waiting, then is quiet: no clock, no
+    load, the waits' arithmetic alone."""
+
+    def __init__(self, busy_s: float):
+        self.busy_left_s = busy_s
+        self.limits: list[float] = []
+
+    def __call__(self, limit_s: float, quiet_for_s: float) -> dict:
+        self.limits.append(limit_s)
+        if self.busy_left_s + quiet_for_s <= limit_s:
+            waited, self.busy_left_s = self.busy_left_s + quiet_for_s, 0.0
+            return {"waited_s": waited, "quiet": True, "last": {"others_cores": 0.0}}
+        self.busy_left_s -= limit_s
+        return {"waited_s": limit_s, "quiet": False, "last": {"others_cores": 1.0}}
+
+
+def test_a_job_waits_for_quiet_at_most_its_limit_in_all_not_per_section():
+    """A busy machine made a smoke run's speed job wait the whole limit before each of its 10 timed
+    sections (its own 2 and the ceiling's 8 kernels): 19 min for a run that takes 8 quiet."""
+    machine = BusyFor(busy_s=1000)
+    waits = QuietWaits(30, quiet_for_s=3, wait=machine)
+    answers = [waits.wait() for _ in range(10)]
+    assert [a["quiet"] for a in answers] == [False] * 10
+    assert machine.limits == [33] + [3] * 9, "the first wait spends the limit; the rest check for quiet only"
+    assert sum(a["waited_s"] for a in answers) == 33 + 9 * 3
+
+
+def test_on_a_quiet_machine_each_section_still_gets_its_quiet_period():
+    machine = BusyFor(busy_s=0)
+    waits = QuietWaits(30, quiet_for_s=3, wait=machine)
+    for _ in range(12):
+        assert waits.wait()["quiet"]
+    assert machine.limits == [33] * 12 and waits.spent_s == 0
+
+
+def test_a_short_busy_spell_uses_only_what_it_took():
+    machine = BusyFor(busy_s=10)
+    waits = QuietWaits(30, quiet_for_s=3, wait=machine)
+    assert waits.wait() == {"waited_s": 13, "quiet": True, "last": {"others_cores": 0.0}}
+    assert waits.left_s == 20 and machine.limits == [33]
+    waits.wait()
+    assert machine.limits == [33, 23]
+
+
+def test_a_job_says_once_its_wait_is_spent_and_still_times_each_section():
+    said = []
+    job = SimpleNamespace(settings={"timing": {"quiet_wait_s": 30}}, say=said.append)
+    job.quiet_waits = QuietWaits(30, quiet_for_s=3, wait=BusyFor(busy_s=1000))
+    machine_load.quiet_before(job, "training steps")
+    machine_load.quiet_before(job, "inference batches")
+    assert said == [
+        "the machine stayed busy for 33 s (other processes used 1.00 of a core); timing the training steps anyway, "
+        "marked contended if it still is; this job's --quiet-wait of 30 s is spent",
+        "the machine stayed busy for 3 s (other processes used 1.00 of a core); timing the inference batches "
+        "anyway, marked contended if it still is; this job's --quiet-wait of 30 s is spent"]
+
+
+def test_each_job_has_one_budget_made_from_its_run_json():
+    job = SimpleNamespace(settings={"timing": {"quiet_wait_s": 7}})
+    assert machine_load.waits_of(job) is machine_load.waits_of(job)
+    assert machine_load.waits_of(job).limit_s == 7

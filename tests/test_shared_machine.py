@@ -130,8 +130,11 @@ def test_when_every_backend_shared_the_machine_the_summary_says_so_not_that_noth
     analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"),
                                                      outside_load={"tensorflow": 0.8, "jax": 0.6})))
     assert analysis.speed["ranking"]["train"] == (
-        "nothing to rank: every backend (jax, tensorflow) was timed while other processes used the machine")
+        "none is called the fastest to train: every backend (jax, tensorflow) was timed while other processes used "
+        "the machine")
+    assert analysis.speed["ranking"]["predict"].startswith("none is called the fastest to infer: every backend")
     serving = reanalyse(write_run(tmp_path / "serve", RunSpec(backends=("tensorflow", "jax"),
                                                               serve_outside_load={"tensorflow": 0.8, "jax": 0.6})))
     assert serving.serving["ranking"]["single_stream"] == (
-        "nothing to rank: every backend (jax, tensorflow) was timed while other processes used the machine")
+        "none is called the fastest to answer one image at a time (SingleStream p90): every backend (jax, "
+        "tensorflow) was timed while other processes used the machine")

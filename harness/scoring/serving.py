@@ -293,24 +293,25 @@ def summarise(results: Mapping[str, dict], kept: Mapping[str, Mapping[str, np.nd
             "single_stream": _shared(_ranked_or_not(
                 intervals.ranking(_p90s(quiet("single_stream")), higher_is_better=False,
                                   noun=NOUNS["single_stream"], fmt=_ms_text, unit="ms"), "single_stream", ranked,
-                wrong), ranked, quiet("single_stream")),
+                wrong), ranked, quiet("single_stream"), "single_stream"),
             "offline": _shared(_ranked_or_not(
                 intervals.ranking(_offline_best(quiet("offline")), higher_is_better=True, noun=NOUNS["offline"],
-                                  fmt=_rate_text, unit="img/s"), "offline", ranked, wrong), ranked, quiet("offline")),
+                                  fmt=_rate_text, unit="img/s"), "offline", ranked, wrong), ranked, quiet("offline"),
+                               "offline"),
             "server": _shared(_ranked_or_not(server_ranking(quiet("server")), "server", ranked, wrong), ranked,
-                              quiet("server")),
+                              quiet("server"), "server"),
         },
     }
 
 
-def _shared(sentence: str, ranked: Mapping[str, Any], quiet: Mapping[str, Any]) -> str:
+def _shared(sentence: str, ranked: Mapping[str, Any], quiet: Mapping[str, Any], scenario: str) -> str:
     """The ranking sentence, naming the backends it left out because they were timed on a shared machine."""
     busy = sorted(set(ranked) - set(quiet))
     if not busy:
         return sentence
     if not quiet:
-        return (f"nothing to rank: every backend ({', '.join(busy)}) was timed while other processes used the "
-                "machine")
+        return (f"none is called the {NOUNS[scenario]}: every backend ({', '.join(busy)}) was timed while other "
+                "processes used the machine")
     return f"{sentence}; {', '.join(busy)} not ranked: timed while other processes used the machine"
 
 

@@ -256,8 +256,8 @@ def _ranking(backends: dict[str, Any], part: str, noun: str, not_ranked: dict[st
     wrong = sorted(name for name in backends if name in not_ranked)
     figures = _ranked({n: r for n, r in backends.items() if n not in busy and n not in wrong}, part)
     if busy and not figures and not wrong:
-        return (f"nothing to rank: every backend ({', '.join(busy)}) was timed while other processes used the "
-                "machine")
+        return (f"none is called the {noun}: every backend ({', '.join(busy)}) was timed while other processes "
+                "used the machine")
     sentence = intervals.ranking(figures, higher_is_better=True, noun=noun, fmt=_img_s, unit="img/s")
     if busy:
         sentence += f"; {', '.join(busy)} not ranked: timed while other processes used the machine"

@@ -118,7 +118,7 @@ def run(job, keras):
     threads = environment.requested_threads() or 1
     gpu_memory = environment.gpu_memory(job.backend)  # the model's, before the ceiling's big matrices
     rates = ceiling.measure(job.backend, threads, job.cache_dir, say=job.say,
-                            wait=lambda: machine_load.wait_for_quiet(machine_load.quiet_wait_s(job.settings)))
+                            wait=machine_load.waits_of(job).wait)
     return {
         "schema": layout.SCHEMA_VERSION,
         "kind": "speed",
