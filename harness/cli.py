@@ -105,7 +105,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for note in compare_runs.differences_in_setup(first, second) + compare_runs.shared_notes(first, second):
         print(f"note: {note}")
     print("each figure with its 95% interval; a change is called only where the intervals separate "
-          "(speed: bootstrap over steps, timed alone; accuracy: Wilson over the test images)\n")
+          "(speed: bootstrap over steps, timed alone; serving: distribution-free for the p90, bootstrap for "
+          "Offline, the search's bracket for the Server's peak; accuracy: Wilson over the test images)\n")
     rows = compare_runs.compare(first, second)
     header = ("", "figure", "A", "B", "change B vs A")
     table = [header] + [(r.subject, r.figure, _figure(r.before, r.figure), _figure(r.after, r.figure), r.change)
@@ -195,14 +196,17 @@ def _percent(value: object) -> str:
 def _figure(side: compare_runs.Side, label: str) -> str:
     """A figure with its interval (``29.60% (25.8-33.7)``, ``612.3 (601.0-618.9)``) and a contended mark."""
     if side.value is None:
-        return "-"
+        return f"- ({side.missing})" if side.missing else "-"
     if "accuracy" in label or "ECE" in label:
         text, span = f"{side.value * 100:.2f}%", side.interval and f"{side.interval[0] * 100:.1f}-{side.interval[1] * 100:.1f}"
     elif "NLL" in label:
         text, span = f"{side.value:.4f}", None
+    elif " ms" in label:
+        text, span = f"{side.value:.3f}", side.interval and f"{side.interval[0]:.3f}-{side.interval[1]:.3f}"
     else:
         text, span = f"{side.value:,.1f}", side.interval and f"{side.interval[0]:,.1f}-{side.interval[1]:,.1f}"
-    return text + (f" ({span})" if span else "") + (" [contended]" if side.contended else "")
+    marks = (" [contended]" if side.contended else "") + (" [audit failed]" if side.audit_failed else "")
+    return text + (f" ({span})" if span else "") + marks
 
 
 # -- the parser ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, history
+from harness import cli, compare_runs, history
 from harness.compare_runs import Side, compare, describe_change
 from harness.run_end import reanalyse
 from harness.run_store import RunStore
@@ -246,11 +246,37 @@ def test_gate_rejects_a_watch_it_does_not_know(value):
     (Side(1.50), Side(1.40), "difference", None, "-0.1000 (lower; no interval to judge it by)"),
     (Side(173.5), Side(264.6), "shared", None,
      "+52.5% (measured in the jobs, beside other jobs: not a speed comparison)"),
+    (Side(2.0, (1.9, 2.1)), Side(1.5, (1.4, 1.6)), "latency", False, "-25.0% (faster)"),
+    (Side(2.0, (1.9, 2.1)), Side(2.05, (1.95, 2.2)), "latency", False,
+     "+2.5% (within noise: the 95% intervals overlap)"),
+    (Side(900.0, (900, 1300)), Side(300.0, (300, 360), audit_failed=True), "speed", True,
+     "-66.7% (not compared: B served answers that differ from its predict job's)"),
+    (Side(148.1, (148.1, 169.3)), Side(None, missing="no offered rate met the bound"), "speed", True,
+     "n/a (B: no offered rate met the bound)"),
     (Side(0.4), Side(0.4), "accuracy", True, "unchanged"),
     (Side(None), Side(0.4), "accuracy", True, "n/a (only in the second run)"),
 ])
 def test_a_change_is_called_only_where_the_intervals_separate(before, after, kind, higher, expected):
     assert describe_change(before, after, kind, higher) == expected
+
+
+def test_compare_shows_serving_with_intervals_and_never_judges_a_contended_or_wrong_side(tmp_path):
+    a = reanalyse(write_run(tmp_path / "a", RunSpec(run_id="a1", backends=("jax", "torch", "tensorflow"))))
+    b = reanalyse(write_run(tmp_path / "b", RunSpec(run_id="b1", backends=("jax", "torch", "tensorflow"),
+                                                    serve_outside_load={"jax": 0.7}, serve_wrong=("torch",),
+                                                    serve_ms={"jax": 3.5, "torch": 5.0, "tensorflow": 6.0})))
+    rows = {(r.subject, r.figure): r for r in compare(a, b)}
+    p90 = rows[("jax", "SingleStream p90 ms, alone")]
+    assert p90.after.contended and p90.before.interval and p90.before.interval[0] <= p90.before.value
+    assert p90.change.endswith("(not compared: B timed while other processes used the machine)")
+    assert rows[("torch", "Offline img/s at its best batch, alone")].change.endswith(
+        "(not compared: B served answers that differ from its predict job's)")
+    assert rows[("tensorflow", "SingleStream p90 ms, alone")].change.endswith("(slower)")  # 2 ms -> 6 ms
+    server = rows[("tensorflow", "Server peak queries/s (bracket), alone")]
+    assert server.before.value is not None and server.before.interval[0] == server.before.value
+    notes = compare_runs.shared_notes(a, b)
+    assert notes == ["run B (b1): The machine was shared while jax was served: other processes used up to 0.70 of "
+                     "a core; those serving figures are marked contended and not ranked"]
 
 
 def test_compare_lists_a_backend_that_only_one_run_has(tmp_path):

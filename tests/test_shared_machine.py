@@ -126,6 +126,26 @@ def test_the_report_says_which_serving_scenario_shared_the_machine(tmp_path):
     assert "jax: SingleStream timed on a shared machine: other processes used 0.60 of a core (limit 0.10)" in markdown
 
 
+def test_the_summary_says_when_serving_alone_shared_the_machine(tmp_path):
+    """In a quiet smoke run only some serving scenarios were contended (by the hypervisor's steal): the summary
+    must say so as it does for the speed phase, or a reader of it alone would take every figure as quiet."""
+    analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"), serve_outside_load={"jax": 0.6})))
+    assert analysis.speed["shared"] == ""
+    assert analysis.serving["shared"] == ("The machine was shared while jax was served: other processes used up "
+                                          "to 0.60 of a core; those serving figures are marked contended and not "
+                                          "ranked")
+    summary = render_reports(analysis)["md"].decode().split("###")[0]
+    assert analysis.serving["shared"] + "." in summary
+
+
+def test_a_reading_contended_by_steal_alone_is_said_as_steal_not_as_others_load():
+    steal = {"contended": True, "others_cores": 0.0, "reasons": ["the hypervisor stole 17% of the cores' time "
+                                                                 "(limit 5%)"]}
+    assert speed.machine_shared_line({"torch": [steal], "jax": []}, "timed") == (
+        "The machine was shared while torch was timed: the hypervisor stole 17% of the cores' time; those "
+        "figures are marked contended and not ranked")
+
+
 def test_when_every_backend_shared_the_machine_the_summary_says_so_not_that_nothing_was_measured(tmp_path):
     analysis = reanalyse(write_run(tmp_path, RunSpec(backends=("tensorflow", "jax"),
                                                      outside_load={"tensorflow": 0.8, "jax": 0.6})))

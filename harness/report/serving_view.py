@@ -147,7 +147,8 @@ def chart_data(analysis: RunAnalysis) -> dict[str, Any]:
 
 
 def headline_lines(analysis: RunAnalysis) -> list[str]:
-    """The summary's serving sentences: who serves fastest (or who is tied), and every failed audit."""
+    """The summary's serving sentences: who serves fastest (or who is tied), every failed audit, and whether
+    the machine was shared while serving was timed."""
     section = analysis.serving or {}
     if not section.get("available"):
         return []
@@ -155,4 +156,4 @@ def headline_lines(analysis: RunAnalysis) -> list[str]:
         (section.get("audit_failed") or {}).items())]
     ranking = section.get("ranking") or {}
     return lines + [text + "." for text in (ranking.get("single_stream"), ranking.get("offline"),
-                                             ranking.get("server")) if text]
+                                             ranking.get("server"), section.get("shared")) if text]

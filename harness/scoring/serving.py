@@ -288,7 +288,7 @@ def summarise(results: Mapping[str, dict], kept: Mapping[str, Mapping[str, np.nd
                      bound=settings.get("p99_bound_ms") or 0)
     return {
         "available": True, "how": how, "backends": backends, "problems": dict(problems),
-        "audit_failed": wrong,
+        "audit_failed": wrong, "shared": shared_sentence(backends),
         "ranking": {
             "single_stream": _shared(_ranked_or_not(
                 intervals.ranking(_p90s(quiet("single_stream")), higher_is_better=False,
@@ -302,6 +302,13 @@ def summarise(results: Mapping[str, dict], kept: Mapping[str, Mapping[str, np.nd
                               quiet("server"), "server"),
         },
     }
+
+
+def shared_sentence(backends: Mapping[str, dict]) -> str:
+    """One line when any scenario was timed on a shared machine: which backends, and how much; "" if none."""
+    return speed_scoring.machine_shared_line(
+        {name: [load for load in (row.get("load") or {}).values() if (load or {}).get("contended")]
+         for name, row in backends.items()}, "served", "those serving figures")
 
 
 def _shared(sentence: str, ranked: Mapping[str, Any], quiet: Mapping[str, Any], scenario: str) -> str:

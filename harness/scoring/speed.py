@@ -268,17 +268,28 @@ def _ranking(backends: dict[str, Any], part: str, noun: str, not_ranked: dict[st
 
 def shared_sentence(backends: dict[str, Any]) -> str:
     """One line when any section was timed on a shared machine: which, and how much; "" when none was."""
-    worst: dict[str, float] = {}
-    for name, row in backends.items():
-        for section in ("train", "predict"):
-            if contention(row, section):
-                load = row["load"][section]
-                worst[name] = max(worst.get(name, 0.0), float(load.get("others_cores") or 0.0))
-    if not worst:
+    return machine_shared_line({name: [(row.get("load") or {}).get(section) for section in ("train", "predict")
+                                       if contention(row, section)] for name, row in backends.items()}, "timed")
+
+
+def machine_shared_line(contended: dict[str, list[dict[str, Any]]], verb: str, figures: str = "those figures") -> str:
+    """``The machine was shared while jax, torch were timed: other processes used up to 0.59 of a core; ...``:
+    the backends with a contended reading, and the worst of what held them back (others' CPU, the
+    hypervisor's steal, the container's throttling); "" when none was contended."""
+    found = {name: [load for load in loads if load] for name, loads in contended.items()}
+    found = {name: loads for name, loads in found.items() if loads}
+    if not found:
         return ""
-    return (f"The machine was shared while {', '.join(sorted(worst))} {'was' if len(worst) == 1 else 'were'} "
-            f"timed: other processes used up to {max(worst.values()):.2f} of a core; those figures are marked "
-            "contended and not ranked")
+    loads = [load for all_loads in found.values() for load in all_loads]
+    others = max(float(load.get("others_cores") or 0.0) for load in loads)
+    reasons = [reason for load in loads for reason in load.get("reasons") or []]
+    if any(reason.startswith("other processes") for reason in reasons):
+        how = f"other processes used up to {others:.2f} of a core"
+    else:
+        how = reasons[0].split(" (limit")[0] if reasons else "its reading was over the limit"
+    names = sorted(found)
+    return (f"The machine was shared while {', '.join(names)} {'was' if len(names) == 1 else 'were'} {verb}: "
+            f"{how}; {figures} are marked contended and not ranked")
 
 
 def _ranked(backends: dict[str, Any], part: str) -> dict[str, tuple[float, float | None, float | None]]:
