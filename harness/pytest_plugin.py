@@ -225,6 +225,8 @@ def record_rounds(benchmark: Any, durations: list[float]) -> None:
     if not hasattr(benchmark, "_timer") or not hasattr(benchmark, "pedantic"):
         raise RuntimeError(f"pytest-benchmark {_benchmark_version()} has no _timer to read recorded durations "
                            "from; install the pinned version (pip install -e .)")
+    if getattr(benchmark, "disabled", False):  # --benchmark-disable: pytest-benchmark keeps no figures
+        return
     readings = iter([reading for duration in durations for reading in (0.0, float(duration))])
     benchmark._timer = lambda: next(readings)
     benchmark.pedantic(lambda: None, rounds=len(durations), iterations=1, warmup_rounds=0)

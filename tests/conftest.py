@@ -22,10 +22,14 @@ CLASSES = ("cat", "dog", "ship")
 
 
 # The suite's real sessions test the timed sections' plumbing, not their figures: each matmul kernel of the
-# ceiling timed for 0.2 s instead of 1.5 s, and a timed section starts after 0.5 s of quiet instead of 3 s
-# (the jobs inherit these; about 15 s less per speed job and 6 s per serve job).
+# ceiling timed for 0.2 s instead of 1.5 s, a timed section starts after 0.5 s of quiet instead of 3 s, and a
+# job waits at most 2 s in all for quiet instead of 30 (its sessions run beside other tests: ./dev test runs
+# two at a time). The jobs inherit these; about 15 s less per speed job and 6 s per serve job when quiet.
 os.environ.setdefault("KBENCH_CEILING_SECONDS", "0.2")
 os.environ.setdefault("KBENCH_QUIET_FOR_S", "0.5")
+os.environ.setdefault("KBENCH_QUIET_WAIT_S", "2")
+TIMING_KNOBS = ("KBENCH_CEILING_SECONDS", "KBENCH_QUIET_FOR_S", "KBENCH_QUIET_WAIT_S")
+"""The variables above, for tests that start a job with an environment of their own."""
 
 FAST_TIER_LIMIT_S = 10.0
 """A test not marked ``slow`` that takes longer fails: the fast tier (``./dev test``) is the inner loop.
@@ -41,6 +45,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.outcome = "failed"
         report.longrepr = (f"{item.nodeid} is in the fast tier but took {call.duration:.1f} s, over "
                            f"{FAST_TIER_LIMIT_S:g} s: make it faster or mark it slow (@pytest.mark.slow)")
+
+
+@pytest.fixture(autouse=True)
+def _sessions_of_their_own(monkeypatch):
+    """A benchmark session a test starts (pytester, a subprocess) is a session of its own, not a worker of
+    ./dev test's pytest-xdist: pytest-benchmark turns itself off when it sees xdist's worker variable."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from k8s_fixtures import Behaviour, JobRun, condition, drive_pods
 
+from tests.conftest import TIMING_KNOBS
+
 
 # -- scripted situations ------------------------------------------
 def succeeds(events: int = 2, hold_s: float = 0.0, log: str = "training...\n") -> Behaviour:
@@ -174,7 +176,7 @@ def runs_locally(images: dict[str, Any], work_dir: Path, scratch: Path) -> Behav
             tmp.mkdir(parents=True)
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
             # the suite's short timed sections (tests/conftest.py), as a cluster's pods would get them in their env
-            env.update({k: os.environ[k] for k in ("KBENCH_CEILING_SECONDS", "KBENCH_QUIET_FOR_S") if k in os.environ})
+            env.update({k: os.environ[k] for k in TIMING_KNOBS if k in os.environ})
             env.update({k: v.replace("/tmp", str(tmp), 1) if v.startswith("/tmp") else v for k, v in run.env.items()})
             env.update(runtime.env)
             env["PYTHONPATH"] = str(code_dir)

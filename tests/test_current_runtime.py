@@ -27,7 +27,7 @@ from harness.errors import ConfigError
 from harness.executors.base import ExecutorContext
 from harness.executors.local import LocalExecutor
 from harness.profiles import Profile
-from tests.conftest import REPO, work_dir, write_image_folder
+from tests.conftest import REPO, TIMING_KNOBS, work_dir, write_image_folder
 
 TINY = Profile(name="tiny", description="current-runtime tests", n_train=24, n_val=6, n_test=12, epochs=2,
                batch_size=8, learning_rate=1e-3, predict_batch_size=4, job_timeout_s=600, seed=5, speed_steps=4,
@@ -93,7 +93,7 @@ def test_runtime_current_runs_the_jobs_in_the_interpreter_that_runs_pytest(tmp_p
                "--work-dir", str(work_dir()), "--baselines", "", "--run-id", "current", "--threads", "1"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(REPO),
-                               **{k: os.environ[k] for k in ("KBENCH_CEILING_SECONDS", "KBENCH_QUIET_FOR_S")
+                               **{k: os.environ[k] for k in TIMING_KNOBS
                                   if k in os.environ}})  # the suite's short timed sections (conftest)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]

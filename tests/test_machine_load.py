@@ -263,7 +263,18 @@ def test_a_job_says_once_its_wait_is_spent_and_still_times_each_section():
         "anyway, marked contended if it still is; this job's --quiet-wait of 30 s is spent"]
 
 
-def test_each_job_has_one_budget_made_from_its_run_json():
+def test_each_job_has_one_budget_made_from_its_run_json(monkeypatch):
+    monkeypatch.delenv("KBENCH_QUIET_WAIT_S", raising=False)
     job = SimpleNamespace(settings={"timing": {"quiet_wait_s": 7}})
     assert machine_load.waits_of(job) is machine_load.waits_of(job)
     assert machine_load.waits_of(job).limit_s == 7
+
+
+def test_the_suite_can_lower_the_wait_for_quiet_but_never_raise_it(monkeypatch):
+    monkeypatch.setenv("KBENCH_QUIET_WAIT_S", "2")
+    assert machine_load.quiet_wait_s({"timing": {"quiet_wait_s": 30}}) == 2
+    assert machine_load.quiet_wait_s({"timing": {"quiet_wait_s": 1}}) == 1
+    monkeypatch.setenv("KBENCH_QUIET_WAIT_S", "later")
+    assert machine_load.quiet_wait_s({"timing": {"quiet_wait_s": 30}}) == 30
+    monkeypatch.delenv("KBENCH_QUIET_WAIT_S")
+    assert machine_load.quiet_wait_s({}) == machine_load.DEFAULT_QUIET_WAIT_S

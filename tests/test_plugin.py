@@ -134,6 +134,19 @@ def test_the_benchmark_json_holds_the_jobs_own_wall_time_and_figures(pytester):
     assert saved["test_blocks"]["stats"]["rounds"] == 3
 
 
+def test_benchmark_disable_runs_the_cases_and_records_no_rounds(pytester):
+    """``--benchmark-disable`` (or pytest-benchmark turning itself off) leaves the fixture without stats:
+    the cases still run and pass, with nothing handed to pytest-benchmark."""
+    pytester.makepyfile(test_timing="""
+        from harness.pytest_plugin import record_rounds
+
+        def test_job(benchmark):
+            record_rounds(benchmark, [12.5])
+    """)
+    result = run(pytester, "--benchmark-disable")
+    result.assert_outcomes(passed=1)
+
+
 def test_a_pytest_benchmark_without_the_clock_it_needs_fails_loudly():
     """``record_rounds`` relies on a private attribute of the pinned pytest-benchmark; another version
     that lacks it (or records other durations) is an error that names the fix, never wrong times."""
