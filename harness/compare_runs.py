@@ -195,7 +195,7 @@ def compare(first: RunAnalysis, second: RunAnalysis) -> list[Row]:
         a, b = _member_sides(first, name), _member_sides(second, name)
         for key, label, kind, higher in MEMBER_FIGURES:
             before, after = a.get(key, Side(None)), b.get(key, Side(None))
-            if before.value is None and after.value is None:
+            if before.value is None and after.value is None and not (before.missing or after.missing):
                 continue
             rows.append(Row(name, label, before, after, describe_change(before, after, kind, higher)))
     ensembles = (

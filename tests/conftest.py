@@ -33,7 +33,13 @@ TIMING_KNOBS = ("KBENCH_CEILING_SECONDS", "KBENCH_QUIET_FOR_S", "KBENCH_QUIET_WA
 
 FAST_TIER_LIMIT_S = 10.0
 """A test not marked ``slow`` that takes longer fails: the fast tier (``./dev test``) is the inner loop.
-Not while ``KBENCH_FUZZ_EXAMPLES`` asks the fuzz tests for more examples than CI runs (a deliberate long run)."""
+Only where the fast tier runs by itself (``-m "not slow"``): beside the slow tier's real sessions (``./dev test
+--all``) a test's wall time says how busy the machine was. Not while ``KBENCH_FUZZ_EXAMPLES`` asks the fuzz
+tests for more examples than CI runs (a deliberate long run)."""
+
+
+def _fast_tier_alone(config: pytest.Config) -> bool:
+    return "not slow" in (config.getoption("markexpr", "") or "") and "KBENCH_FUZZ_EXAMPLES" not in os.environ
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -41,7 +47,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.passed and item.get_closest_marker("slow") is None \
-            and call.duration > FAST_TIER_LIMIT_S and "KBENCH_FUZZ_EXAMPLES" not in os.environ:
+            and call.duration > FAST_TIER_LIMIT_S and _fast_tier_alone(item.config):
         report.outcome = "failed"
         report.longrepr = (f"{item.nodeid} is in the fast tier but took {call.duration:.1f} s, over "
                            f"{FAST_TIER_LIMIT_S:g} s: make it faster or mark it slow (@pytest.mark.slow)")
@@ -53,6 +59,13 @@ def _sessions_of_their_own(monkeypatch):
     ./dev test's pytest-xdist: pytest-benchmark turns itself off when it sees xdist's worker variable."""
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with slow tests first, in their own order: ``./dev test --all`` hands whole files to two
+    workers in collection order, so the long real sessions start early and the fast files fill in after."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 def pytest_configure(config: pytest.Config) -> None:

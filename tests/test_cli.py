@@ -275,8 +275,8 @@ def test_compare_shows_serving_with_intervals_and_never_judges_a_contended_or_wr
     server = rows[("tensorflow", "Server peak queries/s (bracket), alone")]
     assert server.before.value is not None and server.before.interval[0] == server.before.value
     notes = compare_runs.shared_notes(a, b)
-    assert notes == ["run B (b1): The machine was shared while jax was served: other processes used up to 0.70 of "
-                     "a core; those serving figures are marked contended and not ranked"]
+    assert notes == [("run B (b1): The machine was shared while jax was served: other processes used up to 0.70 of "
+                     "a core; those serving figures are marked contended and not ranked")]
 
 
 def test_compare_lists_a_backend_that_only_one_run_has(tmp_path):

@@ -257,10 +257,10 @@ def test_a_job_says_once_its_wait_is_spent_and_still_times_each_section():
     machine_load.quiet_before(job, "training steps")
     machine_load.quiet_before(job, "inference batches")
     assert said == [
-        "the machine stayed busy for 33 s (other processes used 1.00 of a core); timing the training steps anyway, "
-        "marked contended if it still is; this job's --quiet-wait of 30 s is spent",
-        "the machine stayed busy for 3 s (other processes used 1.00 of a core); timing the inference batches "
-        "anyway, marked contended if it still is; this job's --quiet-wait of 30 s is spent"]
+        ("the machine stayed busy for 33 s (other processes used 1.00 of a core); timing the training steps anyway, "
+        "marked contended if it still is; this job's --quiet-wait of 30 s is spent"),
+        ("the machine stayed busy for 3 s (other processes used 1.00 of a core); timing the inference batches "
+        "anyway, marked contended if it still is; this job's --quiet-wait of 30 s is spent")]
 
 
 def test_each_job_has_one_budget_made_from_its_run_json(monkeypatch):

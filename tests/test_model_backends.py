@@ -1,8 +1,9 @@
-"""Model files written here (two layers; a strided depthwise one), trained on every backend this machine can run.
+"""A model file that the Keras lines build differently (a strided depthwise convolution, batch norm,
+dropout), trained on every backend this machine can run.
 
-The model is the parameter, as the backend is: the same real session as
-``test_workload_backends.py`` (real runtimes, real subprocesses, tiny data),
-but with ``--model`` naming a file of this test's own. Each backend must train
+The same real session as ``test_workload_backends.py`` (real runtimes, real
+subprocesses, tiny data, a model file of the test's own, which there has two
+layers), with the phases that compare the backends. Each backend must train
 it, predict with it and compute the same function of the same weights, and
 every result must say which model (and which file) it came from.
 """
@@ -25,17 +26,6 @@ from tests.test_workload_backends import make_config
 
 pytestmark = pytest.mark.slow
 
-TWO_LAYERS = '''
-"""Two layers: a 3x3 convolution of 4 filters, then a softmax over the classes."""
-
-
-def build(keras, input_shape, n_classes):
-    inputs = keras.layers.Input(shape=tuple(input_shape))
-    x = keras.layers.Conv2D(4, (3, 3), activation="relu")(inputs)
-    x = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
-    return keras.models.Model(inputs, outputs)
-'''
 DEPTHWISE = '''
 """What the Keras lines build differently unless told: a strided depthwise convolution, batch norm, dropout."""
 
@@ -52,20 +42,19 @@ def build(keras, input_shape, n_classes):
     x = layers.GlobalAveragePooling2D()(x)
     return keras.models.Model(inputs, layers.Dense(n_classes, activation="softmax")(x))
 '''
-MODELS = {"two_layers.py": TWO_LAYERS, "depthwise_bn.py": DEPTHWISE}
-PHASES = {"two_layers.py": None, "depthwise_bn.py": ("train", "predict", "fidelity")}
-"""The two-layer file runs every phase; the depthwise one, there for what the Keras lines build differently,
-runs the phases that compare them (its speed and serve jobs would run the same code as the two-layer file's)."""
+PHASES = ("train", "predict", "fidelity")
+"""The phases that compare what the Keras lines build (its speed and serve jobs would run the same code as
+the two-layer file's, which ``test_workload_backends.py`` runs through every phase)."""
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS, reverse=True))
-def finished(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("model")
     data = write_image_folder(root / "data")
-    (root / request.param).write_text(MODELS[request.param])
-    spec = model_files.resolve(str(root / request.param), root)
+    (root / "depthwise_bn.py").write_text(DEPTHWISE)
+    spec = model_files.resolve(str(root / "depthwise_bn.py"), root)
     config = make_config(root / "shared", data, run_id=spec.name)
-    config = type(config)(**{**config.__dict__, "model": spec, "phases": PHASES[request.param]})
+    config = type(config)(**{**config.__dict__, "model": spec, "phases": PHASES})
     session = BenchmarkRun(config, say=lambda line: None)
     session.start()
     try:
@@ -89,7 +78,7 @@ def read(session, backend, phase):
 
 def test_the_model_file_trains_predicts_and_is_checked_on_every_backend(finished, backend):
     session, _, spec = finished
-    assert set(session.phases) == set(layout.PHASES if spec.name == "two-layers" else PHASES["depthwise_bn.py"])
+    assert set(session.phases) == set(PHASES)
     for phase in session.phases:
         result = session.result(backend, phase)
         assert result.state is JobState.SUCCEEDED, f"{backend}/{phase}: {result.reason}\n{result.log_tail}"
@@ -99,18 +88,6 @@ def test_the_model_file_trains_predicts_and_is_checked_on_every_backend(finished
     probs = np.load(session.store.backend_dir(backend) / layout.probs_name("test"))
     assert probs.shape == (12, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
-
-
-def test_flops_are_counted_on_the_model_itself(finished, backend):
-    """Conv 3x3x3->4 on 32x32 'valid' (30x30 out) with bias and ReLU, then Dense 3600->3 with bias and softmax."""
-    session, _, spec = finished
-    if spec.name != "two-layers":
-        pytest.skip("counted by hand for the two-layer model")
-    train = read(session, backend, "train")
-    conv = 2 * 30 * 30 * 9 * 3 * 4 + 30 * 30 * 4 + 30 * 30 * 4  # multiply-adds, bias, its ReLU
-    dense = 2 * 3600 * 3 + 3 + 3
-    assert train["flops"]["forward"] == conv + dense
-    assert train["model"]["parameters"] == (9 * 3 * 4 + 4) + (3600 * 3 + 3)
 
 
 def test_the_run_names_the_model_and_keeps_its_file(finished):

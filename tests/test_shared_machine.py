@@ -139,8 +139,8 @@ def test_the_summary_says_when_serving_alone_shared_the_machine(tmp_path):
 
 
 def test_a_reading_contended_by_steal_alone_is_said_as_steal_not_as_others_load():
-    steal = {"contended": True, "others_cores": 0.0, "reasons": ["the hypervisor stole 17% of the cores' time "
-                                                                 "(limit 5%)"]}
+    steal = {"contended": True, "others_cores": 0.0, "reasons": [("the hypervisor stole 17% of the cores' time "
+                                                                 "(limit 5%)")]}
     assert speed.machine_shared_line({"torch": [steal], "jax": []}, "timed") == (
         "The machine was shared while torch was timed: the hypervisor stole 17% of the cores' time; those "
         "figures are marked contended and not ranked")

@@ -2,9 +2,11 @@
 
 One session trains, predicts, checks the fidelity of, times and serves every
 available backend on a 3-class image folder (36 training images), through the
-real local executor and runtimes;
-the tests below check what it wrote. A backend that cannot run here is
-skipped with its reason.
+real local executor and runtimes, with a model file of this test's own (two
+layers, ``--model FILE``: the seed's CNN runs on every backend in CI's smoke
+benchmark); the tests below check what it wrote. A backend that cannot run
+here is skipped with its reason. ``test_model_backends.py`` runs a second
+model file, one that the Keras lines build differently.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import numpy as np
 import pytest
 
+from harness import models as model_files
 from harness import options
 from harness.backends import BACKENDS
 from harness.config import RunConfig
@@ -32,11 +35,29 @@ TINY = Profile(name="tiny", description="tests", n_train=24, n_val=6, n_test=12,
                serve_max_batch=8, serve_rate_trials=3)
 
 
-def make_config(shared, data, run_id="tiny") -> RunConfig:
+TWO_LAYERS = '''
+"""Two layers: a 3x3 convolution of 4 filters, then a softmax over the classes."""
+
+
+def build(keras, input_shape, n_classes):
+    inputs = keras.layers.Input(shape=tuple(input_shape))
+    x = keras.layers.Conv2D(4, (3, 3), activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
+    return keras.models.Model(inputs, outputs)
+'''
+
+
+def make_config(shared, data, run_id="tiny", model=None) -> RunConfig:
     config = options.build_run(shared, backend="all", dataset=str(data), shared_dir=shared, run_id=run_id,
                                work_dir=work_dir(), reports_dir=shared / "reports", parallel=2, threads=1,
                                baselines=None)
-    return dataclasses.replace(config, profile=TINY)
+    return dataclasses.replace(config, profile=TINY, **({"model": model} if model is not None else {}))
+
+
+def two_layer_model(root):
+    (root / "two_layers.py").write_text(TWO_LAYERS)
+    return model_files.resolve(str(root / "two_layers.py"), root)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +68,7 @@ def finished(tmp_path_factory):
     request_finalizer = monkeypatch.undo
     root = tmp_path_factory.mktemp("backends")
     data = write_image_folder(root / "data")
-    session = BenchmarkRun(make_config(root / "shared", data), say=lambda line: None)
+    session = BenchmarkRun(make_config(root / "shared", data, model=two_layer_model(root)), say=lambda line: None)
     session.start()
     try:
         analysis = session.finish()
@@ -131,7 +152,7 @@ def test_the_ensemble_covers_every_backend_that_ran(finished):
 
 def test_a_second_session_of_the_same_run_reuses_every_finished_job(finished):
     _, _, root, data = finished
-    again = BenchmarkRun(make_config(root / "shared", data), say=lambda line: None)
+    again = BenchmarkRun(make_config(root / "shared", data, model=two_layer_model(root)), say=lambda line: None)
     again.start()
     try:
         again.finish()
@@ -261,3 +282,18 @@ def test_the_serve_job_runs_each_scenario_on_the_trained_weights_and_its_answers
     assert max(r["max_abs_dp"] for r in row["audit"]["runs"].values()) <= 1e-4
     assert row["single_stream"]["validity"]["valid"] is False, "0.3 s is far below LoadGen's 10 s"
     assert row["first_query"]["single_stream_ms"] > 0
+
+
+def test_every_result_names_the_model_file_and_counts_its_flops(finished, backend):
+    """Conv 3x3x3->4 on 32x32 'valid' (30x30 out) with bias and ReLU, then Dense 3600->3 with bias and softmax."""
+    session, analysis, root, _ = finished
+    spec = two_layer_model(root)
+    for phase in ("train", "predict"):
+        assert read(session, backend, f"{phase}.json")["model"]["sha256"] == spec.sha256
+    train = read(session, backend, "train.json")
+    assert train["model"]["name"] == spec.name == "two-layers"
+    conv = 2 * 30 * 30 * 9 * 3 * 4 + 30 * 30 * 4 + 30 * 30 * 4  # multiply-adds, bias, its ReLU
+    dense = 2 * 3600 * 3 + 3 + 3
+    assert train["flops"]["forward"] == conv + dense
+    assert train["model"]["parameters"] == (9 * 3 * 4 + 4) + (3600 * 3 + 3)
+    assert analysis.model_name == "two-layers"
