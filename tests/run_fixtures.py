@@ -69,6 +69,8 @@ class RunSpec:
     step_ms: dict[str, float] = field(default_factory=dict)
     """backend -> median step time of its speed job in ms (default: 40 + 15 per backend's place)."""
     ceiling_gflops: float = 150.0
+    ceiling_contended: bool = False
+    """Whether the speed jobs measured their ceiling kernels while other processes used the machine."""
     outside_load: dict[str, float] = field(default_factory=dict)
     """backend -> cores other processes used while its speed job timed (its speed.json's load readings)."""
     slow_segments: dict[str, int] = field(default_factory=dict)
@@ -255,8 +257,10 @@ def _write_speed(folder: RunStore, spec: RunSpec, backend: str, i: int) -> None:
               "predict": {"batch_s": [float(b) for b in batches], "images_per_batch": 100},
               "flops": {"forward": 40_000_000, "train": 118_000_000},
               "ceiling": {"machine": machine, "threads": 1,
-                          "kernels": {"numpy": {"gflops": spec.ceiling_gflops * 0.8, "what": "numpy"},
-                                      backend: {"gflops": spec.ceiling_gflops - i, "what": backend}},
+                          "kernels": {"numpy": {"gflops": spec.ceiling_gflops * 0.8, "what": "numpy",
+                                                "contended": spec.ceiling_contended},
+                                      backend: {"gflops": spec.ceiling_gflops - i, "what": backend,
+                                                "contended": spec.ceiling_contended}},
                           "theoretical_peak": {"gflops": 64.0, "how": "1 core x 2.00 GHz x 32"}}}
     result["files"] = {}
     layout.atomic_write_json(str(folder.file(backend, layout.result_name("speed"))), result)

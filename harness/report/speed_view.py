@@ -54,6 +54,8 @@ def speed_view(analysis: RunAnalysis) -> dict[str, Any]:
             load = (row.get("load") or {}).get(part) or {}
             if load.get("contended"):
                 view["notes"].append((name, f"{label} timed on a shared machine: {'; '.join(load.get('reasons') or [])}"))
+        if name in (section.get("low_ceiling") or {}):
+            view["notes"].append((name, section["low_ceiling"][name]))
         if (row.get("modes") or {}).get("text"):
             view["notes"].append((name, f"training speed in {row['modes']['text']}"))
     ranking = section.get("ranking") or {}
