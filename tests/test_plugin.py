@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, work_dir
+from harness.profiles import Profile
+from tests.conftest import REPO, work_dir, write_image_folder
 
 pytest_plugins = ["pytester"]
 
@@ -203,19 +204,25 @@ def test_a_smoke_run_trains_predicts_and_a_second_session_reuses_it(pytester, tm
     assert Path(tmp_path / "shared" / "runs" / "e2e" / "tensorflow" / "weights.npz").exists()
 
 
+TINY = Profile(name="tiny", description="reuse", n_train=24, n_val=6, n_test=12, epochs=2, batch_size=8,
+               learning_rate=1e-3, predict_batch_size=4, job_timeout_s=600, seed=5)
+"""A tiny profile (training and prediction only): the resumed run is about which jobs are reused."""
+
+
 @pytest.mark.slow
 def test_a_resumed_run_reruns_jobs_whose_outputs_were_damaged_and_those_asked_for(pytester, tmp_path):
-    """Real TensorFlow jobs; before: overwritten weights were reused and predict failed on every rerun.
+    """Real TensorFlow jobs on a tiny image folder; before: overwritten weights were reused and predict
+    failed on every rerun.
 
     ``--record-baseline`` into a scratch folder: this test is about reuse, not about accuracy.
     """
-    if not SHARED_DATA.exists():
-        pytest.skip(f"{SHARED_DATA} is not on this machine")
     pytester.makepyfile(test_backends=(REPO / "benchmarks" / "test_backends.py").read_text())
-    args = ["--backend", "tensorflow", "--profile", "smoke", "--dataset", str(SHARED_DATA),
+    profile = tmp_path / "tiny.json"
+    profile.write_text(json.dumps(TINY.to_json()))
+    args = ["--backend", "tensorflow", "--profile", str(profile), "--dataset",
+            str(write_image_folder(tmp_path / "data")), "--threads", "1",
             "--shared-dir", str(tmp_path / "shared"), "--work-dir", str(work_dir()), "--run-id", "resume",
-            "--baselines", str(tmp_path / "baselines"), "--record-baseline",
-            "-k", "not test_speed and not test_serve"]  # reuse of train and predict is under test
+            "--baselines", str(tmp_path / "baselines"), "--record-baseline"]
     run(pytester, *args).assert_outcomes(passed=3, skipped=1)  # one backend: no fidelity matrix
     folder = tmp_path / "shared" / "runs" / "resume" / "tensorflow"
     assert json.loads((folder / "train.json").read_text())["files"]["weights.npz"]["sha256"]
