@@ -10,12 +10,12 @@ import json
 import pytest
 
 from harness import options
+from harness.profiles import Profile
 from harness.report import repeats_view
 from harness.run_end import finish_repeats
 from harness.scoring.intervals import mean_ci
 from harness.scoring.record import EnsembleFigures, MemberFigures, Metrics, RunAnalysis
 from harness.scoring.repeats import ENSEMBLE, summarise_repeats
-from harness.profiles import Profile
 from tests.conftest import REPO, write_image_folder
 
 pytest_plugins = ["pytester"]
