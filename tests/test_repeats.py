@@ -1,7 +1,7 @@
 """Repeats (``--repeats N``): means with 95% intervals over runs, and "tied" unless the intervals separate.
 
 The summary is pure and tested on analyses built here; one end-to-end case
-(marked slow) runs two real repeats of TensorFlow on the smoke profile.
+(marked slow) runs two real repeats of TensorFlow on a tiny profile and image folder.
 """
 from __future__ import annotations
 
