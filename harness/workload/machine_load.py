@@ -45,6 +45,8 @@ QUIET_FOR_S = 3.0
 """Outside load must stay under the limit this long before a timed section starts;
 ``KBENCH_QUIET_FOR_S`` shortens it where only the plumbing matters (the test suite sets it)."""
 SAMPLE_S = 0.5
+MIN_SAMPLE_S = 0.05
+"""The shortest wait for quiet: one sample this long (the test suite's, via ``KBENCH_QUIET_FOR_S``)."""
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")
 """/proc/stat columns that count as a CPU being busy (guest time is inside user)."""
 STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
@@ -244,20 +246,24 @@ class LoadMeter(object):
 
 def quiet_for_s_setting():
     """How long the machine must stay quiet before a timed section: ``QUIET_FOR_S``, or
-    ``KBENCH_QUIET_FOR_S`` when set (at least one sample)."""
+    ``KBENCH_QUIET_FOR_S`` when set (at least one short sample)."""
     try:
-        return max(SAMPLE_S, float(os.environ.get("KBENCH_QUIET_FOR_S", QUIET_FOR_S)))
+        return max(MIN_SAMPLE_S, float(os.environ.get("KBENCH_QUIET_FOR_S", QUIET_FOR_S)))
     except ValueError:
         return QUIET_FOR_S
 
 
-def wait_for_quiet(limit_s, quiet_for_s=None, sample_s=SAMPLE_S, sleep=time.sleep):
+def wait_for_quiet(limit_s, quiet_for_s=None, sample_s=None, sleep=time.sleep):
     """Wait until outside load has stayed under the limit for ``quiet_for_s``, at most ``limit_s`` seconds.
+
+    Samples last ``SAMPLE_S``, or ``quiet_for_s`` when that is shorter (the test suite's short waits).
 
     Returns ``{"waited_s", "quiet": bool, "last": reading}``: quiet False when the limit came first (the
     section is then timed anyway, and its own reading says whether it was contended).
     """
     quiet_for_s = quiet_for_s_setting() if quiet_for_s is None else quiet_for_s
+    if sample_s is None:
+        sample_s = max(MIN_SAMPLE_S, min(SAMPLE_S, quiet_for_s))
     started = time.monotonic()
     quiet_since = None
     last = None
